@@ -1,0 +1,178 @@
+"""The `appliance` command line: run the supervisor, read and change the configuration, and
+test a DICOM peer.
+
+Exit status: 0 success, 1 the operation failed (e.g. a peer did not answer), 2 bad usage or a
+refused configuration. Errors are one line each on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from appliance import __version__, logsetup
+from appliance.config import editor, loader
+from appliance.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --config is accepted before or after the subcommand; SUPPRESS keeps a value given
+    # before the subcommand from being overwritten by the subparser's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="configuration file (default: $APPLIANCE_CONFIG, then "
+                             "/data/config/appliance.toml, then var/config/appliance.toml, "
+                             "then built-in defaults)")
+
+    parser = argparse.ArgumentParser(
+        prog="appliance", parents=[common],
+        description="DICOM Edge Appliance: run the services, manage the configuration, "
+                    "test peers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("run", parents=[common], help="start the appliance (the supervisor)")
+
+    config = commands.add_parser("config", parents=[common], help="show, check or change the "
+                                 "configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION",
+                                            required=True)
+    config_commands.add_parser("show", parents=[common],
+                               help="print the effective configuration (secrets masked)")
+    check = config_commands.add_parser("check", parents=[common],
+                                       help="validate a configuration file")
+    check.add_argument("file", nargs="?", metavar="FILE",
+                       help="file to check (default: the configuration in use)")
+    set_ = config_commands.add_parser("set", parents=[common],
+                                      help="change one value, validated and written atomically")
+    set_.add_argument("key", metavar="KEY", help="e.g. dicom.ae_title or peers[0].port")
+    set_.add_argument("value", metavar="VALUE")
+
+    echo = commands.add_parser(
+        "echo", parents=[common], help="send a C-ECHO to a configured peer or to HOST PORT",
+        description="Send a C-ECHO. Give the NAME of a configured peer, or HOST PORT.")
+    echo.add_argument("target", nargs="+", metavar="NAME | HOST PORT")
+    echo.add_argument("--aet", help="called AE title for HOST PORT (default: ANY-SCP)")
+    echo.add_argument("--calling-aet", help="our AE title in the request (default: "
+                      "[dicom] ae_title)")
+    echo.add_argument("--timeout", type=float, default=10.0,
+                      help="seconds to wait for each step (default: 10)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.config = getattr(args, "config", None)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "config":
+            return {"show": cmd_config_show, "check": cmd_config_check,
+                    "set": cmd_config_set}[args.config_command](args)
+        if args.command == "echo":
+            return cmd_echo(args, parser)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"appliance: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.components import build_components
+    from appliance.events import EventBus
+    from appliance.supervisor import Supervisor
+
+    loaded = loader.load(args.config)
+    logsetup.configure(loaded.config.log.level)
+    log.info("appliance %s starting with configuration from %s", __version__, loaded.source)
+    bus = EventBus()
+    supervisor = Supervisor(loaded.config, build_components(loaded.config, bus),
+                            config_path=loaded.path, bus=bus)
+    supervisor.install_signal_handlers()
+    return supervisor.run()
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    loaded = loader.load(args.config)
+    print(f"# effective configuration, from {loaded.source}")
+    print(editor.render(loaded.config), end="")
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    if args.file:
+        path = Path(args.file)
+        loader.load_file(path)
+    else:
+        loaded = loader.load(args.config)
+        path = loaded.path
+    print(f"{path or 'built-in defaults'}: OK")
+    return EXIT_OK
+
+
+def cmd_config_set(args: argparse.Namespace) -> int:
+    path, _ = loader.locate(args.config)
+    if path is None:
+        path = loader.DEV_CONFIG
+    editor.set_value(path, args.key, args.value)
+    print(f"{path}: {args.key} set; send SIGHUP to a running appliance "
+          "(systemctl reload appliance) to apply it")
+    return EXIT_OK
+
+
+def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from appliance.dicom.verification import echo
+
+    # Our own one-line message says what went wrong: keep pynetdicom's log lines off the
+    # terminal (the echo code still reads them to learn why a connection failed).
+    pynetdicom_log = logging.getLogger("pynetdicom")
+    pynetdicom_log.propagate = False
+    pynetdicom_log.addHandler(logging.NullHandler())
+    config = loader.load(args.config).config
+    calling = args.calling_aet or config.dicom.ae_title
+    if len(args.target) == 1:
+        peer = config.peer(args.target[0])
+        if peer is None:
+            known = ", ".join(p.name for p in config.peers) or "none configured"
+            print(f"appliance: echo: no peer named {args.target[0]!r} (known: {known}); "
+                  "or give HOST PORT", file=sys.stderr)
+            return EXIT_USAGE
+        host, port, called, label = peer.host, peer.port, peer.ae_title, peer.name
+    elif len(args.target) == 2:
+        host, port_text = args.target
+        try:
+            port = int(port_text)
+            if not 1 <= port <= 65535:
+                raise ValueError
+        except ValueError:
+            print(f"appliance: echo: port must be a number from 1 to 65535, got {port_text!r}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        called, label = args.aet or "ANY-SCP", None
+    else:
+        parser.error("echo takes NAME or HOST PORT")
+    for title, what in ((called, "--aet"), (calling, "--calling-aet")):
+        try:
+            from appliance.config.schema import check_ae_title
+            check_ae_title(title)
+        except ValueError as exc:
+            print(f"appliance: echo: {what}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.timeout <= 0:
+        print("appliance: echo: --timeout must be more than 0", file=sys.stderr)
+        return EXIT_USAGE
+    result = echo(host, port, called, calling, timeout=args.timeout)
+    text = str(result) if label is None else str(result).replace("C-ECHO ", f"C-ECHO {label} ", 1)
+    print(text, file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED

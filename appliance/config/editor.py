@@ -1,0 +1,205 @@
+"""Change one configuration value in `appliance.toml`, validated, written atomically, with the
+comments and order of the rest of the file kept (tomlkit edits the document in place).
+
+This is the one write path for configuration: `appliance config set`, the web page and the
+front panel all go through `set_value`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import tomli_w
+import tomlkit
+from pydantic import BaseModel
+
+from appliance.atomic_file import write_atomically
+from appliance.config.loader import parse_text
+from appliance.config.schema import ApplianceConfig
+from appliance.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?")
+
+
+def parse_key(key: str) -> list[str | int]:
+    """'dicom.port' -> ['dicom', 'port'];
+    'peers[0].host' and 'peers.0.host' -> ['peers', 0, 'host']."""
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        if piece.isdigit():
+            parts.append(int(piece))
+            continue
+        match = _PART.fullmatch(piece)
+        if not match:
+            raise ValueError(f"{key!r} is not a configuration key (use SECTION.KEY)")
+        parts.append(match.group(1))
+        if match.group(2) is not None:
+            parts.append(int(match.group(2)))
+    return parts
+
+
+def field_annotation(parts: list[str | int]) -> Any:
+    """The schema type at `parts`; raises ValueError naming the first unknown part."""
+    model: type[BaseModel] = ApplianceConfig
+    annotation: Any = ApplianceConfig
+    walked: list[str | int] = []
+    for part in parts:
+        if isinstance(part, int):
+            inner = _list_item(annotation)
+            if inner is None:
+                raise ValueError(f"{_show(walked)} is not a list")
+            annotation = inner
+        else:
+            model = _as_model(annotation)
+            if model is None:
+                raise ValueError(f"{_show(walked)} has no keys")
+            field = model.model_fields.get(part)
+            if field is None:
+                known = ", ".join(model.model_fields)
+                where = _show(walked) or "the top level"
+                raise ValueError(f"unknown key {part!r} in {where} (known: {known})")
+            annotation = field.annotation
+        walked.append(part)
+    return annotation
+
+
+def coerce(annotation: Any, raw: str) -> Any:
+    """Turn a command-line string into the TOML value the field expects."""
+    base = _strip(annotation)
+    origin = get_origin(base)
+    if base is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if base is int:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+    if base is float:
+        try:
+            return float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+    if base is str or origin is Literal:
+        return raw
+    if origin is list:
+        if raw.lstrip().startswith("["):
+            return _toml_value(raw)
+        inner = get_args(base)[0]
+        if _as_model(inner) is not None:
+            raise ValueError("expected a TOML array of tables, e.g. [{name = \"PACS\", ...}]")
+        return [coerce(inner, item.strip()) for item in raw.split(",") if item.strip()]
+    if _as_model(base) is not None:
+        return _toml_value(raw)
+    raise ValueError(f"cannot set a value of type {base!r} from the command line")
+
+
+def set_value(path: Path, key: str, raw: str) -> ApplianceConfig:
+    """Set `key` to `raw` in the file at `path` (created if missing) and return the new config.
+
+    Nothing is written unless the whole resulting file validates.
+    """
+    origin = str(path)
+    try:
+        parts = parse_key(key)
+        value = coerce(field_annotation(parts), raw)
+    except ValueError as exc:
+        raise ConfigError([f"{origin}: {key}: {exc}"]) from None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    # Refuse to edit a file that is already broken: the user must see that problem first.
+    parse_text(text, origin)
+    document = tomlkit.parse(text)
+    try:
+        _assign(document, parts, value)
+    except (ValueError, IndexError) as exc:
+        raise ConfigError([f"{origin}: {key}: {exc}"]) from None
+    new_text = tomlkit.dumps(document)
+    config = parse_text(new_text, origin)
+    write_atomically(path, new_text.encode("utf-8"))
+    log.info("configuration %s: %s set", origin, key)
+    return config
+
+
+def render(config: ApplianceConfig) -> str:
+    """The effective configuration as TOML, secrets masked (pydantic dumps SecretStr masked)."""
+    return tomli_w.dumps(config.model_dump(mode="json"))
+
+
+def _assign(document: Any, parts: list[str | int], value: Any) -> None:
+    node = document
+    for index, part in enumerate(parts[:-1]):
+        following = parts[index + 1]
+        if isinstance(part, int):
+            if part >= len(node):
+                raise IndexError(f"there are only {len(node)} entries")
+            node = node[part]
+        else:
+            if part not in node:
+                if isinstance(following, int):
+                    raise IndexError(f"there are no {part} yet; add them as a whole first")
+                node[part] = tomlkit.table()
+            node = node[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if last >= len(node):
+            raise IndexError(f"there are only {len(node)} entries")
+    node[last] = _to_tomlkit(value)
+
+
+def _to_tomlkit(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        array = tomlkit.aot()
+        for item in value:
+            table = tomlkit.table()
+            table.update(item)
+            array.append(table)
+        return array
+    return value
+
+
+def _toml_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not a TOML value: {exc}") from None
+
+
+def _strip(annotation: Any) -> Any:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _strip(args[0])
+    return annotation
+
+
+def _list_item(annotation: Any) -> Any:
+    base = _strip(annotation)
+    return get_args(base)[0] if get_origin(base) is list else None
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    base = _strip(annotation)
+    return base if isinstance(base, type) and issubclass(base, BaseModel) else None
+
+
+def _show(parts: list[str | int]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text

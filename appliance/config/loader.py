@@ -1,0 +1,191 @@
+"""Find, read and validate `appliance.toml`, turning every problem into one clear line.
+
+Where the configuration comes from, in order: an explicit `--config FILE`; the
+`APPLIANCE_CONFIG` environment variable; `/data/config/appliance.toml` (the box); the
+development data directory's `var/config/appliance.toml`; otherwise the built-in development
+defaults. Every refusal names the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from appliance.config.schema import ApplianceConfig
+from appliance.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "APPLIANCE_CONFIG"
+BOX_CONFIG = Path("/data/config/appliance.toml")
+DEV_CONFIG = Path("var/config/appliance.toml")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration and the file it came from (None: built-in defaults)."""
+
+    config: ApplianceConfig
+    path: Path | None
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "built-in defaults"
+
+
+def locate(explicit: str | os.PathLike[str] | None, env: dict[str, str] | None = None
+           ) -> tuple[Path | None, bool]:
+    """Return (path, explicit): the config file to use, and whether it was named by the user.
+
+    A file named explicitly (option or environment) must exist; the well-known places are
+    used only when they exist.
+    """
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit), True
+    if env.get(ENV_VAR):
+        return Path(env[ENV_VAR]), True
+    for candidate in (BOX_CONFIG, DEV_CONFIG):
+        if candidate.is_file():
+            return candidate, False
+    return None, False
+
+
+def load(explicit: str | os.PathLike[str] | None = None,
+         env: dict[str, str] | None = None) -> LoadedConfig:
+    """Locate and load the configuration; raise ConfigError with one line per problem."""
+    path, _ = locate(explicit, env)
+    if path is None:
+        return LoadedConfig(ApplianceConfig(), None)
+    return LoadedConfig(load_file(path), path)
+
+
+def load_file(path: Path) -> ApplianceConfig:
+    """Read and validate one TOML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a configuration file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) \
+            from None
+    return parse_text(text, str(path))
+
+
+def parse_text(text: str, origin: str) -> ApplianceConfig:
+    """Validate TOML text; `origin` names it in error lines."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{origin}: TOML syntax error: {exc}"]) from None
+    return validate(data, origin)
+
+
+def validate(data: dict[str, Any], origin: str) -> ApplianceConfig:
+    """Validate already-parsed data against the schema."""
+    try:
+        return ApplianceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, origin)) from None
+
+
+def describe_errors(exc: ValidationError, origin: str) -> list[str]:
+    """One line per pydantic error: 'FILE: KEY: REASON'."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        key = dotted_key(loc)
+        lines.append(f"{origin}: {key or '(top level)'}: {reason(err, loc)}")
+    return lines
+
+
+def dotted_key(loc: tuple[Any, ...]) -> str:
+    """('peers', 0, 'port') -> 'peers[0].port'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TOML_TYPE = {
+    str: "a string", int: "an integer", float: "a number", bool: "a boolean (true/false)",
+    list: "an array", dict: "a table",
+}
+
+
+def _toml_type(value: Any) -> str:
+    for pytype, name in _TOML_TYPE.items():
+        if type(value) is pytype:
+            return name
+    return type(value).__name__
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "an array",
+    "model_type": "a table",
+    "dict_type": "a table",
+}
+
+
+def reason(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key" + _suggestion(loc)
+    if kind == "missing":
+        return "required key is missing"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_toml_type(value)} {value!r}"
+    if kind == "literal_error":
+        return f"must be one of {err['ctx']['expected']}, got {value!r}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    if kind in ("int_from_float", "int_parsing"):
+        return f"expected a whole number, got {value!r}"
+    return err["msg"]
+
+
+def _suggestion(loc: tuple[Any, ...]) -> str:
+    """' (did you mean 'x'?)' for a mistyped key, found by walking the schema along loc."""
+    model: type[BaseModel] | None = ApplianceConfig
+    for part in loc[:-1]:
+        if model is None:
+            return ""
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return ""
+        model = _model_of(field.annotation)
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found:
+            return found
+    return None

@@ -1,0 +1,1 @@
+"""DICOM services: one pynetdicom AE on one port, with a small module of handlers per service."""

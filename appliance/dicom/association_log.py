@@ -1,0 +1,142 @@
+"""One log line, and one 'association' event, per DICOM association we accept or refuse.
+
+Each line carries the peer address, both AE titles, the accepted presentation contexts, the
+operations done, the duration and the outcome (released, aborted, or rejected with the
+standard's reason), so a technician can answer "did the modality reach us, and what happened?"
+from the journal alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pynetdicom import evt
+
+from appliance.events import EventBus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AssociationRecord:
+    peer: str
+    started: float = field(default_factory=time.monotonic)
+    calling_aet: str = ""
+    called_aet: str = ""
+    contexts: list[str] = field(default_factory=list)
+    operations: Counter = field(default_factory=Counter)
+    outcome: str = "closed before association"
+
+
+def reject_reason(primitive) -> str:
+    """'called AE title not recognised (permanent, service user)' from an A-ASSOCIATE-RJ."""
+    if primitive is None or getattr(primitive, "result", None) not in (1, 2):
+        return "rejected"
+    text = (f"{primitive.reason_str} ({primitive.result_str}, {primitive.source_str})").lower()
+    return text.replace("ae title", "AE title")
+
+
+def describe_context(cx) -> str:
+    syntax = cx.transfer_syntax[0] if cx.transfer_syntax else None
+    abstract = getattr(cx.abstract_syntax, "name", str(cx.abstract_syntax))
+    return f"{abstract} [{getattr(syntax, 'name', syntax)}]"
+
+
+class AssociationLog:
+    """pynetdicom event handlers that record each association from open to close."""
+
+    def __init__(self, bus: EventBus | None = None):
+        self.bus = bus
+        self._lock = threading.Lock()
+        self._records: dict[int, AssociationRecord] = {}
+
+    def handlers(self) -> list[tuple]:
+        return [
+            (evt.EVT_CONN_OPEN, self._on_open),
+            (evt.EVT_ESTABLISHED, self._on_established),
+            (evt.EVT_REJECTED, self._on_rejected),
+            (evt.EVT_RELEASED, self._on_released),
+            (evt.EVT_ABORTED, self._on_aborted),
+            (evt.EVT_DIMSE_RECV, self._on_dimse),
+            (evt.EVT_CONN_CLOSE, self._on_close),
+        ]
+
+    def _record(self, assoc) -> AssociationRecord | None:
+        with self._lock:
+            return self._records.get(id(assoc))
+
+    def _on_open(self, event: evt.Event) -> None:
+        address = event.address
+        record = AssociationRecord(peer=f"{address[0]}:{address[1]}")
+        with self._lock:
+            self._records[id(event.assoc)] = record
+
+    def _names(self, record: AssociationRecord, assoc) -> None:
+        primitive = assoc.requestor.primitive
+        record.calling_aet = assoc.requestor.ae_title or ""
+        if primitive is not None:
+            record.called_aet = primitive.called_ae_title or ""
+
+    def _on_established(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is None:
+            return
+        self._names(record, event.assoc)
+        record.contexts = [describe_context(cx) for cx in event.assoc.accepted_contexts]
+        record.outcome = "open"
+        log.debug("association from %s (%s -> %s) accepted: %s", record.peer,
+                  record.calling_aet, record.called_aet, ", ".join(record.contexts))
+
+    def _on_rejected(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is None:
+            return
+        self._names(record, event.assoc)
+        record.outcome = "rejected: " + reject_reason(event.assoc.acceptor.primitive)
+
+    def _on_released(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is not None:
+            record.outcome = "released"
+
+    def _on_aborted(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is not None:
+            record.outcome = "aborted"
+
+    def _on_dimse(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is not None:
+            name = type(event.message).__name__.replace("_", "-")
+            if name.endswith("-RQ"):
+                record.operations[name[:-3]] += 1
+
+    def _on_close(self, event: evt.Event) -> None:
+        with self._lock:
+            record = self._records.pop(id(event.assoc), None)
+        if record is None:
+            return
+        if record.outcome == "open":
+            record.outcome = "connection closed"
+        duration = time.monotonic() - record.started
+        ops = ", ".join(f"{n} {op}" for op, n in sorted(record.operations.items())) or "none"
+        level = logging.WARNING if record.outcome.startswith("rejected") else logging.INFO
+        log.log(level,
+                "association from %s calling=%r called=%r contexts=[%s] operations=[%s] "
+                "duration=%.3fs outcome=%s",
+                record.peer, record.calling_aet, record.called_aet, "; ".join(record.contexts),
+                ops, duration, record.outcome)
+        if self.bus is not None:
+            self.bus.publish("association", peer=record.peer, calling_aet=record.calling_aet,
+                             called_aet=record.called_aet, contexts=record.contexts,
+                             operations=dict(record.operations), duration=duration,
+                             outcome=record.outcome)
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._records)

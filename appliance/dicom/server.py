@@ -1,0 +1,169 @@
+"""The DICOM server component: one pynetdicom AE listening on one port for every service.
+
+Services (Verification now; Storage, Print and Worklist later) are small objects that give
+their presentation contexts and event handlers; this module owns the listener, the
+association policy (called AE title, calling-AE allowlist, association limit, timeouts, PDU
+size), TCP_NODELAY on every accepted socket, the association log, graceful stop and live
+reconfiguration. pynetdicom itself sends the A-ASSOCIATE-RJ with the standard's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+import threading
+import time
+from typing import Protocol
+
+from pynetdicom import AE
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import ThreadedAssociationServer
+
+from appliance.component import Component
+from appliance.config.schema import ApplianceConfig, DicomConfig
+from appliance.dicom.association_log import AssociationLog
+from appliance.dicom.sockets import set_nodelay
+from appliance.errors import ComponentFailure
+from appliance.events import EventBus
+
+log = logging.getLogger(__name__)
+
+
+class DicomService(Protocol):
+    """What a DICOM service plugs into the server."""
+
+    name: str
+
+    def contexts(self) -> list[PresentationContext]: ...
+
+    def handlers(self) -> list[tuple]: ...
+
+
+class EdgeAssociationServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with TCP_NODELAY set on each socket as it is accepted."""
+
+    def get_request(self):
+        client, address = super().get_request()
+        set_nodelay(client)
+        return client, address
+
+    def shutdown(self) -> None:
+        # Stop accepting and close the listening socket; associations in flight carry on.
+        # (pynetdicom's own shutdown also expects the AE to have started the server thread.)
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+
+class DicomServer(Component):
+    """The listener. Essential: the box is useless without it."""
+
+    name = "dicom"
+    essential = True
+
+    def __init__(self, config: ApplianceConfig, services: list[DicomService],
+                 bus: EventBus | None = None):
+        self.services = services
+        self.association_log = AssociationLog(bus)
+        self.ae = AE()
+        for service in services:
+            for context in service.contexts():
+                self.ae.add_supported_context(context.abstract_syntax, context.transfer_syntax)
+        self.server: EdgeAssociationServer | None = None
+        self._thread: threading.Thread | None = None
+        self.configure(config)
+
+    # -- configuration ----------------------------------------------------------------------
+
+    def configure(self, config: ApplianceConfig) -> None:
+        self.settings: DicomConfig = config.dicom
+        self._apply_policy()
+
+    def _apply_policy(self) -> None:
+        """Everything pynetdicom reads per association: applies live to new associations."""
+        s = self.settings
+        self.ae.ae_title = s.ae_title
+        self.ae.require_called_aet = s.strict_called_aet
+        self.ae.require_calling_aet = list(s.allowed_calling_aets)
+        self.ae.maximum_associations = s.max_associations
+        self.ae.acse_timeout = s.acse_timeout
+        self.ae.dimse_timeout = s.dimse_timeout
+        self.ae.network_timeout = s.network_timeout
+        self.ae.maximum_pdu_size = s.max_pdu
+        if self.server is not None:
+            self.server.ae_title = s.ae_title
+
+    def reconfigure(self, config: ApplianceConfig) -> None:
+        old = self.settings
+        self.configure(config)
+        new = self.settings
+        if (new.bind, new.port) != (old.bind, old.port):
+            log.info("DICOM listener moving from %s:%d to %s:%d", old.bind, old.port,
+                     new.bind, new.port)
+            previous, previous_thread = self.server, self._thread
+            self.server = self._thread = None
+            self.start()  # bind the new port first: if that fails we raise and get restarted
+            if previous is not None:
+                threading.Thread(target=self._drain, args=(previous, previous_thread, 30.0),
+                                 name="dicom-drain", daemon=True).start()
+        elif new != old:
+            log.info("DICOM policy updated: AE title %s, strict called AE %s, %d allowed callers",
+                     new.ae_title, new.strict_called_aet, len(new.allowed_calling_aets))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        handlers = list(self.association_log.handlers())
+        for service in self.services:
+            handlers.extend(service.handlers())
+        try:
+            server = self.ae.make_server(
+                (s.bind, s.port), ae_title=s.ae_title, evt_handlers=handlers,
+                server_class=EdgeAssociationServer)
+        except OSError as exc:
+            raise ComponentFailure(
+                f"cannot listen on {s.bind}:{s.port}: {exc.strerror or exc}") from exc
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name=f"dicom-listener:{s.port}", daemon=True)
+        thread.start()
+        self.server, self._thread = server, thread
+        log.info("DICOM listener on %s:%d as %s", s.bind, self.port, s.ae_title)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from the configured one only for port 0)."""
+        if self.server is None:
+            return self.settings.port
+        return self.server.server_address[1]
+
+    def check(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            raise ComponentFailure("DICOM listener thread stopped")
+
+    def status(self) -> str:
+        s = self.settings
+        return (f"{s.ae_title}@{s.bind}:{self.port}, "
+                f"{self.association_log.open_count} associations open")
+
+    def stop(self, timeout: float) -> None:
+        server, thread = self.server, self._thread
+        self.server = self._thread = None
+        if server is not None:
+            self._drain(server, thread, timeout)
+
+    def _drain(self, server: EdgeAssociationServer, thread: threading.Thread | None,
+               timeout: float) -> None:
+        """Stop accepting, give open associations `timeout` seconds to finish, then abort them."""
+        server.shutdown()
+        if thread is not None:
+            thread.join(timeout=2.0)
+        deadline = time.monotonic() + timeout
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leftover = server.active_associations
+        for assoc in leftover:
+            log.warning("aborting association from %s (%s) still open after %.0fs",
+                        assoc.requestor.address, assoc.requestor.ae_title, timeout)
+            assoc.abort()
+        for assoc in leftover:
+            assoc.join(timeout=2.0)

@@ -1,0 +1,156 @@
+"""Verification (C-ECHO): the SCP that answers "are you there?", and the SCU behind
+`appliance echo`, the web page's "Test" button and the front panel's peer check.
+
+The SCU turns every way an echo can fail into one sentence a technician can act on:
+connection refused, no answer in time, association rejected (with the standard's reason),
+aborted, or a non-success status.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, evt
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import Verification
+
+from appliance.dicom.association_log import reject_reason
+from appliance.dicom.sockets import SCU_HANDLERS
+
+log = logging.getLogger(__name__)
+
+#: Transfer syntaxes we accept for Verification (no data set travels, so any uncompressed one).
+TRANSFER_SYNTAXES = [
+    ImplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+]
+
+
+class VerificationService:
+    """The Verification SCP: its presentation contexts and its C-ECHO handler."""
+
+    name = "verification"
+
+    def contexts(self) -> list[PresentationContext]:
+        return [build_context(Verification, TRANSFER_SYNTAXES)]
+
+    def handlers(self) -> list[tuple]:
+        return [(evt.EVT_C_ECHO, self.handle_echo)]
+
+    @staticmethod
+    def handle_echo(event: evt.Event) -> int:
+        return 0x0000
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    """What happened when we sent a C-ECHO."""
+
+    ok: bool
+    target: str
+    round_trip_ms: float | None = None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"C-ECHO {self.target}: success, round trip {self.round_trip_ms:.1f} ms"
+        return f"C-ECHO {self.target}: failed: {self.reason}"
+
+
+class _ConnectErrors(logging.Handler):
+    """Catches pynetdicom's 'TCP Initialisation Error' log line, the only place it reports why
+    a connection failed, so the reason can be told to the user."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.by_thread: dict[int, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("TCP Initialisation Error: "):
+            self.by_thread[record.thread] = message.split(": ", 1)[1]
+
+
+_transport_lock = threading.Lock()
+
+
+def echo(host: str, port: int, called_aet: str, calling_aet: str,
+         timeout: float = 10.0) -> EchoResult:
+    """Send one C-ECHO to host:port and report the outcome; never raises for network trouble."""
+    target = f"{called_aet}@{host}:{port}"
+    ae = AE(ae_title=calling_aet)
+    ae.add_requested_context(Verification, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+    ae.connection_timeout = timeout
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    connected = threading.Event()
+    handlers = SCU_HANDLERS + [(evt.EVT_CONN_OPEN, lambda event: connected.set())]
+
+    catcher = _ConnectErrors()
+    transport_log = logging.getLogger("pynetdicom.transport")
+    with _transport_lock:
+        transport_log.addHandler(catcher)
+    started = time.monotonic()
+    try:
+        assoc = ae.associate(host, port, ae_title=called_aet, evt_handlers=handlers)
+    except socket.gaierror:
+        return EchoResult(False, target, reason=f"unknown host name {host!r}")
+    except (OSError, ValueError) as exc:
+        return EchoResult(False, target, reason=f"cannot connect: {exc}")
+    finally:
+        with _transport_lock:
+            transport_log.removeHandler(catcher)
+    elapsed = time.monotonic() - started
+
+    if assoc.is_established:
+        try:
+            sent = time.monotonic()
+            status = assoc.send_c_echo()
+            rtt = (time.monotonic() - sent) * 1000
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        if "Status" not in status:
+            return EchoResult(False, target, reason=f"no C-ECHO response within {timeout:g} s "
+                              "(association aborted or timed out)")
+        if status.Status != 0x0000:
+            return EchoResult(False, target, reason=f"C-ECHO returned status 0x{status.Status:04X}")
+        return EchoResult(True, target, round_trip_ms=rtt)
+    if assoc.is_rejected:
+        return EchoResult(False, target,
+                          reason="association rejected: " + reject_reason(assoc.acceptor.primitive))
+    if not connected.is_set():
+        error = catcher.by_thread.get(assoc.dul.ident) or next(iter(catcher.by_thread.values()), "")
+        return EchoResult(False, target, reason=_connect_reason(error, timeout))
+    if elapsed >= timeout * 0.95:
+        return EchoResult(False, target, reason=f"connected, but no association response within "
+                          f"{timeout:g} s (ACSE timeout)")
+    return EchoResult(False, target, reason="connected, but the peer aborted or closed the "
+                      "connection without answering the association request")
+
+
+def _connect_reason(error: str, timeout: float) -> str:
+    lowered = error.lower()
+    if "refused" in lowered:
+        return "connection refused (nothing listening on that port)"
+    if "timed out" in lowered:
+        return f"no answer to the connection within {timeout:g} s (host down or filtered?)"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+        return "unknown host name"
+    if "unreachable" in lowered:
+        return "network unreachable"
+    return f"cannot connect: {error}" if error else "cannot connect"
+

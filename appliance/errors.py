@@ -1,0 +1,29 @@
+"""The project's exception root and the few exceptions shared across components.
+
+Every exception the appliance raises on purpose derives from `ApplianceError`; where one
+resembles a builtin it inherits from that too, so callers can catch either.
+"""
+
+
+class ApplianceError(Exception):
+    """Root of every exception raised on purpose by the appliance."""
+
+
+class ConfigError(ApplianceError, ValueError):
+    """A configuration file or value was refused.
+
+    `problems` holds one human-readable line per problem, each naming the file, the key
+    and the reason.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ComponentFailure(ApplianceError, RuntimeError):
+    """A component found itself unhealthy; the supervisor will restart it."""
+
+
+class EchoFailure(ApplianceError, ConnectionError):
+    """A C-ECHO to a peer did not succeed; the message says why."""

@@ -1,0 +1,275 @@
+"""The supervisor: starts, watches and restarts the components, and talks to systemd.
+
+One loop in the main thread does everything that is not a component's own work: it checks
+each component a few times a second, restarts a failed one with exponential backoff while the
+others keep running, re-reads the configuration on SIGHUP and applies it live, sends READY=1
+once every essential component is up, STATUS= lines when the picture changes, and WATCHDOG=1
+only while the process is healthy. SIGTERM and SIGINT stop it gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance import logsetup
+from appliance.component import Component
+from appliance.config.loader import load_file
+from appliance.config.schema import ApplianceConfig
+from appliance.errors import ComponentFailure, ConfigError
+from appliance.events import EventBus
+from appliance.sdnotify import SystemdNotifier
+
+log = logging.getLogger(__name__)
+
+STARTING, RUNNING, FAILED, STOPPED = "starting", "running", "failed", "stopped"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Restart delays: `initial`, doubling per consecutive failure, capped at `maximum`.
+    A component that has run for `stable_after` seconds has its failure count reset."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    maximum: float = 30.0
+    stable_after: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.initial * self.factor ** max(failures - 1, 0), self.maximum)
+
+
+@dataclass
+class ComponentSlot:
+    """The supervisor's record of one component."""
+
+    component: Component
+    state: str = STOPPED
+    failures: int = 0
+    last_error: str = ""
+    since: float = 0.0
+    down_since: float | None = None
+    restart_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+
+class Supervisor:
+    """Runs a list of components until asked to stop."""
+
+    def __init__(
+        self,
+        config: ApplianceConfig,
+        components: list[Component],
+        config_path: Path | None = None,
+        notifier: SystemdNotifier | None = None,
+        bus: EventBus | None = None,
+        backoff: Backoff = Backoff(),
+        essential_down_limit: float = 30.0,
+        tick: float = 0.2,
+        stop_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.config_path = config_path
+        self.slots = [ComponentSlot(c) for c in components]
+        self.notifier = notifier or SystemdNotifier()
+        self.bus = bus or EventBus()
+        self.backoff = backoff
+        self.essential_down_limit = essential_down_limit
+        self.tick = tick
+        self.stop_timeout = stop_timeout
+        self.clock = clock
+        self.ready = False
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._reload_requested = False
+        self._last_status = ""
+        self._next_watchdog = 0.0
+
+    # -- requests (safe from signal handlers and other threads) -----------------------------
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; return the process exit status."""
+        log.info("supervisor starting with %d components", len(self.slots))
+        now = self.clock()
+        for slot in self.slots:
+            self._start(slot, now)
+        try:
+            while not self._stop_requested:
+                self.step()
+                self._wake.wait(self.tick)
+                self._wake.clear()
+        finally:
+            self._shutdown()
+        return 0
+
+    def step(self) -> None:
+        """One pass of the loop: reload if asked, supervise, report."""
+        if self._reload_requested:
+            self._reload_requested = False
+            self.reload()
+        now = self.clock()
+        for slot in self.slots:
+            self._supervise(slot, now)
+        self._report(now)
+
+    def _supervise(self, slot: ComponentSlot, now: float) -> None:
+        if slot.state == RUNNING:
+            try:
+                slot.component.check()
+            except Exception as exc:
+                self._fail(slot, exc, now)
+                return
+            if slot.failures and now - slot.since >= self.backoff.stable_after:
+                slot.failures = 0
+        elif slot.state == FAILED and slot.restart_at is not None and now >= slot.restart_at:
+            log.info("restarting %s (attempt %d)", slot.name, slot.failures + 1)
+            self._start(slot, now)
+
+    def _start(self, slot: ComponentSlot, now: float) -> None:
+        self._set_state(slot, STARTING, now)
+        try:
+            slot.component.start()
+        except Exception as exc:
+            self._fail(slot, exc, now)
+            return
+        slot.restart_at = None
+        slot.down_since = None
+        self._set_state(slot, RUNNING, now)
+        log.info("%s running: %s", slot.name, slot.component.status())
+
+    def _fail(self, slot: ComponentSlot, exc: BaseException, now: float) -> None:
+        slot.failures += 1
+        slot.last_error = str(exc) or type(exc).__name__
+        delay = self.backoff.delay(slot.failures)
+        slot.restart_at = now + delay
+        if slot.down_since is None:
+            slot.down_since = now
+        if isinstance(exc, ComponentFailure):
+            log.error("%s failed: %s; restarting in %.1fs", slot.name, slot.last_error, delay)
+        else:
+            log.error("%s failed: %s; restarting in %.1fs", slot.name, slot.last_error, delay,
+                      exc_info=exc)
+        try:
+            slot.component.stop(timeout=min(self.stop_timeout, 5.0))
+        except Exception:
+            log.exception("%s: error while stopping after failure", slot.name)
+        self._set_state(slot, FAILED, now)
+
+    def _set_state(self, slot: ComponentSlot, state: str, now: float) -> None:
+        slot.state = state
+        slot.since = now
+        self.bus.publish("component", name=slot.name, state=state, error=slot.last_error,
+                         failures=slot.failures)
+
+    # -- health and systemd -----------------------------------------------------------------
+
+    def healthy(self, now: float | None = None) -> bool:
+        """False once an essential component has been down longer than the allowed limit."""
+        now = self.clock() if now is None else now
+        for slot in self.slots:
+            if slot.component.essential and slot.state != RUNNING:
+                down = slot.down_since
+                if down is not None and now - down > self.essential_down_limit:
+                    return False
+        return True
+
+    def status_line(self) -> str:
+        parts = []
+        for slot in self.slots:
+            if slot.state == RUNNING:
+                parts.append(f"{slot.name}: {slot.component.status()}")
+            elif slot.state == FAILED:
+                parts.append(f"{slot.name}: failed ({slot.last_error})")
+            else:
+                parts.append(f"{slot.name}: {slot.state}")
+        degraded = any(slot.state != RUNNING for slot in self.slots)
+        return ("degraded; " if degraded else "") + "; ".join(parts)
+
+    def _report(self, now: float) -> None:
+        essentials_up = all(s.state == RUNNING for s in self.slots if s.component.essential)
+        status = self.status_line()
+        if not self.ready and essentials_up:
+            self.ready = True
+            log.info("ready: %s", status)
+            self.notifier.ready(status)
+            self._last_status = status
+        elif status != self._last_status:
+            self.notifier.status(status)
+            self._last_status = status
+        interval = self.notifier.watchdog_interval
+        if interval and now >= self._next_watchdog:
+            if self.healthy(now):
+                self.notifier.watchdog()
+                self._next_watchdog = now + interval
+            else:
+                log.error("unhealthy: an essential component is down; "
+                          "not feeding the watchdog")
+                self._next_watchdog = now + interval
+
+    # -- reload and stop --------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the configuration file and apply it; keep the old one if it is bad."""
+        if self.config_path is None:
+            log.warning("reload requested, but running on built-in defaults: nothing to re-read")
+            return False
+        self.notifier.reloading()
+        try:
+            new = load_file(self.config_path)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("reload refused, keeping the running configuration: %s", line)
+            self.notifier.reloaded(f"reload refused: {exc.problems[0]}; {self.status_line()}")
+            return False
+        self.config = new
+        logsetup.set_level(new.log.level)
+        now = self.clock()
+        for slot in self.slots:
+            if slot.state == RUNNING:
+                try:
+                    slot.component.reconfigure(new)
+                except Exception as exc:
+                    self._fail(slot, exc, now)
+            else:
+                slot.component.configure(new)
+        log.info("configuration reloaded from %s", self.config_path)
+        self.notifier.reloaded(self.status_line())
+        self._last_status = self.status_line()
+        return True
+
+    def _shutdown(self) -> None:
+        log.info("stopping")
+        self.notifier.stopping()
+        now = self.clock()
+        for slot in reversed(self.slots):
+            if slot.state in (RUNNING, STARTING):
+                try:
+                    slot.component.stop(timeout=self.stop_timeout)
+                except Exception:
+                    log.exception("%s: error while stopping", slot.name)
+            self._set_state(slot, STOPPED, now)
+        log.info("stopped")

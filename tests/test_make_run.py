@@ -1,0 +1,52 @@
+"""The README's promise: `make run` brings up an appliance that answers
+`echoscu -aec EDGEBOX 127.0.0.1 11112` on the development defaults."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import REPO, echoscu
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.timeout(300)
+def test_make_run_answers_echoscu_on_the_default_port(tmp_path):
+    if port_in_use(11112):
+        pytest.skip("something already listens on 11112 on this machine")
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("APPLIANCE_CONFIG", "NOTIFY_SOCKET", "MAKEFLAGS", "MAKELEVEL")}
+    log = open(tmp_path / "make-run.log", "wb")
+    proc = subprocess.Popen(["make", "-s", "run"], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        result = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"make run exited early:\n{(tmp_path / 'make-run.log').read_text()}")
+            if port_in_use(11112):
+                result = echoscu(11112, "EDGEBOX")
+                break
+            time.sleep(0.5)
+        assert result is not None, "make run never listened on 11112"
+        assert result.returncode == 0, result.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
