@@ -28,6 +28,7 @@ from appliance.sdnotify import SystemdNotifier
 log = logging.getLogger(__name__)
 
 STARTING, RUNNING, FAILED, STOPPED = "starting", "running", "failed", "stopped"
+STATUS_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Supervisor:
         self._stop_requested = False
         self._reload_requested = False
         self._last_status = ""
+        self._last_status_at = 0.0
+        self._last_states: list[str] = []
         self._next_watchdog = 0.0
 
     # -- requests (safe from signal handlers and other threads) -----------------------------
@@ -218,8 +221,14 @@ class Supervisor:
             self.notifier.ready(status)
             self._last_status = status
         elif status != self._last_status:
-            self.notifier.status(status)
-            self._last_status = status
+            # A change of state goes out at once; a changed detail (free space...) at most
+            # every STATUS_INTERVAL seconds, so a busy box does not flood systemd.
+            states = [s.state for s in self.slots]
+            if states != self._last_states or now - self._last_status_at >= STATUS_INTERVAL:
+                self.notifier.status(status)
+                self._last_status = status
+                self._last_status_at = now
+        self._last_states = [s.state for s in self.slots]
         interval = self.notifier.watchdog_interval
         if interval and now >= self._next_watchdog:
             if self.healthy(now):

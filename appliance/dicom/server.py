@@ -142,8 +142,7 @@ class DicomServer(Component):
 
     def status(self) -> str:
         s = self.settings
-        return (f"{s.ae_title}@{s.bind}:{self.port}, "
-                f"{self.association_log.open_count} associations open")
+        return f"{s.ae_title}@{s.bind}:{self.port}"
 
     def stop(self, timeout: float) -> None:
         server, thread = self.server, self._thread
