@@ -91,14 +91,17 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.components import build_components
     from appliance.events import EventBus
+    from appliance.runtime import Runtime
     from appliance.supervisor import Supervisor
 
     loaded = loader.load(args.config)
     logsetup.configure(loaded.config.log.level)
     log.info("appliance %s starting with configuration from %s", __version__, loaded.source)
     bus = EventBus()
-    supervisor = Supervisor(loaded.config, build_components(loaded.config, bus),
+    runtime = Runtime(bus, loaded.path)
+    supervisor = Supervisor(loaded.config, build_components(loaded.config, bus, runtime),
                             config_path=loaded.path, bus=bus)
+    runtime.supervisor = supervisor
     supervisor.install_signal_handlers()
     return supervisor.run()
 
