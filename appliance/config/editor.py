@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import tomli_w
 import tomlkit
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from appliance.atomic_file import write_atomically
+from appliance.config.introspect import list_item, model_of, strip_annotation
 from appliance.config.loader import parse_text
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ConfigError
@@ -52,12 +52,12 @@ def field_annotation(parts: list[str | int]) -> Any:
     walked: list[str | int] = []
     for part in parts:
         if isinstance(part, int):
-            inner = _list_item(annotation)
+            inner = list_item(annotation)
             if inner is None:
                 raise ValueError(f"{_show(walked)} is not a list")
             annotation = inner
         else:
-            model = _as_model(annotation)
+            model = model_of(annotation)
             if model is None:
                 raise ValueError(f"{_show(walked)} has no keys")
             field = model.model_fields.get(part)
@@ -72,7 +72,7 @@ def field_annotation(parts: list[str | int]) -> Any:
 
 def coerce(annotation: Any, raw: str) -> Any:
     """Turn a command-line string into the TOML value the field expects."""
-    base = _strip(annotation)
+    base = strip_annotation(annotation)
     origin = get_origin(base)
     if base is bool:
         lowered = raw.strip().lower()
@@ -91,16 +91,16 @@ def coerce(annotation: Any, raw: str) -> Any:
             return float(raw.strip())
         except ValueError:
             raise ValueError(f"expected a number, got {raw!r}") from None
-    if base is str or origin is Literal:
+    if base is str or base is SecretStr or origin is Literal:
         return raw
     if origin is list:
         if raw.lstrip().startswith("["):
             return _toml_value(raw)
         inner = get_args(base)[0]
-        if _as_model(inner) is not None:
+        if model_of(inner) is not None:
             raise ValueError("expected a TOML array of tables, e.g. [{name = \"PACS\", ...}]")
         return [coerce(inner, item.strip()) for item in raw.split(",") if item.strip()]
-    if _as_model(base) is not None:
+    if model_of(base) is not None:
         return _toml_value(raw)
     raise ValueError(f"cannot set a value of type {base!r} from the command line")
 
@@ -176,26 +176,6 @@ def _toml_value(raw: str) -> Any:
         return tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"not a TOML value: {exc}") from None
-
-
-def _strip(annotation: Any) -> Any:
-    while get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return _strip(args[0])
-    return annotation
-
-
-def _list_item(annotation: Any) -> Any:
-    base = _strip(annotation)
-    return get_args(base)[0] if get_origin(base) is list else None
-
-
-def _as_model(annotation: Any) -> type[BaseModel] | None:
-    base = _strip(annotation)
-    return base if isinstance(base, type) and issubclass(base, BaseModel) else None
 
 
 def _show(parts: list[str | int]) -> str:

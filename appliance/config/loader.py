@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from appliance.config.introspect import model_of
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ConfigError
 
@@ -174,18 +175,8 @@ def _suggestion(loc: tuple[Any, ...]) -> str:
         field = model.model_fields.get(part)
         if field is None:
             return ""
-        model = _model_of(field.annotation)
+        model = model_of(field.annotation)
     if model is None:
         return ""
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found:
-            return found
-    return None
