@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 # Debian packages the appliance and its tests need (checked with dpkg, installed when missing).
-SYSTEM_PACKAGES := dcmtk libsystemd-dev pkg-config gcc python3-dev python3-venv
+SYSTEM_PACKAGES := dcmtk libsystemd-dev pkg-config gcc python3-dev python3-venv cups cups-client chromium chromium-driver orthanc
 
 .PHONY: all venv system-packages run test bench lint clean
 

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("key", metavar="KEY", help="e.g. dicom.ae_title or peers[0].port")
     set_.add_argument("value", metavar="VALUE")
 
+    from appliance.forward import cli as queue_cli
+    queue_cli.add_parser(commands, common)
+
     echo = commands.add_parser(
         "echo", parents=[common], help="send a C-ECHO to a configured peer or to HOST PORT",
         description="Send a C-ECHO. Give the NAME of a configured peer, or HOST PORT.")
@@ -63,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "[dicom] ae_title)")
     echo.add_argument("--timeout", type=float, default=10.0,
                       help="seconds to wait for each step (default: 10)")
+    from appliance.worklist import cli_commands as worklist_cli
+    worklist_cli.build(commands, common)
+    commands.add_parser("panel", parents=[common], help="use the front panel's menus in this "
+                        "terminal (keys for the buttons)")
+    from appliance.web import passwd as passwd_cli
+    passwd_cli.add_parser(commands, common)
     return parser
 
 
@@ -78,6 +87,18 @@ def main(argv: list[str] | None = None) -> int:
                     "set": cmd_config_set}[args.config_command](args)
         if args.command == "echo":
             return cmd_echo(args, parser)
+        if args.command == "queue":
+            from appliance.forward import cli as queue_cli
+            return queue_cli.run(args)
+        if args.command == "passwd":
+            from appliance.web import passwd as passwd_cli
+            return passwd_cli.run(args, loader.load(args.config).config)
+        if args.command == "panel":
+            from appliance import panel_terminal
+            return panel_terminal.run(args.config)
+        if args.command == "worklist":
+            from appliance.worklist import cli_commands as worklist_cli
+            return worklist_cli.run(args, loader.load(args.config).config)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"appliance: {line}", file=sys.stderr)

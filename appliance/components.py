@@ -9,13 +9,28 @@ from appliance.dicom.server import DicomServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
+from appliance.forward.component import Forwarder
+from appliance.hardware import hardware_components
+from appliance.print.service import PrintService
+from appliance.print.spool import PrintSpool
 from appliance.runtime import Runtime
+from appliance.web.component import WebComponent
+from appliance.web.forward_provider import ForwardQueueProvider
+from appliance.web.providers import Providers
+from appliance.worklist.components import worklist_components
+from appliance.worklist.scp import WorklistService
+from appliance.worklist.web_provider import WorklistWebProvider
 
 
-def dicom_services(storage: StorageService | None = None) -> list:
+def dicom_services(storage: StorageService | None = None,
+                   worklist: WorklistService | None = None,
+                   printing: PrintService | None = None) -> list:
     """The DICOM services served on our one AE, in the order their contexts are listed.
-    `storage` is the running Storage SCP component (a stopped one answers 0xA700)."""
-    return [VerificationService(), storage or StorageService(ApplianceConfig())]
+    `storage` is the running Storage SCP component (a stopped one answers 0xA700);
+    `worklist` the MWL SCP shared with the worklist components."""
+    return [VerificationService(), storage or StorageService(ApplianceConfig()),
+            worklist or WorklistService(),
+            printing or PrintService(PrintSpool(ApplianceConfig()))]
 
 
 def build_components(config: ApplianceConfig, bus: EventBus,
@@ -24,8 +39,16 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     setting and ask for a live reload (see appliance.runtime)."""
     runtime = runtime or Runtime(bus)
     storage = StorageService(config, bus)
+    worklist = WorklistService(config, bus)
+    spool = PrintSpool(config, bus)  # print spool + printer status; Print SCP prints through it
     return [
         DataDirectoryMonitor(config),
         storage,
-        DicomServer(config, dicom_services(storage), bus),
+        spool,
+        DicomServer(config, dicom_services(storage, worklist, PrintService(spool)), bus),
+        Forwarder(config, bus),
+        *worklist_components(config, bus, worklist),
+        *hardware_components(config, bus, runtime),
+        WebComponent(config, runtime, Providers(worklist=WorklistWebProvider(worklist),
+                                                queue=ForwardQueueProvider(config))),
     ]

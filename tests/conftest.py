@@ -147,6 +147,9 @@ def appliance(tmp_path):
         dicom = sections.setdefault("dicom", {})
         dicom.setdefault("port", free_port())
         dicom.setdefault("bind", "127.0.0.1")
+        web = sections.setdefault("web", {})  # the web page, too, only on 127.0.0.1
+        web.setdefault("bind", "127.0.0.1")
+        web.setdefault("port", free_port())
         sections.setdefault("device", {}).setdefault("data_dir", str(tmp_path / "data"))
         config_path = write_config(tmp_path / f"appliance{len(started)}.toml", sections)
         proc = ApplianceProcess(config_path, tmp_path / f"appliance{len(started)}.log", env)

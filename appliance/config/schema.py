@@ -13,7 +13,13 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 AE_TITLE_MAX = 16
 
@@ -87,6 +93,14 @@ def check_max_associations(value: int) -> int:
     if not 1 <= value <= 256:
         raise ValueError(f"must be between 1 and 256, got {value}")
     return value
+
+
+def check_between(low: int, high: int):
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+    return check
 
 
 def check_name(value: str) -> str:
@@ -170,19 +184,22 @@ class PeerConfig(Section):
     port: Port = Field(104, description="The peer's DICOM port")
 
 
-class HalConfig(Section):
-    """[hal]: which hardware backend drives LEDs, panel, serial link and printers."""
-
-    backend: Literal["sim", "pi"] = Field(
-        "sim", description="'sim' for simulated hardware, 'pi' for the real board"
-    )
-
-
 class WebConfig(Section):
     """[web]: the local status and configuration page."""
 
     bind: IPAddress = Field("0.0.0.0", description="Address the web page binds to")
     port: Port = Field(8080, description="TCP port of the web page")
+    enabled: bool = Field(True, description="Serve the web page")
+    https: bool = Field(False, description="Serve HTTPS with a certificate generated on first "
+                        "start (data_dir/web/tls/)")
+    public_status: bool = Field(False, description="Show the status dashboard without login "
+                                "(configuration and actions always need it)")
+    session_minutes: Annotated[int, AfterValidator(check_between(1, 1440))] = Field(
+        30, description="Minutes without a request after which a login session ends")
+    login_attempts: Annotated[int, AfterValidator(check_between(1, 100))] = Field(
+        5, description="Failed logins from one address before it must wait (60 s, doubling)")
+    echo_timeout: Annotated[float, AfterValidator(positive_seconds(120))] = Field(
+        10.0, description="Seconds the peer 'Test' button waits for each step of a C-ECHO")
 
 
 class LogConfig(Section):
@@ -198,6 +215,158 @@ class LogConfig(Section):
         return value.upper() if isinstance(value, str) else value
 
 
+def check_non_negative(what: str):
+    def check(value: float) -> float:
+        if value < 0:
+            raise ValueError(f"{what} must not be negative, got {value:g}")
+        return value
+    return check
+
+
+def check_percent(value: int) -> int:
+    if not 1 <= value <= 100:
+        raise ValueError(f"must be a percentage from 1 to 100, got {value}")
+    return value
+
+
+def check_uid(value: str) -> str:
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", value) or len(value) > 64:
+        raise ValueError(f"must be a DICOM UID (digits and dots, at most 64), got {value!r}")
+    return value
+
+
+def check_modality(value: str) -> str:
+    if not re.fullmatch(r"[A-Z0-9_ ]{1,16}", value):
+        raise ValueError(f"must be a modality code such as CT or MR (A-Z, 0-9, _), got {value!r}")
+    return value
+
+
+class StorageConfig(Section):
+    """[storage]: the Storage SCP (C-STORE) and the local copies it keeps."""
+
+    reserve_mb: Annotated[int, AfterValidator(check_non_negative("reserve"))] = Field(
+        500, description="Free space (MB) kept in the data directory; below it C-STORE is "
+        "refused with 0xA700 (Out of Resources)")
+    duplicates: Literal["keep_first", "replace"] = Field(
+        "keep_first", description="A SOP Instance UID received again: keep the stored copy "
+        "(keep_first) or replace it and forward it again (replace)")
+    retention_days: Annotated[float, AfterValidator(check_non_negative("retention"))] = Field(
+        7.0, description="Local copies are deleted once every destination has them and they are "
+        "older than this many days")
+    high_water_percent: Annotated[int, AfterValidator(check_percent)] = Field(
+        90, description="When the data directory is fuller than this, forwarded copies are "
+        "deleted early, oldest first (never an unforwarded one)")
+
+
+class DestinationConfig(Section):
+    """[[destinations]]: a peer (from [[peers]]) that receives every stored image routed to it."""
+
+    peer: Name = Field(description="Name of one of the [[peers]]")
+    batch_size: Annotated[int, AfterValidator(check_between(1, 1000))] = Field(
+        50, description="Instances sent over one association")
+    retry_initial: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
+        5.0, description="Seconds before the first retry after a failure")
+    retry_max: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
+        300.0, description="Longest wait between retries, seconds (the wait doubles up to it)")
+    max_age_hours: Annotated[float, AfterValidator(positive_seconds(8760))] = Field(
+        168.0, description="An instance not delivered after this many hours is marked failed "
+        "(kept; `appliance queue retry` sends it again)")
+    timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
+        30.0, description="Seconds to wait for the peer's answers")
+
+    @field_validator("retry_max")
+    @classmethod
+    def _max_not_below_initial(cls, value: float, info) -> float:
+        initial = info.data.get("retry_initial")
+        if initial is not None and value < initial:
+            raise ValueError(f"retry_max ({value:g}) must not be less than retry_initial "
+                             f"({initial:g})")
+        return value
+
+
+class RouteConfig(Section):
+    """[[routes]]: which stored images go to which destinations. With no routes, every image
+    goes to every destination. Each non-empty list must match (a list matches any of its values);
+    an image goes to the destinations of every route it matches."""
+
+    destinations: list[Name] = Field(description="Peer names of [[destinations]]",
+                                     min_length=1)
+    calling_aets: list[AETitle] = Field(default_factory=list,
+                                        description="Calling AE titles that match")
+    modalities: list[Annotated[str, AfterValidator(check_modality)]] = Field(
+        default_factory=list, description="Modalities (0008,0060) that match")
+    sop_classes: list[Annotated[str, AfterValidator(check_uid)]] = Field(
+        default_factory=list, description="SOP Class UIDs that match")
+
+
+def check_hl7_field_map(value: dict[str, str]) -> dict[str, str]:
+    from appliance.worklist.keys import MAPPABLE_KEYWORDS
+
+    for keyword, location in value.items():
+        if keyword not in MAPPABLE_KEYWORDS:
+            raise ValueError(f"{keyword!r} is not a worklist attribute the HL7 feeder can fill "
+                             "(use a DICOM keyword such as PatientID or Modality)")
+        if location and not re.fullmatch(r"[A-Z][A-Z0-9]{2}(\.[1-9][0-9]*){1,3}", location):
+            raise ValueError(f"{keyword}: {location!r} is not an HL7 field location such as "
+                             "PID.3 or OBR.27.4 (or \"\" to leave the attribute out)")
+    return value
+
+
+class WorklistHl7Config(Section):
+    """[worklist.hl7]: the HL7 v2 (ORM^O01, OMI^O23) listener over MLLP."""
+
+    enabled: bool = Field(False, description="Listen for HL7 orders")
+    bind: IPAddress = Field("0.0.0.0", description="Address the MLLP listener binds to")
+    port: Port = Field(2575, description="TCP port of the MLLP listener")
+    field_map: Annotated[dict[str, str], AfterValidator(check_hl7_field_map)] = Field(
+        default_factory=dict, description="Overrides of the default field map: DICOM keyword "
+        "-> HL7 location (SEG.FIELD[.COMPONENT[.SUBCOMPONENT]]), \"\" to drop one")
+
+
+class WorklistUpstreamConfig(Section):
+    """[worklist.upstream]: copy the worklist of a RIS (an MWL SCP) into the local cache."""
+
+    enabled: bool = Field(False, description="Poll the upstream worklist")
+    peer: str = Field("", description="Name of one of the [[peers]]: the RIS worklist SCP")
+    interval: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
+        60.0, description="Seconds between two C-FIND polls")
+    timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
+        30.0, description="Seconds to wait for the RIS")
+    days_ahead: Annotated[int, AfterValidator(check_between(0, 365))] = Field(
+        1, description="Poll items scheduled from today to this many days ahead")
+    modality: str = Field("", description="Poll only items of this modality (\"\" = all)")
+
+    @field_validator("modality")
+    @classmethod
+    def _modality(cls, value: str) -> str:
+        return check_modality(value) if value else value
+
+
+class WorklistConfig(Section):
+    """[worklist]: the Modality Worklist SCP and its item lifecycle."""
+
+    enabled: bool = Field(True, description="Answer Modality Worklist C-FIND queries")
+    max_answers: Annotated[int, AfterValidator(check_between(1, 100000))] = Field(
+        1000, description="Most matches returned for one query; the rest are left out")
+    case_insensitive_names: bool = Field(
+        False, description="Match person names (PN) without regard to case")
+    own_station_only_aets: list[AETitle] = Field(
+        default_factory=list, description="Calling AE titles that see only the items scheduled "
+        "for their own Scheduled Station AE Title")
+    expire_after_hours: Annotated[float, AfterValidator(check_non_negative("expiry"))] = Field(
+        24.0, description="Hours after its scheduled start that an item expires (0 = never)")
+    hl7: WorklistHl7Config = Field(default_factory=WorklistHl7Config)
+    upstream: WorklistUpstreamConfig = Field(default_factory=WorklistUpstreamConfig)
+
+
+from appliance.config import print_schema  # noqa: E402 - it needs Section etc. from above
+from appliance.config.hal_schema import (  # noqa: E402 - as print_schema
+    ConsoleConfig,
+    HalConfig,
+    NetworkConfig,
+)
+
+
 class ApplianceConfig(Section):
     """The whole `appliance.toml`."""
 
@@ -205,8 +374,65 @@ class ApplianceConfig(Section):
     dicom: DicomConfig = Field(default_factory=DicomConfig)
     peers: list[PeerConfig] = Field(default_factory=list)
     hal: HalConfig = Field(default_factory=HalConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    destinations: list[DestinationConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
+    printers: list[print_schema.PrinterProfileConfig] = Field(default_factory=list)
+    print: print_schema.PrintConfig = Field(default_factory=print_schema.PrintConfig)
+
+    @field_validator("printers")
+    @classmethod
+    def _printers_consistent(cls, printers, info):
+        return print_schema.check_printers(printers, info.data)
+
+    @field_validator("print")
+    @classmethod
+    def _print_names_a_profile(cls, section, info):
+        return print_schema.check_print_section(section, info.data)
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations_name_peers(cls, destinations: list[DestinationConfig], info
+                                 ) -> list[DestinationConfig]:
+        peers = [p.name for p in info.data.get("peers", [])]
+        seen: set[str] = set()
+        for index, dest in enumerate(destinations):
+            if dest.peer not in peers:
+                known = ", ".join(peers) or "none configured"
+                raise ValueError(f"destinations[{index}]: peer {dest.peer!r} is not one of the "
+                                 f"[[peers]] (known: {known})")
+            if dest.peer in seen:
+                raise ValueError(f"peer {dest.peer!r} is a destination more than once")
+            seen.add(dest.peer)
+        return destinations
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_name_destinations(cls, routes: list[RouteConfig], info) -> list[RouteConfig]:
+        names = [d.peer for d in info.data.get("destinations", [])]
+        for index, route in enumerate(routes):
+            for name in route.destinations:
+                if name not in names:
+                    known = ", ".join(names) or "none configured"
+                    raise ValueError(f"routes[{index}]: {name!r} is not one of the "
+                                     f"[[destinations]] (known: {known})")
+        return routes
+
+    @field_validator("worklist")
+    @classmethod
+    def _worklist_upstream_peer(cls, worklist: WorklistConfig, info) -> WorklistConfig:
+        upstream = worklist.upstream
+        peers = [p.name for p in info.data.get("peers", [])]
+        if upstream.enabled and upstream.peer not in peers:
+            known = ", ".join(peers) or "none configured"
+            raise ValueError(f"upstream.peer {upstream.peer!r} is not one of the [[peers]] "
+                             f"(known: {known})")
+        return worklist
 
     @field_validator("peers")
     @classmethod

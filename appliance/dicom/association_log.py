@@ -74,6 +74,8 @@ class AssociationLog:
         record = AssociationRecord(peer=f"{address[0]}:{address[1]}")
         with self._lock:
             self._records[id(event.assoc)] = record
+        if self.bus is not None:  # the activity LED lights while an association is open
+            self.bus.publish("association_open", peer=record.peer)
 
     def _names(self, record: AssociationRecord, assoc) -> None:
         primitive = assoc.requestor.primitive

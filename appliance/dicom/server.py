@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Protocol
 
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class DicomService(Protocol):
-    """What a DICOM service plugs into the server."""
+    """What a DICOM service plugs into the server. A service may also offer
+    `extra_ae_titles() -> list[str]`: further called AE titles it answers to (the print
+    service's printer profiles), accepted even with strict called-AE checking."""
 
     name: str
 
@@ -113,7 +115,8 @@ class DicomServer(Component):
 
     def start(self) -> None:
         s = self.settings
-        handlers = list(self.association_log.handlers())
+        handlers = [(evt.EVT_REQUESTED, self._answer_as_called_aet),
+                    *self.association_log.handlers()]
         for service in self.services:
             handlers.extend(service.handlers())
         try:
@@ -128,6 +131,23 @@ class DicomServer(Component):
         thread.start()
         self.server, self._thread = server, thread
         log.info("DICOM listener on %s:%d as %s", s.bind, self.port, s.ae_title)
+
+    def extra_ae_titles(self) -> set[str]:
+        """Called AE titles we answer to besides our own, as the services offer them now."""
+        titles: set[str] = set()
+        for service in self.services:
+            offer = getattr(service, "extra_ae_titles", None)
+            if offer is not None:
+                titles.update(title.strip() for title in offer())
+        return titles
+
+    def _answer_as_called_aet(self, event) -> None:
+        """EVT_REQUESTED runs before pynetdicom's acceptor negotiation: when the peer calls
+        one of our extra AE titles, answer as that title, so pynetdicom's strict check accepts
+        it (and the services see which title was called) while any other title is refused."""
+        called = event.assoc.requestor.primitive.called_ae_title.strip()
+        if called != self.settings.ae_title and called in self.extra_ae_titles():
+            event.assoc.acceptor.ae_title = called
 
     @property
     def port(self) -> int:

@@ -1,0 +1,249 @@
+"""The Storage SCP (C-STORE, PS3.4 Annex B): accept every storage SOP class in every transfer
+syntax as received, store it durably, index it, queue it for forwarding, and only then answer
+Success.
+
+It is both a supervised component (it opens the instance store, clears partial receptions
+left by a crash, and watches the free-space reserve) and a DICOM service served by the one
+DicomServer (its presentation contexts and the EVT_C_STORE handler).
+
+Statuses: 0x0000 stored (or a duplicate kept per policy); 0xA700 out of resources (free space
+under `[storage] reserve_mb`, or the store not running); 0xA900 the data set does not match the
+command's SOP class / instance; 0xC000 the data set cannot be parsed; 0x0110 processing failure
+(write or index error).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import AllTransferSyntaxes
+from pynetdicom import evt
+from pynetdicom.presentation import (
+    AllStoragePresentationContexts,
+    PresentationContext,
+    build_context,
+)
+
+from appliance.component import Component
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.storage_receive import receive_into
+from appliance.errors import ComponentFailure
+from appliance.events import EventBus
+from appliance.forward.router import Router
+from appliance.store.instances import InstanceMeta, InstanceStore, StoreError
+
+log = logging.getLogger(__name__)
+
+#: Every storage SOP class pynetdicom knows (PS3.4 Annex B and its siblings), as SCP.
+STORAGE_SOP_CLASSES = [str(cx.abstract_syntax) for cx in AllStoragePresentationContexts]
+#: Every public transfer syntax pydicom knows: uncompressed and compressed, stored as-is.
+STORAGE_TRANSFER_SYNTAXES = [str(ts) for ts in AllTransferSyntaxes]
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DATA_SET_MISMATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+
+_INDEX_TAGS = ["SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
+               "SeriesInstanceUID", "PatientID", "PatientName", "Modality"]
+_SPACE_CHECK_INTERVAL = 2.0
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def status(code: int, comment: str = "") -> Dataset | int:
+    """A C-STORE response status, with an Error Comment when there is something to say."""
+    if not comment:
+        return code
+    ds = Dataset()
+    ds.Status = code
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+def read_meta(path: Path, calling_aet: str) -> InstanceMeta:
+    """Index values from a received file's header (pixel data is never read)."""
+    ds = dcmread(path, stop_before_pixels=True, specific_tags=_INDEX_TAGS)
+    tsyntax = str(ds.file_meta.TransferSyntaxUID)
+
+    def text(keyword: str) -> str:
+        value = ds.get(keyword)
+        return "" if value is None else str(value).strip()
+
+    sop_class, sop_instance = text("SOPClassUID"), text("SOPInstanceUID")
+    # pydicom reads almost anything; a data set is understood when it names itself properly.
+    for keyword, value in (("SOP Class UID", sop_class), ("SOP Instance UID", sop_instance)):
+        if not _UID.fullmatch(value) or len(value) > 64:
+            raise ValueError(f"no valid {keyword} in the data set")
+    return InstanceMeta(
+        sop_instance_uid=sop_instance, sop_class_uid=sop_class,
+        study_uid=text("StudyInstanceUID"), series_uid=text("SeriesInstanceUID"),
+        patient_id=text("PatientID"), patient_name=text("PatientName"),
+        modality=text("Modality"), calling_aet=calling_aet.strip(), transfer_syntax=tsyntax)
+
+
+class StorageService(Component):
+    """Storage SCP: component (store, reserve watch) and DICOM service (contexts, handler)."""
+
+    name = "storage"
+
+    def __init__(self, config: ApplianceConfig, bus: EventBus | None = None):
+        self.bus = bus or EventBus()
+        self.store: InstanceStore | None = None
+        self.low_space = False
+        self.stored = 0
+        self._lock = threading.Lock()
+        self._next_space_check = 0.0
+        self._free = 0
+        self.configure(config)
+
+    # -- DICOM service --------------------------------------------------------------------
+
+    def contexts(self) -> list[PresentationContext]:
+        return [build_context(sop_class, STORAGE_TRANSFER_SYNTAXES)
+                for sop_class in STORAGE_SOP_CLASSES]
+
+    def handlers(self) -> list[tuple]:
+        return [(evt.EVT_C_STORE, self.handle_store)]
+
+    # -- component ------------------------------------------------------------------------
+
+    def configure(self, config: ApplianceConfig) -> None:
+        self.config = config
+        self.settings = config.storage
+        self.router = Router(config)
+        self.data_dir = Path(config.device.data_dir).absolute()
+
+    def reconfigure(self, config: ApplianceConfig) -> None:
+        old_dir = self.data_dir
+        self.configure(config)
+        if self.data_dir != old_dir:
+            log.info("storage moving to %s", self.data_dir)
+            self.stop(timeout=10.0)
+            self.start()
+        self._next_space_check = 0.0
+
+    def start(self) -> None:
+        try:
+            store = InstanceStore(self.data_dir)
+            store.clear_incoming()
+        except (OSError, StoreError) as exc:
+            raise ComponentFailure(f"cannot open the instance store in {self.data_dir}: "
+                                   f"{exc}") from exc
+        except Exception as exc:  # e.g. DatabaseError
+            raise ComponentFailure(str(exc)) from exc
+        receive_into(store.incoming)
+        self.store = store
+        self._next_space_check = 0.0
+        self.check()
+
+    def stop(self, timeout: float) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            store.close()
+
+    def check(self) -> None:
+        store = self.store
+        if store is None:
+            raise ComponentFailure("instance store is not open")
+        if not store.writer.is_alive():
+            raise ComponentFailure("index writer thread stopped")
+        now = time.monotonic()
+        if now >= self._next_space_check:
+            self._next_space_check = now + _SPACE_CHECK_INTERVAL
+            self._update_space(store.free_bytes())
+
+    def status(self) -> str:
+        reserve = self.settings.reserve_mb
+        if self.low_space:
+            return (f"warning: {self._free / 2**20:.0f} MB free, under the {reserve} MB reserve;"
+                    " refusing images (0xA700)")
+        return f"{self.stored} stored since start, {self._free / 2**30:.1f} GiB free"
+
+    def _update_space(self, free: int) -> bool:
+        """Record free space; returns True when it is under the reserve."""
+        self._free = free
+        low = free < self.settings.reserve_mb * 2**20
+        if low != self.low_space:
+            self.low_space = low
+            if low:
+                log.warning("free space %.0f MB is under the reserve of %d MB: refusing images "
+                            "with 0xA700 until space returns", free / 2**20,
+                            self.settings.reserve_mb)
+            else:
+                log.info("free space %.0f MB is above the reserve again: accepting images",
+                         free / 2**20)
+            self.bus.publish("storage", kind="space", low=low, free_bytes=free,
+                             reserve_mb=self.settings.reserve_mb)
+        return low
+
+    # -- C-STORE --------------------------------------------------------------------------
+
+    def handle_store(self, event: evt.Event) -> Dataset | int:
+        path = Path(event.dataset_path)
+        calling = event.assoc.requestor.ae_title
+        req = event.request
+        store = self.store
+        if store is None:
+            log.error("C-STORE %s from %s refused: the instance store is not running",
+                      req.AffectedSOPInstanceUID, calling)
+            return status(OUT_OF_RESOURCES, "storage not available")
+        try:
+            if self._update_space(store.free_bytes()):
+                return status(OUT_OF_RESOURCES, "free space under reserve")
+        except OSError as exc:
+            return status(OUT_OF_RESOURCES, f"data directory: {exc.strerror}")
+        try:
+            meta = read_meta(path, calling)
+        except Exception as exc:
+            log.warning("C-STORE %s from %s: cannot parse the data set (%s); answered 0xC000",
+                        req.AffectedSOPInstanceUID, calling, exc)
+            return status(CANNOT_UNDERSTAND, "data set cannot be parsed")
+        if meta.sop_class_uid != str(req.AffectedSOPClassUID):
+            log.warning("C-STORE from %s: data set SOP class %s differs from the command's %s",
+                        calling, meta.sop_class_uid, req.AffectedSOPClassUID)
+            return status(DATA_SET_MISMATCH, "SOP Class UID differs from the command")
+        if meta.sop_instance_uid != str(req.AffectedSOPInstanceUID):
+            log.warning("C-STORE from %s: data set SOP instance %s differs from the command's %s",
+                        calling, meta.sop_instance_uid, req.AffectedSOPInstanceUID)
+            return status(DATA_SET_MISMATCH, "SOP Instance UID differs from the command")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            outcome = store.commit(path, meta, self.router.route(meta),
+                                   self.settings.duplicates)
+        except (OSError, StoreError) as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            full = getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            log.error("C-STORE %s from %s: cannot store: %s", meta.sop_instance_uid, calling, exc)
+            if full:
+                return status(OUT_OF_RESOURCES, "disk full")
+            return status(PROCESSING_FAILURE, "write error")
+        except Exception as exc:
+            log.exception("C-STORE %s from %s: cannot store", meta.sop_instance_uid, calling)
+            return status(PROCESSING_FAILURE, f"cannot store: {type(exc).__name__}")
+        with self._lock:
+            self.stored += 1
+        if outcome.action == "duplicate":
+            log.warning("duplicate SOP Instance UID %s from %s: kept the copy stored first "
+                        "([storage] duplicates = keep_first)", meta.sop_instance_uid, calling)
+        elif outcome.action == "replaced":
+            log.warning("duplicate SOP Instance UID %s from %s: replaced the stored copy and "
+                        "queued it again ([storage] duplicates = replace)",
+                        meta.sop_instance_uid, calling)
+        else:
+            log.debug("stored %s from %s", meta.sop_instance_uid, calling)
+        self.bus.publish("storage", kind=outcome.action, instance_id=outcome.instance_id,
+                         sop_instance_uid=meta.sop_instance_uid, calling_aet=meta.calling_aet)
+        return SUCCESS

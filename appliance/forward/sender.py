@@ -1,0 +1,148 @@
+"""The C-STORE SCU of the forwarder: sends a batch of stored instances over one association.
+
+Transfer syntax: for each SOP class in the batch we propose the stored syntax, and Explicit and
+Implicit VR Little Endian, each in its own presentation context, so the peer can accept any of
+them. An instance goes out as stored (streamed from its file, bytes unchanged) when its stored
+syntax was accepted; otherwise uncompressed, after decoding, when the installed pixel data
+handlers can decode it; otherwise it fails with the reason. TCP_NODELAY is set on the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, _config
+
+from appliance.config.schema import PeerConfig
+from appliance.dicom.association_log import reject_reason
+from appliance.dicom.sockets import SCU_HANDLERS
+from appliance.errors import ApplianceError
+from appliance.store.queue import QueueItem
+
+log = logging.getLogger(__name__)
+
+# Send files as stored: pynetdicom streams the data set from the file without decoding it.
+# (Only affects send_c_store called with a path; datasets are still encoded as usual.)
+_config.STORE_SEND_CHUNKED_DATASET = True
+
+UNCOMPRESSED = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
+MAX_CONTEXTS = 128
+OK_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}
+
+
+class AssociationFailed(ApplianceError, ConnectionError):
+    """No association with the destination: the whole destination backs off."""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: QueueItem
+    outcome: str  # 'done', 'retry' or 'failed'
+    detail: str = ""
+    syntax: str = ""
+
+
+def contexts_for(items: list[QueueItem]) -> list[tuple[str, str]]:
+    """(SOP class, transfer syntax) pairs to propose, one syntax per context."""
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        for tsyntax in (item.transfer_syntax, *UNCOMPRESSED):
+            pair = (item.sop_class_uid, tsyntax)
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs
+
+
+def split_by_contexts(items: list[QueueItem]) -> list[list[QueueItem]]:
+    """Split a batch so that no association needs more than 128 presentation contexts."""
+    batches: list[list[QueueItem]] = [[]]
+    for item in items:
+        if len(contexts_for(batches[-1] + [item])) > MAX_CONTEXTS:
+            batches.append([])
+        batches[-1].append(item)
+    return [b for b in batches if b]
+
+
+def decodable(tsyntax: str) -> bool:
+    try:
+        return get_decoder(UID(tsyntax)).is_available
+    except (NotImplementedError, ValueError):
+        return False
+
+
+def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root: Path,
+               timeout: float = 30.0) -> list[ItemResult]:
+    """Send `items` over one association; raise AssociationFailed when there is none."""
+    ae = AE(ae_title=calling_aet)
+    ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    for sop_class, tsyntax in contexts_for(items):
+        ae.add_requested_context(sop_class, [tsyntax])
+    target = f"{peer.name} ({peer.ae_title}@{peer.host}:{peer.port})"
+    try:
+        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
+                             evt_handlers=SCU_HANDLERS)
+    except (OSError, ValueError) as exc:
+        raise AssociationFailed(f"{target}: cannot connect: {exc}") from exc
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            raise AssociationFailed(f"{target}: association rejected: "
+                                    f"{reject_reason(assoc.acceptor.primitive)}")
+        raise AssociationFailed(f"{target}: no association (connection refused, timed out or "
+                                "aborted)")
+    accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                for cx in assoc.accepted_contexts}
+    results: list[ItemResult] = []
+    try:
+        for index, item in enumerate(items):
+            if not assoc.is_established:
+                results.extend(ItemResult(i, "retry", "association lost") for i in items[index:])
+                break
+            results.append(_send_one(assoc, item, accepted, root, target))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return results
+
+
+def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path,
+              target: str) -> ItemResult:
+    path = root / item.path
+    stored = item.transfer_syntax
+    try:
+        if (item.sop_class_uid, stored) in accepted:
+            rsp, syntax = assoc.send_c_store(path), stored
+        else:
+            syntax = next((ts for ts in UNCOMPRESSED if (item.sop_class_uid, ts) in accepted),
+                          None)
+            if syntax is None:
+                return ItemResult(item, "failed", f"{target} accepted no presentation context "
+                                  f"for SOP class {item.sop_class_uid}")
+            dataset = dcmread(path)
+            if UID(stored).is_compressed:
+                if not decodable(stored):
+                    return ItemResult(item, "failed", f"{target} does not accept "
+                                      f"{UID(stored).name} and no installed decoder can "
+                                      "decompress it to send it uncompressed")
+                dataset.decompress(generate_instance_uid=False)  # the same instance
+            target_uid = UID(syntax)
+            dataset.file_meta.TransferSyntaxUID = target_uid
+            dataset.set_original_encoding(target_uid.is_implicit_VR,
+                                          target_uid.is_little_endian,
+                                          dataset.original_character_set)
+            rsp = assoc.send_c_store(dataset)
+    except FileNotFoundError:
+        return ItemResult(item, "failed", f"stored file {path} is missing")
+    except Exception as exc:  # a bad file must not stop the batch
+        log.exception("sending %s to %s", item.sop_instance_uid, target)
+        return ItemResult(item, "retry", f"cannot send: {exc}")
+    status = getattr(rsp, "Status", None)
+    if status is None:
+        return ItemResult(item, "retry", f"no C-STORE response from {target} (timeout or abort)")
+    if status in OK_STATUSES:
+        return ItemResult(item, "done", syntax=syntax)
+    return ItemResult(item, "retry", f"{target} answered C-STORE status 0x{status:04X}")

@@ -1,0 +1,170 @@
+"""What the LEDs, the front panel and the serial console show: one picture of the appliance's
+health, kept up to date from the event bus (never by asking the components).
+
+Topics read (fields in brackets; the README lists them for the developers who publish them):
+
+- `component` (name, state, error, failures): published by the supervisor;
+- `association_open` (peer) and `association` (..., outcome): the DICOM server, at connection
+  open and close;
+- `print_job` (job, state: "printing", "done" or "failed");
+- `queue` (destination, pending, backlog: true when the destination is falling behind);
+- `printer` (name, state: "normal", "warning" or "failure", info);
+- `disk` (state: "ok", "high" (above its mark) or "full", free_bytes);
+  `storage` with kind "space" (low) from the Storage SCP counts as "full" while low;
+- `update` (state: "running", "done" or "failed", info);
+- `identify` (seconds; 0 stops).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("component", "association_open", "association", "print_job", "queue", "printer",
+          "disk", "storage", "update", "identify")
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    state: str
+    error: str
+    failures: int
+
+
+class HealthView:
+    """Subscribes to the bus; read its properties from any thread."""
+
+    def __init__(self, bus: EventBus, clock: Callable[[], float] = time.monotonic,
+                 expected: Callable[[], set[str]] = set):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self.components: dict[str, ComponentState] = {}
+        #: Names of every supervised component (empty: the ones seen so far).
+        self.expected = expected
+        self.ever_ready = False
+        self.open_associations = 0
+        self.printing: set = set()
+        self.queues: dict[str, tuple[int, bool]] = {}
+        self.printers: dict[str, tuple[str, str]] = {}
+        self.disk = "ok"
+        self.storage_low = False
+        self.updating = False
+        self.identify_until = 0.0
+        self.last_error = ""
+        for topic in TOPICS:
+            bus.subscribe(self._on_event, topic)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (no arguments) after every change."""
+        self._listeners.append(listener)
+
+    def _on_event(self, event: Event) -> None:
+        data = event.data
+        with self._lock:
+            handler = getattr(self, "_" + event.topic)
+            handler(data)
+        for listener in list(self._listeners):
+            listener()
+
+    # -- one handler per topic (called with the lock held) -----------------------------------
+
+    def _component(self, data: dict) -> None:
+        name, state = data.get("name", "?"), data.get("state", "")
+        self.components[name] = ComponentState(state, data.get("error", ""),
+                                               data.get("failures", 0))
+        if state == "failed":
+            self.last_error = f"{name}: {data.get('error', '')}"
+        # Booting ends once every component has come up or failed (a failed one is a fault).
+        expected = self.expected() or set(self.components)
+        if not self.ever_ready and expected <= set(self.components) and all(
+                self.components[n].state in ("running", "failed") for n in expected):
+            self.ever_ready = True
+
+    def _association_open(self, data: dict) -> None:
+        self.open_associations += 1
+
+    def _association(self, data: dict) -> None:
+        self.open_associations = max(0, self.open_associations - 1)
+
+    def _print_job(self, data: dict) -> None:
+        job = data.get("job")
+        if data.get("state") == "printing":
+            self.printing.add(job)
+        else:
+            self.printing.discard(job)
+            if data.get("state") == "failed":
+                self.last_error = f"print job {job} failed"
+
+    def _queue(self, data: dict) -> None:
+        self.queues[data.get("destination", "?")] = (int(data.get("pending", 0)),
+                                                     bool(data.get("backlog", False)))
+
+    def _printer(self, data: dict) -> None:
+        state = data.get("state", "normal")
+        self.printers[data.get("name", "printer")] = (state, data.get("info", ""))
+        if state == "failure":
+            self.last_error = f"printer {data.get('name', '')}: {data.get('info', 'failure')}"
+
+    def _disk(self, data: dict) -> None:
+        self.disk = data.get("state", "ok")
+        if self.disk == "full":
+            self.last_error = "data disk full"
+
+    def _storage(self, data: dict) -> None:
+        if data.get("kind") == "space":
+            self.storage_low = bool(data.get("low"))
+            if self.storage_low:
+                self.last_error = "data disk full: C-STORE refused"
+
+    def _update(self, data: dict) -> None:
+        self.updating = data.get("state") == "running"
+        if data.get("state") == "failed":
+            self.last_error = f"update failed: {data.get('info', '')}"
+
+    def _identify(self, data: dict) -> None:
+        seconds = float(data.get("seconds", 0))
+        self.identify_until = self.clock() + seconds if seconds > 0 else 0.0
+
+    # -- the picture ------------------------------------------------------------------------
+
+    @property
+    def identifying(self) -> bool:
+        return self.clock() < self.identify_until
+
+    @property
+    def faults(self) -> list[str]:
+        """Why the fault LED is on (empty: no fault)."""
+        with self._lock:
+            out = [f"{n} down" for n, c in self.components.items() if c.state == "failed"]
+            if self.disk == "full" or self.storage_low:
+                out.append("disk full")
+            out += [f"printer {n} failed" for n, (s, _) in self.printers.items()
+                    if s == "failure"]
+            return out
+
+    @property
+    def warnings(self) -> list[str]:
+        with self._lock:
+            out = [f"queue {d} backlog" for d, (_, backlog) in self.queues.items() if backlog]
+            out += [f"printer {n} warning" for n, (s, _) in self.printers.items()
+                    if s == "warning"]
+            if self.disk == "high":
+                out.append("disk above its mark")
+            return out
+
+    @property
+    def active(self) -> bool:
+        with self._lock:
+            return self.open_associations > 0 or bool(self.printing)
+
+    def component_known(self, *names: str) -> bool:
+        with self._lock:
+            return any(n in self.components for n in names)

@@ -1,0 +1,385 @@
+"""The front panel's menus: what the four buttons do and what the character display shows.
+
+Pure logic, shared by the real panel (`appliance.front_panel`) and `appliance panel` in a
+terminal: feed it `press(button, long)` and `tick()`, read `render()`. Every change goes
+through `Maintenance.set_values`, the same validated path as `appliance config set`, and is
+applied live.
+
+Buttons: up/down move (or change the character under the cursor; holding repeats), OK
+selects (in an editor: next position, and on the last position or with a long press: save),
+back returns (in an editor: previous position, at the first: cancel). A long press of back
+returns to the status screens from anywhere. After `idle_seconds` untouched the panel returns
+to the status screens and dims; the next press only wakes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from appliance.config.schema import NetworkConfig
+from appliance.errors import ApplianceError, ConfigError
+from appliance.maintenance import Maintenance
+
+log = logging.getLogger(__name__)
+
+#: Characters offered for an AE title, in the order up steps through them.
+AE_CHARSET = " ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
+DIGITS = "0123456789"
+
+
+def problem_text(exc: Exception) -> str:
+    """'FILE: KEY: reason' -> 'reason' (the panel is too small for paths)."""
+    if isinstance(exc, ConfigError) and exc.problems:
+        return exc.problems[0].split(": ", 2)[-1]
+    return str(exc)
+
+
+class Screen:
+    """One screen. `press` returns the screen to show next (often itself)."""
+
+    parent: Screen | None = None
+
+    def lines(self, panel: PanelMenu) -> list[str]:
+        raise NotImplementedError
+
+    def cursor(self, panel: PanelMenu) -> tuple[int, int] | None:
+        return None
+
+    def press(self, panel: PanelMenu, button: str, long: bool) -> Screen:
+        return self.parent or self
+
+
+class Message(Screen):
+    """Text to read; up/down scroll it, OK or back go on to `then`."""
+
+    def __init__(self, lines: list[str], then: Screen | None):
+        self.text, self.then, self.top = lines, then, 0
+
+    def lines(self, panel):
+        return panel.wrap(self.text)[self.top:]
+
+    def press(self, panel, button, long):
+        if button in ("up", "down"):
+            limit = max(0, len(panel.wrap(self.text)) - panel.rows)
+            self.top = min(limit, max(0, self.top + (1 if button == "down" else -1)))
+            return self
+        return self.then or StatusScreen()
+
+
+class StatusScreen(Screen):
+    """The status pages; up/down page through them, OK opens the menu."""
+
+    def __init__(self, page: int = 0):
+        self.page = page
+
+    def pages(self, panel: PanelMenu) -> list[list[str]]:
+        m = panel.maintenance
+        config, health = m.config, m.health
+        trouble = health.faults or health.warnings
+        return [
+            [config.dicom.ae_title, f"Port {config.dicom.port}", f"IP {m.ip_address()}",
+             ("! " + trouble[0]) if trouble else "OK"],
+            [f"IP {m.ip_address()}", config.network.mode.upper()],
+            ["Queue", *m.queue_lines()],
+            ["Printer", *m.printer_lines()],
+            ["Last error", health.last_error or "none"],
+        ]
+
+    def lines(self, panel):
+        pages = self.pages(panel)
+        return pages[self.page % len(pages)]
+
+    def press(self, panel, button, long):
+        if button == "up":
+            self.page = (self.page - 1) % 5
+        elif button == "down":
+            self.page = (self.page + 1) % 5
+        elif button == "ok":
+            return main_menu(self)
+        elif button == "back":
+            self.page = 0
+        return self
+
+
+class Menu(Screen):
+    """A list of (label, action) where action(panel, menu) returns the next screen."""
+
+    def __init__(self, items: list[tuple[str, Callable]], parent: Screen | None):
+        self.items, self.parent, self.index = items, parent, 0
+
+    def lines(self, panel):
+        first = max(0, self.index - panel.rows + 1)
+        return [(">" if i == self.index else " ") + label
+                for i, (label, _) in enumerate(self.items)][first:first + panel.rows]
+
+    def press(self, panel, button, long):
+        if not self.items:
+            return self.parent or self
+        if button == "up":
+            self.index = (self.index - 1) % len(self.items)
+        elif button == "down":
+            self.index = (self.index + 1) % len(self.items)
+        elif button == "ok":
+            return self.items[self.index][1](panel, self)
+        elif button == "back":
+            return self.parent or StatusScreen()
+        return self
+
+
+class Editor(Screen):
+    """Edit `value` one character at a time from `charset`; positions in `fixed` are skipped.
+    `save(panel, text)` returns the next screen."""
+
+    def __init__(self, title: str, value: str, charset: str, save: Callable,
+                 parent: Screen | None, fixed: str = ""):
+        self.title, self.charset, self.save, self.parent = title, charset, save, parent
+        self.chars = list(value)
+        self.fixed = {i for i, ch in enumerate(value) if fixed and ch in fixed}
+        self.pos = self._step(-1, +1)
+
+    def _step(self, pos: int, direction: int) -> int:
+        pos += direction
+        while pos in self.fixed:
+            pos += direction
+        return pos
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    def lines(self, panel):
+        if panel.rows >= 4:
+            return [self.title, self.text, " " * self.pos + "^", "OK next, hold OK: save"]
+        return [self.text, " " * self.pos + "^ " + self.title]
+
+    def cursor(self, panel):
+        return (1 if panel.rows >= 4 else 0), self.pos
+
+    def press(self, panel, button, long):
+        if button in ("up", "down"):
+            current = self.charset.find(self.chars[self.pos])
+            step = 1 if button == "up" else -1
+            new = (current + step) % len(self.charset) if current >= 0 else 0
+            self.chars[self.pos] = self.charset[new]
+            return self
+        if button == "ok":
+            following = self._step(self.pos, +1)
+            if long or following >= len(self.chars):
+                return self.save(panel, self.text)
+            self.pos = following
+            return self
+        previous = self._step(self.pos, -1)
+        if previous < 0:
+            return self.parent or StatusScreen()
+        self.pos = previous
+        return self
+
+
+class Busy(Screen):
+    """Shown while a slow action (a C-ECHO) runs in the background."""
+
+    def __init__(self, text: list[str]):
+        self.text = text
+
+    def lines(self, panel):
+        return self.text
+
+    def press(self, panel, button, long):
+        return self  # wait for the result
+
+
+class Confirm(Screen):
+    def __init__(self, question: str, action: Callable, parent: Screen):
+        self.question, self.action, self.parent = question, action, parent
+
+    def lines(self, panel):
+        return [self.question, "OK=yes BACK=no"]
+
+    def press(self, panel, button, long):
+        if button == "ok":
+            return self.action(panel, self.parent)
+        if button == "back":
+            return self.parent
+        return self
+
+
+# -- the menu tree -------------------------------------------------------------------------
+
+def main_menu(parent: Screen) -> Menu:
+    return Menu([("AE title", edit_ae_title), ("Port", edit_port), ("Network", network_menu),
+                 ("Echo peer", echo_menu), ("Identify", identify),
+                 ("Reboot", lambda p, m: Confirm("Reboot?", reboot, m)),
+                 ("Factory reset", lambda p, m: Confirm("Factory reset?", factory_reset, m))],
+                parent)
+
+
+def saving(panel: PanelMenu, parent: Screen, done: str, *pairs: tuple[str, str]) -> Screen:
+    try:
+        panel.maintenance.set_values(*pairs)
+    except ApplianceError as exc:
+        return Message(["Not saved:", problem_text(exc)], parent)
+    return Message([done, "applied"], parent)
+
+
+def edit_ae_title(panel: PanelMenu, menu: Screen) -> Screen:
+    title = panel.maintenance.config.dicom.ae_title.ljust(16)
+    return Editor("AE title", title, AE_CHARSET, lambda p, text: saving(
+        p, menu, "AE title saved", ("dicom.ae_title", text.strip())), menu)
+
+
+def edit_port(panel: PanelMenu, menu: Screen) -> Screen:
+    port = f"{panel.maintenance.config.dicom.port:05d}"
+    return Editor("Port", port, DIGITS, lambda p, text: saving(
+        p, menu, f"Port {int(text)} saved", ("dicom.port", str(int(text)))), menu)
+
+
+def padded_ip(address: str) -> str:
+    parts = (address or "0.0.0.0").split(".")
+    return ".".join(f"{int(x):03d}" for x in parts)
+
+
+def parse_ip(text: str) -> str:
+    octets = [int(x) for x in text.split(".")]
+    if any(o > 255 for o in octets):
+        raise ValueError(f"{text} is not an IPv4 address (each part 0-255)")
+    return str(ipaddress.IPv4Address(".".join(map(str, octets))))
+
+
+def network_menu(panel: PanelMenu, menu: Screen) -> Screen:
+    net = panel.maintenance.config.network
+    return Menu([("DHCP", lambda p, m: saving(p, menu, "DHCP saved",
+                                              ("network.mode", "dhcp"))),
+                 ("Static address", lambda p, m: static_editor(p, menu, net))], menu)
+
+
+def static_editor(panel: PanelMenu, menu: Screen, net: NetworkConfig) -> Screen:
+    values: dict[str, str] = {}
+    steps = [("address", "Address", net.address or "192.168.1.10"),
+             ("netmask", "Netmask", net.netmask or "255.255.255.0"),
+             ("gateway", "Gateway", net.gateway or "0.0.0.0")]
+
+    def editor(index: int) -> Screen:
+        key, title, value = steps[index]
+
+        def save(p: PanelMenu, text: str) -> Screen:
+            try:
+                values[key] = parse_ip(text)
+            except ValueError as exc:
+                return Message(["Not saved:", str(exc)], editor(index))
+            return editor(index + 1) if index + 1 < len(steps) else finish(p)
+        return Editor(title, padded_ip(value), DIGITS, save, menu, fixed=".")
+
+    def finish(p: PanelMenu) -> Screen:
+        gateway = "" if values["gateway"] == "0.0.0.0" else values["gateway"]
+        try:
+            p.maintenance.set_static_network(values["address"], values["netmask"], gateway)
+        except ApplianceError as exc:
+            return Message(["Not saved:", problem_text(exc)], menu)
+        return Message(["Static saved", "applied"], menu)
+    return editor(0)
+
+
+def echo_menu(panel: PanelMenu, menu: Screen) -> Screen:
+    peers = panel.maintenance.config.peers
+    if not peers:
+        return Message(["No peers", "configured"], menu)
+    return Menu([(p.name, lambda pn, m, n=p.name: run_echo(pn, m, n)) for p in peers], menu)
+
+
+def run_echo(panel: PanelMenu, menu: Screen, name: str) -> Screen:
+    def work() -> Screen:
+        try:
+            result = panel.maintenance.echo_peer(name)
+        except ApplianceError as exc:
+            return Message([f"Echo {name}", str(exc)], menu)
+        if result.ok:
+            return Message([f"Echo {name} OK", f"{result.round_trip_ms:.0f} ms"], menu)
+        return Message([f"Echo {name} FAILED", result.reason], menu)
+    return panel.in_background(Busy([f"Echo {name}...", "please wait"]), work)
+
+
+def identify(panel: PanelMenu, menu: Screen) -> Screen:
+    seconds = panel.maintenance.identify()
+    return Message(["Identifying", f"for {seconds:g} s"], menu)
+
+
+def reboot(panel: PanelMenu, menu: Screen) -> Screen:
+    try:
+        return Message(["Rebooting", panel.maintenance.reboot()], menu)
+    except ApplianceError as exc:
+        return Message(["Reboot failed", str(exc)], menu)
+
+
+def factory_reset(panel: PanelMenu, menu: Screen) -> Screen:
+    try:
+        return Message(["Factory reset", panel.maintenance.factory_reset()], menu)
+    except ApplianceError as exc:
+        return Message(["Reset failed", str(exc)], menu)
+
+
+class PanelMenu:
+    """The panel's state. Thread-safe; `on_change()` is called after every change."""
+
+    def __init__(self, maintenance: Maintenance, cols: int = 16, rows: int = 2,
+                 idle_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[], None] = lambda: None):
+        self.maintenance, self.cols, self.rows = maintenance, cols, rows
+        self.idle_seconds, self.clock, self.on_change = idle_seconds, clock, on_change
+        self._lock = threading.RLock()
+        self.screen: Screen = StatusScreen()
+        self.lit = True
+        self.last_press = clock()
+
+    def press(self, button: str, long: bool = False) -> None:
+        with self._lock:
+            self.last_press = self.clock()
+            if not self.lit:
+                self.lit = True  # the first press only wakes the panel
+            elif long and button == "back":
+                self.screen = StatusScreen()
+            else:
+                self.screen = self.screen.press(self, button, long)
+        self.on_change()
+
+    def tick(self) -> None:
+        with self._lock:
+            if not self.lit or self.clock() - self.last_press < self.idle_seconds:
+                return
+            if isinstance(self.screen, Busy):
+                return
+            self.screen, self.lit = StatusScreen(), False
+        self.on_change()
+
+    def in_background(self, busy: Busy, work: Callable[[], Screen]) -> Screen:
+        def run() -> None:
+            result = work()
+            with self._lock:
+                if self.screen is busy:
+                    self.screen = result
+            self.on_change()
+        threading.Thread(target=run, name="panel-action", daemon=True).start()
+        return busy
+
+    def render(self) -> tuple[list[str], tuple[int, int] | None]:
+        with self._lock:
+            lines = self.screen.lines(self)
+            cursor = self.screen.cursor(self)
+        shown = [(lines[i] if i < len(lines) else "")[: self.cols].ljust(self.cols)
+                 for i in range(self.rows)]
+        return shown, cursor
+
+    def wrap(self, text: list[str]) -> list[str]:
+        out: list[str] = []
+        for line in text:
+            line = str(line)
+            while len(line) > self.cols:
+                cut = line.rfind(" ", 0, self.cols + 1)
+                cut = cut if cut > 0 else self.cols
+                out.append(line[:cut])
+                line = line[cut:].lstrip()
+            out.append(line)
+        return out

@@ -1,0 +1,52 @@
+"""Printer profiles from the configuration, and the HAL printer each one drives.
+
+With no [[printers]] there is one profile, "default", on the `file` driver writing into
+`<data_dir>/print/output/default`. The profile answering for our own AE title is `[print]
+printer` (default: the first); a profile with its own `ae_title` answers for that title.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from appliance.config.print_schema import PrinterProfileConfig
+from appliance.config.schema import ApplianceConfig
+from hal.printer import Printer, open_printer
+
+log = logging.getLogger(__name__)
+
+
+def printer_profiles(config: ApplianceConfig) -> list[PrinterProfileConfig]:
+    return list(config.printers) or [PrinterProfileConfig(name="default")]
+
+
+def profile_for(config: ApplianceConfig, called_aet: str) -> PrinterProfileConfig:
+    """The profile answering to `called_aet` (an extra AE title, else the main profile)."""
+    profiles = printer_profiles(config)
+    called = called_aet.strip()
+    for profile in profiles:
+        if profile.ae_title and profile.ae_title == called:
+            return profile
+    wanted = config.print.printer
+    return next((p for p in profiles if p.name == wanted), profiles[0])
+
+
+def open_profile_printer(profile: PrinterProfileConfig, config: ApplianceConfig,
+                         **hooks) -> Printer:
+    """The HAL printer driver of a profile, with its options resolved from the config."""
+    data_dir = Path(config.device.data_dir)
+    options: dict = {}
+    if profile.driver == "file":
+        options["directory"] = profile.directory or data_dir / "print" / "output" / profile.name
+    elif profile.driver == "cups":
+        options.update(queue=profile.cups_queue, server=profile.cups_server,
+                       document_format=profile.cups_format)
+    elif profile.driver in ("dicom", "pacs") and profile.peer:
+        peer = config.peer(profile.peer)
+        options.update(host=peer.host, port=peer.port, called_aet=peer.ae_title,
+                       calling_aet=config.dicom.ae_title,
+                       status_every=profile.peer_status_interval)
+    if profile.driver == "pacs":
+        options.update(hooks)
+    return open_printer(profile.driver, profile.name, **options)

@@ -1,0 +1,307 @@
+"""The print spool: a persisted queue of print jobs (PENDING -> PRINTING -> DONE / FAILURE)
+rendered and printed one at a time, by priority then age, on each profile's HAL printer.
+
+N-ACTION only records the job (row in the database plus the film specs in
+`<data_dir>/spool/<job>.films`, both durable) and returns; a worker thread renders and prints,
+keeps a small PNG preview per film under `<data_dir>/print/previews/`, and trims the history.
+Jobs wait while their printer reports FAILURE and survive a restart. A second thread polls
+every printer's status and tells listeners (the print service, the event bus) of changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydicom.uid import generate_uid
+
+from appliance.component import Component
+from appliance.config.schema import ApplianceConfig
+from appliance.errors import ApplianceError, ComponentFailure
+from appliance.events import EventBus
+from appliance.print.profiles import open_profile_printer, printer_profiles
+from appliance.print.render import FilmSpec, render_film
+from appliance.store.database import Database, Migration
+from hal.printer import Film, Printer, PrinterError, PrinterState
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = [Migration("print", 1, """
+CREATE TABLE print_jobs (
+    uid TEXT PRIMARY KEY,
+    printer TEXT NOT NULL,
+    status TEXT NOT NULL,              -- PENDING, PRINTING, DONE, FAILURE
+    status_info TEXT NOT NULL DEFAULT '',
+    priority INTEGER NOT NULL,         -- 0 HIGH, 1 MED, 2 LOW
+    copies INTEGER NOT NULL,
+    films INTEGER NOT NULL,
+    medium TEXT NOT NULL DEFAULT '',
+    label TEXT NOT NULL DEFAULT '',
+    calling_aet TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    render_ms REAL,
+    previews TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX print_jobs_status ON print_jobs (status, priority, created);
+""")]
+PRIORITIES = {"HIGH": 0, "MED": 1, "LOW": 2}
+PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
+
+Listener = Callable[[str, dict], None]
+
+
+class QueueFull(ApplianceError, RuntimeError):
+    """The spool holds `[print] max_queue` unfinished jobs already."""
+
+
+class PrintSpool(Component):
+    name = "print"
+
+    def __init__(self, config: ApplianceConfig, bus: EventBus | None = None, **printer_hooks):
+        self.bus = bus
+        self.listeners: list[Listener] = []
+        self.printer_hooks = printer_hooks
+        self.printers: dict[str, Printer] = {}
+        self.states: dict[str, PrinterState] = {}
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.db: Database | None = None
+        self.started_at = time.time()
+        self.configure(config)
+
+    def configure(self, config: ApplianceConfig) -> None:
+        self.config = config
+        self.settings = config.print
+        self.data_dir = Path(config.device.data_dir)
+        self.spool_dir = self.data_dir / "spool"
+        self.preview_dir = self.data_dir / "print" / "previews"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.preview_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database.in_data_dir(self.data_dir)
+        self.db.migrate(MIGRATIONS)
+        with self.db.transaction() as tx:   # a job cut off mid-print is printed again
+            tx.execute("UPDATE print_jobs SET status='PENDING' WHERE status='PRINTING'")
+        for profile in printer_profiles(self.config):
+            self.printers[profile.name] = open_profile_printer(profile, self.config,
+                                                               **self.printer_hooks)
+            self.states[profile.name] = self.printers[profile.name].status()
+        self._stop.clear()
+        self._threads = [threading.Thread(target=target, name=f"print-{label}", daemon=True)
+                         for label, target in (("spool", self._work), ("status", self._watch))]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        for printer in self.printers.values():
+            printer.close()
+        self.printers.clear()
+        if self.db is not None:
+            self.db.close()
+
+    def check(self) -> None:
+        for thread in self._threads:
+            if not thread.is_alive():
+                raise ComponentFailure(f"{thread.name} thread stopped")
+
+    def status(self) -> str:
+        counts = self.counts()
+        states = ", ".join(f"{n}: {s.info}" for n, s in self.states.items())
+        return f"{counts.get('PENDING', 0)} waiting; {states}"
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(self, printer: str, specs: list[FilmSpec], copies: int = 1,
+               priority: str = "MED", medium: str = "", label: str = "",
+               calling_aet: str = "", uid: str | None = None) -> str:
+        """Record a print job durably and return its UID; the worker prints it."""
+        if self.db is None:
+            raise QueueFull("the print spool is not running")
+        waiting = self.db.connection().execute(
+            "SELECT COUNT(*) FROM print_jobs WHERE status IN ('PENDING', 'PRINTING')"
+        ).fetchone()[0]
+        if waiting >= self.settings.max_queue:
+            raise QueueFull(f"print queue full ({waiting} jobs waiting)")
+        uid = uid or generate_uid()
+        path = self.spool_dir / f"{uid}.films"
+        with open(path, "wb") as handle:
+            pickle.dump(specs, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO print_jobs (uid, printer, status, priority, copies, films, "
+                       "medium, label, calling_aet, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (uid, printer, "PENDING", PRIORITIES.get(priority, 1), copies,
+                        len(specs), medium, label, calling_aet, time.time()))
+        self._notify("job", uid=uid, status="PENDING", info="", printer=printer)
+        with self._wake:
+            self._wake.notify_all()
+        return uid
+
+    def job(self, uid: str) -> dict | None:
+        if self.db is None:
+            return None
+        row = self.db.connection().execute("SELECT * FROM print_jobs WHERE uid=?",
+                                           (uid,)).fetchone()
+        return dict(row) if row else None
+
+    def jobs(self, limit: int = 100) -> list[dict]:
+        """The most recent jobs first (the history shown on the web page)."""
+        rows = self.db.connection().execute(
+            "SELECT * FROM print_jobs ORDER BY COALESCE(finished, created) DESC LIMIT ?",
+            (limit,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        if self.db is None:
+            return {}
+        rows = self.db.connection().execute(
+            "SELECT status, COUNT(*) FROM print_jobs GROUP BY status").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def wait_job(self, uid: str, timeout: float = 30.0) -> dict:
+        """Wait until a job is DONE or FAILURE (for tests and tools)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(uid)
+            if job and job["status"] in ("DONE", "FAILURE"):
+                return job
+            time.sleep(0.02)
+        raise TimeoutError(f"print job {uid} not finished after {timeout}s: {self.job(uid)}")
+
+    def printer_state(self, name: str) -> PrinterState:
+        return self.states.get(name, PrinterState("FAILURE", "PRINTER DOWN", "not running"))
+
+    # -- worker -----------------------------------------------------------------------------
+
+    def _next_job(self) -> dict | None:
+        ready = [n for n, s in self.states.items() if s.ok]
+        if not ready:
+            return None
+        marks = ",".join("?" * len(ready))
+        row = self.db.connection().execute(
+            f"SELECT * FROM print_jobs WHERE status='PENDING' AND printer IN ({marks}) "
+            "ORDER BY priority, created LIMIT 1", ready).fetchone()
+        return dict(row) if row else None
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            job = self._next_job()
+            if job is None:
+                with self._wake:
+                    self._wake.wait(0.5)
+                continue
+            self._print(job)
+
+    def _set(self, uid: str, status: str, info: str = "", **columns) -> None:
+        sets = ", ".join(f"{k}=?" for k in ("status", "status_info", *columns))
+        with self.db.transaction() as tx:
+            tx.execute(f"UPDATE print_jobs SET {sets} WHERE uid=?",
+                       (status, info, *columns.values(), uid))
+        job = self.job(uid)
+        self._notify("job", uid=uid, status=status, info=info, printer=job["printer"])
+
+    def _print(self, job: dict) -> None:
+        uid, name = job["uid"], job["printer"]
+        self._set(uid, "PRINTING", started=time.time())
+        path = self.spool_dir / f"{uid}.films"
+        try:
+            printer = self.printers.get(name)
+            if printer is None:
+                raise PrinterError(f"printer profile {name!r} no longer exists")
+            with open(path, "rb") as handle:
+                specs: list[FilmSpec] = pickle.load(handle)
+            previews, render_ms = [], 0.0
+            for page, spec in enumerate(specs, start=1):
+                started = time.perf_counter()
+                image = render_film(spec)
+                render_ms += (time.perf_counter() - started) * 1000
+                width_mm, height_mm = _film_mm(spec)
+                printer.print_film(Film(
+                    image=image, dpi=spec.dpi, width_mm=width_mm, height_mm=height_mm,
+                    film_size_id=spec.film_size_id, medium=job["medium"],
+                    orientation=spec.orientation, copies=job["copies"], job_id=uid,
+                    page=page, label=job["label"], info={"calling_aet": job["calling_aet"]}))
+                previews.append(self._preview(uid, page, image))
+                del image
+            self._set(uid, "DONE", "NORMAL", finished=time.time(), render_ms=render_ms,
+                      previews=",".join(previews))
+        except (PrinterError, OSError, pickle.UnpicklingError, ApplianceError) as exc:
+            log.error("print job %s on %s failed: %s", uid, name, exc)
+            self._set(uid, "FAILURE", str(exc)[:200], finished=time.time())
+        except Exception as exc:  # never let one bad film stop the spool
+            log.exception("print job %s on %s failed", uid, name)
+            self._set(uid, "FAILURE", f"internal error: {exc}"[:200], finished=time.time())
+        path.unlink(missing_ok=True)
+        self._trim_history()
+
+    def _preview(self, uid: str, page: int, image) -> str:
+        # reduce() first: a box-filtered small copy, not a second full-size film in memory
+        factor = max(1, max(image.size) // (2 * self.settings.preview_px))
+        preview = image.reduce(factor) if factor > 1 else image.copy()
+        preview.thumbnail((self.settings.preview_px, self.settings.preview_px))
+        name = f"{uid}-{page}.png"
+        preview.save(self.preview_dir / name, format="PNG")
+        return name
+
+    def _trim_history(self) -> None:
+        old = self.db.connection().execute(
+            "SELECT uid, previews FROM print_jobs WHERE status IN ('DONE', 'FAILURE') "
+            "ORDER BY finished DESC LIMIT -1 OFFSET ?", (self.settings.history,)).fetchall()
+        for row in old:
+            for name in filter(None, row["previews"].split(",")):
+                (self.preview_dir / name).unlink(missing_ok=True)
+            with self.db.transaction() as tx:
+                tx.execute("DELETE FROM print_jobs WHERE uid=?", (row["uid"],))
+
+    # -- printer status ---------------------------------------------------------------------
+
+    def poll_status(self) -> None:
+        """Read every printer's status now; tell listeners about changes."""
+        for name, printer in list(self.printers.items()):
+            state = printer.status()
+            if state != self.states.get(name):
+                self.states[name] = state
+                log.info("printer %s: %s (%s) %s", name, state.status, state.info, state.detail)
+                self._notify("printer", printer=name, status=state.status, info=state.info,
+                             detail=state.detail)
+                with self._wake:
+                    self._wake.notify_all()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.status_interval):
+            try:
+                self.poll_status()
+            except Exception:
+                log.exception("printer status check failed")
+
+    def _notify(self, kind: str, **data) -> None:
+        if self.bus is not None:
+            self.bus.publish(f"print_{kind}", **data)
+        for listener in list(self.listeners):
+            try:
+                listener(kind, data)
+            except Exception:
+                log.exception("print listener failed")
+
+
+def _film_mm(spec: FilmSpec) -> tuple[float, float]:
+    from appliance.print.layout import film_pixels
+    _, _, width_mm, height_mm = film_pixels(spec.film_size_id, spec.orientation, spec.dpi)
+    return width_mm, height_mm

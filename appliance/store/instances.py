@@ -1,0 +1,332 @@
+"""The instance store: received DICOM files under `<data_dir>/instances/` and their index in
+the shared SQLite database, with the forward queue rows created in the same transaction.
+
+Durability order for every C-STORE: the data set is already in a temp file in
+`instances/.incoming/` (same file system), fsynced by the caller; here it is renamed into place,
+its directory fsynced, and only then is the index row (plus one queue row per destination)
+committed. A Success status is sent only after that commit. Commits go through one writer
+thread that groups concurrent stores into one transaction (group commit), which also keeps
+SQLite connections off pynetdicom's short-lived association threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.atomic_file import fsync_directory
+from appliance.errors import ApplianceError
+from appliance.store.database import Database, Migration
+
+log = logging.getLogger(__name__)
+
+INSTANCES_DIR = "instances"
+INCOMING_DIR = ".incoming"
+
+MIGRATIONS = [
+    Migration("storage", 1, """
+CREATE TABLE instances (
+    id INTEGER PRIMARY KEY,
+    sop_instance_uid TEXT NOT NULL UNIQUE,
+    sop_class_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL DEFAULT '',
+    series_uid TEXT NOT NULL DEFAULT '',
+    patient_id TEXT NOT NULL DEFAULT '',
+    patient_name TEXT NOT NULL DEFAULT '',
+    modality TEXT NOT NULL DEFAULT '',
+    calling_aet TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    received_count INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX instances_study ON instances (study_uid);
+CREATE INDEX instances_received ON instances (received_at);
+"""),
+    Migration("forward", 1, """
+CREATE TABLE forward_queue (
+    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    destination TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    enqueued_at REAL NOT NULL,
+    done_at REAL,
+    sent_syntax TEXT,
+    last_error TEXT,
+    PRIMARY KEY (instance_id, destination)
+);
+CREATE INDEX forward_queue_due ON forward_queue (destination, state, next_attempt);
+CREATE TABLE forward_destinations (
+    destination TEXT PRIMARY KEY,
+    held INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_error_at REAL,
+    last_success_at REAL
+);
+"""),
+]
+
+
+class StoreError(ApplianceError, OSError):
+    """An instance could not be stored durably."""
+
+
+def open_database(data_dir: Path) -> Database:
+    """The shared database with the storage and forward tables in place."""
+    db = Database.in_data_dir(Path(data_dir))
+    db.migrate(MIGRATIONS)
+    return db
+
+
+@dataclass(frozen=True)
+class InstanceMeta:
+    """What the index records about one received instance."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_uid: str
+    series_uid: str
+    patient_id: str
+    patient_name: str
+    modality: str
+    calling_aet: str
+    transfer_syntax: str
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What `InstanceStore.commit` did: 'stored', 'replaced' or 'duplicate' (kept the first)."""
+
+    action: str
+    instance_id: int
+    path: Path
+
+
+_SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def file_name_for(uid: str) -> str:
+    """A file system name for a UID: the UID itself when it is a proper one, else a hash
+    (a UID from the wire must never become a path like '../x')."""
+    if uid and len(uid) <= 64 and _SAFE_UID.fullmatch(uid):
+        return uid
+    return "x" + hashlib.sha1(uid.encode("utf-8", "replace")).hexdigest()
+
+
+class IndexWriter:
+    """One thread applying store jobs in grouped transactions.
+
+    A job is a function of (connection, fsync_dirs: set) run inside a SAVEPOINT; directories
+    it adds to `fsync_dirs` are fsynced before the group's COMMIT. Each caller waits on a
+    Future for its own job's result (or exception).
+    """
+
+    def __init__(self, db: Database, max_group: int = 64):
+        self.db = db
+        self.max_group = max_group
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable) -> Future:
+        future: Future = Future()
+        self._jobs.put((job, future))
+        return future
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                self.db.close()
+                return
+            group = [first]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._apply(group)
+            if stop:
+                self.db.close()
+                return
+
+    def _apply(self, group: list) -> None:
+        results: list = []
+        try:
+            conn = self.db.connection()
+            dirs: set[Path] = set()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for job, _future in group:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        results.append((True, job(conn, dirs)))
+                        conn.execute("RELEASE job")
+                    except Exception as exc:  # this job fails, the others go on
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                        results.append((False, exc))
+                for directory in dirs:
+                    fsync_directory(directory)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            log.error("index commit failed: %s", exc)
+            for _job, future in group:
+                future.set_exception(StoreError(f"index commit failed: {exc}"))
+            return
+        for (_job, future), (ok, value) in zip(group, results, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+class InstanceStore:
+    """Files under `<data_dir>/instances/<study>/<sop instance>.dcm` plus their index."""
+
+    def __init__(self, data_dir: Path, db: Database | None = None):
+        self.data_dir = Path(data_dir).absolute()
+        self.root = self.data_dir / INSTANCES_DIR
+        self.incoming = self.root / INCOMING_DIR
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.incoming.mkdir(exist_ok=True)
+        self.db = db or open_database(self.data_dir)
+        self.writer = IndexWriter(self.db)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def clear_incoming(self) -> int:
+        """Remove partial receptions left by a crash (none of them was ever acknowledged)."""
+        removed = 0
+        for entry in self.incoming.iterdir():
+            try:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+            except OSError as exc:
+                log.warning("cannot remove leftover %s: %s", entry, exc)
+        if removed:
+            log.info("removed %d partial receptions from %s", removed, self.incoming)
+        return removed
+
+    def free_bytes(self) -> int:
+        fs = os.statvfs(self.root)
+        return fs.f_bavail * fs.f_frsize
+
+    def used_percent(self) -> float:
+        fs = os.statvfs(self.root)
+        total = fs.f_blocks * fs.f_frsize
+        if not total:
+            return 0.0
+        return 100.0 * (total - fs.f_bavail * fs.f_frsize) / total
+
+    def path_of(self, relative: str) -> Path:
+        return self.root / relative
+
+    def commit(self, temp_path: Path, meta: InstanceMeta, destinations: list[str],
+               duplicates: str, timeout: float = 60.0) -> StoreOutcome:
+        """Move an fsynced temp file into place and index it (with its queue rows).
+
+        Returns when the index row is committed. With `duplicates == 'keep_first'` a known SOP
+        Instance UID leaves the stored copy alone and the temp file is removed by the caller.
+        """
+        study_dir = file_name_for(meta.study_uid) if meta.study_uid else "unknown-study"
+        relative = f"{study_dir}/{file_name_for(meta.sop_instance_uid)}.dcm"
+        final = self.root / relative
+        size = temp_path.stat().st_size
+
+        def job(conn, dirs: set[Path]):
+            now = time.time()
+            row = conn.execute("SELECT id, path FROM instances WHERE sop_instance_uid = ?",
+                               (meta.sop_instance_uid,)).fetchone()
+            if row is not None and duplicates == "keep_first":
+                conn.execute("UPDATE instances SET received_count = received_count + 1 "
+                             "WHERE id = ?", (row["id"],))
+                return StoreOutcome("duplicate", row["id"], self.root / row["path"])
+            if not final.parent.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                dirs.add(self.root)
+            os.rename(temp_path, final)
+            dirs.add(final.parent)
+            values = (meta.sop_class_uid, meta.study_uid, meta.series_uid, meta.patient_id,
+                      meta.patient_name, meta.modality, meta.calling_aet, meta.transfer_syntax,
+                      size, relative, now)
+            if row is None:
+                instance_id = conn.execute(
+                    "INSERT INTO instances (sop_class_uid, study_uid, series_uid, patient_id, "
+                    "patient_name, modality, calling_aet, transfer_syntax, size, path, "
+                    "received_at, sop_instance_uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*values, meta.sop_instance_uid)).lastrowid
+                action = "stored"
+            else:
+                instance_id = row["id"]
+                conn.execute(
+                    "UPDATE instances SET sop_class_uid=?, study_uid=?, series_uid=?, "
+                    "patient_id=?, patient_name=?, modality=?, calling_aet=?, "
+                    "transfer_syntax=?, size=?, path=?, received_at=?, "
+                    "received_count = received_count + 1 WHERE id=?", (*values, instance_id))
+                # The new version goes out again to every destination it is routed to.
+                conn.execute("DELETE FROM forward_queue WHERE instance_id = ?", (instance_id,))
+                if row["path"] != relative:
+                    old = self.root / row["path"]
+                    conn_after.append(old)
+                action = "replaced"
+            conn.executemany(
+                "INSERT INTO forward_queue (instance_id, destination, enqueued_at) "
+                "VALUES (?, ?, ?)", [(instance_id, d, now) for d in destinations])
+            return StoreOutcome(action, instance_id, final)
+
+        conn_after: list[Path] = []
+        try:
+            outcome = self.writer.submit(job).result(timeout)
+        except OSError as exc:
+            raise StoreError(f"cannot store {meta.sop_instance_uid}: {exc}") from exc
+        for old in conn_after:  # the replaced copy lived under another study folder
+            try:
+                old.unlink()
+            except OSError:
+                pass
+        return outcome
+
+    def delete(self, instance_id: int, relative: str) -> None:
+        """Remove one instance: index row first (its queue rows go with it), then the file,
+        so a crash in between leaves at worst an unindexed file, never a row without one."""
+        def job(conn, dirs):
+            conn.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+        self.writer.submit(job).result(60)
+        try:
+            (self.root / relative).unlink()
+        except FileNotFoundError:
+            pass

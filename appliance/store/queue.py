@@ -1,0 +1,215 @@
+"""The forward queue: one persistent queue per destination in the shared database.
+
+Rows are created with the instance's index row (appliance.store.instances); this module moves
+them on: due items for a destination, done / retry later / failed, the destination's own state
+(held, backoff after a failed association, last error), the counts shown by `appliance queue`,
+and the instances retention may delete (every queue row done, never an unforwarded one).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from appliance.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    instance_id: int
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    attempts: int
+    enqueued_at: float
+
+
+@dataclass(frozen=True)
+class DestinationCounts:
+    destination: str
+    pending: int
+    failed: int
+    done: int
+    oldest_pending_at: float | None
+    held: bool
+    failures: int
+    next_attempt: float
+    last_error: str | None
+    last_error_at: float | None
+    last_success_at: float | None
+
+
+def backoff_delay(failures: int, initial: float, maximum: float) -> float:
+    """initial, 2x, 4x ... capped at maximum (failures counts from 1)."""
+    return min(initial * 2 ** max(failures - 1, 0), maximum)
+
+
+class ForwardQueue:
+    """Queue operations; each call runs on the calling thread's database connection."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def _ensure(self, conn: sqlite3.Connection, destination: str) -> None:
+        conn.execute("INSERT OR IGNORE INTO forward_destinations (destination) VALUES (?)",
+                     (destination,))
+
+    # -- the worker's side ------------------------------------------------------------------
+
+    def destination_state(self, destination: str) -> sqlite3.Row:
+        with self.db.transaction() as conn:
+            self._ensure(conn, destination)
+            return conn.execute("SELECT * FROM forward_destinations WHERE destination = ?",
+                                (destination,)).fetchone()
+
+    def due(self, destination: str, limit: int, now: float | None = None) -> list[QueueItem]:
+        now = time.time() if now is None else now
+        rows = self.db.connection().execute(
+            "SELECT q.instance_id, i.path, i.sop_class_uid, i.sop_instance_uid, "
+            "i.transfer_syntax, q.attempts, q.enqueued_at FROM forward_queue q "
+            "JOIN instances i ON i.id = q.instance_id "
+            "WHERE q.destination = ? AND q.state = 'pending' AND q.next_attempt <= ? "
+            "ORDER BY q.enqueued_at, q.instance_id LIMIT ?", (destination, now, limit))
+        return [QueueItem(*row) for row in rows]
+
+    def next_due_at(self, destination: str) -> float | None:
+        row = self.db.connection().execute(
+            "SELECT MIN(next_attempt) FROM forward_queue WHERE destination = ? "
+            "AND state = 'pending'", (destination,)).fetchone()
+        return row[0]
+
+    def mark_done(self, destination: str, instance_id: int, syntax: str) -> None:
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE forward_queue SET state = 'done', done_at = ?, sent_syntax = ?, "
+                         "last_error = NULL WHERE instance_id = ? AND destination = ?",
+                         (now, syntax, instance_id, destination))
+            self._ensure(conn, destination)
+            conn.execute("UPDATE forward_destinations SET failures = 0, next_attempt = 0, "
+                         "last_success_at = ? WHERE destination = ?", (now, destination))
+
+    def mark_retry(self, destination: str, instance_ids: list[int], error: str,
+                   initial: float, maximum: float) -> None:
+        """The items failed this time: try again after a per-item backoff."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            for instance_id in instance_ids:
+                row = conn.execute("SELECT attempts FROM forward_queue WHERE instance_id = ? "
+                                   "AND destination = ?", (instance_id, destination)).fetchone()
+                if row is None:
+                    continue
+                attempts = row[0] + 1
+                conn.execute("UPDATE forward_queue SET attempts = ?, next_attempt = ?, "
+                             "last_error = ? WHERE instance_id = ? AND destination = ?",
+                             (attempts, now + backoff_delay(attempts, initial, maximum), error,
+                              instance_id, destination))
+            self._note_error(conn, destination, error, now)
+
+    def mark_failed(self, destination: str, instance_id: int, reason: str) -> None:
+        """The item cannot be delivered as things stand: no more automatic retries."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE forward_queue SET state = 'failed', attempts = attempts + 1, "
+                         "last_error = ? WHERE instance_id = ? AND destination = ?",
+                         (reason, instance_id, destination))
+            self._note_error(conn, destination, reason, now)
+
+    def destination_failed(self, destination: str, error: str, initial: float,
+                           maximum: float) -> float:
+        """The association itself failed: back off the whole destination. Returns the delay."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            self._ensure(conn, destination)
+            failures = conn.execute("SELECT failures FROM forward_destinations WHERE "
+                                    "destination = ?", (destination,)).fetchone()[0] + 1
+            delay = backoff_delay(failures, initial, maximum)
+            conn.execute("UPDATE forward_destinations SET failures = ?, next_attempt = ? "
+                         "WHERE destination = ?", (failures, now + delay, destination))
+            self._note_error(conn, destination, error, now)
+        return delay
+
+    @staticmethod
+    def _note_error(conn: sqlite3.Connection, destination: str, error: str, now: float) -> None:
+        conn.execute("INSERT OR IGNORE INTO forward_destinations (destination) VALUES (?)",
+                     (destination,))
+        conn.execute("UPDATE forward_destinations SET last_error = ?, last_error_at = ? "
+                     "WHERE destination = ?", (error, now, destination))
+
+    def expire(self, destination: str, max_age: float) -> int:
+        """Pending items older than `max_age` seconds become failed (kept for `retry`)."""
+        cutoff = time.time() - max_age
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE forward_queue SET state = 'failed', last_error = 'not delivered within "
+                "the maximum age' || coalesce(': ' || last_error, '') WHERE destination = ? "
+                "AND state = 'pending' AND enqueued_at < ?", (destination, cutoff))
+        if cur.rowcount:
+            log.error("%s: %d instances not delivered within %.0f hours marked failed",
+                      destination, cur.rowcount, max_age / 3600)
+        return cur.rowcount
+
+    # -- the operator's side (appliance queue, web page, metrics) ------------------------
+
+    def hold(self, destination: str, held: bool = True) -> None:
+        with self.db.transaction() as conn:
+            self._ensure(conn, destination)
+            conn.execute("UPDATE forward_destinations SET held = ? WHERE destination = ?",
+                         (int(held), destination))
+
+    def retry_now(self, destination: str) -> int:
+        """Failed items back to pending, and every wait cleared. Returns how many were failed."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            self._ensure(conn, destination)
+            failed = conn.execute("SELECT COUNT(*) FROM forward_queue WHERE destination = ? "
+                                  "AND state = 'failed'", (destination,)).fetchone()[0]
+            conn.execute("UPDATE forward_queue SET state = 'pending', next_attempt = 0, "
+                               "enqueued_at = CASE WHEN state = 'failed' THEN ? ELSE enqueued_at "
+                               "END WHERE destination = ? AND state IN ('pending', 'failed')",
+                               (now, destination))
+            conn.execute("UPDATE forward_destinations SET failures = 0, next_attempt = 0 "
+                         "WHERE destination = ?", (destination,))
+        return failed
+
+    def counts(self, destinations: list[str]) -> list[DestinationCounts]:
+        """Per destination (the configured ones, then any others still holding rows)."""
+        conn = self.db.connection()
+        known = list(destinations)
+        for (name,) in conn.execute("SELECT DISTINCT destination FROM forward_queue UNION "
+                                    "SELECT destination FROM forward_destinations"):
+            if name not in known:
+                known.append(name)
+        result = []
+        for name in known:
+            states = dict(conn.execute("SELECT state, COUNT(*) FROM forward_queue WHERE "
+                                       "destination = ? GROUP BY state", (name,)).fetchall())
+            oldest = conn.execute("SELECT MIN(enqueued_at) FROM forward_queue WHERE "
+                                  "destination = ? AND state = 'pending'", (name,)).fetchone()[0]
+            dest = conn.execute("SELECT * FROM forward_destinations WHERE destination = ?",
+                                (name,)).fetchone()
+            result.append(DestinationCounts(
+                name, states.get("pending", 0), states.get("failed", 0), states.get("done", 0),
+                oldest, bool(dest and dest["held"]), dest["failures"] if dest else 0,
+                dest["next_attempt"] if dest else 0.0, dest["last_error"] if dest else None,
+                dest["last_error_at"] if dest else None,
+                dest["last_success_at"] if dest else None))
+        return result
+
+    # -- retention ----------------------------------------------------------------------
+
+    def forwarded(self, older_than: float | None = None, limit: int = 500) -> list[sqlite3.Row]:
+        """Instances every destination has (no pending or failed row), oldest first."""
+        sql = ("SELECT i.id, i.path, i.size FROM instances i WHERE NOT EXISTS (SELECT 1 FROM "
+               "forward_queue q WHERE q.instance_id = i.id AND q.state != 'done')")
+        args: list = []
+        if older_than is not None:
+            sql += " AND i.received_at < ?"
+            args.append(older_than)
+        sql += " ORDER BY i.received_at LIMIT ?"
+        args.append(limit)
+        return self.db.connection().execute(sql, args).fetchall()

@@ -1,0 +1,111 @@
+"""The web application: FastAPI with Jinja2 templates and local static files, built around one
+`WebContext`. Pages live in `pages`/`operations_pages`, the JSON API in `api`, Prometheus
+metrics in `metrics`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException as FastAPIHTTPException
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+
+from appliance import __version__
+from appliance.web import system_info
+from appliance.web.context import NotAvailable, WebContext
+from appliance.web.security import Redirect, session
+from appliance.web.sessions import COOKIE_NAME, CSRF_FIELD
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["duration"] = system_info.format_duration
+templates.env.filters["bytes"] = system_info.format_bytes
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'",
+}
+
+
+def render(request: Request, template: str, status_code: int = 200, **values):
+    """A page from templates/ with what every page needs (CSRF token, login state, nav)."""
+    ctx: WebContext = request.app.state.context
+    current = session(request)
+    values.setdefault("flash", current.flash[:])
+    current.flash.clear()
+    return templates.TemplateResponse(request, template, {
+        "csrf_field": CSRF_FIELD, "csrf_token": current.csrf,
+        "logged_in": current.authenticated, "device": ctx.config.device.name,
+        "ae_title": ctx.config.dicom.ae_title, "version": __version__,
+        "providers": ctx.providers, **values}, status_code=status_code)
+
+
+def create_app(ctx: WebContext) -> FastAPI:
+    from appliance.web import api, metrics, operations_pages, pages
+
+    app = FastAPI(title="DICOM Edge Appliance", version=__version__,
+                  description="Status, configuration and operations of the appliance. "
+                  "Log in with POST /api/v1/login; send the returned csrf_token as the "
+                  "X-CSRF-Token header with every state-changing call.",
+                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.context = ctx
+
+    @app.middleware("http")
+    async def cookies_and_headers(request: Request, call_next):
+        response = await call_next(request)
+        new = getattr(request.state, "new_session", None)
+        if new is not None and not getattr(request.state, "cookie_set", False):
+            set_session_cookie(request, response, new.token)
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(Redirect)
+    async def redirect(request: Request, exc: Redirect):
+        response = RedirectResponse(exc.location, status_code=303)
+        new = getattr(request.state, "new_session", None)
+        if new is not None:
+            set_session_cookie(request, response, new.token)
+        return response
+
+    @app.exception_handler(NotAvailable)
+    async def not_available(request: Request, exc: NotAvailable):
+        return _error(request, 404, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: FastAPIHTTPException):
+        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(api.router)
+    app.include_router(metrics.router)
+    app.include_router(pages.router)
+    app.include_router(operations_pages.router)
+    return app
+
+
+def set_session_cookie(request: Request, response, token: str) -> None:
+    ctx: WebContext = request.app.state.context
+    response.set_cookie(COOKIE_NAME, token, httponly=True, samesite="strict",
+                        secure=ctx.config.web.https, path="/")
+    request.state.cookie_set = True
+
+
+def _error(request: Request, status: int, detail: str, headers=None):
+    if request.url.path.startswith("/api/") or request.url.path == "/metrics":
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    response = render(request, "message.html", status_code=status, title=f"Error {status}",
+                      message=detail)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response

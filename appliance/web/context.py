@@ -1,0 +1,204 @@
+"""Everything the web page's routes share: the running configuration, the runtime (health,
+reload), the password, sessions, the providers of other services, and what it has seen.
+
+Routes read and act only through this object, so tests can build one without a supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from appliance import __version__
+from appliance.atomic_file import write_atomically
+from appliance.config import loader
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.verification import EchoResult, echo
+from appliance.errors import ApplianceError
+from appliance.events import EventBus
+from appliance.runtime import Runtime
+from appliance.web import system_info
+from appliance.web.activity import Activity, RecentLog
+from appliance.web.passwords import PasswordStore, password_file
+from appliance.web.providers import BusIdentify, Providers
+from appliance.web.sessions import LoginLimiter, SessionStore
+
+log = logging.getLogger(__name__)
+
+
+class NotAvailable(ApplianceError, LookupError):
+    """An operation of a service this appliance does not have (yet)."""
+
+
+class WebContext:
+    def __init__(self, config: ApplianceConfig, runtime: Runtime,
+                 providers: Providers | None = None):
+        self.config = config
+        self.runtime = runtime
+        self.providers = providers or Providers()
+        if self.providers.identify is None:
+            self.providers.identify = BusIdentify(runtime.bus)
+        self.passwords = PasswordStore(password_file(config.device.data_dir))
+        self.sessions = SessionStore(config.web.session_minutes * 60.0)
+        self.limiter = LoginLimiter(max_failures=config.web.login_attempts)
+        self.activity = Activity(runtime.bus)
+        self.recent_log = RecentLog()
+        self.started = time.time()
+
+    @property
+    def bus(self) -> EventBus:
+        return self.runtime.bus
+
+    def configure(self, config: ApplianceConfig) -> None:
+        self.config = config
+        self.passwords.path = password_file(config.device.data_dir)
+        self.sessions.idle_seconds = config.web.session_minutes * 60.0
+        self.limiter.max_failures = config.web.login_attempts
+        for provider in vars(self.providers).values():
+            if hasattr(provider, "configure"):
+                provider.configure(config)
+
+    def attach(self) -> None:
+        self.activity.attach()
+        self.recent_log.attach()
+
+    def detach(self) -> None:
+        self.activity.detach()
+        self.recent_log.detach()
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def config_path(self) -> Path:
+        return self.runtime.config_path_for_writes()
+
+    def applied(self, config: ApplianceConfig | None) -> None:
+        """A change was written: take it at once for the page, and reload the appliance."""
+        if config is None:
+            return
+        self.configure(config)
+        self.runtime.request_reload()
+
+    def reload_from_file(self) -> ApplianceConfig:
+        config = loader.load_file(self.config_path())
+        self.applied(config)
+        return config
+
+    # -- status ------------------------------------------------------------------------------
+
+    def health(self) -> list[dict[str, Any]]:
+        return [asdict(h) for h in self.runtime.health()]
+
+    def open_associations(self) -> int:
+        if self.runtime.supervisor is not None:
+            for slot in self.runtime.supervisor.slots:
+                assoc_log = getattr(slot.component, "association_log", None)
+                if assoc_log is not None:
+                    return assoc_log.open_count
+        return self.activity.open_associations
+
+    def status(self) -> dict[str, Any]:
+        """The dashboard's content, also served as JSON by /api/v1/status."""
+        c = self.config
+        data_dir = Path(c.device.data_dir).absolute()
+        disk = system_info.disk(data_dir)
+        load = system_info.load_average()
+        p = self.providers
+        return {
+            "identity": {
+                "name": c.device.name, "hostname": system_info.hostname(),
+                "ae_title": c.dicom.ae_title, "dicom_port": c.dicom.port,
+                "ip_addresses": system_info.ip_addresses(), "version": __version__,
+                "image_slot": system_info.image_slot() or "development",
+            },
+            "components": self.health(),
+            "healthy": self.runtime.healthy,
+            "associations": {
+                "open": self.open_associations(),
+                "recent": [asdict(a) for a in self.activity.snapshot_recent()],
+            },
+            "queue": None if p.queue is None else [asdict(d) for d in p.queue.destinations()],
+            "disk": None if disk is None else {**asdict(disk),
+                                               "used_percent": round(disk.used_percent, 1)},
+            "printing": None if p.printing is None else {
+                "printers": [asdict(x) for x in p.printing.printers()],
+                "jobs": [asdict(j) for j in p.printing.jobs(limit=10)]},
+            "worklist": None if p.worklist is None else {
+                "counts": p.worklist.counts(),
+                "sources": [asdict(s) for s in p.worklist.sources()]},
+            "system": {
+                "uptime_seconds": system_info.uptime_seconds(),
+                "process_uptime_seconds": time.time() - self.started,
+                "temperature_celsius": system_info.temperature_celsius(),
+                "load_average": list(load) if load else None,
+            },
+        }
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def echo_peer(self, name: str) -> EchoResult:
+        peer = self.config.peer(name)
+        if peer is None:
+            raise NotAvailable(f"no peer named {name!r}")
+        return echo(peer.host, peer.port, peer.ae_title, self.config.dicom.ae_title,
+                    timeout=self.config.web.echo_timeout)
+
+    def identify(self) -> float:
+        seconds = self.config.hal.leds.identify_seconds
+        self.providers.identify.identify(seconds)
+        log.info("identify requested from the web page (%g s)", seconds)
+        return seconds
+
+    def reboot(self) -> None:
+        log.warning("reboot requested from the web page")
+        self.providers.system.reboot()
+
+    def factory_reset(self) -> None:
+        """Back to the built-in configuration and no password. Stored images, the queue and
+        the worklist are kept: a reset must never lose an image."""
+        path = self.config_path()
+        if path.exists():
+            backup = path.with_name(path.name + ".before-reset")
+            os.replace(path, backup)
+            log.warning("factory reset: configuration moved to %s", backup)
+        self.passwords.clear()
+        self.sessions.end_all()
+        # The data directory is where the box keeps its images: a reset keeps pointing there.
+        data_dir = self.config.device.data_dir
+        text = ("# reset to the built-in defaults by a factory reset\n"
+                f"[device]\ndata_dir = {json.dumps(data_dir)}\n")
+        write_atomically(path, text.encode("utf-8"))
+        config = loader.load_file(path)
+        self.applied(config)
+
+    def change_password(self, current: str, new: str, keep_session: str | None) -> None:
+        if not self.passwords.verify(current):
+            raise PermissionError("the current password is wrong")
+        self.passwords.set(new)
+        self.sessions.end_all(keep=keep_session)
+
+    def require(self, provider: Any, what: str) -> Any:
+        if provider is None:
+            raise NotAvailable(f"{what} is not part of this appliance yet")
+        return provider
+
+    def log_names(self) -> list[str]:
+        names = ["appliance.log"]
+        log_dir = Path(self.config.device.data_dir).absolute() / "logs"
+        if log_dir.is_dir():
+            names += sorted(p.name for p in log_dir.iterdir()
+                            if p.is_file() and not p.name.startswith("."))
+        return names
+
+    def log_text(self, name: str) -> str:
+        """A log by name: one of `log_names()`, nothing else (no paths)."""
+        if name not in self.log_names():
+            raise NotAvailable(f"no log named {name!r}")
+        if name == "appliance.log":
+            return self.recent_log.text()
+        path = Path(self.config.device.data_dir).absolute() / "logs" / name
+        return path.read_text(errors="replace")

@@ -1,0 +1,84 @@
+"""/metrics in the Prometheus text format (prometheus-client), read at scrape time from the
+supervisor's health, the event counters and the providers. No login: it holds no patient data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from appliance.web.context import WebContext
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+class ApplianceCollector:
+    """A prometheus-client collector over the web context."""
+
+    def __init__(self, ctx: WebContext):
+        self.ctx = ctx
+
+    def collect(self):
+        ctx, activity = self.ctx, self.ctx.activity
+        up = GaugeMetricFamily("appliance_component_up", "1 when the component is running",
+                               labels=["component"])
+        failures = GaugeMetricFamily("appliance_component_failures",
+                                     "consecutive failures of the component",
+                                     labels=["component"])
+        for health in ctx.runtime.health():
+            up.add_metric([health.name], 1.0 if health.state == "running" else 0.0)
+            failures.add_metric([health.name], float(health.failures))
+        yield up
+        yield failures
+        yield GaugeMetricFamily("appliance_associations_open", "DICOM associations open now",
+                                value=ctx.open_associations())
+        assoc = CounterMetricFamily("appliance_associations", "DICOM associations ended, by "
+                                    "outcome", labels=["outcome"])
+        for outcome, count in sorted(activity.associations.items()):
+            assoc.add_metric([outcome], count)
+        yield assoc
+        instances = CounterMetricFamily("appliance_instances", "instances received, "
+                                        "forwarded and failed", labels=["event"])
+        for event in ("received", "forwarded", "failed"):
+            instances.add_metric([event], activity.instances.get(event, 0))
+        yield instances
+        if ctx.providers.queue is not None:
+            depth = GaugeMetricFamily("appliance_queue_depth", "instances waiting, by "
+                                      "destination", labels=["destination"])
+            age = GaugeMetricFamily("appliance_queue_oldest_age_seconds", "age of the oldest "
+                                    "waiting instance, by destination", labels=["destination"])
+            for dest in ctx.providers.queue.destinations():
+                depth.add_metric([dest.name], dest.pending)
+                age.add_metric([dest.name], dest.oldest_age_seconds)
+            yield depth
+            yield age
+        jobs = CounterMetricFamily("appliance_print_jobs", "print jobs by final state",
+                                   labels=["state"])
+        for state, count in sorted(activity.print_jobs.items()):
+            jobs.add_metric([state], count)
+        yield jobs
+        yield CounterMetricFamily("appliance_worklist_queries", "worklist C-FIND queries "
+                                  "answered", value=activity.worklist_queries)
+        yield GaugeMetricFamily("appliance_process_uptime_seconds", "seconds since the web "
+                                "component started", value=time.time() - ctx.started)
+
+
+def registry_for(ctx: WebContext) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ApplianceCollector(ctx))
+    return registry
+
+
+@router.get("/metrics", tags=["monitoring"], response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (no login)."""
+    registry = getattr(request.app.state, "metrics_registry", None)
+    if registry is None:
+        registry = request.app.state.metrics_registry = registry_for(request.app.state.context)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

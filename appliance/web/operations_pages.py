@@ -1,0 +1,233 @@
+"""The operations pages: logs, configuration backup and restore, identify, reboot, factory
+reset, password change, and the forward queue, print jobs and worklist when those services
+are part of the appliance."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from appliance.errors import ConfigError
+from appliance.web.app import render
+from appliance.web.context import NotAvailable
+from appliance.web.passwords import PasswordError
+from appliance.web.restore import MAX_CONFIG_BYTES, read_backup, restore_config
+from appliance.web.security import context, page_action, page_login, session
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _done(request: Request, message: str, where: str = "/operations"):
+    session(request).flash.append(message)
+    return RedirectResponse(where, status_code=303)
+
+
+@router.get("/operations", dependencies=[Depends(page_login)])
+def operations(request: Request):
+    return render(request, "operations.html", title="Operations",
+                  identify_seconds=context(request).config.hal.leds.identify_seconds)
+
+
+@router.post("/operations/identify", dependencies=[Depends(page_action)])
+def identify(request: Request):
+    seconds = context(request).identify()
+    return _done(request, f"identify: the LEDs blink for {seconds:g} s")
+
+
+@router.post("/operations/reboot", dependencies=[Depends(page_action)])
+async def reboot(request: Request):
+    form = await request.form()
+    if form.get("confirm") != "reboot":
+        return _done(request, "reboot not confirmed: tick the box to confirm")
+    context(request).reboot()
+    return render(request, "message.html", title="Rebooting",
+                  message="The appliance restarts now; this page is back in about a minute.")
+
+
+@router.post("/operations/factory-reset", dependencies=[Depends(page_action)])
+async def factory_reset(request: Request):
+    form = await request.form()
+    if form.get("confirm") != "reset":
+        return _done(request, "factory reset not confirmed: type 'reset' to confirm")
+    context(request).factory_reset()
+    return RedirectResponse("/setup", status_code=303)
+
+
+@router.post("/operations/password", dependencies=[Depends(page_action)])
+async def change_password(request: Request):
+    form = await request.form()
+    new, again = str(form.get("new_password", "")), str(form.get("new_password_again", ""))
+    if new != again:
+        return _error(request, "the two new passwords differ")
+    try:
+        context(request).change_password(str(form.get("current_password", "")), new,
+                                         keep_session=session(request).token)
+    except (PermissionError, PasswordError) as exc:
+        return _error(request, str(exc))
+    return _done(request, "password changed; every other session was logged out")
+
+
+def _error(request: Request, message: str):
+    return render(request, "operations.html", status_code=400, title="Operations",
+                  error=message,
+                  identify_seconds=context(request).config.hal.leds.identify_seconds)
+
+
+@router.get("/operations/backup", dependencies=[Depends(page_login)])
+def backup(request: Request):
+    return _backup_response(request)
+
+
+def _backup_response(request: Request) -> Response:
+    ctx = context(request)
+    text = read_backup(ctx.config_path(), ctx.config)
+    name = f"{ctx.config.device.name}-appliance.toml"
+    return PlainTextResponse(text, media_type="application/toml", headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/operations/restore", dependencies=[Depends(page_action)])
+async def restore(request: Request):
+    ctx = context(request)
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        return _error(request, "choose a configuration file to restore")
+    data = await upload.read(MAX_CONFIG_BYTES + 1)
+    try:
+        ctx.applied(restore_config(ctx.config_path(), data))
+    except ConfigError as exc:
+        return _error(request, "restore refused, nothing changed: " + "; ".join(exc.problems))
+    return _done(request, "configuration restored and applied")
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+@router.get("/logs", dependencies=[Depends(page_login)])
+def logs(request: Request, name: str = "appliance.log"):
+    ctx = context(request)
+    text = ctx.log_text(name)
+    lines = text.splitlines()[-500:]
+    return render(request, "logs.html", title="Logs", names=ctx.log_names(), name=name,
+                  lines=lines)
+
+
+@router.get("/logs/{name}/download", dependencies=[Depends(page_login)])
+def log_download(request: Request, name: str):
+    return _log_download(request, name)
+
+
+def _log_download(request: Request, name: str) -> Response:
+    text = context(request).log_text(name)
+    return PlainTextResponse(text, headers={
+        "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- services of other components ------------------------------------------------------------
+
+
+@router.get("/queue", dependencies=[Depends(page_login)])
+def queue(request: Request):
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.queue, "the forward queue")
+    return render(request, "queue.html", title="Forward queue",
+                  destinations=provider.destinations())
+
+
+@router.post("/queue/{destination}/{action}", dependencies=[Depends(page_action)])
+def queue_action(request: Request, destination: str, action: str):
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.queue, "the forward queue")
+    if action not in ("hold", "release", "retry"):
+        raise HTTPException(404, f"no queue action {action!r} (hold, release, retry)")
+    if destination not in [d.name for d in provider.destinations()]:
+        raise NotAvailable(f"no destination {destination!r}")
+    result = getattr(provider, action)(destination)
+    extra = f" ({result} instances)" if action == "retry" else ""
+    return _done(request, f"{destination}: {action}{extra}", "/queue")
+
+
+@router.get("/print", dependencies=[Depends(page_login)])
+def print_jobs(request: Request):
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.printing, "printing")
+    return render(request, "print.html", title="Print jobs", printers=provider.printers(),
+                  jobs=provider.jobs(limit=100))
+
+
+@router.get("/print/{job}/preview.png", dependencies=[Depends(page_login)])
+def print_preview(request: Request, job: str):
+    return _print_preview(request, job)
+
+
+def _print_preview(request: Request, job: str) -> Response:
+    ctx = context(request)
+    png = ctx.require(ctx.providers.printing, "printing").preview(job)
+    if png is None:
+        raise NotAvailable(f"no preview of print job {job!r}")
+    return Response(png, media_type="image/png")
+
+
+@router.post("/print/{job}/reprint", dependencies=[Depends(page_action)])
+def reprint(request: Request, job: str):
+    ctx = context(request)
+    ctx.require(ctx.providers.printing, "printing").reprint(job)
+    return _done(request, f"print job {job} queued again", "/print")
+
+
+@router.get("/worklist", dependencies=[Depends(page_login)])
+def worklist(request: Request):
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.worklist, "the worklist")
+    return render(request, "worklist.html", title="Worklist", counts=provider.counts(),
+                  sources=provider.sources(), items=provider.items(limit=200))
+
+
+@router.post("/worklist/import", dependencies=[Depends(page_action)])
+async def worklist_import(request: Request):
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.worklist, "the worklist")
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        return _done(request, "choose a CSV or JSON file to import", "/worklist")
+    fmt = "json" if (upload.filename or "").lower().endswith(".json") else "csv"
+    try:
+        count = provider.import_file(await upload.read(), fmt)
+    except ValueError as exc:
+        return _done(request, f"import refused: {exc}", "/worklist")
+    return _done(request, f"imported {count} items", "/worklist")
+
+
+WORKLIST_FORM_KEYS = ("PatientName", "PatientID", "AccessionNumber", "Modality",
+                      "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
+                      "ScheduledStationAETitle", "RequestedProcedureDescription")
+
+
+@router.post("/worklist/add", dependencies=[Depends(page_action)])
+async def worklist_add(request: Request):
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.worklist, "the worklist")
+    form = await request.form()
+    item = {key: str(form.get(key, "")).strip() for key in WORKLIST_FORM_KEYS
+            if str(form.get(key, "")).strip()}
+    try:
+        item_id = provider.add(item)
+    except ValueError as exc:
+        return _done(request, f"item refused: {exc}", "/worklist")
+    return _done(request, f"worklist item {item_id} added", "/worklist")
+
+
+@router.post("/worklist/{item_id}/delete", dependencies=[Depends(page_action)])
+def worklist_delete(request: Request, item_id: str):
+    ctx = context(request)
+    if not ctx.require(ctx.providers.worklist, "the worklist").delete(item_id):
+        raise NotAvailable(f"no worklist item {item_id!r}")
+    return _done(request, f"worklist item {item_id} deleted", "/worklist")
+

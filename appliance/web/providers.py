@@ -1,0 +1,140 @@
+"""What the web page asks of the services other components own: small interfaces that the
+forward queue, the print spooler, the worklist and the hardware layer implement.
+
+A provider left as None means that service is not built into this appliance: its dashboard
+panel says so and its operations answer 404 with that sentence. Components hand their
+provider to the web page through `Providers` in `appliance/components.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from appliance.events import EventBus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueueDestination:
+    """The forward queue towards one destination."""
+
+    name: str
+    pending: int
+    failed: int = 0
+    held: bool = False
+    oldest_age_seconds: float = 0.0
+    last_error: str = ""
+
+
+@runtime_checkable
+class QueueProvider(Protocol):
+    """The forward queue (issue 3)."""
+
+    def destinations(self) -> list[QueueDestination]: ...
+    def hold(self, destination: str) -> None: ...
+    def release(self, destination: str) -> None: ...
+    def retry(self, destination: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class PrinterState:
+    name: str
+    state: str  # "normal", "warning" or "failure"
+    info: str = ""
+
+
+@dataclass(frozen=True)
+class PrintJobInfo:
+    id: str
+    created: str
+    state: str
+    printer: str = ""
+    films: int = 1
+    detail: str = ""
+
+
+@runtime_checkable
+class PrintProvider(Protocol):
+    """The print spooler (issue 5)."""
+
+    def printers(self) -> list[PrinterState]: ...
+    def jobs(self, limit: int = 50) -> list[PrintJobInfo]: ...
+    def preview(self, job_id: str) -> bytes | None: ...  # PNG of the rendered film
+    def reprint(self, job_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorklistSource:
+    name: str
+    items: int
+    last_update: float | None  # epoch seconds, None = never
+
+
+@runtime_checkable
+class WorklistProvider(Protocol):
+    """The worklist store and its feeders (issue 4)."""
+
+    def counts(self) -> dict[str, int]: ...
+    def sources(self) -> list[WorklistSource]: ...
+    def items(self, limit: int = 200) -> list[dict]: ...
+    def add(self, item: dict) -> str: ...
+    def import_file(self, data: bytes, fmt: str) -> int: ...  # fmt: "csv" or "json"
+    def delete(self, item_id: str) -> bool: ...
+
+
+class IdentifyProvider(Protocol):
+    def identify(self, seconds: float) -> None: ...
+
+
+class SystemProvider(Protocol):
+    """Actions on the whole box."""
+
+    def reboot(self) -> None: ...
+
+
+class BusIdentify:
+    """Identify by publishing the `identify` event (seconds; 0 stops): the status LEDs and the
+    front panel (issue 6) subscribe to it."""
+
+    def __init__(self, bus: EventBus):
+        self.bus = bus
+
+    def identify(self, seconds: float) -> None:
+        self.bus.publish("identify", seconds=seconds)
+
+
+class SystemdReboot:
+    """Reboot through systemd, a moment after the web page has answered."""
+
+    def __init__(self, command: tuple[str, ...] = ("systemctl", "reboot"), delay: float = 2.0):
+        self.command = command
+        self.delay = delay
+
+    def reboot(self) -> None:
+        def run() -> None:
+            log.warning("rebooting on request from the web page: %s", " ".join(self.command))
+            try:
+                subprocess.run(self.command, check=True, timeout=60)
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.error("reboot failed: %s", exc)
+        timer = threading.Timer(self.delay, run)
+        timer.daemon = True
+        timer.start()
+
+
+@dataclass
+class Providers:
+    """The services the web page can show and operate; None = not in this appliance."""
+
+    queue: QueueProvider | None = None
+    printing: PrintProvider | None = None
+    worklist: WorklistProvider | None = None
+    identify: IdentifyProvider | None = None
+    system: SystemProvider = field(default_factory=SystemdReboot)
+    #: Firmware upload (the update issue) plugs in here.
+    firmware: object | None = None

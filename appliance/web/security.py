@@ -1,0 +1,111 @@
+"""Who may do what: FastAPI dependencies for sessions, login and CSRF checks.
+
+Pages: a visitor without a session gets an anonymous one (with a CSRF token for the login
+form); until the administrator password exists every page leads to /setup; every
+configuration and action page needs a logged-in session and every POST the session's CSRF
+token. The API answers 401/403 as JSON instead of redirecting; state-changing calls need the
+token in the X-CSRF-Token header.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request
+
+from appliance.web.context import WebContext
+from appliance.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, Session
+
+log = logging.getLogger(__name__)
+
+
+class Redirect(Exception):  # noqa: N818 - control flow, turned into a 303 by the app
+    """Answer with a redirect to `location` (handled by the application)."""
+
+    def __init__(self, location: str):
+        self.location = location
+
+
+def context(request: Request) -> WebContext:
+    return request.app.state.context
+
+
+def session(request: Request) -> Session:
+    """The visitor's session; a new anonymous one (cookie set on the answer) if none."""
+    ctx = context(request)
+    existing = ctx.sessions.get(request.cookies.get(COOKIE_NAME))
+    if existing is not None:
+        return existing
+    cached = getattr(request.state, "new_session", None)
+    if cached is not None:
+        return cached
+    created = ctx.sessions.new()
+    request.state.new_session = created
+    return created
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def page_login(request: Request) -> Session:
+    """A logged-in session, or a redirect to /setup (no password yet) or /login."""
+    ctx = context(request)
+    current = session(request)
+    if not ctx.passwords.is_set():
+        raise Redirect("/setup")
+    if not current.authenticated:
+        target = request.url.path if request.method == "GET" else "/"
+        raise Redirect(f"/login?next={quote(target, safe='/')}")
+    return current
+
+
+def status_page_access(request: Request) -> Session:
+    """The dashboard: public when `[web] public_status` is on, else like any other page."""
+    if context(request).config.web.public_status:
+        return session(request)
+    return page_login(request)
+
+
+async def page_csrf(request: Request) -> None:
+    """Every POST from a page carries the session's CSRF token as a form field."""
+    form = await request.form()
+    token = form.get(CSRF_FIELD)
+    if not isinstance(token, str) or not session(request).csrf_matches(token):
+        log.warning("refused %s %s from %s: missing or wrong CSRF token", request.method,
+                    request.url.path, client_address(request))
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+async def page_action(request: Request) -> Session:
+    """A POST that changes something: logged in, with the CSRF token."""
+    current = page_login(request)
+    await page_csrf(request)
+    return current
+
+
+def api_login(request: Request) -> Session:
+    ctx = context(request)
+    current = ctx.sessions.get(request.cookies.get(COOKIE_NAME))
+    if not ctx.passwords.is_set():
+        raise HTTPException(401, "no administrator password is set yet: set one with "
+                            "POST /api/v1/setup or `appliance passwd`")
+    if current is None or not current.authenticated:
+        raise HTTPException(401, "login required (POST /api/v1/login)")
+    return current
+
+
+def api_action(request: Request) -> Session:
+    current = api_login(request)
+    if not current.csrf_matches(request.headers.get(CSRF_HEADER)):
+        log.warning("refused %s %s from %s: missing or wrong %s header", request.method,
+                    request.url.path, client_address(request), CSRF_HEADER)
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (its value is the "
+                            "csrf_token returned by POST /api/v1/login)")
+    return current
+
+
+def api_status_access(request: Request) -> None:
+    if not context(request).config.web.public_status:
+        api_login(request)

@@ -1,0 +1,130 @@
+"""Login sessions, CSRF tokens and the login rate limit, kept in memory.
+
+A session is a random token in an HttpOnly, SameSite=Strict cookie; the server keeps what it
+means, so logging out, a password change or a factory reset ends it at once. Every session,
+also the anonymous one a visitor gets before logging in, has its own CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "appliance_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+MAX_SESSIONS = 1000
+
+
+@dataclass
+class Session:
+    token: str
+    csrf: str
+    authenticated: bool
+    last_seen: float
+    flash: list[str] = field(default_factory=list)
+
+    def csrf_matches(self, offered: str | None) -> bool:
+        return bool(offered) and hmac.compare_digest(offered.encode(), self.csrf.encode())
+
+
+class SessionStore:
+    """Sessions by token, ended after `idle_seconds` without a request."""
+
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+
+    def new(self, authenticated: bool = False) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), authenticated,
+                          self.clock())
+        with self._lock:
+            self._expire()
+            if len(self._sessions) >= MAX_SESSIONS:
+                # Anonymous sessions are cheap to make: drop the oldest anonymous ones first.
+                oldest = sorted(self._sessions.values(),
+                                key=lambda s: (s.authenticated, s.last_seen))
+                for stale in oldest[:len(self._sessions) - MAX_SESSIONS + 1]:
+                    del self._sessions[stale.token]
+            self._sessions[session.token] = session
+        return session
+
+    def get(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        with self._lock:
+            session = self._sessions.get(token)
+            if session is None:
+                return None
+            now = self.clock()
+            if now - session.last_seen > self.idle_seconds:
+                del self._sessions[token]
+                return None
+            session.last_seen = now
+            return session
+
+    def end(self, token: str) -> None:
+        with self._lock:
+            self._sessions.pop(token, None)
+
+    def end_all(self, keep: str | None = None) -> None:
+        """End every session but `keep` (after a password change or a factory reset)."""
+        with self._lock:
+            self._sessions = {t: s for t, s in self._sessions.items() if t == keep}
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for token in [t for t, s in self._sessions.items()
+                      if now - s.last_seen > self.idle_seconds]:
+            del self._sessions[token]
+
+
+class LoginLimiter:
+    """Failed logins per client address: after `max_failures` within `window` seconds, further
+    attempts are refused for `lockout` seconds (doubling on each new lockout, up to an hour)."""
+
+    def __init__(self, max_failures: int = 5, window: float = 300.0, lockout: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_failures = max_failures
+        self.window = window
+        self.lockout = lockout
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lockouts: dict[str, int] = {}
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may try now."""
+        with self._lock:
+            return max(0.0, self._locked_until.get(client, 0.0) - self.clock())
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+            recent.append(now)
+            self._failures[client] = recent
+            if len(recent) >= self.max_failures:
+                count = self._lockouts.get(client, 0) + 1
+                self._lockouts[client] = count
+                seconds = min(self.lockout * 2 ** (count - 1), 3600.0)
+                self._locked_until[client] = now + seconds
+                self._failures[client] = []
+                log.warning("login: %d failed attempts from %s; refusing logins from it for "
+                            "%.0f s", len(recent), client, seconds)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
+            self._lockouts.pop(client, None)
+            self._locked_until.pop(client, None)

@@ -1,0 +1,197 @@
+"""The worklist store: scheduled procedure steps in the shared SQLite database.
+
+One row per scheduled procedure step, with an indexed column for every key the C-FIND SCP
+matches on (so a query touches only candidate rows) and the full item as DICOM JSON for the
+return keys. Rows carry a lifecycle status: SCHEDULED items are served; COMPLETED, EXPIRED,
+CANCELLED and DISCONTINUED ones are kept for the record and no longer answered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.events import EventBus
+from appliance.store.database import Database, Migration
+from appliance.worklist.item import WorklistItem
+
+log = logging.getLogger(__name__)
+
+OWNER = "worklist"
+SCHEDULED, COMPLETED, EXPIRED = "SCHEDULED", "COMPLETED", "EXPIRED"
+CANCELLED, DISCONTINUED = "CANCELLED", "DISCONTINUED"
+STATUSES = (SCHEDULED, COMPLETED, EXPIRED, CANCELLED, DISCONTINUED)
+
+COLUMNS = ("patient_name", "patient_name_upper", "patient_id", "accession_number",
+           "requested_procedure_id", "study_instance_uid", "referring_physician",
+           "referring_physician_upper", "station_aet", "modality", "performing_physician",
+           "performing_physician_upper", "sps_id", "station_name", "sps_date", "sps_time")
+
+_INDEXED = [c for c in COLUMNS if c not in ("sps_time",)]
+
+MIGRATIONS = [
+    Migration(OWNER, 1, "CREATE TABLE worklist_items (\n"
+              "  id INTEGER PRIMARY KEY,\n"
+              "  item_key TEXT NOT NULL UNIQUE,\n"
+              "  source TEXT NOT NULL,\n"
+              "  status TEXT NOT NULL DEFAULT 'SCHEDULED',\n"
+              + "".join(f"  {c} TEXT NOT NULL DEFAULT '',\n" for c in COLUMNS) +
+              "  item_json TEXT NOT NULL,\n"
+              "  created_at REAL NOT NULL,\n"
+              "  updated_at REAL NOT NULL\n"
+              ");\n"
+              + "".join(f"CREATE INDEX worklist_items_{c} ON worklist_items ({c});\n"
+                        for c in _INDEXED) +
+              "CREATE INDEX worklist_items_status ON worklist_items (status, source);\n"),
+    # The usual modality query is "this modality (or station), these days": one index each.
+    Migration(OWNER, 2, "CREATE INDEX worklist_items_modality_date ON worklist_items "
+              "(modality, sps_date);\n"
+              "CREATE INDEX worklist_items_station_date ON worklist_items "
+              "(station_aet, sps_date);\n"),
+]
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A row of the store."""
+
+    id: int
+    key: str
+    source: str
+    status: str
+    item: WorklistItem
+    updated_at: float
+
+
+class WorklistStore:
+    """Reads and writes worklist rows; publishes 'worklist.item' events on changes."""
+
+    def __init__(self, database: Database, bus: EventBus | None = None):
+        self.db = database
+        self.bus = bus
+        self.db.migrate(MIGRATIONS)
+        # C-FIND runs in a new thread per association; Database keeps one connection per
+        # thread for the life of the process, so queries share one reader connection instead.
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path, bus: EventBus | None = None) -> WorklistStore:
+        return cls(Database.in_data_dir(Path(data_dir).absolute()), bus)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def put(self, items: Iterable[WorklistItem], source: str) -> tuple[int, int]:
+        """Insert or replace items by key, all in one transaction; (created, updated)."""
+        created = updated = 0
+        now = time.time()
+        with self.db.transaction() as tx:
+            for item in items:
+                created_now = self._put(tx, item, source, now)
+                created += created_now
+                updated += not created_now
+        self._publish("put", created=created, updated=updated, source=source)
+        return created, updated
+
+    def _put(self, tx, item: WorklistItem, source: str, now: float) -> bool:
+        cols = item.columns()
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        values = [cols[c] for c in COLUMNS]
+        row = tx.execute("SELECT id FROM worklist_items WHERE item_key=?", (item.key,)).fetchone()
+        if row is None:
+            tx.execute(f"INSERT INTO worklist_items (item_key, source, status, {names}, item_json,"
+                       f" created_at, updated_at) VALUES (?, ?, 'SCHEDULED', {marks}, ?, ?, ?)",
+                       (item.key, source, *values, item.to_json(), now, now))
+            return True
+        sets = ", ".join(f"{c}=?" for c in COLUMNS)
+        tx.execute(f"UPDATE worklist_items SET source=?, status='SCHEDULED', {sets}, item_json=?,"
+                   " updated_at=? WHERE id=?", (source, *values, item.to_json(), now, row["id"]))
+        return False
+
+    def replace_source(self, items: list[WorklistItem], source: str) -> tuple[int, int, int]:
+        """Make the SCHEDULED rows of `source` exactly `items` (one transaction):
+        (created, updated, removed)."""
+        now = time.time()
+        keys = {item.key for item in items}
+        created = updated = removed = 0
+        with self.db.transaction() as tx:
+            for item in items:
+                if self._put(tx, item, source, now):
+                    created += 1
+                else:
+                    updated += 1
+            rows = tx.execute("SELECT id, item_key FROM worklist_items WHERE source=? AND "
+                              "status='SCHEDULED'", (source,)).fetchall()
+            stale = [r["id"] for r in rows if r["item_key"] not in keys]
+            for row_id in stale:
+                tx.execute("DELETE FROM worklist_items WHERE id=?", (row_id,))
+            removed = len(stale)
+        self._publish("sync", created=created, updated=updated, removed=removed, source=source)
+        return created, updated, removed
+
+    def set_status(self, where: str, params: tuple, status: str,
+                   only_scheduled: bool = True) -> int:
+        """Set the status of the rows selected by an SQL condition; the number changed."""
+        condition = f"({where})" + (" AND status='SCHEDULED'" if only_scheduled else "")
+        with self.db.transaction() as tx:
+            count = tx.execute(f"UPDATE worklist_items SET status=?, updated_at=? WHERE "
+                               f"{condition}", (status, time.time(), *params)).rowcount
+        if count:
+            self._publish("status", status=status, count=count)
+        return count
+
+    def delete(self, where: str, params: tuple) -> int:
+        with self.db.transaction() as tx:
+            count = tx.execute(f"DELETE FROM worklist_items WHERE {where}", params).rowcount
+        if count:
+            self._publish("delete", count=count)
+        return count
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def select(self, where: str = "1", params: tuple = (), limit: int | None = None,
+               order: str = "sps_date, sps_time, id") -> Iterator[StoredItem]:
+        sql = (f"SELECT id, item_key, source, status, item_json, updated_at FROM worklist_items "
+               f"WHERE {where} ORDER BY {order}")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row in self.db.connection().execute(sql, params):
+            yield StoredItem(row["id"], row["item_key"], row["source"], row["status"],
+                             WorklistItem(json.loads(row["item_json"]), row["item_key"]),
+                             row["updated_at"])
+
+    def scan_json(self, where: str, params: tuple) -> Iterator[dict]:
+        """The DICOM JSON of SCHEDULED rows matching an SQL condition (the C-FIND hot path).
+        The rows are read at once (the reader is shared), then decoded one by one."""
+        # '+status' keeps SQLite from choosing the (unselective) status index over the
+        # matching keys' indexes.
+        sql = (f"SELECT item_json FROM worklist_items WHERE +status='SCHEDULED' AND ({where}) "
+               "ORDER BY sps_date, sps_time, id")
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.db.path, timeout=self.db.busy_timeout,
+                                               check_same_thread=False)
+                self._reader.execute("PRAGMA query_only=ON")
+            rows = self._reader.execute(sql, params).fetchall()
+        for (text,) in rows:
+            yield json.loads(text)
+
+    def count(self, where: str = "1", params: tuple = ()) -> int:
+        return self.db.connection().execute(
+            f"SELECT count(*) FROM worklist_items WHERE {where}", params).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.connection().execute(
+            "SELECT status, count(*) AS n FROM worklist_items GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
+
+    def _publish(self, action: str, **data) -> None:
+        if self.bus is not None:
+            self.bus.publish("worklist.item", action=action, **data)

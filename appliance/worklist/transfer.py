@@ -1,0 +1,157 @@
+"""The worklist service API behind `appliance worklist import|export|list|delete` and the web
+page: JSON (the DICOM JSON model, PS3.18 F.2, a list of data sets as pydicom's
+`Dataset.to_json_dict()` writes them) and CSV (one column per attribute keyword) in and out.
+
+An import is all or nothing: every item is checked first, and one bad item refuses the whole
+file with a message naming the item (or CSV line) and the attribute.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+from appliance.errors import ApplianceError
+from appliance.worklist.item import (
+    SPS_TAG,
+    ItemError,
+    WorklistItem,
+    element,
+    items_from_dataset,
+    json_text,
+    tag_of,
+)
+from appliance.worklist.keys import SPS_ITEM, TOP_LEVEL
+from appliance.worklist.store import STATUSES, StoredItem, WorklistStore
+
+#: CSV columns, in export order: item attributes, then those of the scheduled step.
+CSV_COLUMNS = [k for k in TOP_LEVEL if k != "SpecificCharacterSet"] + list(SPS_ITEM)
+FORMATS = ("json", "csv")
+
+
+class TransferError(ApplianceError, ValueError):
+    """An import file or a request was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+
+    def __str__(self) -> str:
+        return f"{self.created} created, {self.updated} updated"
+
+
+class WorklistAdmin:
+    """Import, export, list and delete worklist items."""
+
+    def __init__(self, store: WorklistStore):
+        self.store = store
+
+    # -- import -----------------------------------------------------------------------------
+
+    def import_text(self, text: str, fmt: str, source: str = "import") -> ImportResult:
+        items = parse_json(text) if fmt == "json" else parse_csv(text)
+        created, updated = self.store.put(items, source)
+        return ImportResult(created, updated)
+
+    # -- export and list --------------------------------------------------------------------
+
+    def items(self, statuses: list[str] | None = None) -> list[StoredItem]:
+        statuses = statuses or ["SCHEDULED"]
+        for status in statuses:
+            if status not in STATUSES:
+                raise TransferError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+        marks = ", ".join("?" for _ in statuses)
+        return list(self.store.select(f"status IN ({marks})", tuple(statuses)))
+
+    def export_text(self, fmt: str, statuses: list[str] | None = None) -> str:
+        rows = self.items(statuses)
+        if fmt == "json":
+            charset = {"00080005": {"vr": "CS", "Value": ["ISO_IR 192"]}}
+            return json.dumps([{**charset, **row.item.data} for row in rows],
+                              ensure_ascii=False, indent=1) + "\n"
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([row.item.value(keyword) for keyword in CSV_COLUMNS])
+        return out.getvalue()
+
+    # -- delete -----------------------------------------------------------------------------
+
+    def delete(self, ids: list[int] | None = None, accession: str | None = None,
+               patient_id: str | None = None, everything: bool = False) -> int:
+        if everything:
+            return self.store.delete("1", ())
+        clauses, params = [], []
+        if ids:
+            clauses.append(f"id IN ({', '.join('?' for _ in ids)})")
+            params.extend(ids)
+        if accession:
+            clauses.append("accession_number = ?")
+            params.append(accession)
+        if patient_id:
+            clauses.append("patient_id = ?")
+            params.append(patient_id)
+        if not clauses:
+            raise TransferError("say which items to delete: IDs, --accession, --patient-id or "
+                                "--all")
+        return self.store.delete(" OR ".join(clauses), tuple(params))
+
+
+def parse_json(text: str) -> list[WorklistItem]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TransferError(f"not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise TransferError("JSON must be a list of DICOM JSON data sets")
+    items = []
+    for number, dataset in enumerate(data, 1):
+        try:
+            items.extend(items_from_dataset(dataset, f"item {number}"))
+        except ItemError as exc:
+            raise TransferError(str(exc)) from None
+    return items
+
+
+def parse_csv(text: str) -> list[WorklistItem]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = reader.fieldnames or []
+    if not header:
+        raise TransferError("CSV is empty: the first line must name the columns "
+                            f"(e.g. {', '.join(CSV_COLUMNS[:3])})")
+    unknown = [name for name in header if name not in CSV_COLUMNS]
+    if unknown:
+        raise TransferError(f"unknown CSV column(s): {', '.join(unknown)} (known: "
+                            f"{', '.join(CSV_COLUMNS)})")
+    items = []
+    for row in reader:
+        top, sps = {}, {}
+        if None in row:
+            raise TransferError(f"line {reader.line_num}: more values than columns")
+        for keyword, value in row.items():
+            tag, elem = element(keyword, (value or "").strip())
+            (sps if keyword in SPS_ITEM else top)[tag] = elem
+        top[SPS_TAG] = {"vr": "SQ", "Value": [sps]}
+        try:
+            items.extend(items_from_dataset(top, f"line {reader.line_num}"))
+        except ItemError as exc:
+            raise TransferError(str(exc)) from None
+    return items
+
+
+def describe(row: StoredItem) -> str:
+    """One line of `appliance worklist list`."""
+    sps = row.item.sps
+    return (f"{row.id:>6}  {row.status:<12} {row.item.value('PatientID'):<12} "
+            f"{row.item.value('PatientName'):<24} {row.item.value('AccessionNumber'):<12} "
+            f"{json_text(sps.get(tag_of('Modality'))):<4} "
+            f"{json_text(sps.get(tag_of('ScheduledProcedureStepStartDate')))} "
+            f"{json_text(sps.get(tag_of('ScheduledProcedureStepStartTime'))):<6} "
+            f"{json_text(sps.get(tag_of('ScheduledStationAETitle'))) or '-':<16} {row.source}")

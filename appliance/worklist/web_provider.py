@@ -1,0 +1,82 @@
+"""The worklist as the web page sees it (`appliance.web.providers.WorklistProvider`): counts,
+feeder sources, a list of items, add one, import a file, delete one; all over `WorklistAdmin`,
+the same API as `appliance worklist ...`."""
+
+from __future__ import annotations
+
+import logging
+
+from appliance.web.providers import WorklistSource
+from appliance.worklist.item import ItemError, element, items_from_dataset
+from appliance.worklist.keys import SPS_ITEM
+from appliance.worklist.scp import WorklistService
+from appliance.worklist.transfer import CSV_COLUMNS, FORMATS, TransferError, WorklistAdmin
+
+log = logging.getLogger(__name__)
+
+LISTED = ("PatientID", "PatientName", "AccessionNumber", "Modality",
+          "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
+          "ScheduledStationAETitle", "ScheduledProcedureStepDescription")
+
+
+class WorklistWebProvider:
+    """WorklistProvider over the MWL service's store. Errors are TransferError (a ValueError)
+    with a sentence for the page."""
+
+    def __init__(self, service: WorklistService):
+        self.service = service
+
+    @property
+    def admin(self) -> WorklistAdmin:
+        return WorklistAdmin(self.service.store)
+
+    def counts(self) -> dict[str, int]:
+        return self.service.store.counts()
+
+    def sources(self) -> list[WorklistSource]:
+        rows = self.service.store.db.connection().execute(
+            "SELECT source, count(*) AS n, max(updated_at) AS last FROM worklist_items "
+            "WHERE status='SCHEDULED' GROUP BY source ORDER BY source")
+        return [WorklistSource(row["source"], row["n"], row["last"]) for row in rows]
+
+    def items(self, limit: int = 200) -> list[dict]:
+        out = []
+        for row in self.service.store.select("status='SCHEDULED'", limit=limit):
+            entry = {"id": str(row.id), "status": row.status, "source": row.source}
+            entry.update({keyword: row.item.value(keyword) for keyword in LISTED})
+            out.append(entry)
+        return out
+
+    def add(self, item: dict) -> str:
+        unknown = [k for k in item if k not in CSV_COLUMNS]
+        if unknown:
+            raise TransferError(f"unknown attribute(s): {', '.join(unknown)}")
+        top, sps = {}, {}
+        for keyword, value in item.items():
+            tag, elem = element(keyword, str(value).strip())
+            (sps if keyword in SPS_ITEM else top)[tag] = elem
+        top["00400100"] = {"vr": "SQ", "Value": [sps]}
+        try:
+            [parsed] = items_from_dataset(top, "item")
+        except ItemError as exc:
+            raise TransferError(str(exc)) from None
+        self.service.store.put([parsed], "web")
+        row = next(self.service.store.select("item_key = ?", (parsed.key,)))
+        return str(row.id)
+
+    def import_file(self, data: bytes, fmt: str) -> int:
+        if fmt not in FORMATS:
+            raise TransferError(f"format must be json or csv, got {fmt!r}")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise TransferError("the file must be UTF-8 text") from None
+        result = self.admin.import_text(text, fmt, source="web")
+        return result.created + result.updated
+
+    def delete(self, item_id: str) -> bool:
+        try:
+            number = int(item_id)
+        except ValueError:
+            return False
+        return self.admin.delete(ids=[number]) > 0

@@ -1,0 +1,95 @@
+#!/bin/bash
+# image/hooks/customize.sh — mmdebstrap customize hook (runs on the host after all packages
+# are installed; $1 = the new root, $2 = arch, $3 = wheel directory). Turns a Debian root into
+# the appliance: systemd units, the /opt/appliance venv, read-only-root plumbing, and the
+# boot files, which it moves out of the root into the sibling directory "boot" for the FAT
+# partition.
+set -euo pipefail
+root=$1 arch=$2 wheels=$3
+here=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$here/.." && pwd)
+bootdir=$(dirname "$root")/boot
+. "$here/config.sh"
+die() { echo "customize.sh: error: $*" >&2; exit 1; }
+step() { echo "customize.sh: $*"; }
+# Commands in the new root get a clean environment (no host PIP_* or PYTHON* settings).
+in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+
+step "files from image/overlay and units from systemd/"
+cp -a "$here/overlay/." "$root/"
+install -d "$root/usr/lib/systemd/system" "$root/usr/lib/systemd/journald.conf.d" \
+    "$root/usr/lib/systemd/system/ssh.service.d" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d"
+install -m 0644 "$repo"/systemd/*.service "$repo"/systemd/*.mount "$root/usr/lib/systemd/system/"
+install -m 0644 "$repo"/systemd/journald.conf.d/*.conf "$root/usr/lib/systemd/journald.conf.d/"
+install -m 0644 "$repo"/systemd/ssh.service.d/*.conf "$root/usr/lib/systemd/system/ssh.service.d/"
+install -m 0644 "$repo"/systemd/sysusers.d/*.conf "$root/usr/lib/sysusers.d/"
+install -m 0644 "$repo"/systemd/tmpfiles.d/*.conf "$root/usr/lib/tmpfiles.d/"
+install -d "$root/usr/share/doc/edge-appliance"
+for doc in flashing.md image.md; do
+    [ -f "$repo/docs/$doc" ] && install -m 0644 "$repo/docs/$doc" "$root/usr/share/doc/edge-appliance/"
+done
+in_root systemd-sysusers /usr/lib/sysusers.d/edge-appliance.conf
+
+step "the appliance venv in /opt/appliance"
+app_whl=$(cd "$wheels" && ls dicom_edge_appliance-*.whl 2>/dev/null | head -n1) ||
+    die "no project wheel (dicom_edge_appliance-*.whl) in $wheels"
+[ -n "$app_whl" ] || die "no project wheel (dicom_edge_appliance-*.whl) in $wheels"
+rm -rf "$root/tmp/edge-wheels"; mkdir -p "$root/tmp/edge-wheels"
+cp "$wheels"/*.whl "$root/tmp/edge-wheels/"
+in_root python3 -m venv --system-site-packages /opt/appliance
+in_root env PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/appliance/bin/pip install --quiet --no-index \
+    --no-cache-dir --find-links /tmp/edge-wheels "/tmp/edge-wheels/$app_whl" ||
+    die "pip could not install $app_whl and its dependencies into /opt/appliance"
+in_root /opt/appliance/bin/python -c 'import systemd.daemon, appliance' ||
+    die "the venv cannot import appliance and systemd (python3-systemd)"
+app_version=$(in_root /opt/appliance/bin/appliance --version | awk '{print $NF}')
+rm -rf "$root/tmp/edge-wheels"
+step "installed appliance $app_version"
+
+step "read-only root plumbing"
+ln -sfn /data/etc/machine-id "$root/etc/machine-id"
+ln -sfn /data/etc/hostname "$root/etc/hostname"
+rm -rf "$root/etc/systemd/network"; ln -s /data/etc/systemd/network "$root/etc/systemd/network"
+rm -rf "$root/var/log/journal"; ln -s /data/journal "$root/var/log/journal"
+rm -f "$root"/etc/ssh/ssh_host_*          # every box makes its own at first boot, on /data
+install -d -m 0755 "$root/data" "$root/boot/firmware"
+ln -sfn /run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+# Things that would write to the read-only root or make no sense on an appliance.
+# (the kernel debug/tracing/hugepage mounts only cost boot time under emulation and on the Pi)
+in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+    e2scrub_all.timer e2scrub_reap.service systemd-networkd-wait-online.service \
+    sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount >/dev/null 2>&1 || true
+in_root systemctl enable systemd-networkd systemd-resolved systemd-timesyncd ssh \
+    data.mount boot-firmware.mount edge-grow-data.service edge-firstboot.service appliance.service
+in_root systemctl set-default multi-user.target
+# Root has no password (key-only SSH); the serial console autologin is left off on purpose.
+cat > "$root/etc/edge-appliance-release" <<REL
+EDGE_APPLIANCE_VERSION=$app_version
+EDGE_IMAGE_ARCH=$arch
+EDGE_IMAGE_BUILT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+EDGE_IMAGE_COMMIT=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+REL
+
+step "boot files"
+kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
+[ -n "$kver" ] || die "no kernel installed in the root"
+[ -f "$root/boot/initrd.img-$kver" ] || in_root update-initramfs -c -k "$kver"
+rm -rf "$bootdir"; mkdir -p "$bootdir"
+if [ "$arch" = arm64 ]; then
+    # raspi-firmware's hooks have filled /boot/firmware with firmware, DTBs, kernel, initrd,
+    # config.txt and cmdline.txt: keep everything, but write our own command line.
+    ls "$root/boot/firmware/"*.dtb >/dev/null 2>&1 || in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kver"
+    cp -a "$root/boot/firmware/." "$bootdir/"
+    edge_cmdline "console=tty0 console=ttyS1,115200" > "$bootdir/cmdline.txt"
+else
+    cp "$root/boot/vmlinuz-$kver" "$bootdir/vmlinuz"
+    cp "$root/boot/initrd.img-$kver" "$bootdir/initrd.img"
+    edge_cmdline "console=tty0 console=ttyS0,115200" > "$bootdir/cmdline.txt"
+fi
+cp "$root/etc/edge-appliance-release" "$bootdir/edge-appliance-release.txt"
+rm -rf "$root/boot/firmware"; install -d -m 0755 "$root/boot/firmware"
+
+step "clean up"
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/tmp/* \
+    "$root"/var/cache/debconf/*-old "$root"/var/log/*.log

@@ -1,0 +1,78 @@
+# image/image.mk — make targets for the appliance OS image; included by the top-level Makefile,
+# which defines PYTHON, VENV and the target `venv`.
+#   make image        build the arm64 Raspberry Pi image: build/image/edge-appliance-arm64.img.xz
+#                     (+ .img, .bmap, .img.xz.sha256, .rpi-imager.json). IMAGE_ARCH=amd64 for the
+#                     QEMU-only variant of the same recipe.
+#   make image-qemu   build if needed, then boot a copy of the image under QEMU on this terminal
+#   make test-image   build if needed, then the boot test (tests/image/test_boot.py): several
+#                     QEMU boots, about 10 minutes warm, not part of `make test`
+#   make image-deps   install the host tools (mmdebstrap, QEMU, mtools, bmaptool, ...) with apt
+# The build needs root (mmdebstrap root mode) and caches downloads in IMAGE_CACHE.
+
+IMAGE_ARCH ?= arm64
+IMAGE_CACHE ?= /var/cache/edge-appliance-image
+IMAGE_OUT ?= build/image
+IMAGE_NAME := edge-appliance-$(IMAGE_ARCH)
+IMAGE_IMG := $(IMAGE_OUT)/$(IMAGE_NAME).img
+IMAGE_XZ := $(IMAGE_IMG).xz
+IMAGE_DEBS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm \
+  qemu-system-x86 bmap-tools dosfstools mtools fdisk e2fsprogs xz-utils dcmtk openssh-client \
+  systemd
+# What the image is made of: a change to any of these rebuilds it.
+IMAGE_INPUTS := $(shell find image systemd appliance hal docs -type f \
+  -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) pyproject.toml
+
+.PHONY: image image-qemu test-image image-deps image-units-deps image-clean
+
+# apt-get install of whatever is missing; $(1) = package list
+define image_apt_install
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  command -v apt-get >/dev/null || { echo "image.mk: missing:$$missing (no apt-get)" >&2; exit 1; }; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "image.mk: installing$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+image-deps:
+	$(call image_apt_install,$(IMAGE_DEBS))
+	@# arm64 programs run through qemu-user: binfmt_misc must be mounted and the entry enabled
+	@if [ "$(IMAGE_ARCH)" = arm64 ] && ! arch-test arm64 >/dev/null 2>&1; then \
+	  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
+	  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true; \
+	  arch-test arm64 >/dev/null || { echo "image.mk: this host cannot run arm64 programs even \
+with qemu-user-static; build IMAGE_ARCH=amd64 instead" >&2; exit 1; }; \
+	fi
+
+# systemd-analyze for tests/image/test_units.py (part of `make test`)
+image-units-deps:
+	$(call image_apt_install,systemd)
+
+test: image-units-deps
+
+image: $(IMAGE_XZ)
+
+# the disk image itself (what test-image boots) ...
+$(IMAGE_IMG): $(IMAGE_INPUTS) | image-deps
+	EDGE_CACHE=$(IMAGE_CACHE) EDGE_OUT=$(IMAGE_OUT) PYTHON=$(PYTHON) image/build.sh $(IMAGE_ARCH)
+
+# ... and the release files made from it (.img.xz, .bmap, .sha256, Pi Imager JSON)
+$(IMAGE_XZ): $(IMAGE_IMG) | image-deps
+	image/release.sh $(IMAGE_IMG)
+
+image-qemu: $(IMAGE_IMG)
+	cp --sparse=always $(IMAGE_IMG) $(IMAGE_OUT)/$(IMAGE_NAME)-qemu.img
+	@echo "image.mk: booting a copy ($(IMAGE_OUT)/$(IMAGE_NAME)-qemu.img); Ctrl-A X quits QEMU"
+	image/qemu-run.sh $(IMAGE_OUT)/$(IMAGE_NAME)-qemu.img $(IMAGE_ARCH)
+
+test-image: $(IMAGE_IMG) venv
+	EDGE_TEST_IMAGE=$(IMAGE_IMG) \
+	  $(VENV)/bin/python -m pytest -m image -v -s -p no:cacheprovider \
+	  --timeout=1800 tests/image/test_boot.py
+
+image-clean:
+	rm -rf $(IMAGE_OUT) /var/tmp/edge-appliance-image

@@ -1,0 +1,124 @@
+"""Fixtures for forwarding: a real Orthanc (Debian package) as the PACS, started on free
+127.0.0.1 ports with its own configuration and storage under the test's temp dir."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DCMTK_ENV, free_port, wait_listening
+
+ORTHANC = "/usr/sbin/Orthanc"
+
+
+class Orthanc:
+    """One Orthanc process; `stop()` and `start()` keep its storage (a PACS outage)."""
+
+    def __init__(self, directory: Path, appliance_port: int = 11112):
+        self.directory = directory
+        self.http_port = free_port()
+        self.dicom_port = free_port()
+        self.ae_title = "ORTHANC"
+        self.config_path = directory / "orthanc.json"
+        self.log_path = directory / "orthanc.log"
+        config = {
+            "Name": "test-pacs",
+            "StorageDirectory": str(directory / "storage"),
+            "IndexDirectory": str(directory / "index"),
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            "DicomAet": self.ae_title,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": True,
+            "DicomAlwaysAllowStore": True,
+            "UnknownSopClassAccepted": True,
+            "DicomModalities": {"edgebox": ["EDGEBOX", "127.0.0.1", appliance_port]},
+            "Plugins": [],
+            "HttpServerEnabled": True,
+            "DicomServerEnabled": True,
+            "StorageCompression": False,
+            "OverwriteInstances": False,
+        }
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(config, indent=2))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Orthanc:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([ORTHANC, str(self.config_path)], env=DCMTK_ENV,
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+        wait_listening(self.http_port, timeout=30)
+        wait_listening(self.dicom_port, timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.get("/system")
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"Orthanc did not answer; log:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def get(self, path: str):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+                                    timeout=10) as rsp:
+            return json.loads(rsp.read())
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+                                    timeout=10) as rsp:
+            return rsp.read().decode()
+
+    def post(self, path: str, body):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}",
+                                         data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as rsp:
+            return json.loads(rsp.read())
+
+    def sop_instance_uids(self) -> list[str]:
+        """Every stored instance's SOP Instance UID (a list: a duplicate would show twice)."""
+        found = self.post("/tools/find", {"Level": "Instance", "Query": {}, "Expand": True})
+        return [item["MainDicomTags"]["SOPInstanceUID"] for item in found]
+
+    def new_instance_changes(self) -> int:
+        """How many times Orthanc recorded a new instance (it would be > count on a resend
+        only if it had stored a second copy)."""
+        changes = self.get("/changes?limit=10000")
+        return sum(1 for c in changes["Changes"] if c["ChangeType"] == "NewInstance")
+
+    def peer(self, name: str = "pacs") -> dict:
+        return {"name": name, "ae_title": self.ae_title, "host": "127.0.0.1",
+                "port": self.dicom_port}
+
+
+@pytest.fixture
+def orthanc(tmp_path):
+    """A running Orthanc; stopped after the test."""
+    server = Orthanc(tmp_path / "orthanc").start()
+    yield server
+    server.stop()
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {what or predicate}")

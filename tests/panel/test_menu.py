@@ -1,0 +1,221 @@
+"""The panel's menu logic on its own: screens, editors, validation through the one config
+path, echo, identify, reboot and factory reset with confirmation, dimming when idle."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.config.loader import load_file
+from appliance.panel import PanelMenu
+from tests.panel.conftest import wait_until
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def keys(menu: PanelMenu, sequence: str) -> None:
+    """u d o b = up down ok back; capitals are long presses."""
+    names = {"u": "up", "d": "down", "o": "ok", "b": "back"}
+    for key in sequence:
+        menu.press(names[key.lower()], long=key.isupper())
+
+
+def text(menu: PanelMenu) -> list[str]:
+    return [line.rstrip() for line in menu.render()[0]]
+
+
+@pytest.fixture
+def panel(maintenance):
+    def make(sections=None, cols=16, rows=2, clock=None):
+        m = maintenance(sections)
+        return PanelMenu(m, cols, rows, idle_seconds=60, clock=clock or Clock()), m
+    return make
+
+
+def test_status_pages(panel):
+    menu, m = panel({"dicom": {"ae_title": "CT3EDGE", "port": 104}})
+    assert text(menu) == ["CT3EDGE", "Port 104"]
+    keys(menu, "d")
+    assert text(menu)[0].startswith("IP ") and text(menu)[1] == "DHCP"
+    keys(menu, "d")
+    assert text(menu) == ["Queue", "storage is not en"[:16]]
+    keys(menu, "d")
+    assert text(menu) == ["Printer", "print is not ena"]
+    keys(menu, "d")
+    assert text(menu) == ["Last error", "none"]
+    m.health._component({"name": "storage", "state": "failed", "error": "disk gone"})
+    assert text(menu) == ["Last error", "storage: disk go"]
+    keys(menu, "b")
+    assert text(menu)[0] == "CT3EDGE"
+
+
+def test_20x4_shows_four_lines(panel):
+    menu, _ = panel(cols=20, rows=4)
+    lines = text(menu)
+    assert lines[0] == "EDGEBOX" and lines[1] == "Port 11112" and lines[2].startswith("IP ")
+    assert lines[3] == "OK"
+
+
+def test_ae_title_edit_with_invalid_blank_title_is_refused(panel):
+    menu, m = panel()
+    keys(menu, "oo")
+    for _ in range(7):  # blank every character: ' ' is one step down from 'A'
+        current = menu.screen.chars[menu.screen.pos]
+        steps = " ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.".index(current)
+        keys(menu, "d" * steps + "o")
+    keys(menu, "O")
+    assert text(menu) == ["Not saved:", "AE title must"]
+    keys(menu, "d")  # scroll the reason
+    assert "empty" in " ".join(text(menu))
+    assert load_file(m.config_path).dicom.ae_title == "EDGEBOX"
+    assert m.runtime.reloads == 0
+
+
+def test_back_at_the_first_character_cancels(panel):
+    menu, m = panel()
+    keys(menu, "oouu")
+    assert text(menu)[0] == "GDGEBOX"
+    keys(menu, "b")
+    assert text(menu) == [">AE title", " Port"]
+    assert m.runtime.reloads == 0
+
+
+def test_port_edit_saves_and_reloads(panel):
+    menu, m = panel()
+    keys(menu, "odo")            # menu, Port, editor at 11112
+    keys(menu, "oooo" + "u")     # last digit 2 -> 3
+    keys(menu, "o")              # OK on the last digit saves
+    assert text(menu) == ["Port 11113 saved", "applied"]
+    assert load_file(m.config_path).dicom.port == 11113
+    assert m.runtime.reloads == 1
+
+
+def test_static_network_from_the_panel(panel):
+    menu, m = panel()
+    keys(menu, "oddo")           # Network
+    assert text(menu) == [">DHCP", " Static address"]
+    keys(menu, "do")             # Static: address editor at 192.168.001.010
+    assert text(menu)[0] == "192.168.001.010"
+    keys(menu, "O")              # keep the address
+    assert text(menu)[0] == "255.255.255.000"
+    keys(menu, "O")              # keep the netmask
+    assert text(menu)[0] == "000.000.000.000"
+    keys(menu, "uooo" + "o" * 6 + "oo" + "u")  # gateway 100.000.000.001
+    assert text(menu)[0] == "100.000.000.001"
+    keys(menu, "o")
+    assert text(menu)[0] == "Not saved:"     # 100.0.0.1 is outside 192.168.1.0/24
+    assert load_file(m.config_path).network.mode == "dhcp"
+    keys(menu, "bodo")           # back to the menu; Network, Static again
+    keys(menu, "OO")             # keep address and netmask
+    keys(menu, "uo" "do" "uuo" "uo" + "u" * 6 + "o" + "u" * 8 + "o" "o" "o" "uo" "o" "o" "u")
+    assert text(menu)[0] == "192.168.001.001"
+    keys(menu, "o")              # OK on the last digit saves
+    assert text(menu) == ["Static saved", "applied"]
+    net = load_file(m.config_path).network
+    assert (net.mode, net.address, net.netmask, net.gateway) == \
+        ("static", "192.168.1.10", "255.255.255.0", "192.168.1.1")
+    keys(menu, "boo")            # back to the menu, Network, DHCP
+    assert text(menu) == ["DHCP saved", "applied"]
+    assert load_file(m.config_path).network.mode == "dhcp"
+
+
+def test_ip_octet_over_255_is_refused(panel):
+    menu, m = panel()
+    keys(menu, "oddodo")
+    keys(menu, "uuuuuuu")        # 1 -> 8: 892.168.001.010
+    keys(menu, "O")
+    assert text(menu)[0] == "Not saved:"
+    assert "892.168.001.010" in " ".join(menu.wrap(menu.screen.text))
+
+
+def test_echo_a_peer_from_the_menu(panel, storescp):
+    port = storescp("DCMTKSCP")
+    menu, _ = panel({"peers": [{"name": "pacs", "ae_title": "DCMTKSCP", "host": "127.0.0.1",
+                                "port": port}]})
+    keys(menu, "odddo")
+    assert text(menu) == [">pacs", ""]
+    keys(menu, "o")
+    wait_until(lambda: text(menu)[0] != "Echo pacs...")
+    assert text(menu)[0] == "Echo pacs OK"
+    assert text(menu)[1].endswith(" ms")
+
+
+def test_echo_failure_is_shown(panel):
+    from tests.conftest import free_port
+    menu, _ = panel({"peers": [{"name": "gone", "ae_title": "X", "host": "127.0.0.1",
+                                "port": free_port()}]})
+    keys(menu, "odddoo")
+    wait_until(lambda: text(menu)[0] != "Echo gone...")
+    assert text(menu)[0] == "Echo gone FAILED"
+    assert "refused" in " ".join(menu.wrap(menu.screen.text))
+
+
+def test_identify(panel):
+    menu, m = panel({"hal": {"leds": {"identify_seconds": 12.0}}})
+    seen = []
+    m.runtime.bus.subscribe(lambda e: seen.append(e.data), "identify")
+    keys(menu, "o" + "d" * 4 + "o")
+    assert text(menu) == ["Identifying", "for 12 s"]
+    assert seen == [{"seconds": 12.0}]
+
+
+def test_reboot_needs_confirmation_and_is_only_recorded_in_sim(panel):
+    menu, m = panel()
+    keys(menu, "o" + "d" * 5 + "o")
+    assert text(menu) == ["Reboot?", "OK=yes BACK=no"]
+    keys(menu, "b")
+    assert m.actions.recorded == []
+    keys(menu, "oo")
+    assert text(menu)[0] == "Rebooting"
+    assert m.actions.recorded == ["reboot"]
+
+
+def test_factory_reset_needs_confirmation(panel):
+    menu, m = panel({"dicom": {"ae_title": "CUSTOM"}})
+    keys(menu, "o" + "d" * 6 + "o")
+    assert text(menu) == ["Factory reset?", "OK=yes BACK=no"]
+    keys(menu, "b")
+    assert load_file(m.config_path).dicom.ae_title == "CUSTOM"
+    keys(menu, "oo")
+    assert text(menu)[0] == "Factory reset"
+    assert load_file(m.config_path).dicom.ae_title == "EDGEBOX"
+    assert m.actions.recorded == ["reboot"]
+
+
+def test_idle_returns_to_status_and_dims_and_first_press_only_wakes(panel):
+    clock = Clock()
+    menu, _ = panel(clock=clock)
+    keys(menu, "oo")
+    clock.now += 59
+    menu.tick()
+    assert menu.lit and text(menu)[0] == "EDGEBOX"  # still in the editor (shows the title)
+    assert menu.render()[1] == (0, 0)
+    clock.now += 2
+    menu.tick()
+    assert not menu.lit and menu.render()[1] is None
+    assert text(menu) == ["EDGEBOX", "Port 11112"]
+    keys(menu, "o")
+    assert menu.lit and text(menu) == ["EDGEBOX", "Port 11112"]
+    keys(menu, "o")
+    assert text(menu)[0] == ">AE title"
+
+
+def test_long_back_goes_home_from_anywhere(panel):
+    menu, _ = panel()
+    keys(menu, "odo")
+    keys(menu, "B")
+    assert text(menu) == ["EDGEBOX", "Port 11112"]
+
+
+def test_factory_reset_uses_the_factory_file_when_there_is_one(panel):
+    menu, m = panel({"dicom": {"ae_title": "CUSTOM"}})
+    m.config_path.with_name("appliance.factory.toml").write_text(
+        '[dicom]\nae_title = "FACTORY"\n')
+    keys(menu, "o" + "d" * 6 + "oo")
+    assert load_file(m.config_path).dicom.ae_title == "FACTORY"
+    assert m.runtime.reloads == 1

@@ -1,0 +1,154 @@
+"""The `dicom` printer driver: the box as print spooler/proxy, forwarding each film as a Print
+SCU to a real DICOM printer — here a second Print SCP (ours, on its own port, with a simulated
+printer), reached over real sockets."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from hal.printer import Film, PrinterError
+from hal.printer.dicom import DicomPrinter
+from tests.conftest import free_port
+from tests.print.conftest import boxes_of
+from tests.print.test_scp import GRADIENT
+
+
+def printer_behind(print_server, color: bool = False):
+    """The DICOM printer (a Print SCP on a sim printer) and a front box whose profile
+    forwards to it."""
+    back = print_server([{"name": "film", "driver": "sim", "color": color}],
+                        dicom={"ae_title": "LASER"})
+    front = print_server([{"name": "proxy", "driver": "dicom", "peer": "laser", "color": color,
+                           "peer_status_interval": 0.2}],
+                         peers=[{"name": "laser", "ae_title": "LASER", "host": "127.0.0.1",
+                                 "port": back.port}])
+    return back, front
+
+
+def test_a_film_printed_on_the_box_comes_out_of_the_dicom_printer(print_server, scu):
+    back, front = printer_behind(print_server)
+    client = scu(front.port)
+    client.session(NumberOfCopies="2", MediumType="CLEAR FILM", FilmSessionLabel="chest")
+    _, reply = client.film_box("STANDARD\\1,2", FilmSizeID="8INX10IN",
+                               FilmOrientation="LANDSCAPE")
+    client.set_image(boxes_of(reply)[0], 1, GRADIENT)
+    _, action = client.action()
+    job = front.spool.wait_job(action.ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID)
+    assert job["status"] == "DONE", job
+    printed = back.spool.printers["film"].printed
+    assert len(printed) == 2                        # two copies, asked of the DICOM printer
+    film = printed[0]
+    assert (film.film_size_id, film.orientation, film.medium) == ("8INX10IN", "LANDSCAPE",
+                                                                   "CLEAR FILM")
+    assert film.image.size == (3000, 2400)         # 10 x 8 in at 300 dpi
+    assert film.label == "chest"
+    pixels = np.asarray(film.image).astype(int)
+    # STANDARD\1,2: the gradient fills the width of the upper box (y 225-975), dark to
+    # bright; the lower box is empty and prints like the border
+    row = pixels[600, 20:2980]
+    assert np.all(np.diff(row[::60]) >= 0) and row[-1] - row[0] > 150
+    assert pixels[600, 20] < 40 and pixels[600, 2980] > 200
+    assert np.ptp(pixels[1300:2400, :]) == 0 and pixels[1800, 1500] == pixels[100, 1500]
+
+
+def test_a_color_film_is_forwarded_as_color(print_server, scu):
+    back, front = printer_behind(print_server, color=True)
+    client = scu(front.port, color=True)
+    client.session()
+    _, reply = client.film_box("STANDARD\\1,1", FilmSizeID="A4")
+    red = np.zeros((64, 64, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    client.set_image(boxes_of(reply)[0], 1, red)
+    _, action = client.action()
+    job = front.spool.wait_job(action.ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID)
+    assert job["status"] == "DONE", job
+    film = back.spool.printers["film"].printed[0]
+    assert film.image.mode == "RGB"
+    assert film.image.getpixel((film.image.width // 2, film.image.height // 2)) == (255, 0, 0)
+
+
+def test_dicom_printer_status_and_failures_come_back(print_server, scu):
+    back, front = printer_behind(print_server)
+    client = scu(front.port)
+    assert client.printer()[1].PrinterStatus == "NORMAL"   # the SCU now uses this printer
+    back.spool.printers["film"].set_condition("FILM JAM")
+    info = client.wait_event("1.2.840.10008.5.1.1.16", 3)   # Printer FAILURE reaches our SCU
+    assert info.PrinterStatusInfo == "FILM JAM"
+    status, printer = client.printer()
+    assert (printer.PrinterStatus, printer.PrinterStatusInfo) == ("FAILURE", "FILM JAM")
+    back.spool.printers["film"].set_condition("NORMAL")
+    client.wait_event("1.2.840.10008.5.1.1.16", 1)
+
+
+def test_a_film_the_dicom_printer_fails_is_a_failed_job():
+    # the printer accepts the job and reports FAILURE: the driver must not take it as printed
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import (
+        BasicFilmBox,
+        BasicFilmSession,
+        BasicGrayscaleImageBox,
+        BasicGrayscalePrintManagementMeta,
+        PrintJob,
+    )
+    from pydicom import Dataset
+
+    port = free_port()
+    ae = AE(ae_title="BADPRINTER")
+    ae.add_supported_context(BasicGrayscalePrintManagementMeta)
+    ae.add_supported_context(PrintJob)
+
+    def create(event):
+        ds = Dataset()
+        if event.request.AffectedSOPClassUID == BasicFilmBox:
+            item = Dataset()
+            item.ReferencedSOPClassUID = BasicGrayscaleImageBox
+            item.ReferencedSOPInstanceUID = "1.2.3.4"
+            ds.ReferencedImageBoxSequence = [item]
+        return 0x0000, ds
+
+    def action(event):
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = PrintJob, "1.2.3.5"
+        ds = Dataset()
+        ds.ReferencedPrintJobSequence = [item]
+        return 0x0000, ds
+
+    def get(event):
+        ds = Dataset()
+        ds.ExecutionStatus, ds.ExecutionStatusInfo = "FAILURE", "FILM JAM"
+        return 0x0000, ds
+
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[
+        (evt.EVT_N_CREATE, create), (evt.EVT_N_SET, lambda e: (0x0000, Dataset())),
+        (evt.EVT_N_ACTION, action), (evt.EVT_N_GET, get)])
+    try:
+        printer = DicomPrinter("bad", host="127.0.0.1", port=port, called_aet="BADPRINTER")
+        film = Film(image=__import__("PIL.Image").Image.new("L", (100, 120), 255), dpi=300,
+                    width_mm=8.5, height_mm=10.2, film_size_id="8INX10IN")
+        started = time.monotonic()
+        try:
+            printer.print_film(film)
+        except PrinterError as exc:
+            assert "print job failed (FILM JAM)" in str(exc)
+        else:
+            raise AssertionError("a failed print job was taken as printed")
+        assert time.monotonic() - started < 10
+    finally:
+        server.shutdown()
+
+
+def test_an_unreachable_dicom_printer_is_printer_down():
+    printer = DicomPrinter("gone", host="127.0.0.1", port=free_port(), called_aet="GONE",
+                           timeout=3)
+    state = printer.status()
+    assert (state.status, state.info) == ("FAILURE", "PRINTER DOWN")
+    film = Film(image=__import__("PIL.Image").Image.new("L", (10, 10)), dpi=300, width_mm=1,
+                height_mm=1)
+    try:
+        printer.print_film(film)
+    except PrinterError as exc:
+        assert "GONE@127.0.0.1" in str(exc)
+    else:
+        raise AssertionError("printing to nowhere succeeded")

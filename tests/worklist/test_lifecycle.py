@@ -1,0 +1,81 @@
+"""Worklist item lifecycle: completed when storage announces a study with the item's Study
+Instance UID or Accession Number (event `instance.stored`), expired a set time after the
+scheduled start; neither is answered any more."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.server import DicomServer
+from appliance.events import EventBus
+from appliance.worklist.lifecycle import WorklistLifecycle, expire
+from appliance.worklist.scp import WorklistService
+from tests.conftest import free_port
+from tests.worklist.conftest import ITEMS, findscu, item, load
+
+
+def make(tmp_path, worklist=None):
+    config = ApplianceConfig.model_validate({
+        "device": {"data_dir": str(tmp_path / "data")},
+        "dicom": {"port": free_port(), "bind": "127.0.0.1"}, "worklist": worklist or {}})
+    bus = EventBus()
+    service = WorklistService(config, bus)
+    load(service, ITEMS)
+    return config, bus, service
+
+
+def scheduled_ids(port) -> list[str]:
+    return sorted(str(a.PatientID) for a in findscu(port, "PatientID").answers)
+
+
+def test_study_arrival_completes_the_item(tmp_path):
+    config, bus, service = make(tmp_path, {"expire_after_hours": 0.0})
+    lifecycle = WorklistLifecycle(config, bus, service)
+    lifecycle.start()
+    server = DicomServer(config, [service])
+    server.start()
+    try:
+        seen = []
+        bus.subscribe(lambda e: seen.append(e.data), "worklist.item")
+        bus.publish("instance.stored", study_instance_uid="1.2.3.1", accession_number="",
+                    sop_instance_uid="1.2.3.1.1")
+        bus.publish("instance.stored", study_instance_uid="9.9.9", accession_number="A1004")
+        bus.publish("instance.stored", study_instance_uid="7.7.7", accession_number="NONE")
+        assert scheduled_ids(server.port) == ["1002", "1003", "1005", "1006"]
+        assert service.store.counts()["COMPLETED"] == 2
+        assert {"action": "status", "status": "COMPLETED", "count": 1} in seen
+        assert lifecycle.status().startswith("4 scheduled, 2 completed")
+        lifecycle.stop(1)
+        bus.publish("instance.stored", study_instance_uid="1.2.3.2", accession_number="")
+        assert service.store.counts()["COMPLETED"] == 2  # unsubscribed when stopped
+    finally:
+        server.stop(1)
+
+
+def test_items_expire_after_the_configured_time(tmp_path):
+    _, _, service = make(tmp_path)
+    # 24 h after 15 Jan 09:30 has passed at 16 Jan 10:00, not 24 h after 15 Jan 14:30
+    assert expire(service.store, 24, now=datetime(2026, 1, 16, 10, 0)) == 1
+    assert expire(service.store, 24, now=datetime(2026, 1, 16, 10, 0)) == 0
+    assert expire(service.store, 0, now=datetime(2030, 1, 1)) == 0  # 0 = never
+    assert expire(service.store, 1, now=datetime(2026, 1, 17, 11, 15)) == 4
+    remaining = [r.item.value("PatientID") for r in service.store.select("status='SCHEDULED'")]
+    assert remaining == ["1006"]
+
+
+def test_lifecycle_component_expires_on_start(tmp_path):
+    config = ApplianceConfig.model_validate({
+        "device": {"data_dir": str(tmp_path / "data")}, "worklist": {"expire_after_hours": 2.0}})
+    service = WorklistService(config)
+    now = datetime.now()
+    three_hours_ago, in_an_hour = now - timedelta(hours=3), now + timedelta(hours=1)
+    load(service, [item("OLD", "OLD^ONE", "A1", "CT", "CT1", f"{three_hours_ago:%Y%m%d}",
+                        f"{three_hours_ago:%H%M%S}"),
+                   item("NEW", "NEW^ONE", "A2", "CT", "CT1", f"{in_an_hour:%Y%m%d}",
+                        f"{in_an_hour:%H%M%S}")])
+    lifecycle = WorklistLifecycle(config, EventBus(), service)
+    lifecycle.start()
+    assert [r.item.value("PatientID") for r in service.store.select("status='SCHEDULED'")] == [
+        "NEW"]
+    assert service.store.counts()["EXPIRED"] == 1
