@@ -50,5 +50,16 @@ class Component(abc.ABC):
         self.configure(config)
         self.start()
 
+    def restart_if_changed(self, config: ApplianceConfig) -> bool:
+        """A `reconfigure` for components whose `configure` keeps their section in
+        `self.settings`: restart only when that section changed. Returns True if restarted."""
+        old = getattr(self, "settings", None)
+        self.configure(config)
+        if self.settings == old:
+            return False
+        self.stop(5.0)
+        self.start()
+        return True
+
     def configure(self, config: ApplianceConfig) -> None:  # noqa: B027 - optional hook
         """Take a configuration while stopped (used by the default `reconfigure`)."""

@@ -154,8 +154,4 @@ class SerialConsole(Component):
         self.connected = False
 
     def reconfigure(self, config: ApplianceConfig) -> None:
-        old = self.settings
-        self.configure(config)
-        if self.settings != old:
-            self.stop(5.0)
-            self.start()
+        self.restart_if_changed(config)

@@ -114,10 +114,5 @@ class FrontPanel(Component):
         self.menu = None
 
     def reconfigure(self, config: ApplianceConfig) -> None:
-        old = self.settings
-        self.configure(config)
-        if self.settings != old:
-            self.stop(5.0)
-            self.start()
-        else:
+        if not self.restart_if_changed(config):
             self.draw()

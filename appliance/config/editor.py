@@ -106,16 +106,20 @@ def coerce(annotation: Any, raw: str) -> Any:
 
 
 def set_value(path: Path, key: str, raw: str) -> ApplianceConfig:
-    """Set `key` to `raw` in the file at `path` (created if missing) and return the new config.
-
-    Nothing is written unless the whole resulting file validates.
+    """Set `key` to the command-line string `raw` in the file at `path` (created if missing)
+    and return the new config. Nothing is written unless the whole resulting file validates.
     """
-    origin = str(path)
     try:
-        parts = parse_key(key)
-        value = coerce(field_annotation(parts), raw)
+        value = coerce(field_annotation(parse_key(key)), raw)
     except ValueError as exc:
-        raise ConfigError([f"{origin}: {key}: {exc}"]) from None
+        raise ConfigError([f"{path}: {key}: {exc}"]) from None
+    return set_values(path, {key: value})
+
+
+def set_values(path: Path, changes: dict[str, Any]) -> ApplianceConfig:
+    """Write several {key: typed value} changes at once, all or nothing: the file is replaced
+    atomically only when every key exists and the whole resulting file validates."""
+    origin = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -123,14 +127,20 @@ def set_value(path: Path, key: str, raw: str) -> ApplianceConfig:
     # Refuse to edit a file that is already broken: the user must see that problem first.
     parse_text(text, origin)
     document = tomlkit.parse(text)
-    try:
-        _assign(document, parts, value)
-    except (ValueError, IndexError) as exc:
-        raise ConfigError([f"{origin}: {key}: {exc}"]) from None
+    problems = []
+    for key, value in changes.items():
+        try:
+            parts = parse_key(key)
+            field_annotation(parts)
+            _assign(document, parts, value)
+        except (ValueError, IndexError) as exc:
+            problems.append(f"{origin}: {key}: {exc}")
+    if problems:
+        raise ConfigError(problems)
     new_text = tomlkit.dumps(document)
     config = parse_text(new_text, origin)
     write_atomically(path, new_text.encode("utf-8"))
-    log.info("configuration %s: %s set", origin, key)
+    log.info("configuration %s: %s set", origin, ", ".join(changes))
     return config
 
 

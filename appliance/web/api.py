@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from appliance.config import editor
 from appliance.errors import ConfigError
 from appliance.web import config_forms
 from appliance.web.app import set_session_cookie
@@ -199,7 +200,7 @@ def patch_config(request: Request, body: ConfigChanges) -> dict[str, Any]:
     """Change values; all or nothing, validated by the schema, applied live."""
     ctx = context(request)
     try:
-        new = config_forms.apply_changes(ctx.config_path(), body.changes)
+        new = editor.set_values(ctx.config_path(), body.changes)
     except ConfigError as exc:
         return _refused(422, "configuration refused, nothing changed", exc)
     ctx.applied(new)

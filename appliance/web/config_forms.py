@@ -7,7 +7,7 @@ secrets, comma list). Lists of tables (peers, destinations, routes) become one s
 entry plus an "add" form. A submission is validated by the same schema as the file; refusals
 come back as one message per key, shown next to the input.
 
-One changed value goes through `editor.set_value`, several through `apply_changes` (the same
+One changed value goes through `editor.set_value`, several through `editor.set_values` (the same
 steps: parse, assign, validate the whole file, write atomically), so either all of a form is
 written or none of it.
 """
@@ -20,13 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import tomlkit
 from pydantic import BaseModel, SecretStr
 
-from appliance.atomic_file import write_atomically
 from appliance.config import editor
 from appliance.config.introspect import list_item, model_of, strip_annotation
-from appliance.config.loader import parse_text
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ConfigError
 
@@ -238,33 +235,6 @@ def file_data(path: Path) -> dict[str, Any]:
         return {}
 
 
-def apply_changes(path: Path, changes: dict[str, Any]) -> ApplianceConfig:
-    """Write several {key: value} changes at once; nothing is written unless the whole
-    resulting file validates (the same steps as `editor.set_value`)."""
-    origin = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    parse_text(text, origin)
-    document = tomlkit.parse(text)
-    problems = []
-    for key, value in changes.items():
-        try:
-            parts = editor.parse_key(key)
-            editor.field_annotation(parts)
-            editor._assign(document, parts, value)  # the editor's own in-place assignment
-        except (ValueError, IndexError) as exc:
-            problems.append(f"{origin}: {key}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    new_text = tomlkit.dumps(document)
-    config = parse_text(new_text, origin)
-    write_atomically(path, new_text.encode("utf-8"))
-    log.info("configuration %s: %s set from the web page", origin, ", ".join(changes))
-    return config
-
-
 def write_form_changes(path: Path, form: FormSpec, changes: dict[str, Any],
                        values: dict[str, list[str]]) -> ApplianceConfig | None:
     """Write a form's changes: one through `editor.set_value`, several at once."""
@@ -275,7 +245,7 @@ def write_form_changes(path: Path, form: FormSpec, changes: dict[str, Any],
         spec = next(s for s in form.fields if s.key == key)
         if spec.kind not in ("checkbox", "mapping", "password"):
             return editor.set_value(path, key, (values.get(spec.name) or [""])[-1])
-    return apply_changes(path, changes)
+    return editor.set_values(path, changes)
 
 
 def split_problems(exc: ConfigError) -> list[tuple[str, str]]:

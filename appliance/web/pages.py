@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
+from appliance.config import editor
 from appliance.errors import ConfigError
 from appliance.web import config_forms
 from appliance.web.app import render, set_session_cookie
@@ -202,7 +203,7 @@ async def config_add(request: Request, name: str):
     try:
         entry = config_forms.parse_new_entry(spec.add_form, values)
         current = config_forms.file_data(ctx.config_path()).get(name, [])
-        new = config_forms.apply_changes(ctx.config_path(), {name: [*current, entry]})
+        new = editor.set_values(ctx.config_path(), {name: [*current, entry]})
     except ConfigError as exc:
         _keep_submitted(spec.add_form, values)
         config_forms.attach_errors([spec.add_form], exc)
@@ -221,7 +222,7 @@ async def config_delete(request: Request, name: str, index: int):
     if not 0 <= index < len(current):
         raise HTTPException(404, f"{name} has no entry #{index + 1}")
     try:
-        new = config_forms.apply_changes(ctx.config_path(),
+        new = editor.set_values(ctx.config_path(),
                                          {name: current[:index] + current[index + 1:]})
     except ConfigError as exc:
         spec = config_forms.section_spec(ctx.config, name)
