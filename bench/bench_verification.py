@@ -7,7 +7,6 @@ receiver CPU seconds, receiver peak RSS, and the ratio appliance / DCMTK.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from appliance.config.introspect import model_of
+from appliance.config.introspect import list_item, model_of
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ConfigError
 
@@ -175,7 +175,7 @@ def _suggestion(loc: tuple[Any, ...]) -> str:
         field = model.model_fields.get(part)
         if field is None:
             return ""
-        model = model_of(field.annotation)
+        model = model_of(list_item(field.annotation) or field.annotation)
     if model is None:
         return ""
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)

@@ -26,6 +26,9 @@ BAD_FILES = {
     "unknown key": ('[dicom]\nae_titel = "X"\n', "dicom.ae_titel",
                     "unknown key (did you mean 'ae_title'?)"),
     "unknown section": ('[dicomm]\nport = 104\n', "dicomm", "unknown key"),
+    "unknown key in a list item": ('[[peers]]\nname = "pacs"\nae_title = "PACS"\n'
+                                   'host = "10.0.0.5"\nprot = 104\n', "peers[0].prot",
+                                   "unknown key (did you mean 'port'?)"),
     "AE title of 17 characters": ('[dicom]\nae_title = "ABCDEFGHIJKLMNOPQ"\n', "dicom.ae_title",
                                   "AE title must be at most 16 characters, got 17"),
     "AE title with a backslash": ('[dicom]\nae_title = "AB\\\\CD"\n', "dicom.ae_title",
