@@ -205,6 +205,11 @@ def run_case(dpi: int, film_size: str, display_format: str, count: int, color: b
             proc.wait(timeout=30)
 
 
+def _median(result: dict, key: str) -> str:
+    values = result[key]
+    return f"{statistics.median(values[1:]):.0f} ms ({values[0]:.0f})"
+
+
 def main() -> str:
     lines = ["## Print Management: N-ACTION and film rendering", "",
              f"Machine: {machine()}. The appliance process with one `file` printer; a pynetdicom "
@@ -218,16 +223,12 @@ def main() -> str:
              "|---|---|---|---|---|---|"]
     for label, dpi, film_size, display_format, count, color, target in CASES:
         result = run_case(dpi, film_size, display_format, count, color)
-
-        def med(key: str) -> str:
-            values = result[key]
-            return f"{statistics.median(values[1:]):.0f} ms ({values[0]:.0f})"
-
-        total = med("total")
+        total = _median(result, "total")
         if target:
             ratio = statistics.median(result["total"][1:]) / target
             total += f", {ratio:.2f} x target"
-        lines.append(f"| {label} | {med('action')} | {total} | {med('render')} | "
+        lines.append(f"| {label} | {_median(result, 'action')} | {total} | "
+                     f"{_median(result, 'render')} | "
                      f"{result['idle']:.0f} MB | {result['peak']:.0f} MB |")
     lines += ["", "RSS is the whole appliance (DICOM server, web page, worklist, spool), "
               "not only the print path."]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import re
 import threading
 import time
@@ -216,11 +215,8 @@ class StorageService(Component):
                         calling, meta.sop_instance_uid, req.AffectedSOPInstanceUID)
             return status(DATA_SET_MISMATCH, "SOP Instance UID differs from the command")
         try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            # The file is complete; commit moves it into place and returns once it and its
+            # index row are durable (one flush for the files of a group, one for the index).
             outcome = store.commit(path, meta, self.router.route(meta),
                                    self.settings.duplicates)
         except (OSError, StoreError) as exc:

@@ -5,13 +5,22 @@ pynetdicom's `STORE_RECV_CHUNKED_DATASET` mode writes each received P-DATA fragm
 `NamedTemporaryFile` with a proper File Meta header (the accepted transfer syntax, SOP class and
 instance from the command set) and hands the path to the EVT_C_STORE handler. It puts that file
 in the system temp directory, which on the box is a RAM disk and on any box another file system
-(so no atomic rename into place). We point that one call at `instances/.incoming/` instead.
-Memory stays bounded by the PDU size whatever the object's size.
+(so no atomic rename into place). We point that one call at `instances/.incoming/` instead, and
+hand pynetdicom an `IncomingFile`: the same few methods pynetdicom uses (`write`, `file.flush`,
+`close`, `name`), writing each fragment straight to the file descriptor (no user-space buffer,
+no per-fragment flush) and asking the kernel to start writing large objects back to disk while
+they are still arriving, so the durable flush before Success has little left to wait for.
+Memory stays bounded by the PDU size whatever the object's size; the file is complete (preamble,
+File Meta header, data set as received) when the handler sees it, so it is moved into place by a
+rename alone.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,14 +28,87 @@ from pynetdicom import _config, dimse_messages
 
 log = logging.getLogger(__name__)
 
+#: Start writeback of a received object every this many bytes (large objects only).
+WRITEBACK_CHUNK = 8 * 2**20
+_SYNC_FILE_RANGE_WRITE = 2
+
 _incoming: Path | None = None
+
+
+def _load_sync_file_range():
+    """Linux sync_file_range(2) through libc, or None where there is no such call."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
+_sync_file_range = _load_sync_file_range()
+
+
+class IncomingFile:
+    """A received data set being written to `instances/.incoming/` (stands in for the
+    NamedTemporaryFile pynetdicom would open; it is not deleted on close: the handler renames
+    it into place, and pynetdicom unlinks whatever is left after the handler)."""
+
+    def __init__(self, directory: Path | None):
+        fd, name = tempfile.mkstemp(prefix=".rx-", suffix=".dcm", dir=directory)
+        self.fd = fd
+        self.name = name
+        self.size = 0
+        self._written_back = 0
+
+    @property
+    def file(self) -> IncomingFile:  # pynetdicom calls `.file.flush()` after each fragment
+        return self
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        total = len(view)
+        while view:
+            done = os.write(self.fd, view)
+            view = view[done:]
+        self.size += total
+        if self.size - self._written_back >= WRITEBACK_CHUNK:
+            self._start_writeback()
+        return total
+
+    def _start_writeback(self) -> None:
+        """Let the kernel write the new part to disk now (asynchronously), not all at the end."""
+        start, self._written_back = self._written_back, self.size
+        if _sync_file_range is not None:
+            _sync_file_range(self.fd, start, self.size - start, _SYNC_FILE_RANGE_WRITE)
+
+    def flush(self) -> None:
+        """Nothing is buffered in user space."""
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def __enter__(self) -> IncomingFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _temporary_file_in_incoming(*args, **kwargs):
     """Stand-in for tempfile.NamedTemporaryFile as called by pynetdicom's C-STORE receiver."""
     if _incoming is not None:
-        kwargs["dir"] = _incoming
-        kwargs.setdefault("prefix", ".rx-")
+        return IncomingFile(_incoming)
     return tempfile.NamedTemporaryFile(*args, **kwargs)
 
 

@@ -23,7 +23,6 @@ from appliance.web import system_info
 from appliance.web.app import create_app
 from appliance.web.context import WebContext
 from appliance.web.providers import Providers
-from appliance.web.tls import ensure_certificate
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +72,8 @@ class WebComponent(Component):
                                    f"{exc.strerror or exc}") from None
         options = {}
         if web.https:
+            from appliance.web.tls import ensure_certificate  # cryptography: ~10 MB, only here
+
             cert, key = ensure_certificate(self.config.device.data_dir, self.config.device.name,
                                            system_info.ip_addresses())
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}

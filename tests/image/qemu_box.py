@@ -12,6 +12,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,6 +119,16 @@ class Box:
             time.sleep(1)
         raise AssertionError(f"no C-ECHO answer from {called} within {timeout:.0f} s; "
                              f"serial console:\n{self.serial_tail()}")
+
+    # -- web -------------------------------------------------------------------------
+    def http_get_json(self, path: str, timeout: float = 30) -> tuple[int, object]:
+        """GET http://127.0.0.1:WEB_PORT/path over the forwarded web port."""
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
 
     # -- SSH ---------------------------------------------------------------------------
     def ssh(self, command: str, timeout: float = 60, check: bool = True) -> str:

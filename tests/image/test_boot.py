@@ -3,7 +3,8 @@
 
 One guest goes through a technician's and a power cut's life, in order:
   1. first power-on with appliance.toml and authorized_keys put on the boot partition:
-     DICOM-ready time printed, C-ECHO answered on the forwarded port;
+     DICOM-ready time printed, C-ECHO answered on the forwarded port, /api/health answered
+     on the forwarded web port (when the build has the web component);
   2. / is read-only, /data is the grown data partition, first-boot setup happened;
   3. a configuration change made over the forwarded SSH port survives a reboot;
   4. power cut (QEMU killed during writes), power on: data partition and appliance healthy;
@@ -80,6 +81,15 @@ def test_first_boot_reaches_dicom_ready(box):
     report(f"guest's own view: appliance READY=1 at {int(ready_us) / 1e6:.1f} s after kernel start")
 
 
+def test_web_health_over_the_forwarded_port(box):
+    has_web = box.ssh("/opt/appliance/bin/python -c 'import appliance.web.api' && echo yes",
+                      check=False, timeout=120).strip().endswith("yes")
+    if not has_web:
+        pytest.skip("this build of the appliance has no web component (/api/health)")
+    status, body = box.http_get_json("/api/health")
+    assert status == 200 and body["healthy"] is True, (status, body)
+
+
 def test_root_is_read_only(box):
     options = box.ssh("findmnt -n -o OPTIONS /").strip().split(",")
     assert "ro" in options, f"/ is mounted {options}"
@@ -95,7 +105,7 @@ def test_first_boot_set_up_the_data_partition(box):
     config = box.ssh("cat /data/config/appliance.toml")
     assert "qemu-test-box" in config, "appliance.toml from the boot partition was not used"
     assert 'data_dir = "/data"' in config
-    for path in ("/data/identity/instance-id", "/data/tls/cert.pem", "/data/tls/key.pem",
+    for path in ("/data/identity/instance-id", "/data/web/tls/cert.pem", "/data/web/tls/key.pem",
                  "/data/etc/machine-id", "/data/etc/ssh/ssh_host_ed25519_key"):
         box.ssh(f"test -s {path}")
     assert box.ssh("readlink /etc/machine-id").strip() == "/data/etc/machine-id"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -16,6 +17,28 @@ from pynetdicom.sop_class import Printer
 
 from tests.conftest import free_port, wait_listening
 from tests.print.conftest import boxes_of
+
+
+def job_attributes(control: bytes) -> dict[str, bytes]:
+    """Name -> first raw value of the attributes in a CUPS job control file (an IPP message:
+    version, operation, request id, then tag / name / value groups; RFC 8010 3.1)."""
+    attrs: dict[str, bytes] = {}
+    at, name = 8, ""
+    while at < len(control):
+        tag = control[at]
+        at += 1
+        if tag <= 0x0F:              # a delimiter: group start, or 0x03 end of attributes
+            if tag == 0x03:
+                break
+            continue
+        size = struct.unpack(">H", control[at:at + 2])[0]
+        name = control[at + 2:at + 2 + size].decode() or name   # empty: another value
+        at += 2 + size
+        size = struct.unpack(">H", control[at:at + 2])[0]
+        attrs.setdefault(name, control[at + 2:at + 2 + size])
+        at += 2 + size
+    return attrs
+
 
 pytestmark = pytest.mark.skipif(not shutil.which("cupsd"), reason="Debian package cups needed")
 
@@ -67,10 +90,17 @@ def test_a_film_reaches_the_cups_queue_and_a_stopped_queue_is_a_failure(cups, pr
     assert job["status"] == "DONE", job
     spool = root / "spool"
     deadline = time.monotonic() + 15
-    while not list(spool.glob("d*")) and time.monotonic() < deadline:
+    while not (list(spool.glob("d*")) and list(spool.glob("c*"))) and \
+            time.monotonic() < deadline:   # cupsd writes the control file a little later
         time.sleep(0.1)
     document = next(spool.glob("d*")).read_bytes()
     assert document[:8] == b"\x89PNG\r\n\x1a\n"                  # CUPS holds the film
+    # the job options cupsd recorded, from its job control file (IPP attributes)
+    options = job_attributes(next(spool.glob("c*")).read_bytes())
+    assert options["media"] == b"Custom.203.2x254mm"           # 8 x 10 in
+    assert struct.unpack(">iib", options["printer-resolution"]) == (50, 50, 3)   # 50 dpi
+    assert options["Resolution"] == b"50dpi"
+    assert struct.unpack(">i", options["copies"]) == (1,)
     subprocess.run(["cupsdisable", "-h", server_addr, "film"], check=True)
     info = client.wait_event(Printer, 3, timeout=15)
     assert info.PrinterStatusInfo == "PRINTER DOWN"

@@ -7,6 +7,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from PIL import Image
+from pydicom import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (
+    BasicFilmBox,
+    BasicGrayscaleImageBox,
+    BasicGrayscalePrintManagementMeta,
+    PrintJob,
+)
 
 from hal.printer import Film, PrinterError
 from hal.printer.dicom import DicomPrinter
@@ -84,16 +93,6 @@ def test_dicom_printer_status_and_failures_come_back(print_server, scu):
 
 def test_a_film_the_dicom_printer_fails_is_a_failed_job():
     # the printer accepts the job and reports FAILURE: the driver must not take it as printed
-    from pynetdicom import AE, evt
-    from pynetdicom.sop_class import (
-        BasicFilmBox,
-        BasicFilmSession,
-        BasicGrayscaleImageBox,
-        BasicGrayscalePrintManagementMeta,
-        PrintJob,
-    )
-    from pydicom import Dataset
-
     port = free_port()
     ae = AE(ae_title="BADPRINTER")
     ae.add_supported_context(BasicGrayscalePrintManagementMeta)
@@ -125,7 +124,7 @@ def test_a_film_the_dicom_printer_fails_is_a_failed_job():
         (evt.EVT_N_ACTION, action), (evt.EVT_N_GET, get)])
     try:
         printer = DicomPrinter("bad", host="127.0.0.1", port=port, called_aet="BADPRINTER")
-        film = Film(image=__import__("PIL.Image").Image.new("L", (100, 120), 255), dpi=300,
+        film = Film(image=Image.new("L", (100, 120), 255), dpi=300,
                     width_mm=8.5, height_mm=10.2, film_size_id="8INX10IN")
         started = time.monotonic()
         try:
@@ -144,7 +143,7 @@ def test_an_unreachable_dicom_printer_is_printer_down():
                            timeout=3)
     state = printer.status()
     assert (state.status, state.info) == ("FAILURE", "PRINTER DOWN")
-    film = Film(image=__import__("PIL.Image").Image.new("L", (10, 10)), dpi=300, width_mm=1,
+    film = Film(image=Image.new("L", (10, 10)), dpi=300, width_mm=1,
                 height_mm=1)
     try:
         printer.print_film(film)

@@ -245,3 +245,49 @@ def test_trim_draws_a_frame_around_the_image(print_server, scu):
     # image 400x400 at y 50-449: a dark frame one pixel outside it
     assert film[49, 200] < 10 and film[450, 200] < 10
     assert film[250, 200] == 255 and film[10, 200] == 255
+
+
+def keys_cubic(x: float, a: float = -0.5) -> float:
+    """The cubic convolution kernel (Keys 1981, a = -0.5), written out here."""
+    x = abs(x)
+    if x <= 1:
+        return (a + 2) * x**3 - (a + 3) * x**2 + 1
+    if x < 2:
+        return a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a
+    return 0.0
+
+
+def test_replicate_bilinear_and_cubic_magnification(print_server, scu):
+    # an 8x8 image, dark left half and bright right half, magnified 50x to 400x400 on a
+    # 400x500 film; with LIN OD on matching densities, driving value = pixel value, so a row of
+    # the film is the magnified row itself. Output pixel x samples the source at
+    # s = (x + 0.5) / 50 - 0.5 (pixel centres at 0..7).
+    server = print_server([PROFILE])
+    source = np.zeros((8, 8), np.uint8)
+    source[:, 4:] = 255
+    xs = np.arange(400)
+    s = (xs + 0.5) / 50 - 0.5
+    rows = {}
+    for magnification in ("REPLICATE", "BILINEAR", "CUBIC"):
+        client = scu(server.port)
+        client.session(ReferencedPresentationLUTSequence=[reference(PresentationLUT,
+                                                                    lin_od(client))])
+        _, reply = client.film_box("STANDARD\\1,1", FilmSizeID="8INX10IN",
+                                   MagnificationType=magnification)
+        client.set_image(boxes_of(reply)[0], 1, source)
+        film = printed(server, client).astype(int)
+        assert np.all(film[:50] == 255) and np.all(film[450:] == 255)   # white border
+        rows[magnification] = film[250]
+        client.close()
+
+    replicate = np.where(xs >= 200, 255, 0)
+    assert np.abs(rows["REPLICATE"] - replicate).max() <= 1
+
+    bilinear = np.interp(s, np.arange(8), source[0].astype(float))
+    assert np.abs(rows["BILINEAR"] - bilinear).max() <= 2
+
+    middle = (s >= 3) & (s <= 4)            # taps 2..5 = 0, 0, 255, 255: all inside the image
+    t = s[middle] - 3
+    cubic = 255 * np.array([keys_cubic(1 - v) + keys_cubic(2 - v) for v in t])
+    assert np.abs(rows["CUBIC"][middle] - cubic).max() <= 2
+    assert np.abs(rows["CUBIC"][middle] - bilinear[middle]).max() > 10  # a different curve
