@@ -3,7 +3,9 @@
 Each component owns its tables and declares them as numbered migrations under its own name;
 `Database.migrate` applies the ones not yet applied, each in one transaction, and records them
 in `schema_migrations`. Connections are per thread (SQLite objects must not cross threads),
-with `synchronous=FULL` so a committed row survives a power cut.
+with `synchronous=FULL` so a committed row survives a power cut. pynetdicom starts a thread
+per association, so the connection of a thread that has ended is closed the next time a
+connection is opened: the number of open connections follows the number of live threads.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Database:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._open: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -67,8 +69,20 @@ class Database:
                 raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                self._close_dead_threads()
+                self._open[id(conn)] = (threading.current_thread(), conn)
         return conn
+
+    def _close_dead_threads(self) -> None:
+        for key, (thread, conn) in list(self._open.items()):
+            if not thread.is_alive():
+                conn.close()
+                del self._open[key]
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -108,9 +122,9 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._all:
+            for _, conn in self._open.values():
                 conn.close()
-            self._all.clear()
+            self._open.clear()
         self._local = threading.local()
 
 

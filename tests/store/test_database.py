@@ -62,3 +62,20 @@ def test_transaction_rolls_back_on_error(tmp_path):
             tx.execute("INSERT INTO thing (name) VALUES ('a')")
             raise RuntimeError("boom")
     assert db.connection().execute("SELECT count(*) FROM thing").fetchone()[0] == 0
+
+
+def test_connections_of_ended_threads_are_closed(tmp_path):
+    # pynetdicom runs each association in its own thread: connections must not pile up.
+    db = Database(tmp_path / "x.sqlite3")
+    db.migrate(MIGRATIONS)
+
+    def use():
+        db.connection().execute("SELECT count(*) FROM thing").fetchone()
+
+    for _ in range(20):
+        t = threading.Thread(target=use)
+        t.start()
+        t.join()
+    assert db.open_connections <= 2  # this thread's and at most the last ended thread's
+    db.close()
+    assert db.open_connections == 0
