@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # pydicom imports `requests` only to download its test data, which the appliance never
+    # does; not loading it keeps ~5 MB out of the running process (docs/benchmarks.md).
+    sys.modules.setdefault("requests", None)
     from appliance.components import build_components
     from appliance.events import EventBus
     from appliance.runtime import Runtime

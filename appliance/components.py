@@ -16,6 +16,7 @@ from appliance.print.spool import PrintSpool
 from appliance.runtime import Runtime
 from appliance.web.component import WebComponent
 from appliance.web.forward_provider import ForwardQueueProvider
+from appliance.web.print_provider import SpoolPrintProvider
 from appliance.web.providers import Providers
 from appliance.worklist.components import worklist_components
 from appliance.worklist.scp import WorklistService
@@ -40,7 +41,9 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     runtime = runtime or Runtime(bus)
     storage = StorageService(config, bus)
     worklist = WorklistService(config, bus)
-    spool = PrintSpool(config, bus)  # print spool + printer status; Print SCP prints through it
+    # print spool + printer status; Print SCP prints through it; a `pacs` printer stores its
+    # Secondary Captures through the running storage component's instance store
+    spool = PrintSpool(config, bus, store_source=lambda: storage.store)
     return [
         DataDirectoryMonitor(config),
         storage,
@@ -50,5 +53,6 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         *worklist_components(config, bus, worklist),
         *hardware_components(config, bus, runtime),
         WebComponent(config, runtime, Providers(worklist=WorklistWebProvider(worklist),
-                                                queue=ForwardQueueProvider(config))),
+                                                queue=ForwardQueueProvider(config),
+                                                printing=SpoolPrintProvider(spool))),
     ]

@@ -3,8 +3,9 @@ same run, TCP_NODELAY on every side, maximum PDU 131072 bytes on both receivers.
 
 Scenarios: 300 CT images 512x512 16-bit and 20 DX images 3000x3000 16-bit, over one and two
 concurrent associations; plus the receiver's peak memory while receiving one 500 MB object.
-The appliance answers Success only after fsync + rename + directory fsync + SQLite commit;
-storescp writes without fsync, so the comparison is conservative for us.
+The appliance answers Success only after rename + syncfs of the data file system (file data and
+directory entries; fsyncs where syncfs cannot report errors) + SQLite commit; storescp writes
+without fsync, so the comparison is conservative for us.
 """
 
 from __future__ import annotations
@@ -30,6 +31,48 @@ from pydicom.uid import (
 from bench.report import cpu_seconds, machine, peak_rss_mb
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+#: Profile notes (py-spy, 500 Hz, all threads, CT one association); kept with the benchmark
+#: so `make bench` rewrites them with the table. Update them when the storage path changes.
+WHERE_THE_TIME_GOES = [
+    "- Before the changes below: about 10-13 ms per CT image. Association thread: half of it "
+    "asleep in pynetdicom's 1 ms reactor poll, 2.4 ms fsync of the file, 3 ms waiting for "
+    "the index writer (directory fsync 1.1 ms, WAL commit 1.1 ms, thread hand-offs).",
+    "- One flush for the files instead of two per file: the file is renamed into place "
+    "complete, then one `syncfs(2)` on the data file system per commit group (file data, "
+    "renames, new directories; Linux >= 5.8 reports writeback errors through it) and the "
+    "SQLite COMMIT (synchronous=FULL) as the second and last flush, so an index row is never "
+    "durable before its file. A copy replacing a stored one is fsynced before the rename. "
+    "Concurrent associations share both flushes (group commit in the index writer).",
+    "- pynetdicom's polling: for acceptor associations the DUL reactor now waits in "
+    "`select()` on the socket (wakes at once on data; polls its outgoing queue every 0.2 ms "
+    "for 0.5 s after traffic, then every 1 ms as before, so an idle association costs what "
+    "it did) and the association reactor waits on the DIMSE queue instead of sleeping 1 ms "
+    "(appliance/dicom/pynetdicom_speedups.py).",
+    "- Received fragments go straight to the file descriptor (no user-space buffer, no flush "
+    "per fragment), and large objects are handed to the kernel's writeback every 8 MB "
+    "(`sync_file_range`), so the durable flush at the end of a DX image has little left to "
+    "write. The temp file already holds preamble + File Meta + data set as received, so the "
+    "final file is produced by a rename, never a copy.",
+    "- What remains per CT image (after): about 1.2 ms syncfs + 0.7 ms WAL commit in the "
+    "index writer, and 2.5-3 ms of pure-Python work in pynetdicom (PDU reads and decoding, "
+    "File Meta encoding, state machine) plus the header parse, all under one GIL shared by "
+    "the DUL thread, the association thread and the index writer. DCMTK needs about 0.5 ms "
+    "per image and no flush at all, so 0.5x DCMTK on CT (about 1 ms per image including "
+    "two disk flushes) is out of reach for a pynetdicom receiver with a durable ack on this "
+    "machine; parity would need a receive path in C (or DCMTK's storescp as the receiver "
+    "with the appliance indexing its output).",
+    "- Spread (2026-11-22, shared 2-core machine, two full `python -m bench storage` runs "
+    "after the changes; DCMTK itself swings 2-3x): CT one association 183-200 images/s = "
+    "0.08-0.16x DCMTK (before: 76-96 images/s, 0.04-0.12x); CT two associations 228-350 "
+    "images/s = 0.11-0.17x (before 136-150, 0.08-0.13x); DX one association 429-474 MB/s = "
+    "0.48-0.62x (a quick run: 678 MB/s, 1.18x; before 412 MB/s, 0.54x); DX two associations "
+    "628-681 MB/s = 0.49-0.79x (before 381, 1.14x against a slow DCMTK run); 524 MB object: "
+    "RSS 94 MB before, 96-97 MB peak (before 107 / 110).",
+    "- Memory: the web page's TLS module (cryptography, ~10 MB) is imported only when "
+    "`[web] https` is on, and `appliance run` does not load `requests` (pydicom imports it "
+    "only to download test data): about 13 MB less before the first association.",
+]
 PDU = 131072
 
 
@@ -158,7 +201,8 @@ def main() -> str:
             "## Storage SCP vs DCMTK storescp",
             "",
             f"Machine: {machine()}. Sender: DCMTK storescu (TCP_NODELAY=1), max PDU {PDU}. "
-            "Appliance: `appliance run`, Success only after fsync, rename, directory fsync and "
+            "Appliance: `appliance run`, Success only after the rename into place, one syncfs of "
+            "the data file system per commit group (file data + directory entries) and the "
             "SQLite commit (WAL, synchronous=FULL); storescp writes without fsync.",
             "",
             "| Data | Assoc. | Receiver | images/s | MB/s | receiver CPU s | peak RSS MB | "
@@ -200,18 +244,11 @@ def main() -> str:
         app, ref = ct1["appliance"], ct1["dcmtk"]
         wall_ms, cpu_ms = 1000 * app["wall"] / app["images"], 1000 * app["cpu"] / app["images"]
         lines += ["", "### Where the time goes (CT, one association)", "",
-                  f"The appliance takes {wall_ms:.1f} ms per CT image, of which {cpu_ms:.1f} ms is "
-                  f"CPU in the receiver (DCMTK: {1000 * ref['wall'] / ref['images']:.1f} ms, "
-                  f"{1000 * ref['cpu'] / ref['images']:.2f} ms CPU). The rest is waiting for "
-                  "three journal commits per image, in order, because the sender waits for each "
-                  "response: fsync of the received file, fsync of the directory after the "
-                  "rename, and the SQLite WAL commit (measured on this disk: about 4.7 ms for "
-                  "write+fsync of 512 KB and 3.6 ms for rename+directory fsync). DCMTK storescp "
-                  "does not fsync at all. The CPU part is pynetdicom's pure-Python PDU handling "
-                  "and header parse. With two associations the index writer groups concurrent "
-                  "commits into one transaction. Ways to parity: one journal commit per image "
-                  "(syncfs after rename, measured 5-7 ms vs 9.6-10.2 ms for the two fsyncs), "
-                  "and a faster receive path than pynetdicom's."]
+                  f"This run: the appliance takes {wall_ms:.1f} ms per CT image, of which "
+                  f"{cpu_ms:.1f} ms is CPU in the receiver (DCMTK: "
+                  f"{1000 * ref['wall'] / ref['images']:.1f} ms, "
+                  f"{1000 * ref['cpu'] / ref['images']:.2f} ms CPU).", "",
+                  *WHERE_THE_TIME_GOES]
         return "\n".join(lines)
     finally:
         shutil.rmtree(work, ignore_errors=True)

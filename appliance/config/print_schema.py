@@ -7,6 +7,7 @@ the appliance has one profile, "default", on the `file` driver writing into
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -35,6 +36,23 @@ def check_medium(value: str) -> str:
     if value not in MEDIA:
         raise ValueError(f"{value!r} is not a Medium Type: use one of {', '.join(MEDIA)}")
     return value
+
+
+PYDICOM_UID_ROOT = "1.2.826.0.1.3680043.8.498."
+
+
+def check_uid_root(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*(\.(0|[1-9][0-9]*))*\.", value) or len(value) > 40:
+        raise ValueError(f"must be a UID root such as 1.2.826.0.1.3680043.8.498. (digits and "
+                         f"dots, no leading zeros, ending in '.', at most 40 characters), "
+                         f"got {value!r}")
+    return value
+
+
+def check_lookback_hours(value: float) -> float:
+    if not 0 < value <= 8760:
+        raise ValueError(f"must be more than 0 and at most 8760 hours (a year), got {value:g}")
+    return float(value)
 
 
 def check_optional_ae_title(value: str) -> str:
@@ -92,10 +110,16 @@ class PrinterProfileConfig(Section):
     cups_server: Annotated[str, AfterValidator(check_cups_server)] = Field(
         "", description="cups driver: HOST:PORT of the CUPS server (default: the local one)")
     cups_format: Literal["pdf", "png"] = Field("pdf", description="cups driver: document sent")
-    peer: str = Field("", description="dicom driver: the DICOM printer; pacs driver: the PACS "
-                      "when no forwarder destination exists (a [[peers]] name)")
+    peer: str = Field("", description="dicom driver: the DICOM printer (a [[peers]] name)")
     peer_status_interval: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
         10.0, description="dicom driver: seconds between Printer N-GETs to the DICOM printer")
+
+    pacs_uid_root: Annotated[str, AfterValidator(check_uid_root)] = Field(
+        PYDICOM_UID_ROOT, description="pacs driver: root the Secondary Capture UIDs are made "
+        "under (your organisation's, ending in '.')")
+    pacs_lookback_hours: Annotated[float, AfterValidator(check_lookback_hours)] = Field(
+        24.0, description="pacs driver: how old the calling AE's latest stored study may be "
+        "to file a film with it when no worklist item matches, hours")
 
     @model_validator(mode="after")
     def _consistent(self) -> PrinterProfileConfig:
@@ -110,6 +134,9 @@ class PrinterProfileConfig(Section):
             raise ValueError("the cups driver needs cups_queue")
         if self.driver == "dicom" and not self.peer:
             raise ValueError("the dicom driver needs peer (the DICOM printer, from [[peers]])")
+        if self.driver == "pacs" and self.peer:
+            raise ValueError("the pacs driver sends through the forwarder's [[destinations]]; "
+                             "remove peer")
         return self
 
 
@@ -123,6 +150,8 @@ class PrintConfig(Section):
         50, description="Films waiting to print; more are refused (0xC602 queue full)")
     history: Annotated[int, AfterValidator(check_between(1, 1000000))] = Field(
         500, description="Finished jobs kept in the history")
+    reprint_keep: Annotated[int, AfterValidator(check_between(0, 10000))] = Field(
+        20, description="Finished jobs whose films are kept for a reprint")
     preview_px: Annotated[int, AfterValidator(check_between(32, 2048))] = Field(
         256, description="Longest side of the preview kept per film, pixels")
     status_interval: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
@@ -147,6 +176,9 @@ def check_printers(printers: list[PrinterProfileConfig], known: dict
             raise ValueError(f"printers[{index}].name {profile.name!r} is used by another "
                              "profile: every profile needs its own name")
         names.add(profile.name)
+        if profile.driver == "pacs" and not known.get("destinations"):
+            raise ValueError(f"printers[{index}] ({profile.name}) uses the pacs driver, which "
+                             "sends films through the forwarder: add a [[destinations]] entry")
         if profile.peer and profile.peer not in peers:
             raise ValueError(f"printers[{index}].peer {profile.peer!r} is not one of the "
                              f"[[peers]] (known: {', '.join(peers) or 'none configured'})")

@@ -33,6 +33,7 @@ from pynetdicom.presentation import (
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom import pynetdicom_speedups
 from appliance.dicom.storage_receive import receive_into
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
@@ -140,6 +141,7 @@ class StorageService(Component):
         except Exception as exc:  # e.g. DatabaseError
             raise ComponentFailure(str(exc)) from exc
         receive_into(store.incoming)
+        pynetdicom_speedups.install()  # no 1 ms polls between request and handler
         self.store = store
         self._next_space_check = 0.0
         self.check()

@@ -34,7 +34,8 @@ def profile_for(config: ApplianceConfig, called_aet: str) -> PrinterProfileConfi
 
 def open_profile_printer(profile: PrinterProfileConfig, config: ApplianceConfig,
                          **hooks) -> Printer:
-    """The HAL printer driver of a profile, with its options resolved from the config."""
+    """The HAL printer driver of a profile, with its options resolved from the config.
+    `hooks` (bus, store_source) reach the appliance-side half of the `pacs` driver."""
     data_dir = Path(config.device.data_dir)
     options: dict = {}
     if profile.driver == "file":
@@ -42,11 +43,14 @@ def open_profile_printer(profile: PrinterProfileConfig, config: ApplianceConfig,
     elif profile.driver == "cups":
         options.update(queue=profile.cups_queue, server=profile.cups_server,
                        document_format=profile.cups_format)
-    elif profile.driver in ("dicom", "pacs") and profile.peer:
+    elif profile.driver == "dicom":
         peer = config.peer(profile.peer)
         options.update(host=peer.host, port=peer.port, called_aet=peer.ae_title,
                        calling_aet=config.dicom.ae_title,
                        status_every=profile.peer_status_interval)
-    if profile.driver == "pacs":
-        options.update(hooks)
+    elif profile.driver == "pacs":
+        from appliance.print.print_to_pacs import PrintToPacs
+        bridge = PrintToPacs(config, profile, hooks.get("bus"), hooks.get("store_source"))
+        options.update(bridge.hooks(), uid_root=profile.pacs_uid_root,
+                       station_name=config.dicom.ae_title)
     return open_printer(profile.driver, profile.name, **options)

@@ -4,12 +4,15 @@ rendered and printed one at a time, by priority then age, on each profile's HAL 
 N-ACTION only records the job (row in the database plus the film specs in
 `<data_dir>/spool/<job>.films`, both durable) and returns; a worker thread renders and prints,
 keeps a small PNG preview per film under `<data_dir>/print/previews/`, and trims the history.
+The film specs of the newest `reprint_keep` finished jobs are kept so they can be reprinted.
 Jobs wait while their printer reports FAILURE and survive a restart. A second thread polls
 every printer's status and tells listeners (the print service, the event bus) of changes.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import pickle
@@ -53,8 +56,15 @@ CREATE INDEX print_jobs_status ON print_jobs (status, priority, created);
 """)]
 PRIORITIES = {"HIGH": 0, "MED": 1, "LOW": 2}
 PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
+#: Job status -> the `state` of the `print_job` event.
+JOB_STATES = {"PENDING": "pending", "PRINTING": "printing", "DONE": "done",
+              "FAILURE": "failed"}
 
 Listener = Callable[[str, dict], None]
+
+
+class JobNotFound(ApplianceError, LookupError):
+    """No such print job, or its films are no longer kept."""
 
 
 class QueueFull(ApplianceError, RuntimeError):
@@ -74,6 +84,7 @@ class PrintSpool(Component):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.db: Database | None = None
+        self._in_memory: dict[str, list[FilmSpec]] = {}
         self.started_at = time.time()
         self.configure(config)
 
@@ -94,8 +105,8 @@ class PrintSpool(Component):
         with self.db.transaction() as tx:   # a job cut off mid-print is printed again
             tx.execute("UPDATE print_jobs SET status='PENDING' WHERE status='PRINTING'")
         for profile in printer_profiles(self.config):
-            self.printers[profile.name] = open_profile_printer(profile, self.config,
-                                                               **self.printer_hooks)
+            self.printers[profile.name] = open_profile_printer(
+                profile, self.config, **{"bus": self.bus, **self.printer_hooks})
             self.states[profile.name] = self.printers[profile.name].status()
         self._stop.clear()
         self._threads = [threading.Thread(target=target, name=f"print-{label}", daemon=True)
@@ -140,15 +151,23 @@ class PrintSpool(Component):
             raise QueueFull(f"print queue full ({waiting} jobs waiting)")
         uid = uid or generate_uid()
         path = self.spool_dir / f"{uid}.films"
-        with open(path, "wb") as handle:
-            pickle.dump(specs, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with self.db.transaction() as tx:
-            tx.execute("INSERT INTO print_jobs (uid, printer, status, priority, copies, films, "
-                       "medium, label, calling_aet, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (uid, printer, "PENDING", PRIORITIES.get(priority, 1), copies,
-                        len(specs), medium, label, calling_aet, time.time()))
+        # The worker prints from these very objects (they share the session's pixel arrays);
+        # the file is read back only after a restart. One copy of the pixels, not two.
+        self._in_memory[uid] = specs
+        try:
+            with open(path, "wb") as handle:
+                pickle.dump(specs, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.flush()
+                os.fsync(handle.fileno())
+            with self.db.transaction() as tx:
+                tx.execute("INSERT INTO print_jobs (uid, printer, status, priority, copies, "
+                           "films, medium, label, calling_aet, created) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (uid, printer, "PENDING", PRIORITIES.get(priority, 1), copies,
+                            len(specs), medium, label, calling_aet, time.time()))
+        except BaseException:
+            self._in_memory.pop(uid, None)
+            raise
         self._notify("job", uid=uid, status="PENDING", info="", printer=printer)
         with self._wake:
             self._wake.notify_all()
@@ -174,6 +193,38 @@ class PrintSpool(Component):
         rows = self.db.connection().execute(
             "SELECT status, COUNT(*) FROM print_jobs GROUP BY status").fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def preview(self, uid: str, page: int = 1) -> bytes | None:
+        """The PNG preview of one film of a finished job, or None."""
+        job = self.job(uid)
+        if job is None:
+            return None
+        names = [n for n in job["previews"].split(",") if n]
+        if not 1 <= page <= len(names):
+            return None
+        try:
+            return (self.preview_dir / names[page - 1]).read_bytes()
+        except OSError:
+            return None
+
+    def reprint(self, uid: str) -> str:
+        """Queue a job's films again as a new job (same printer, copies, priority); its UID.
+        The films (the job's spool file) are kept for the newest `[print] reprint_keep`
+        finished jobs; an older job cannot be printed again."""
+        job = self.job(uid)
+        if job is None:
+            raise JobNotFound(f"no print job {uid!r}")
+        path = self.spool_dir / f"{uid}.films"
+        try:
+            with open(path, "rb") as handle:
+                specs = pickle.load(handle)
+        except OSError:
+            raise JobNotFound(f"print job {uid!r} can no longer be printed again: its films "
+                              "were not kept") from None
+        return self.submit(job["printer"], specs, copies=job["copies"],
+                           priority=PRIORITY_NAMES.get(job["priority"], "MED"),
+                           medium=job["medium"], label=job["label"],
+                           calling_aet=job["calling_aet"])
 
     def wait_job(self, uid: str, timeout: float = 30.0) -> dict:
         """Wait until a job is DONE or FAILURE (for tests and tools)."""
@@ -225,8 +276,10 @@ class PrintSpool(Component):
             printer = self.printers.get(name)
             if printer is None:
                 raise PrinterError(f"printer profile {name!r} no longer exists")
-            with open(path, "rb") as handle:
-                specs: list[FilmSpec] = pickle.load(handle)
+            specs = self._in_memory.pop(uid, None)
+            if specs is None:
+                with open(path, "rb") as handle:
+                    specs = pickle.load(handle)
             previews, render_ms = [], 0.0
             for page, spec in enumerate(specs, start=1):
                 started = time.perf_counter()
@@ -248,8 +301,9 @@ class PrintSpool(Component):
         except Exception as exc:  # never let one bad film stop the spool
             log.exception("print job %s on %s failed", uid, name)
             self._set(uid, "FAILURE", f"internal error: {exc}"[:200], finished=time.time())
-        path.unlink(missing_ok=True)
+        self._in_memory.pop(uid, None)
         self._trim_history()
+        return_free_memory()
 
     def _preview(self, uid: str, page: int, image) -> str:
         # reduce() first: a box-filtered small copy, not a second full-size film in memory
@@ -269,6 +323,13 @@ class PrintSpool(Component):
                 (self.preview_dir / name).unlink(missing_ok=True)
             with self.db.transaction() as tx:
                 tx.execute("DELETE FROM print_jobs WHERE uid=?", (row["uid"],))
+            (self.spool_dir / f"{row['uid']}.films").unlink(missing_ok=True)
+        # the films of the newest finished jobs stay for reprints; older ones go
+        done = self.db.connection().execute(
+            "SELECT uid FROM print_jobs WHERE status IN ('DONE', 'FAILURE') "
+            "ORDER BY finished DESC LIMIT -1 OFFSET ?", (self.settings.reprint_keep,)).fetchall()
+        for row in done:
+            (self.spool_dir / f"{row['uid']}.films").unlink(missing_ok=True)
 
     # -- printer status ---------------------------------------------------------------------
 
@@ -293,12 +354,40 @@ class PrintSpool(Component):
 
     def _notify(self, kind: str, **data) -> None:
         if self.bus is not None:
-            self.bus.publish(f"print_{kind}", **data)
+            # topics and fields the LEDs, front panel and web metrics read (appliance/health.py)
+            if kind == "job":
+                self.bus.publish("print_job", job=data["uid"],
+                                 state=JOB_STATES.get(data["status"], data["status"].lower()),
+                                 printer=data.get("printer", ""), info=data.get("info", ""))
+            else:
+                self.bus.publish("printer", name=data["printer"],
+                                 state=data["status"].lower(), info=data["info"],
+                                 detail=data.get("detail", ""))
         for listener in list(self.listeners):
             try:
                 listener(kind, data)
             except Exception:
                 log.exception("print listener failed")
+
+
+def _load_malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):   # not glibc: nothing to do
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def return_free_memory() -> None:
+    """Give the memory freed by a film (tens of MB, in many threads' malloc arenas) back to the
+    system, so the next film starts from the idle footprint instead of creeping upwards."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _film_mm(spec: FilmSpec) -> tuple[float, float]:

@@ -25,7 +25,8 @@ def open_printer(driver: str, name: str, **options) -> Printer:
         from hal.printer.dicom import DicomPrinter
         return DicomPrinter(name, **options)
     if driver == "pacs":
-        raise PrinterError("the pacs printer driver is not built yet: use file, cups or sim")
+        from hal.printer.pacs import PacsPrinter
+        return PacsPrinter(name, **options)
     if driver == "sim":
         from hal.printer.sim import SimPrinter
         return SimPrinter(name, **options)

@@ -41,7 +41,7 @@ def report(line: str) -> None:
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    for tool in ("qemu-system-aarch64", "echoscu", "ssh", "ssh-keygen", "mcopy", "sfdisk",
+    for tool in ("qemu-system-aarch64", "qemu-system-x86_64", "echoscu", "ssh", "ssh-keygen", "mcopy", "sfdisk",
                  "e2fsck"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed: run `make image-deps`")

@@ -34,9 +34,9 @@ from tests.conftest import free_port
 
 
 class PrintServer:
-    def __init__(self, config: ApplianceConfig):
+    def __init__(self, config: ApplianceConfig, bus: EventBus | None = None):
         self.config = config
-        self.bus = EventBus()
+        self.bus = bus or EventBus()
         self.spool = PrintSpool(config, self.bus)
         self.service = PrintService(self.spool)
         self.server = DicomServer(config, [VerificationService(), self.service], self.bus)
@@ -60,7 +60,8 @@ def print_server(tmp_path):
     servers: list[PrintServer] = []
 
     def start(printers: list[dict] | None = None, dicom: dict | None = None,
-              peers: list[dict] | None = None, **print_section) -> PrintServer:
+              peers: list[dict] | None = None, sections: dict | None = None,
+              bus: EventBus | None = None, **print_section) -> PrintServer:
         data = {"device": {"data_dir": str(tmp_path / f"data{len(servers)}")},
                 "dicom": {"port": free_port(), "bind": "127.0.0.1", **(dicom or {})},
                 "print": {"status_interval": 0.1, **print_section}}
@@ -68,7 +69,8 @@ def print_server(tmp_path):
             data["printers"] = printers
         if peers is not None:
             data["peers"] = peers
-        server = PrintServer(ApplianceConfig.model_validate(data))
+        data.update(sections or {})
+        server = PrintServer(ApplianceConfig.model_validate(data), bus)
         server.start()
         servers.append(server)
         return server

@@ -11,6 +11,7 @@ from appliance.config.loader import load_file
 from appliance.errors import ConfigError
 
 PACS = '[[peers]]\nname = "pacs"\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 4242\n'
+DEST = '[[destinations]]\npeer = "pacs"\n'
 BAD = {
     "unknown print key": ("[print]\nmax_qeue = 5\n", "print.max_qeue",
                           "unknown key (did you mean 'max_queue'?)"),
@@ -43,7 +44,7 @@ BAD = {
                         "must be HOST:PORT"),
     "dicom without peer": ('[[printers]]\nname = "a"\ndriver = "dicom"\n', "printers[0]",
                            "the dicom driver needs peer"),
-    "unknown peer": (PACS + '[[printers]]\nname = "a"\ndriver = "pacs"\npeer = "ris"\n',
+    "unknown peer": (PACS + '[[printers]]\nname = "a"\ndriver = "dicom"\npeer = "ris"\n',
                      "printers", "printers[0].peer 'ris' is not one of the [[peers]] "
                      "(known: pacs)"),
     "bad AE title": ('[[printers]]\nname = "a"\nae_title = "ABCDEFGHIJKLMNOPQ"\n',
@@ -55,6 +56,16 @@ BAD = {
                        "printers[1].ae_title LASER is already used by printers[0].ae_title"),
     "name twice": ('[[printers]]\nname = "a"\n[[printers]]\nname = "a"\n', "printers",
                    "printers[1].name 'a' is used by another profile"),
+    "pacs without destination": (PACS + '[[printers]]\nname = "a"\ndriver = "pacs"\n',
+                                 "printers", "printers[0] (a) uses the pacs driver, which sends "
+                                 "films through the forwarder: add a [[destinations]] entry"),
+    "pacs with peer": (PACS + DEST + '[[printers]]\nname = "a"\ndriver = "pacs"\n'
+                       'peer = "pacs"\n', "printers[0]", "the pacs driver sends through the "
+                       "forwarder's [[destinations]]; remove peer"),
+    "bad uid root": ('[[printers]]\nname = "a"\npacs_uid_root = "1.02.3"\n',
+                     "printers[0].pacs_uid_root", "must be a UID root"),
+    "lookback 0": ('[[printers]]\nname = "a"\npacs_lookback_hours = 0\n',
+                   "printers[0].pacs_lookback_hours", "more than 0 and at most 8760 hours"),
     "illumination 0": ('[[printers]]\nname = "a"\nillumination = 0\n',
                        "printers[0].illumination", "luminance above 0"),
 }
@@ -75,11 +86,14 @@ def test_bad_print_setting_is_refused_with_file_key_and_reason(tmp_path, case):
 
 def test_good_print_settings_load(tmp_path):
     path = tmp_path / "appliance.toml"
-    path.write_text(PACS + '[print]\nprinter = "b"\n'
+    path.write_text(PACS + DEST + '[print]\nprinter = "b"\n'
                     '[[printers]]\nname = "a"\ndriver = "sim"\nae_title = "LASER"\n'
-                    '[[printers]]\nname = "b"\ndriver = "pacs"\npeer = "pacs"\n')
+                    '[[printers]]\nname = "b"\ndriver = "pacs"\n'
+                    'pacs_uid_root = "1.2.3.4."\npacs_lookback_hours = 12\n')
     config = load_file(path)
     assert [p.ae_title for p in config.printers] == ["LASER", ""]
+    assert config.printers[1].pacs_uid_root == "1.2.3.4."
+    assert config.printers[1].pacs_lookback_hours == 12.0
     assert config.print.printer == "b"
 
 

@@ -76,7 +76,7 @@ def test_pending_jobs_survive_a_restart(tmp_path):
     uid = spool.submit("sim1", [spec()], copies=2)
     spool.stop(5)
     assert (tmp_path / "spool" / f"{uid}.films").exists()
-    again = PrintSpool(spool_config(tmp_path))
+    again = PrintSpool(spool_config(tmp_path, reprint_keep=0))   # films not kept once done
     again.start()
     try:
         assert again.wait_job(uid)["status"] == "DONE"
