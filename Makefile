@@ -10,7 +10,9 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 # Debian packages the appliance and its tests need (checked with dpkg, installed when missing).
-SYSTEM_PACKAGES := dcmtk libsystemd-dev pkg-config gcc python3-dev python3-venv cups cups-client chromium chromium-driver orthanc
+# systemd provides systemd-analyze for the unit checks in tests/image/test_units.py.
+SYSTEM_PACKAGES := dcmtk libsystemd-dev pkg-config gcc python3-dev python3-venv systemd \
+  orthanc cups cups-client chromium chromium-driver
 
 .PHONY: all venv system-packages run test bench lint clean
 
@@ -54,6 +56,9 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check appliance hal tests bench
+
+# The OS image: make image, make image-qemu, make test-image (see image/image.mk).
+include image/image.mk
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -22,7 +22,7 @@ IMAGE_DEBS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-a
 IMAGE_INPUTS := $(shell find image systemd appliance hal docs -type f \
   -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) pyproject.toml
 
-.PHONY: image image-qemu test-image image-deps image-units-deps image-clean
+.PHONY: image image-qemu test-image image-deps image-clean
 
 # apt-get install of whatever is missing; $(1) = package list
 define image_apt_install
@@ -47,12 +47,6 @@ image-deps:
 	  arch-test arm64 >/dev/null || { echo "image.mk: this host cannot run arm64 programs even \
 with qemu-user-static; build IMAGE_ARCH=amd64 instead" >&2; exit 1; }; \
 	fi
-
-# systemd-analyze for tests/image/test_units.py (part of `make test`)
-image-units-deps:
-	$(call image_apt_install,systemd)
-
-test: image-units-deps
 
 image: $(IMAGE_XZ)
 

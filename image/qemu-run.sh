@@ -40,7 +40,8 @@ arm64)
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -accel tcg,thread=multi)
     console=ttyAMA0;;
 amd64)
-    qemu=(qemu-system-x86_64 -M q35 -accel tcg,thread=multi)
+    # -cpu max: the x86_64 wheels (numpy) need x86-64-v2, which the default qemu64 CPU lacks
+    qemu=(qemu-system-x86_64 -M q35 -cpu max -accel tcg,thread=multi)
     console=ttyS0;;
 *) die "ARCH must be arm64 or amd64";;
 esac

@@ -3,7 +3,7 @@
 # own wheel (built from the source tree) plus its dependencies as binary wheels for the
 # target architecture and Debian bookworm's Python 3.11. systemd-python is left out: the image
 # uses Debian's python3-systemd through a venv with --system-site-packages.
-# Usage: wheels.sh ARCH SRCDIR OUTDIR. Downloads are cached in $EDGE_CACHE/pip.
+# Usage: wheels.sh ARCH SRCDIR OUTDIR. Downloads are cached in $EDGE_CACHE/wheels/ARCH.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/config.sh"
@@ -15,8 +15,7 @@ case $arch in arm64) march=aarch64;; amd64) march=x86_64;; *) die "unknown ARCH 
 py=${PYTHON:-python3}
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "$py is older than 3.11"
 
-export PIP_CACHE_DIR="$EDGE_CACHE/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
-mkdir -p "$PIP_CACHE_DIR"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
 rm -rf "$out"; mkdir -p "$out"
 build=$(mktemp -d); trap 'rm -rf "$build"' EXIT
 
@@ -53,8 +52,18 @@ echo "wheels.sh: dependencies for $arch: $(tr '\n' ' ' < "$build/requirements.tx
 platforms=()
 for v in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${v}_$march"); done
 platforms+=(--platform "manylinux2014_$march")
-"$py" -m pip download --quiet --only-binary=:all: "${platforms[@]}" \
-    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
-    --dest "$out" -r "$build/requirements.txt" \
-    || die "could not download $arch wheels for: $(tr '\n' ' ' < "$build/requirements.txt")"
+target=(--only-binary=:all: "${platforms[@]}" --python-version 3.11 --implementation cp
+        --abi cp311 --abi abi3 --abi none -r "$build/requirements.txt")
+# Wheels are kept in $EDGE_CACHE/wheels/ARCH: when the cache satisfies every requirement no
+# network is used (delete the cache to pick up newer releases); otherwise the missing ones
+# are downloaded into it. Then the resolved set is copied from the cache into OUTDIR.
+cache="$EDGE_CACHE/wheels/$arch"
+mkdir -p "$cache"
+offline() { "$py" -m pip download --quiet --no-index --find-links "$cache" "${target[@]}" --dest "$out"; }
+if ! offline >/dev/null 2>&1; then
+    echo "wheels.sh: downloading $arch wheels into $cache"
+    "$py" -m pip download --quiet "${target[@]}" --dest "$cache" ||
+        die "could not download $arch wheels for: $(tr '\n' ' ' < "$build/requirements.txt")"
+    offline || die "the wheel cache $cache does not satisfy the requirements after downloading"
+fi
 echo "wheels.sh: $(ls "$out" | wc -l) wheels in $out"

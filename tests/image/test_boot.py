@@ -41,8 +41,8 @@ def report(line: str) -> None:
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    for tool in ("qemu-system-aarch64", "qemu-system-x86_64", "echoscu", "ssh", "ssh-keygen", "mcopy", "sfdisk",
-                 "e2fsck"):
+    for tool in ("qemu-system-aarch64", "qemu-system-x86_64", "echoscu", "ssh", "ssh-keygen",
+                 "mcopy", "sfdisk", "e2fsck"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed: run `make image-deps`")
     source = Path(os.environ["EDGE_TEST_IMAGE"])
