@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from appliance.component import Component
@@ -21,6 +22,7 @@ from appliance.store.queue import ForwardQueue
 log = logging.getLogger(__name__)
 
 RETENTION_INTERVAL = 60.0
+BACKLOG_AGE = 600.0  # seconds an instance may wait before its destination counts as behind
 
 
 class Forwarder(Component):
@@ -34,6 +36,7 @@ class Forwarder(Component):
         self._retention: threading.Thread | None = None
         self._stop = threading.Event()
         self._store: InstanceStore | None = None
+        self._last_queue: dict[str, tuple[int, bool]] = {}
         self.configure(config)
         self.bus.subscribe(self._on_storage, topic="storage")
 
@@ -52,7 +55,11 @@ class Forwarder(Component):
         self.workers = []
         for dest in self.config.destinations:
             peer = self.config.peer(dest.peer)
-            worker = DestinationWorker(self.db, dest, peer, self.config.dicom.ae_title, root)
+            worker = DestinationWorker(
+                self.db, dest, peer, self.config.dicom.ae_title, root,
+                on_change=lambda name=peer.name: self._publish_queue(name),
+                on_sent=lambda sent, failed, name=peer.name: self.bus.publish(
+                    "forward", destination=name, sent=sent, failed=failed))
             worker.start()
             self.workers.append(worker)
         self._retention = threading.Thread(target=self._retention_loop, name="retention",
@@ -88,6 +95,27 @@ class Forwarder(Component):
         if event.data.get("kind") in ("stored", "replaced"):
             for worker in self.workers:
                 worker.wake.set()
+                self._publish_queue(worker.name)
+
+    def _publish_queue(self, destination: str) -> None:
+        """Tell the LEDs, panel and console how this destination's queue stands. A destination
+        is 'falling behind' (backlog) while it is backing off after a failure, or when its
+        oldest waiting instance has waited longer than BACKLOG_AGE seconds."""
+        try:
+            counts = ForwardQueue(self.db).counts([destination])[0]
+        except Exception:  # the database closed under us while stopping: nothing to tell
+            log.debug("queue counts for %s unavailable", destination, exc_info=True)
+            return
+        now = time.time()
+        waiting_long = (counts.oldest_pending_at is not None
+                        and now - counts.oldest_pending_at > BACKLOG_AGE)
+        backing_off = counts.pending > 0 and counts.next_attempt > now
+        behind = waiting_long or backing_off or (counts.held and counts.pending > 0)
+        state = (counts.pending, bool(behind))
+        if self._last_queue.get(destination) == state:
+            return
+        self._last_queue[destination] = state
+        self.bus.publish("queue", destination=destination, pending=state[0], backlog=state[1])
 
     def _retention_loop(self) -> None:
         queue = ForwardQueue(self._store.db)

@@ -22,7 +22,7 @@ IDLE_POLL = 1.0  # seconds between looks at the queue when nothing wakes us (CLI
 
 class DestinationWorker:
     def __init__(self, db: Database, destination: DestinationConfig, peer: PeerConfig,
-                 calling_aet: str, root: Path, on_change=None):
+                 calling_aet: str, root: Path, on_change=None, on_sent=None):
         self.queue = ForwardQueue(db)
         self.db = db
         self.settings = destination
@@ -30,6 +30,8 @@ class DestinationWorker:
         self.calling_aet = calling_aet
         self.root = root
         self.on_change = on_change or (lambda: None)
+        # on_sent(sent, failed): instances delivered / given up in one batch (for metrics)
+        self.on_sent = on_sent or (lambda sent, failed: None)
         self.wake = threading.Event()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"forward:{peer.name}",
@@ -89,6 +91,7 @@ class DestinationWorker:
                 self.on_change()
                 return min(delay, IDLE_POLL)
             retry = [r for r in results if r.outcome == "retry"]
+            failed = 0
             for result in results:
                 if result.outcome == "done":
                     self.queue.mark_done(self.name, result.item.instance_id, result.syntax)
@@ -97,10 +100,12 @@ class DestinationWorker:
                     log.error("forward %s to %s failed: %s", result.item.sop_instance_uid,
                               self.name, result.detail)
                     self.queue.mark_failed(self.name, result.item.instance_id, result.detail)
+                    failed += 1
             if retry:
                 log.warning("forward to %s: %d instances will be retried: %s", self.name,
                             len(retry), retry[0].detail)
                 self.queue.mark_retry(self.name, [r.item.instance_id for r in retry],
                                       retry[0].detail, s.retry_initial, s.retry_max)
+            self.on_sent(sum(r.outcome == "done" for r in results), failed)
             self.on_change()
         return 0.0
