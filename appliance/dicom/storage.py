@@ -57,10 +57,10 @@ PROCESSING_FAILURE = 0x0110
 # Looked up by tag, not keyword: a third of the cost of the header parse per image.
 _INDEX_TAGS = [Tag(keyword) for keyword in (
     "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
-    "SeriesInstanceUID", "PatientID", "PatientName", "Modality")]
+    "SeriesInstanceUID", "PatientID", "PatientName", "Modality", "AccessionNumber")]
 _TAG = {keyword: Tag(keyword) for keyword in (
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
-    "PatientName", "Modality")}
+    "PatientName", "Modality", "AccessionNumber")}
 _SPACE_CHECK_INTERVAL = 2.0
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -94,7 +94,8 @@ def read_meta(path: Path, calling_aet: str) -> InstanceMeta:
         sop_instance_uid=sop_instance, sop_class_uid=sop_class,
         study_uid=text("StudyInstanceUID"), series_uid=text("SeriesInstanceUID"),
         patient_id=text("PatientID"), patient_name=text("PatientName"),
-        modality=text("Modality"), calling_aet=calling_aet.strip(), transfer_syntax=tsyntax)
+        modality=text("Modality"), calling_aet=calling_aet.strip(), transfer_syntax=tsyntax,
+        accession_number=text("AccessionNumber"))
 
 
 class StorageService(Component):
@@ -251,4 +252,8 @@ class StorageService(Component):
             log.debug("stored %s from %s", meta.sop_instance_uid, calling)
         self.bus.publish("storage", kind=outcome.action, instance_id=outcome.instance_id,
                          sop_instance_uid=meta.sop_instance_uid, calling_aet=meta.calling_aet)
+        if outcome.action != "duplicate":
+            # The worklist completes the scheduled item of a study that has arrived.
+            self.bus.publish("instance.stored", study_instance_uid=meta.study_uid,
+                             accession_number=meta.accession_number)
         return SUCCESS

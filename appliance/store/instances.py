@@ -116,6 +116,7 @@ class InstanceMeta:
     modality: str
     calling_aet: str
     transfer_syntax: str
+    accession_number: str = ""  # not indexed here: told to the worklist (study arrival)
 
 
 @dataclass(frozen=True)
