@@ -17,7 +17,6 @@ job but renders nothing, so the figures are set against the issue's targets inst
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ from pynetdicom.sop_class import (
 )
 
 from bench.report import machine, peak_rss_mb
+from tests.conftest import free_port, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 4    # films per case; the first is reported apart (cold caches) and not in the median
@@ -54,22 +54,6 @@ CASES = [  # (label, dpi, film size, display format, images, color, target ms to
      None),
 ]
 TARGET_ACTION_MS, TARGET_RSS_MB = 50, 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 def resident_mb(pid: int) -> float:
@@ -93,7 +77,7 @@ def start_appliance(work: Path, dpi: int, color: bool) -> tuple[subprocess.Popen
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config)],
                             cwd=work, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_port(port)
+    wait_listening(port)
     return proc, port, data / "db"
 
 
