@@ -26,6 +26,7 @@ STORED_TOPIC = "instance.stored"
 #: How often the expiry pass runs, and how long finished rows are kept for the record.
 EXPIRY_INTERVAL = 60.0
 KEEP_FINISHED_DAYS = 30
+STATUS_MAX_AGE = 5.0  # seconds a status line's item counts may be old (see store.counts)
 
 
 def complete_study(store: WorklistStore, study_instance_uid: str = "",
@@ -124,7 +125,7 @@ class WorklistLifecycle(Component):
         if not self.settings.enabled:
             return "disabled"
         try:
-            counts = self.service.store.counts()
+            counts = self.service.store.counts(max_age=STATUS_MAX_AGE)
         except Exception as exc:
             return f"store unavailable: {exc}"
         return (f"{counts.get(SCHEDULED, 0)} scheduled, {counts.get(COMPLETED, 0)} completed, "

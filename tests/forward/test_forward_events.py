@@ -56,9 +56,9 @@ def test_a_destination_that_is_down_is_reported_as_backlog(tmp_path):
             shutil.copy(path, temp)
             outcome = store.commit(temp, read_meta(temp, "CT1"), ["pacs"], "keep_first")
             bus.publish("storage", kind=outcome.action, instance_id=outcome.instance_id)
-        wait_until(lambda: any(e.data["backlog"] for e in events), 20,
-                   what="a queue event with backlog")
-        assert events[-1].data == {"destination": "pacs", "pending": 2, "backlog": True}
+        expected = {"destination": "pacs", "pending": 2, "backlog": True}
+        wait_until(lambda: events and events[-1].data == expected, 20,
+                   what="a queue event: 2 pending, backlog")
         assert health.queues["pacs"] == (2, True)
     finally:
         forwarder.stop(5)

@@ -71,7 +71,8 @@ def test_c_cancel_stops_the_answers(worklist_server):
     assert result.returncode == 0, result.log
     assert "Sending Cancel Request" in result.log
     assert "Received Final Find Response (Cancel" in result.log, result.log
-    assert len(result.answers) < 3000
+    # Honoured promptly: the search runs only a few answers ahead of the network.
+    assert len(result.answers) < 200
 
 
 def test_pending_answers_are_streamed_before_the_search_ends(worklist_server):
