@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pydicom.uid import (
 )
 
 from bench.report import cpu_seconds, machine, peak_rss_mb
+from tests.conftest import free_port, wait_listening
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 
@@ -81,22 +81,6 @@ WHERE_THE_TIME_GOES = [
 PDU = 131072
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
 def make_images(directory: Path, count: int, rows: int, columns: int, sop_class: str,
                 modality: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
@@ -143,7 +127,7 @@ class Receiver:
             cmd = [sys.executable, "-m", "appliance", "run", "--config", str(config)]
         self.proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, cwd=work)
-        wait_port(self.port)
+        wait_listening(self.port, 30)
         time.sleep(0.5)
         self.cpu0 = cpu_seconds(self.proc.pid)
         self.rss0 = current_rss_mb(self.proc.pid)

@@ -13,7 +13,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from bench.report import cpu_seconds, machine
+from tests.conftest import free_port, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -113,22 +113,6 @@ def findscu_args(top: dict, sps_keys: dict) -> list[str]:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
 # -- the two servers ------------------------------------------------------------------------
 
 def start_wlmscpfs(work: Path, items: list[Dataset]) -> tuple[subprocess.Popen, int, str]:
@@ -145,7 +129,7 @@ def start_wlmscpfs(work: Path, items: list[Dataset]) -> tuple[subprocess.Popen, 
     proc = subprocess.Popen(["wlmscpfs", "-dfp", str(work / "wlm"), "-dhl", "-dfr", "-s",
                              str(port)], env=DCMTK_ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_port(port)
+    wait_listening(port, 60)
     return proc, port, "WLMSCP"
 
 
@@ -169,7 +153,7 @@ def start_appliance(work: Path, items: list[Dataset]) -> tuple[subprocess.Popen,
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config)],
                             cwd=work, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_port(port)
+    wait_listening(port, 60)
     return proc, port, "EDGEBOX"
 
 
