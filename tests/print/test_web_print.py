@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 from PIL import Image
+from pynetdicom.sop_class import Printer
 
 from appliance.web.print_provider import SpoolPrintProvider
 from appliance.web.providers import Providers
@@ -16,8 +17,8 @@ from tests.web.conftest import page_csrf, web  # noqa: F401 - the web fixture
 GRADIENT = np.tile(np.arange(256, dtype=np.uint8), (64, 1))
 
 
-def print_job(server, scu) -> str:
-    client = scu(server.port)
+def print_job(server, scu, client=None) -> str:
+    client = client or scu(server.port)
     client.session(NumberOfCopies="2")
     _, reply = client.film_box("STANDARD\\1,1", FilmSizeID="8INX10IN")
     client.set_image(boxes_of(reply)[0], 1, GRADIENT)
@@ -76,7 +77,8 @@ def test_reprint_of_an_unknown_job_is_a_clear_404(web, print_server):  # noqa: F
 
 def test_print_job_events_and_metric(web, print_server, scu):  # noqa: F811
     setup, server = web_over_spool(web, print_server)
-    uid = print_job(server, scu)
+    client = scu(server.port)
+    uid = print_job(server, scu, client)
     states = [e.data["state"] for e in setup.events
               if e.topic == "print_job" and e.data.get("job") == uid]
     assert states == ["pending", "printing", "done"]
@@ -86,3 +88,6 @@ def test_print_job_events_and_metric(web, print_server, scu):  # noqa: F811
     setup.wait(lambda: any(e.topic == "printer" and e.data == {
         "name": "laser", "state": "failure", "info": "FILM JAM", "detail": ""}
         for e in setup.events))
+    # Let the Printer N-EVENT-REPORT (3: failure) reach the SCU before the fixture releases:
+    # an SCU that answers a report after sending A-RELEASE-RQ upsets pynetdicom's requestor.
+    client.wait_event(Printer, 3)
