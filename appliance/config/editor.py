@@ -3,6 +3,13 @@ comments and order of the rest of the file kept (tomlkit edits the document in p
 
 This is the one write path for configuration: `appliance config set`, the web page and the
 front panel all go through `set_value`.
+
+Schema versions (migrations.py): a file of an older `schema_version` is migrated when a setting
+is changed, never just because it was read. Before the migrated file replaces it, an exact copy
+of the old one is kept as `appliance.toml.v<old>`, which older firmware reads after a rollback.
+On older firmware that is reading such a copy (the file itself is too new for it), a change is
+made to the copy's settings and written as the file; the newer file is kept as
+`appliance.toml.before-downgrade`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import tomlkit
 from pydantic import BaseModel, SecretStr
 
 from appliance.atomic_file import write_atomically
+from appliance.config import loader, migrations
 from appliance.config.introspect import list_item, model_of, strip_annotation
 from appliance.config.loader import parse_text
 from appliance.config.schema import ApplianceConfig
@@ -110,6 +118,7 @@ def set_value(path: Path, key: str, raw: str) -> ApplianceConfig:
     and return the new config. Nothing is written unless the whole resulting file validates.
     """
     try:
+        _refuse_version_key(key)
         value = coerce(field_annotation(parse_key(key)), raw)
     except ValueError as exc:
         raise ConfigError([f"{path}: {key}: {exc}"]) from None
@@ -120,16 +129,20 @@ def set_values(path: Path, changes: dict[str, Any]) -> ApplianceConfig:
     """Write several {key: typed value} changes at once, all or nothing: the file is replaced
     atomically only when every key exists and the whole resulting file validates."""
     origin = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    # Refuse to edit a file that is already broken: the user must see that problem first.
-    parse_text(text, origin)
+    text, version, copy = _editable_text(path)
     document = tomlkit.parse(text)
+    if version < migrations.CURRENT:
+        document, _ = migrations.upgrade(document, origin)
+    # A file without the key is version 1: once there are later versions, every file written
+    # says which it is. While 1 is the only one, the key is left out, so firmware from before
+    # schema versions (which refuses unknown keys) can still read the file after a rollback.
+    if migrations.CURRENT > migrations.FIRST and \
+            document.get(migrations.KEY) != migrations.CURRENT:
+        document[migrations.KEY] = migrations.CURRENT
     problems = []
     for key, value in changes.items():
         try:
+            _refuse_version_key(key)
             parts = parse_key(key)
             field_annotation(parts)
             _assign(document, parts, value)
@@ -139,9 +152,52 @@ def set_values(path: Path, changes: dict[str, Any]) -> ApplianceConfig:
         raise ConfigError(problems)
     new_text = tomlkit.dumps(document)
     config = parse_text(new_text, origin)
+    if copy is not None:
+        kept = path.with_name(path.name + ".before-downgrade")
+        write_atomically(kept, path.read_bytes())
+        log.warning("configuration %s: written by newer firmware, replaced by the settings of "
+                    "%s with this change; the newer file is kept as %s", origin, copy, kept)
+    elif version < migrations.CURRENT and path.exists():
+        _keep_old_version(path, version)
     write_atomically(path, new_text.encode("utf-8"))
     log.info("configuration %s: %s set", origin, ", ".join(changes))
     return config
+
+
+def _editable_text(path: Path) -> tuple[str, int, Path | None]:
+    """(text to edit, its schema_version, the older copy it came from or None).
+
+    Refuses a file that is already broken: the user must see that problem first."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return "", migrations.CURRENT, None
+    except UnicodeDecodeError:
+        loader.read_text(path)  # raises the usual one-line refusal
+        raise
+    # Decoded from bytes, not read in text mode, so that CRLF line ends stay as they are.
+    file = loader.inspect_file(path)  # validates; refuses a too-new file without a copy
+    if file.read_from == path:
+        return text, file.version, None
+    return file.read_from.read_bytes().decode("utf-8"), file.version, file.read_from
+
+
+def _keep_old_version(path: Path, version: int) -> None:
+    """Keep the exact version-`version` file as `NAME.v<version>` before it is migrated, and
+    drop copies of versions between it and ours, which are older than this file's settings."""
+    backup = loader.backup_path(path, version)
+    data = path.read_bytes()
+    if not backup.is_file() or backup.read_bytes() != data:
+        write_atomically(backup, data)
+        log.info("configuration %s: schema_version %d -> %d; the version-%d file is kept as %s "
+                 "for older firmware", path, version, migrations.CURRENT, version, backup)
+    for stale in range(version + 1, migrations.CURRENT):
+        loader.backup_path(path, stale).unlink(missing_ok=True)
+
+
+def _refuse_version_key(key: str) -> None:
+    if key.split(".")[0].split("[")[0] == migrations.KEY:
+        raise ValueError("set by the firmware when it writes the file, not by hand")
 
 
 def render(config: ApplianceConfig) -> str:
