@@ -11,8 +11,9 @@ PYTEST_ARGS ?=
 
 # Debian packages the appliance and its tests need (checked with dpkg, installed when missing).
 # systemd provides systemd-analyze for the unit checks in tests/image/test_units.py.
+# rauc, dbus and squashfs-tools: the updater's tests install real bundles (tests/update/).
 SYSTEM_PACKAGES := dcmtk libsystemd-dev pkg-config gcc python3-dev python3-venv systemd \
-  orthanc cups cups-client chromium chromium-driver
+  orthanc cups cups-client chromium chromium-driver rauc dbus squashfs-tools
 
 .PHONY: all venv system-packages run test bench lint clean
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from appliance import __version__, logsetup
-from appliance.config import editor, loader
+from appliance.config import editor, loader, migrations
 from appliance.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "terminal (keys for the buttons)")
     from appliance.web import passwd as passwd_cli
     passwd_cli.add_parser(commands, common)
+    from appliance.update import cli as update_cli
+    update_cli.add_parser(commands, common)
     return parser
 
 
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worklist":
             from appliance.worklist import cli_commands as worklist_cli
             return worklist_cli.run(args, loader.load(args.config).config)
+        if args.command == "update":
+            from appliance.update import cli as update_cli
+            return update_cli.run(args)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"appliance: {line}", file=sys.stderr)
@@ -133,6 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_config_show(args: argparse.Namespace) -> int:
     loaded = loader.load(args.config)
     print(f"# effective configuration, from {loaded.source}")
+    for note in loaded.notes():
+        print(f"# {note}")
+    print(f"schema_version = {migrations.CURRENT}\n")
     print(editor.render(loaded.config), end="")
     return EXIT_OK
 
@@ -140,10 +148,12 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     if args.file:
         path = Path(args.file)
-        loader.load_file(path)
+        notes = loader.inspect_file(path).notes()
     else:
         loaded = loader.load(args.config)
-        path = loaded.path
+        path, notes = loaded.path, loaded.notes()
+    for note in notes:
+        print(f"{path}: {note}")
     print(f"{path or 'built-in defaults'}: OK")
     return EXIT_OK
 

@@ -14,6 +14,8 @@ from appliance.hardware import hardware_components
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
 from appliance.runtime import Runtime
+from appliance.update.watcher import UpdateStatusWatcher
+from appliance.update.web_provider import FirmwareUploads
 from appliance.web.component import WebComponent
 from appliance.web.forward_provider import ForwardQueueProvider
 from appliance.web.print_provider import SpoolPrintProvider
@@ -52,7 +54,9 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         Forwarder(config, bus),
         *worklist_components(config, bus, worklist),
         *hardware_components(config, bus, runtime),
+        UpdateStatusWatcher(config, bus),
         WebComponent(config, runtime, Providers(worklist=WorklistWebProvider(worklist),
                                                 queue=ForwardQueueProvider(config),
-                                                printing=SpoolPrintProvider(spool))),
+                                                printing=SpoolPrintProvider(spool),
+                                                firmware=FirmwareUploads(config))),
     ]

@@ -50,7 +50,7 @@ def render(request: Request, template: str, status_code: int = 200, **values):
 
 
 def create_app(ctx: WebContext) -> FastAPI:
-    from appliance.web import api, metrics, operations_pages, pages
+    from appliance.web import api, metrics, operations_pages, pages, update_pages
 
     app = FastAPI(title="DICOM Edge Appliance", version=__version__,
                   description="Status, configuration and operations of the appliance. "
@@ -91,6 +91,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(pages.router)
     app.include_router(operations_pages.router)
+    app.include_router(update_pages.router)
     return app
 
 

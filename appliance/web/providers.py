@@ -87,6 +87,16 @@ class WorklistProvider(Protocol):
     def delete(self, item_id: str) -> bool: ...
 
 
+@runtime_checkable
+class FirmwareProvider(Protocol):
+    """Firmware upload (the update issue): see appliance/update/web_provider.py."""
+
+    max_bytes: int
+
+    def state(self) -> dict: ...  # {"status": status.json, "pending", "history", "max_bytes"}
+    async def receive(self, filename: str, length: int | None, chunks) -> dict: ...
+
+
 class IdentifyProvider(Protocol):
     def identify(self, seconds: float) -> None: ...
 
@@ -136,5 +146,5 @@ class Providers:
     worklist: WorklistProvider | None = None
     identify: IdentifyProvider | None = None
     system: SystemProvider = field(default_factory=SystemdReboot)
-    #: Firmware upload (the update issue) plugs in here.
-    firmware: object | None = None
+    #: Firmware upload and install progress (appliance.update.web_provider).
+    firmware: FirmwareProvider | None = None
