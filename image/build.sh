@@ -5,7 +5,8 @@
 #                           amd64: the same recipe for QEMU q35, faster to build and boot)
 # Environment: EDGE_APP_SRC (project source, default: this repo), EDGE_OUT (default
 # build/image in the repo), EDGE_WORK (scratch, default /var/tmp/edge-appliance-image/ARCH),
-# EDGE_CACHE (download cache), EDGE_ROOT_MB/EDGE_DATA_MB/EDGE_BOOT_MB (partition sizes).
+# EDGE_CACHE (download cache), EDGE_ROOT_MB/EDGE_DATA_MB/EDGE_BOOT_MB (partition sizes),
+# EDGE_KEYRING (CA certificate(s) trusted for update bundles; default: build/keys from keys.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -23,6 +24,8 @@ t0=$(date +%s)
 stamp() { echo "build.sh: [$(( $(date +%s) - t0 )) s] $*"; }
 stamp "building the $arch image from $src (work $work, output $out)"
 rm -rf "$work"; mkdir -p "$work"
+# the update keyring in the image: EDGE_KEYRING, else the development CA (made once)
+if [ -z "${EDGE_KEYRING:-}" ]; then "$here/keys.sh" "$repo/build/keys"; fi
 "$here/wheels.sh" "$arch" "$src" "$work/wheels"
 stamp "wheels ready"
 "$here/rootfs.sh" "$arch" "$work/wheels" "$work/fs"

@@ -19,9 +19,11 @@ EDGE_DATA_LABEL=edge-data
 # Debian packages in every image; arch-specific ones are added in rootfs.sh.
 EDGE_PACKAGES="systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved kmod \
 initramfs-tools busybox e2fsprogs dosfstools fdisk util-linux openssh-server openssl \
-python3 python3-venv python3-systemd iproute2 ca-certificates procps less netbase"
+python3 python3-venv python3-systemd iproute2 ca-certificates procps less netbase \
+rauc rauc-service"
 EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware"
-EDGE_PACKAGES_amd64="linux-image-amd64"
+# amd64 boots through UEFI + GRUB (BOOTX64.EFI is made in the root; grub-editenv for RAUC)
+EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
 
 # Kernel command line shared by the Pi (cmdline.txt) and QEMU (the runner swaps console=).
 edge_cmdline() {  # $1 = console argument(s)

@@ -7,6 +7,11 @@
 #   make test-image   build if needed, then the boot test (tests/image/test_boot.py): several
 #                     QEMU boots, about 10 minutes warm, not part of `make test`
 #   make image-deps   install the host tools (mmdebstrap, QEMU, mtools, bmaptool, ...) with apt
+#   make bundle       a signed RAUC update bundle of the current image's root file system:
+#                     build/image/edge-appliance-$(IMAGE_ARCH).raucb (image/bundle.sh; keys: image/keys.sh,
+#                     or EDGE_SIGNING_CERT/EDGE_SIGNING_KEY/EDGE_KEYRING; version: EDGE_BUNDLE_VERSION)
+#   make test-update  the amd64 image + bundle, then tests/image/test_update.py under QEMU: install,
+#                     trial boot, mark good, refused bundles, fall back after failed trials
 # The build needs root (mmdebstrap root mode) and caches downloads in IMAGE_CACHE.
 
 IMAGE_ARCH ?= arm64
@@ -17,12 +22,14 @@ IMAGE_IMG := $(IMAGE_OUT)/$(IMAGE_NAME).img
 IMAGE_XZ := $(IMAGE_IMG).xz
 IMAGE_DEBS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm \
   qemu-system-x86 bmap-tools dosfstools mtools fdisk e2fsprogs xz-utils dcmtk openssh-client \
-  systemd
+  systemd rauc squashfs-tools ovmf
 # What the image is made of: a change to any of these rebuilds it.
 IMAGE_INPUTS := $(shell find image systemd appliance hal docs -type f \
   -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) pyproject.toml
 
-.PHONY: image image-qemu test-image image-deps image-clean
+IMAGE_BUNDLE := $(IMAGE_OUT)/$(IMAGE_NAME).raucb
+
+.PHONY: image image-qemu test-image image-deps image-clean bundle test-update
 
 # apt-get install of whatever is missing; $(1) = package list
 define image_apt_install
@@ -67,6 +74,19 @@ test-image: $(IMAGE_IMG) venv
 	EDGE_TEST_IMAGE=$(IMAGE_IMG) \
 	  $(VENV)/bin/python -m pytest -m image -v -s -p no:cacheprovider \
 	  --timeout=1800 tests/image/test_boot.py
+
+# always remade (about 10 s): the version or signing key may have changed, not the image
+bundle: $(IMAGE_IMG) | image-deps
+	image/bundle.sh $(IMAGE_ARCH) $(IMAGE_IMG) $(IMAGE_BUNDLE)
+
+# The update test always uses the amd64 image (UEFI + GRUB under QEMU); it makes its own
+# variants of the bundle (newer, tampered, foreign-signed, never healthy).
+test-update: venv
+	$(MAKE) --no-print-directory IMAGE_ARCH=amd64 bundle
+	EDGE_TEST_IMAGE=$(IMAGE_OUT)/edge-appliance-amd64.img \
+	  EDGE_TEST_BUNDLE=$(IMAGE_OUT)/edge-appliance-amd64.raucb \
+	  $(VENV)/bin/python -m pytest -m image -v -s -p no:cacheprovider \
+	  --timeout=2400 tests/image/test_update.py
 
 image-clean:
 	rm -rf $(IMAGE_OUT) /var/tmp/edge-appliance-image

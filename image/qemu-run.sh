@@ -1,6 +1,7 @@
 #!/bin/bash
-# image/qemu-run.sh — boot an appliance disk image under QEMU (TCG; no KVM needed) with
-# the kernel, initrd and command line taken from the image's own FAT boot partition.
+# image/qemu-run.sh — boot an appliance disk image under QEMU (TCG; no KVM needed): arm64 with
+# the kernel, initrd and command line taken from the image's own FAT boot partition, amd64
+# through UEFI (OVMF) and the image's GRUB, which chooses root slot A or B.
 # The guest's network is QEMU user networking with restrict=on: the guest reaches nothing
 # outside, and only these host ports on 127.0.0.1 are forwarded into it:
 #   DICOM 127.0.0.1:$EDGE_QEMU_DICOM_PORT (11112) -> 11112, web $EDGE_QEMU_WEB_PORT (8080) -> 8080,
@@ -8,7 +9,8 @@
 # Usage: qemu-run.sh IMAGE [ARCH]    (ARCH arm64|amd64, default: from the image's file name)
 # Serial console: stdio, or the file $EDGE_QEMU_SERIAL when set. The disk is written in place:
 # boot a copy to keep a pristine image. Extra QEMU arguments: $EDGE_QEMU_EXTRA.
-# The kernel and initrd are copied to IMAGE.qemu-boot/ first.
+# arm64: the kernel and initrd are copied to IMAGE.qemu-boot/ first. amd64: the UEFI variables
+# are kept in IMAGE.ovmf-vars.fd; OVMF is taken from $EDGE_QEMU_OVMF (default /usr/share/OVMF).
 set -euo pipefail
 die() { echo "qemu-run.sh: error: $*" >&2; exit 1; }
 [ $# -ge 1 ] || die "usage: qemu-run.sh IMAGE [arm64|amd64]"
@@ -21,40 +23,91 @@ fi
 dicom=${EDGE_QEMU_DICOM_PORT:-11112} web=${EDGE_QEMU_WEB_PORT:-8080} ssh=${EDGE_QEMU_SSH_PORT:-2222}
 export MTOOLS_SKIP_CHECK=1
 
+# amd64 boots like a PC: UEFI firmware (OVMF) starts GRUB from the FAT, and GRUB picks the root
+# slot and loads that slot's kernel. The firmware's variables live in IMAGE.ovmf-vars.fd.
+if [ "$arch" != amd64 ]; then
 # Kernel, initrd and cmdline.txt from partition 1 (FAT), read with mtools at its offset.
 start=$(sfdisk -d "$img" | awk -F'[=,]' '/^[^ ]*1 *:/ {gsub(/ /, "", $2); print $2}')
 [ -n "$start" ] || die "$img has no partition 1"
 fat="$img@@$((start * 512))"
 kdir="$img.qemu-boot"                     # copies of the kernel and initrd, beside the image
 rm -rf "$kdir"; mkdir -p "$kdir"
-files=$(mdir -b -i "$fat" ::/ | sed 's|^::/||')
+# arm64 (Pi A/B layout): like the Pi firmware, take the directory of the kernel, initramfs and
+# cmdline.txt from config.txt's last os_prefix= line (the committed slot, slot-a/ or slot-b/);
+# EDGE_QEMU_TRYBOOT=1 reads tryboot.txt instead, as the firmware does on a tryboot reboot.
+dir=""
+if [ "$arch" = arm64 ]; then
+    cfg=config.txt; [ "${EDGE_QEMU_TRYBOOT:-0}" = 1 ] && cfg=tryboot.txt
+    dir=$(mtype -i "$fat" "::/$cfg" | tr -d '\r' | sed -n 's/^os_prefix=//p' | tail -n1) ||
+        die "no $cfg on the boot partition of $img"
+fi
+files=$(mdir -b -i "$fat" "::/$dir" | sed "s|^::/$dir||")
 kernel=$(echo "$files" | grep -E '^vmlinuz' | sort -V | tail -n1)
 initrd=$(echo "$files" | grep -E '^initrd\.img' | sort -V | tail -n1)
-[ -n "$kernel" ] && [ -n "$initrd" ] || die "no vmlinuz*/initrd.img* on the boot partition of $img"
-mcopy -n -i "$fat" "::/$kernel" "$kdir/vmlinuz"
-mcopy -n -i "$fat" "::/$initrd" "$kdir/initrd"
-cmdline=$(mtype -i "$fat" ::/cmdline.txt | tr -d '\r\n' | sed -E 's/(^| )console=[^ ]*//g')
+[ -n "$kernel" ] && [ -n "$initrd" ] || die "no vmlinuz*/initrd.img* in /$dir on the boot partition of $img"
+mcopy -n -i "$fat" "::/$dir$kernel" "$kdir/vmlinuz"
+mcopy -n -i "$fat" "::/$dir$initrd" "$kdir/initrd"
+cmdline=$(mtype -i "$fat" "::/${dir}cmdline.txt" | tr -d '\r\n' | sed -E 's/(^| )console=[^ ]*//g')
+fi  # arch != amd64
 
 case $arch in
 arm64)
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -accel tcg,thread=multi)
-    console=ttyAMA0;;
+    console=ttyAMA0
+    boot=(-kernel "$kdir/vmlinuz" -initrd "$kdir/initrd" -append "console=$console,115200 $cmdline");;
 amd64)
     # -cpu max: the x86_64 wheels (numpy) need x86-64-v2, which the default qemu64 CPU lacks
     qemu=(qemu-system-x86_64 -M q35 -cpu max -accel tcg,thread=multi)
-    console=ttyS0;;
+    ovmf=${EDGE_QEMU_OVMF:-/usr/share/OVMF}
+    [ -f "$ovmf/OVMF_CODE_4M.fd" ] && [ -f "$ovmf/OVMF_VARS_4M.fd" ] ||
+        die "no UEFI firmware in $ovmf (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd): install ovmf (make image-deps)"
+    vars="$img.ovmf-vars.fd"
+    [ -s "$vars" ] || cp "$ovmf/OVMF_VARS_4M.fd" "$vars"
+    boot=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd"
+          -drive "if=pflash,format=raw,unit=1,file=$vars");;
 *) die "ARCH must be arm64 or amd64";;
 esac
 command -v "${qemu[0]}" >/dev/null || die "${qemu[0]} is not installed (make image-deps)"
 serial=(-serial mon:stdio)
 [ -n "${EDGE_QEMU_SERIAL:-}" ] && serial=(-serial "file:$EDGE_QEMU_SERIAL")
+if [ "$arch" = amd64 ]; then
+    # the console is also logged (appended across QEMU runs) so a guest reboot can be told
+    # from a power-off: see the restart loop below
+    log=${EDGE_QEMU_SERIAL:-$img.serial.log}
+    if [ -n "${EDGE_QEMU_SERIAL:-}" ]; then
+        : > "$log"
+        serial=(-chardev "file,id=ser0,path=$log,append=on" -serial chardev:ser0)
+    else
+        serial=(-chardev "stdio,id=ser0,mux=on,signal=off,logfile=$log,logappend=on"
+                -serial chardev:ser0 -mon chardev=ser0)
+    fi
+fi
 
 echo "qemu-run.sh: booting $img ($arch): DICOM 127.0.0.1:$dicom, SSH 127.0.0.1:$ssh, web 127.0.0.1:$web" >&2
-# exec: the runner's process id is QEMU's, so killing it is pulling the power cord.
-exec "${qemu[@]}" -smp 2 -m "${EDGE_QEMU_MEM:-1024}" -nographic -no-user-config -nodefaults \
-    -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd" -append "console=$console,115200 $cmdline" \
+run=("${qemu[@]}" -smp 2 -m "${EDGE_QEMU_MEM:-1024}" -nographic -no-user-config -nodefaults \
+    "${boot[@]}" \
     -drive "if=none,id=disk,file=$img,format=raw,cache=writeback,discard=unmap" \
     -device virtio-blk-pci,drive=disk \
     -netdev "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:$dicom-:11112,hostfwd=tcp:127.0.0.1:$ssh-:22,hostfwd=tcp:127.0.0.1:$web-:8080" \
     -device virtio-net-pci,netdev=net0 -device virtio-rng-pci \
-    "${serial[@]}" ${EDGE_QEMU_EXTRA:-}
+    "${serial[@]}" ${EDGE_QEMU_EXTRA:-})
+if [ "$arch" != amd64 ]; then
+    # exec: the runner's process id is QEMU's, so killing it is pulling the power cord.
+    exec "${run[@]}"
+fi
+# amd64: OVMF under TCG can hang for good after a warm reset (seen here in about one reboot
+# of ten, the boot CPU spinning before any firmware output). So a guest reboot ends QEMU
+# (-no-reboot) and the loop starts a fresh one on the same disk and UEFI variables: a cold
+# start, as a power cycle. QEMU dies with the runner (setpriv --pdeathsig), so killing the
+# runner is still pulling the power cord. Reboots the kernel did not announce ("reboot:
+# Restarting system", e.g. from GRUB) end the run like a power-off.
+command -v setpriv >/dev/null || die "setpriv is missing (util-linux)"
+while :; do
+    before=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    setpriv --pdeathsig KILL -- "${run[@]}" -no-reboot
+    rc=$?
+    [ $rc -eq 0 ] || exit $rc
+    # (no grep -q: with pipefail, tail's SIGPIPE would fail the pipeline)
+    tail -c +"$((before + 1))" "$log" 2>/dev/null | grep -a 'reboot: Restarting system' >/dev/null || exit 0
+    echo "qemu-run.sh: the guest rebooted: starting it again" >&2
+done

@@ -20,12 +20,15 @@ cp -a "$here/overlay/." "$root/"
 install -d "$root/usr/lib/systemd/system" "$root/usr/lib/systemd/journald.conf.d" \
     "$root/usr/lib/systemd/system/ssh.service.d" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d"
 install -m 0644 "$repo"/systemd/*.service "$repo"/systemd/*.mount "$root/usr/lib/systemd/system/"
+for unit in "$repo"/systemd/*.timer "$repo"/systemd/*.path; do
+    if [ -e "$unit" ]; then install -m 0644 "$unit" "$root/usr/lib/systemd/system/"; fi
+done
 install -m 0644 "$repo"/systemd/journald.conf.d/*.conf "$root/usr/lib/systemd/journald.conf.d/"
 install -m 0644 "$repo"/systemd/ssh.service.d/*.conf "$root/usr/lib/systemd/system/ssh.service.d/"
 install -m 0644 "$repo"/systemd/sysusers.d/*.conf "$root/usr/lib/sysusers.d/"
 install -m 0644 "$repo"/systemd/tmpfiles.d/*.conf "$root/usr/lib/tmpfiles.d/"
 install -d "$root/usr/share/doc/edge-appliance"
-for doc in flashing.md image.md; do
+for doc in flashing.md image.md updating.md; do
     [ -f "$repo/docs/$doc" ] && install -m 0644 "$repo/docs/$doc" "$root/usr/share/doc/edge-appliance/"
 done
 in_root systemd-sysusers /usr/lib/sysusers.d/edge-appliance.conf
@@ -62,6 +65,10 @@ in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.ti
     sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount >/dev/null 2>&1 || true
 in_root systemctl enable systemd-networkd systemd-resolved systemd-timesyncd ssh \
     data.mount boot-firmware.mount edge-grow-data.service edge-firstboot.service appliance.service
+in_root systemctl enable edge-boot-check.service edge-mark-good.service edge-boot-deadline.timer
+if [ -e "$root/usr/lib/systemd/system/edge-update-request.path" ]; then
+    in_root systemctl enable edge-update-request.path
+fi
 in_root systemctl set-default multi-user.target
 # Root has no password (key-only SSH); the serial console autologin is left off on purpose.
 cat > "$root/etc/edge-appliance-release" <<REL
@@ -71,6 +78,16 @@ EDGE_IMAGE_BUILT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 EDGE_IMAGE_COMMIT=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 REL
 
+step "RAUC: system.conf and the keyring of trusted update signers"
+# EDGE_KEYRING: the CA certificate(s) bundles must be signed under (a production CA); by
+# default the development CA made by image/keys.sh (build.sh runs it).
+keyring=${EDGE_KEYRING:-$repo/build/keys/ca.cert.pem}
+[ -s "$keyring" ] || die "no update keyring at $keyring: run image/keys.sh or set EDGE_KEYRING=FILE"
+openssl x509 -in "$keyring" -noout 2>/dev/null || die "EDGE_KEYRING=$keyring is not a PEM certificate"
+install -d "$root/etc/rauc"
+install -m 0644 "$here/rauc/system.conf.$arch" "$root/etc/rauc/system.conf"
+install -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"
+
 step "boot files"
 kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 [ -n "$kver" ] || die "no kernel installed in the root"
@@ -78,14 +95,33 @@ kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 rm -rf "$bootdir"; mkdir -p "$bootdir"
 if [ "$arch" = arm64 ]; then
     # raspi-firmware's hooks have filled /boot/firmware with firmware, DTBs, kernel, initrd,
-    # config.txt and cmdline.txt: keep everything, but write our own command line.
+    # config.txt and cmdline.txt. Keep the firmware and its settings, write our own command
+    # line, then lay the OS files out for A/B boot with tryboot (docs/image.md) with the
+    # on-box backend itself: slot A in slot-a/, committed by config.txt's os_prefix; slot B
+    # empty until the first update.
     ls "$root/boot/firmware/"*.dtb >/dev/null 2>&1 || in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kver"
     cp -a "$root/boot/firmware/." "$bootdir/"
     edge_cmdline "console=tty0 console=ttyS1,115200" > "$bootdir/cmdline.txt"
+    EDGE_PI_FAT="$bootdir" python3 "$here/overlay/usr/lib/edge-appliance/rauc-pi-tryboot" \
+        layout A "$root" || die "could not lay out the boot partition for A/B boot"
 else
-    cp "$root/boot/vmlinuz-$kver" "$bootdir/vmlinuz"
-    cp "$root/boot/initrd.img-$kver" "$bootdir/initrd.img"
-    edge_cmdline "console=tty0 console=ttyS0,115200" > "$bootdir/cmdline.txt"
+    # UEFI + GRUB: EFI/BOOT/BOOTX64.EFI (the removable-media path firmware boots without NVRAM
+    # entries) chooses slot A or B (grub.cfg, boot counting in grubenv) and loads the kernel
+    # and initrd from that slot's own /boot, so a bundle carries its kernel.
+    ln -sfn "vmlinuz-$kver" "$root/boot/vmlinuz"
+    ln -sfn "initrd.img-$kver" "$root/boot/initrd.img"
+    install -d "$bootdir/EFI/BOOT"
+    in_root grub-mkimage -O x86_64-efi -o /tmp/BOOTX64.EFI -p /EFI/BOOT \
+        part_msdos fat ext2 normal linux loadenv test regexp echo sleep reboot configfile \
+        efi_gop all_video serial terminal || die "grub-mkimage could not make BOOTX64.EFI"
+    mv "$root/tmp/BOOTX64.EFI" "$bootdir/EFI/BOOT/BOOTX64.EFI"
+    args=$(edge_cmdline "console=tty0 console=ttyS0,115200" | sed 's/ root=[^ ]*//')
+    sed -e "s|@PARTUUID_PREFIX@|$EDGE_PARTUUID_PREFIX|" -e "s|@ARGS@|$args panic=10|" \
+        "$here/grub/grub.cfg" > "$bootdir/EFI/BOOT/grub.cfg"
+    in_root grub-editenv /tmp/grubenv create
+    in_root grub-editenv /tmp/grubenv set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0 \
+        EDGE_GOOD=A EDGE_MAX_TRIES="${EDGE_MAX_TRIES:-3}"
+    mv "$root/tmp/grubenv" "$bootdir/EFI/BOOT/grubenv"
 fi
 cp "$root/etc/edge-appliance-release" "$bootdir/edge-appliance-release.txt"
 rm -rf "$root/boot/firmware"; install -d -m 0755 "$root/boot/firmware"

@@ -142,6 +142,17 @@ class Box:
                                  f"{result.stderr.strip()} {result.stdout.strip()}")
         return result.stdout
 
+    def put(self, local: Path, remote: str, timeout: float = 900) -> None:
+        """Copy a host file into the guest over the forwarded SSH port."""
+        result = subprocess.run(
+            ["scp", "-q", "-i", str(self.key), "-P", str(self.ssh_port), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", str(local),
+             f"root@127.0.0.1:{remote}"],
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise AssertionError(f"scp {local} -> {remote} failed: {result.stderr.strip()}")
+
     def command_and_disconnect(self, command: str) -> None:
         """Run a command that ends the SSH session (reboot, poweroff)."""
         try:

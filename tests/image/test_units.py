@@ -20,7 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 OVERLAY = REPO / "image" / "overlay"
-UNIT_FILES = sorted(p for p in UNITS.iterdir() if p.suffix in {".service", ".mount"})
+UNIT_FILES = sorted(p for p in UNITS.iterdir()
+                    if p.suffix in {".service", ".mount", ".timer", ".path"})
 # libseccomp on the build host may not know the newest syscall names in @system-service
 NOISE = ("Failed to parse system call",)
 
@@ -134,12 +135,15 @@ def test_journal_is_persistent_and_capped():
 
 
 def test_on_box_scripts_are_executable_and_parse():
-    scripts = [p for p in (OVERLAY / "usr/lib/edge-appliance").iterdir()]
+    scripts = [p for p in (OVERLAY / "usr/lib/edge-appliance").rglob("*") if p.is_file()]
     scripts.append(OVERLAY / "etc/initramfs-tools/scripts/local-bottom/edge-data")
     scripts.append(OVERLAY / "etc/initramfs-tools/hooks/edge-appliance")
     for script in scripts:
         assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
-        result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+        python = script.is_file() and script.read_text().startswith("#!/usr/bin/python3")
+        check = ["python3", "-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())"] \
+            if python else ["sh", "-n"]
+        result = subprocess.run([*check, str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script}: {result.stderr}"
 
 
@@ -147,3 +151,40 @@ def test_image_scripts_parse():
     for script in (REPO / "image").glob("*.sh"):
         result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script}: {result.stderr}"
+
+
+def test_boot_confirmation_units():
+    """A new slot is kept only after appliance.service is READY; a deadline gives up on it."""
+    mark = read_unit(UNITS / "edge-mark-good.service")
+    assert "appliance.service" in mark["Unit"]["After"].split()
+    assert "appliance.service" in mark["Unit"]["Requires"].split()
+    assert mark["Service"]["ExecStart"] == "/usr/lib/edge-appliance/boot-confirm mark-good"
+    timer = read_unit(UNITS / "edge-boot-deadline.timer")
+    assert timer["Timer"]["OnBootSec"] == "5min"
+    deadline = read_unit(UNITS / "edge-boot-deadline.service")
+    assert deadline["Service"]["ExecStart"] == "/usr/lib/edge-appliance/boot-confirm deadline"
+    check = read_unit(UNITS / "edge-boot-check.service")
+    assert "appliance.service" in check["Unit"]["Before"].split()
+    customize = (REPO / "image/hooks/customize.sh").read_text()
+    assert "edge-boot-check.service edge-mark-good.service edge-boot-deadline.timer" in customize
+
+
+def test_rauc_system_conf_matches_the_image_layout():
+    for arch, bootloader in (("amd64", "grub"), ("arm64", "custom")):
+        conf = read_unit(REPO / f"image/rauc/system.conf.{arch}")
+        assert conf["system"]["compatible"] == f"edge-appliance-{arch}"
+        assert conf["system"]["bootloader"] == bootloader
+        assert conf["keyring"]["path"] == "/etc/rauc/keyring.pem"
+        assert conf["keyring"]["check-purpose"] == "codesign"
+        assert "-plain" in conf["system"]["bundle-formats"]
+        assert conf["system"]["data-directory"].startswith("/data/")
+        slots = {conf[s]["bootname"]: conf[s]["device"] for s in ("slot.rootfs.0", "slot.rootfs.1")}
+        assert slots == {"A": "/dev/disk/by-partuuid/ed6e0001-02",
+                         "B": "/dev/disk/by-partuuid/ed6e0001-03"}
+        handler = conf["handlers"]["pre-install"]
+        assert (OVERLAY / handler.lstrip("/")).exists(), handler
+    grub_conf = read_unit(REPO / "image/rauc/system.conf.amd64")
+    grub_cfg = (REPO / "image/grub/grub.cfg").read_text()
+    assert grub_conf["system"]["grubenv"] == "/boot/firmware/EFI/BOOT/grubenv"
+    for variable in ("ORDER", "A_OK", "A_TRY", "B_OK", "B_TRY", "EDGE_GOOD", "EDGE_MAX_TRIES"):
+        assert f"${variable}" in grub_cfg or f"{variable}=" in grub_cfg, variable
