@@ -175,11 +175,6 @@ class Rauc:
         problem = _first_error_line(result.stderr.splitlines() + result.stdout.splitlines())
         raise RaucError(f"rauc status failed: {problem or 'no answer'}")
 
-    def mark(self, state: str, slot: str = "booted") -> None:
-        """`rauc status mark-good|mark-bad|mark-active SLOT`."""
-        subprocess.run([*self.command, "status", f"mark-{state}", slot], check=True,
-                       capture_output=True, timeout=60, env=self._env())
-
     def _env(self) -> dict[str, str] | None:
         if self.env is None:
             return None

@@ -97,7 +97,7 @@ class FirmwareUploads:
                        chunks: AsyncIterator[bytes]) -> dict:
         self.paths.incoming.mkdir(parents=True, exist_ok=True)
         for stale in self.paths.incoming.glob(".*.part"):  # an upload cut off by a restart
-            _unlink(stale)
+            stale.unlink(missing_ok=True)
         final = self.paths.incoming / upload_name(filename)
         partial = final.with_name(f".{final.name}.part")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
@@ -124,7 +124,7 @@ class FirmwareUploads:
             await anyio.to_thread.run_sync(os.fsync, fd)
         except BaseException:
             os.close(fd)
-            _unlink(partial)
+            partial.unlink(missing_ok=True)
             raise
         os.close(fd)
         os.replace(partial, final)
@@ -138,13 +138,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _mib(size: int) -> str:
