@@ -9,19 +9,24 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-# Debian packages the appliance and its tests need (checked with dpkg, installed when missing).
-# systemd provides systemd-analyze for the unit checks in tests/image/test_units.py.
-# rauc, dbus and squashfs-tools: the updater's tests install real bundles (tests/update/).
-SYSTEM_PACKAGES := dcmtk libsystemd-dev pkg-config gcc python3-dev python3-venv systemd \
-  orthanc cups cups-client chromium chromium-driver rauc dbus squashfs-tools
+# Debian packages, checked with dpkg and installed when missing. `make run` installs only what
+# running needs: the compiler, headers and pkg-config build systemd-python into the venv, and
+# cups-client gives the `lp` command of the CUPS printer driver.
+RUN_PACKAGES := libsystemd-dev pkg-config gcc python3-dev python3-venv cups-client
+# `make test` adds the real peers and tools the tests use: DCMTK's tools, Orthanc as PACS, a CUPS
+# server, Chromium and its driver for the browser tests, RAUC with D-Bus and squashfs-tools for
+# the updater's tests (tests/update/), systemd for systemd-analyze (tests/image/test_units.py).
+TEST_PACKAGES := $(RUN_PACKAGES) dcmtk systemd orthanc cups chromium chromium-driver rauc dbus \
+  squashfs-tools
 
-.PHONY: all venv system-packages run test bench lint clean
+.PHONY: all venv venv-test system-packages test-system-packages run test bench lint clean
 
 all: test
 
-system-packages:
+# $(1) = the packages to install when missing
+define apt_install_missing
 	@missing=""; \
-	for pkg in $(SYSTEM_PACKAGES); do \
+	for pkg in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" \
 	    || missing="$$missing $$pkg"; \
 	done; \
@@ -35,27 +40,43 @@ system-packages:
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
 
-venv: $(VENV)/.installed
+system-packages:
+	$(call apt_install_missing,$(RUN_PACKAGES))
 
-$(VENV)/.installed: pyproject.toml | system-packages
+test-system-packages:
+	$(call apt_install_missing,$(TEST_PACKAGES))
+
+# The venv with what running needs (`make venv`), and the test and lint extras on top.
+venv: $(VENV)/.installed-run
+venv-test: $(VENV)/.installed-test
+
+$(VENV)/.created: | system-packages
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "make: Python 3.11 or newer is needed ($(PYTHON) is $$($(PYTHON) --version))" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@
+
+$(VENV)/.installed-run: pyproject.toml | $(VENV)/.created
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/.created test-system-packages
+	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	touch $@ $(VENV)/.installed-run
 
 run: venv
 	$(BIN)/appliance run
 
-test: venv
+test: venv-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv
+bench: venv-test
 	$(BIN)/python -m bench
 
-lint: venv
+lint: venv-test
 	$(BIN)/ruff check appliance hal tests bench
 
 # The OS image: make image, make image-qemu, make test-image (see image/image.mk).

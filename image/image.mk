@@ -1,5 +1,5 @@
 # image/image.mk — make targets for the appliance OS image; included by the top-level Makefile,
-# which defines PYTHON, VENV and the target `venv`.
+# which defines PYTHON, VENV and the target `venv-test`.
 #   make image        build the arm64 Raspberry Pi image: build/image/edge-appliance-arm64.img.xz
 #                     (+ .img, .bmap, .img.xz.sha256, .rpi-imager.json). IMAGE_ARCH=amd64 for the
 #                     QEMU-only variant of the same recipe.
@@ -70,7 +70,7 @@ image-qemu: $(IMAGE_IMG)
 	@echo "image.mk: booting a copy ($(IMAGE_OUT)/$(IMAGE_NAME)-qemu.img); Ctrl-A X quits QEMU"
 	image/qemu-run.sh $(IMAGE_OUT)/$(IMAGE_NAME)-qemu.img $(IMAGE_ARCH)
 
-test-image: $(IMAGE_IMG) venv
+test-image: $(IMAGE_IMG) venv-test
 	EDGE_TEST_IMAGE=$(IMAGE_IMG) \
 	  $(VENV)/bin/python -m pytest -m image -v -s -p no:cacheprovider \
 	  --timeout=1800 tests/image/test_boot.py
@@ -81,7 +81,7 @@ bundle: $(IMAGE_IMG) | image-deps
 
 # The update test always uses the amd64 image (UEFI + GRUB under QEMU); it makes its own
 # variants of the bundle (newer, tampered, foreign-signed, never healthy).
-test-update: venv
+test-update: venv-test
 	$(MAKE) --no-print-directory IMAGE_ARCH=amd64 bundle
 	EDGE_TEST_IMAGE=$(IMAGE_OUT)/edge-appliance-amd64.img \
 	  EDGE_TEST_BUNDLE=$(IMAGE_OUT)/edge-appliance-amd64.raucb \

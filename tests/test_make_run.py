@@ -50,3 +50,34 @@ def test_make_run_answers_echoscu_on_the_default_port(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+TEST_ONLY_PACKAGES = {"chromium", "chromium-driver", "orthanc", "cups", "rauc", "dbus",
+                      "squashfs-tools", "dcmtk"}
+
+
+def planned_setup(target: str, tmp_path) -> tuple[set[str], list[str]]:
+    """What `make TARGET` would install on a machine with no venv: the Debian packages its
+    apt step checks and its pip install lines (from `make -n`, which runs nothing)."""
+    result = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'no-venv'}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60, check=True)
+    packages: set[str] = set()
+    for line in result.stdout.splitlines():
+        if "for pkg in " in line:
+            packages.update(line.split("for pkg in ", 1)[1].split(";", 1)[0].split())
+    pip_lines = [line for line in result.stdout.splitlines() if "pip install" in line
+                 and "--upgrade pip" not in line]
+    return packages, pip_lines
+
+
+def test_make_run_installs_only_what_running_needs(tmp_path):
+    packages, pip_lines = planned_setup("run", tmp_path)
+    assert packages and not packages & TEST_ONLY_PACKAGES, sorted(packages & TEST_ONLY_PACKAGES)
+    assert {"gcc", "python3-venv", "libsystemd-dev"} <= packages
+    assert pip_lines and not any("[test" in line or "dev]" in line for line in pip_lines)
+
+
+def test_make_test_installs_the_test_toolchain(tmp_path):
+    packages, pip_lines = planned_setup("test", tmp_path)
+    assert TEST_ONLY_PACKAGES <= packages
+    assert any("[test,dev]" in line for line in pip_lines)

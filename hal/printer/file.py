@@ -1,7 +1,8 @@
 """The `file` printer: each film becomes a PNG at full resolution and a PDF page at the
 physical film size, written atomically into a directory (the default printer of a fresh box).
 
-File names are `<job>-<page>.png` / `.pdf`; copies are not duplicated on disk.
+File names are `<job>-<page>.png` / `.pdf`, the whole job identifier kept (a job UID has dots:
+none of them starts a file extension); copies are not duplicated on disk.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class FilePrinter(Printer):
         return PrinterState()
 
     def paths_for(self, job_id: str, page: int) -> tuple[Path, Path]:
-        """Where the PNG and the PDF of one film page go."""
-        stem = self.directory / f"{job_id}-{page}"
-        return stem.with_suffix(".png"), stem.with_suffix(".pdf")
+        """Where the PNG and the PDF of one film page go: one pair per job and page."""
+        stem = f"{_safe_name(job_id)}-{page}"
+        return self.directory / f"{stem}.png", self.directory / f"{stem}.pdf"
 
     def print_film(self, film: Film) -> None:
         png, pdf = self.paths_for(film.job_id, film.page)
@@ -58,6 +59,14 @@ class FilePrinter(Printer):
         except OSError as exc:
             raise PrinterError(f"cannot write {png.name}: {exc.strerror or exc}") from exc
         log.info("printed film %s page %d to %s", film.job_id, film.page, png)
+
+
+def _safe_name(job_id: str) -> str:
+    """A job identifier as one file name: UIDs pass unchanged; a path separator, a leading dot
+    or a control character (not in any UID we make, but the driver takes any string) cannot
+    place the file elsewhere or hide it."""
+    name = "".join(c if c.isprintable() and c not in "/\\" else "_" for c in job_id)
+    return name.lstrip(".") or "job"
 
 
 def _save(path: Path, write) -> None:

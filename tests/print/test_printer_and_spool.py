@@ -162,3 +162,15 @@ def test_sim_driver_conditions_and_unknown_driver():
     with pytest.raises(PrinterError, match="unknown printer driver"):
         open_printer("laser", "x")
     sim.close()
+
+
+def test_file_driver_keeps_one_file_per_job_whatever_the_uid(tmp_path):
+    printer = open_printer("file", "f", directory=tmp_path)
+    uids = ["1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12", "../../etc/x"]
+    for uid in uids:
+        for page in (1, 2):
+            printer.print_film(Film(Image.new("L", (8, 8), 0), 50, 4, 4, job_id=uid, page=page))
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) == 12 and all(p.parent == tmp_path for p in tmp_path.iterdir())
+    assert "1.2.826.0.1.3680043.8.498.11-2.png" in written
+    assert "1.2.826.0.1.3680043.8.498.12-1.pdf" in written

@@ -4,6 +4,7 @@ N-DELETE semantics, status codes and warnings, Printer and Print Job."""
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from pydicom import Dataset
 from pynetdicom.sop_class import (
     BasicAnnotationBox,
@@ -271,3 +272,26 @@ def test_state_is_per_association(print_server, scu):
     first.session()
     first.film_box()
     assert second.action(BasicFilmBox, first.film_box_uid)[0].Status == 0x0112
+
+
+def test_every_print_job_keeps_its_own_film_files(print_server, scu):
+    """Field trial: job UIDs that share everything up to the last dot all wrote one file."""
+    server = print_server()
+    printer = server.spool.printers["default"]
+    jobs = []
+    for shade in (40, 120, 200):
+        client = scu(server.port)
+        client.session()
+        reply = client.film_box("STANDARD\\1,1")[1]
+        client.set_image(boxes_of(reply)[0], 1, np.full((64, 64), shade, dtype=np.uint8))
+        job_uid = client.action()[1].ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID
+        assert server.spool.wait_job(job_uid)["status"] == "DONE"
+        jobs.append(job_uid)
+    prefixes = {uid.rsplit(".", 1)[0] for uid in jobs}
+    assert len(prefixes) == 1, "the job UIDs should share everything up to the last dot"
+    files = [printer.paths_for(uid, 1) for uid in jobs]
+    assert len({png for png, _ in files} | {pdf for _, pdf in files}) == 6
+    assert all(png.exists() and pdf.exists() for png, pdf in files)
+    # each film holds its own job's picture, not the last job's
+    shades = [Image.open(png).convert("L").getextrema() for png, _ in files]
+    assert len(set(shades)) == 3
