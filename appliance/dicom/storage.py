@@ -7,9 +7,11 @@ left by a crash, and watches the free-space reserve) and a DICOM service served 
 DicomServer (its presentation contexts and the EVT_C_STORE handler).
 
 Statuses: 0x0000 stored (or a duplicate kept per policy); 0xA700 out of resources (free space
-under `[storage] reserve_mb`, or the store not running); 0xA900 the data set does not match the
-command's SOP class / instance; 0xC000 the data set cannot be parsed; 0x0110 processing failure
-(write or index error).
+under `[storage] reserve_mb`, the disk filled up while the object was being received or stored,
+or the store not running); 0xA900 the data set does not match the command's SOP class /
+instance; 0xC000 the data set does not parse to its end (appliance.dicom.dataset_check) or names
+no valid SOP class / instance; 0x0110 processing failure (other write or index error). Nothing
+of a refused object is kept.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from pynetdicom.presentation import (
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom import pynetdicom_speedups
-from appliance.dicom.storage_receive import receive_into
+from appliance.dicom.dataset_check import MalformedDataSet, check_received_file
+from appliance.dicom.storage_receive import receive_into, write_failure
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
 from appliance.forward.router import Router
@@ -63,6 +66,28 @@ _TAG = {keyword: Tag(keyword) for keyword in (
     "PatientName", "Modality", "AccessionNumber")}
 _SPACE_CHECK_INTERVAL = 2.0
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_SQLITE_FULL = 13  # sqlite3 error code: "database or disk is full"
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether an error (or one it was raised from) says there is no space left."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        if getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def discard(path: Path) -> None:
+    """Remove a refused object's file at once (pynetdicom would only do it later)."""
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def status(code: int, comment: str = "") -> Dataset | int:
@@ -205,14 +230,33 @@ class StorageService(Component):
             log.error("C-STORE %s from %s refused: the instance store is not running",
                       req.AffectedSOPInstanceUID, calling)
             return status(OUT_OF_RESOURCES, "storage not available")
+        failure = write_failure(path)
+        if failure is not None:  # its partial file is already removed
+            full = is_disk_full(failure)
+            log.error("C-STORE %s from %s: cannot write the received data set (%s); answered "
+                      "%s", req.AffectedSOPInstanceUID, calling, failure.strerror or failure,
+                      "0xA700" if full else "0x0110")
+            if full:
+                self._next_space_check = 0.0
+                return status(OUT_OF_RESOURCES, "disk full")
+            return status(PROCESSING_FAILURE, "write error")
         try:
             if self._update_space(store.free_bytes()):
+                discard(path)
                 return status(OUT_OF_RESOURCES, "free space under reserve")
         except OSError as exc:
+            discard(path)
             return status(OUT_OF_RESOURCES, f"data directory: {exc.strerror}")
         try:
+            check_received_file(path)
             meta = read_meta(path, calling)
+        except MalformedDataSet as exc:
+            discard(path)
+            log.warning("C-STORE %s from %s refused with 0xC000: the data set does not parse: "
+                        "%s", req.AffectedSOPInstanceUID, calling, exc)
+            return status(CANNOT_UNDERSTAND, f"malformed: {exc}")
         except Exception as exc:
+            discard(path)
             log.warning("C-STORE %s from %s: cannot parse the data set (%s); answered 0xC000",
                         req.AffectedSOPInstanceUID, calling, exc)
             return status(CANNOT_UNDERSTAND, "data set cannot be parsed")
@@ -230,8 +274,7 @@ class StorageService(Component):
             outcome = store.commit(path, meta, self.router.route(meta),
                                    self.settings.duplicates)
         except (OSError, StoreError) as exc:
-            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
-            full = getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            full = is_disk_full(exc)
             log.error("C-STORE %s from %s: cannot store: %s", meta.sop_instance_uid, calling, exc)
             if full:
                 return status(OUT_OF_RESOURCES, "disk full")

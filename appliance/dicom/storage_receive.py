@@ -13,6 +13,13 @@ they are still arriving, so the durable flush before Success has little left to 
 Memory stays bounded by the PDU size whatever the object's size; the file is complete (preamble,
 File Meta header, data set as received) when the handler sees it, so it is moved into place by a
 rename alone.
+
+A write that fails (the disk is full, ENOSPC, or any other I/O error) must not escape: it would
+be raised in pynetdicom's reader thread, killing the association with no answer and leaving
+the partial file open. `IncomingFile` records the error instead, closes its descriptor and
+removes the partial file at once, and swallows the rest of the data set; the C-STORE handler
+asks `write_failure(event.dataset_path)` and answers 0xA700 (or 0x0110) for that one object,
+and the association goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import ctypes.util
 import logging
 import os
 import tempfile
+import uuid
+import weakref
 from pathlib import Path
 
 from pynetdicom import _config, dimse_messages
@@ -33,6 +42,8 @@ WRITEBACK_CHUNK = 8 * 2**20
 _SYNC_FILE_RANGE_WRITE = 2
 
 _incoming: Path | None = None
+#: Every IncomingFile pynetdicom still holds, by name (gone with the object).
+_files: weakref.WeakValueDictionary[str, IncomingFile] = weakref.WeakValueDictionary()
 
 
 def _load_sync_file_range():
@@ -56,11 +67,19 @@ class IncomingFile:
     it into place, and pynetdicom unlinks whatever is left after the handler)."""
 
     def __init__(self, directory: Path | None):
-        fd, name = tempfile.mkstemp(prefix=".rx-", suffix=".dcm", dir=directory)
-        self.fd = fd
-        self.name = name
+        self.error: OSError | None = None
         self.size = 0
         self._written_back = 0
+        try:
+            fd, name = tempfile.mkstemp(prefix=".rx-", suffix=".dcm", dir=directory)
+        except OSError as exc:  # no room even for the directory entry
+            fd = -1
+            name = os.path.join(directory or tempfile.gettempdir(),
+                                f".rx-failed-{uuid.uuid4().hex}.dcm")
+            self.error = exc
+        self.fd = fd
+        self.name = name
+        _files[name] = self
 
     @property
     def file(self) -> IncomingFile:  # pynetdicom calls `.file.flush()` after each fragment
@@ -69,13 +88,28 @@ class IncomingFile:
     def write(self, data) -> int:
         view = memoryview(data)
         total = len(view)
-        while view:
-            done = os.write(self.fd, view)
-            view = view[done:]
         self.size += total
-        if self.size - self._written_back >= WRITEBACK_CHUNK:
-            self._start_writeback()
+        if self.error is not None:
+            return total  # the object is already lost: drop the rest of it
+        try:
+            while view:
+                done = os.write(self.fd, view)
+                view = view[done:]
+            if self.size - self._written_back >= WRITEBACK_CHUNK:
+                self._start_writeback()
+        except OSError as exc:
+            self._fail(exc)
         return total
+
+    def _fail(self, exc: OSError) -> None:
+        """Give up on this object: close the descriptor and remove the partial file now."""
+        self.error = exc
+        self.close()
+        try:
+            os.unlink(self.name)
+        except OSError:
+            pass
+        log.debug("receiving into %s failed after %d bytes: %s", self.name, self.size, exc)
 
     def _start_writeback(self) -> None:
         """Let the kernel write the new part to disk now (asynchronously), not all at the end."""
@@ -98,6 +132,12 @@ class IncomingFile:
     def closed(self) -> bool:
         return self.fd < 0
 
+    def __del__(self) -> None:
+        # Still open when dropped: the association ended in the middle of this object
+        # (abort, lost connection), so nobody will ever answer for it. Never leave it behind.
+        if getattr(self, "fd", -1) >= 0:
+            self._fail(OSError("reception abandoned"))
+
     def __enter__(self) -> IncomingFile:
         return self
 
@@ -118,6 +158,13 @@ def receive_into(directory: Path | None) -> None:
     _incoming = None if directory is None else Path(directory)
     _config.STORE_RECV_CHUNKED_DATASET = True
     dimse_messages.NamedTemporaryFile = _temporary_file_in_incoming
+
+
+def write_failure(path: str | os.PathLike) -> OSError | None:
+    """The error that made a received data set's file incomplete (it is already removed), or
+    None when every byte of it was written."""
+    received = _files.get(os.fspath(path))
+    return None if received is None else received.error
 
 
 def incoming_directory() -> Path | None:

@@ -280,7 +280,9 @@ class IndexWriter:
         except Exception as exc:
             log.error("index commit failed: %s", exc)
             for _job, future in group:
-                future.set_exception(StoreError(f"index commit failed: {exc}"))
+                failure = StoreError(f"index commit failed: {exc}")
+                failure.__cause__ = exc  # e.g. SQLITE_FULL: the caller answers 0xA700
+                future.set_exception(failure)
             return
         for (_job, future), (ok, value) in zip(group, results, strict=True):
             if ok:
@@ -360,6 +362,8 @@ class InstanceStore:
                 durable.add(self.root)
             elif final.exists():
                 fsync_path(temp_path)  # never replace a stored copy by an unflushed one
+            if not final.exists():
+                placed.append(final)  # removed again if the index row is not committed
             os.rename(temp_path, final)
             durable.files.append(final)
             durable.add(final.parent)
@@ -392,9 +396,18 @@ class InstanceStore:
             return StoreOutcome(action, instance_id, final)
 
         conn_after: list[Path] = []
+        placed: list[Path] = []
+        future = self.writer.submit(job)
         try:
-            outcome = self.writer.submit(job).result(timeout)
+            outcome = future.result(timeout)
         except OSError as exc:
+            # Once the group has failed (not merely a timeout), a file moved into place is
+            # neither acknowledged nor indexed: it is not kept.
+            for orphan in placed if future.done() else ():
+                try:
+                    orphan.unlink()
+                except OSError:
+                    pass
             raise StoreError(f"cannot store {meta.sop_instance_uid}: {exc}") from exc
         for old in conn_after:  # the replaced copy lived under another study folder
             try:

@@ -3,6 +3,7 @@ port (fast), and copies of pydicom's bundled files with unique SOP Instance UIDs
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,24 @@ def unique_bundled(tmp_path_factory) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Factory: a real tmpfs of `size_mb` (so the space really runs out), unmounted after the
+    test. Skips only when mounting is not permitted here (it needs root)."""
+    mounts: list[Path] = []
+
+    def mount(size_mb: int) -> Path:
+        point = tmp_path / f"tmpfs{len(mounts)}"
+        point.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
+                                 str(point)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], check=False)

@@ -6,7 +6,6 @@ so the space really runs out."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
@@ -16,15 +15,8 @@ from tests.storage.test_storage_scp import image, send
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_disk(tmpfs):
+    return tmpfs(24)
 
 
 def test_reserve_reached_gives_A700_and_accepts_again_when_space_returns(
