@@ -1,9 +1,11 @@
 """One log line, and one 'association' event, per DICOM association we accept or refuse.
 
 Each line carries the peer address, both AE titles, the accepted presentation contexts, the
-operations done, the duration and the outcome (released, aborted, or rejected with the
-standard's reason), so a technician can answer "did the modality reach us, and what happened?"
-from the journal alone.
+operations done, the duration and the outcome (released, aborted, rejected with the standard's
+reason, aborted for a PDU over our limit, closed during negotiation), so a technician can answer
+"did the modality reach us, and what happened?" from the journal alone. Connections closed
+before they sent a whole A-ASSOCIATE-RQ (by the pre-negotiation gate: ARTIM timeout, pending
+limits, not an A-ASSOCIATE-RQ) get their line too, through `closed()`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from pynetdicom import evt
 
+from appliance.dicom import pdu_limits
 from appliance.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class AssociationLog:
     def handlers(self) -> list[tuple]:
         return [
             (evt.EVT_CONN_OPEN, self._on_open),
+            (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
@@ -76,6 +80,12 @@ class AssociationLog:
             self._records[id(event.assoc)] = record
         if self.bus is not None:  # the activity LED lights while an association is open
             self.bus.publish("association_open", peer=record.peer)
+
+    def _on_requested(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is not None:
+            self._names(record, event.assoc)
+            record.outcome = "closed during negotiation"
 
     def _names(self, record: AssociationRecord, assoc) -> None:
         primitive = assoc.requestor.primitive
@@ -108,7 +118,8 @@ class AssociationLog:
     def _on_aborted(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
         if record is not None:
-            record.outcome = "aborted"
+            negotiating = record.outcome.startswith("closed")
+            record.outcome = "aborted during negotiation" if negotiating else "aborted"
 
     def _on_dimse(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
@@ -124,9 +135,20 @@ class AssociationLog:
             return
         if record.outcome == "open":
             record.outcome = "connection closed"
-        duration = time.monotonic() - record.started
+        refusal = pdu_limits.refusals.pop(event.assoc)
+        if refusal is not None:
+            record.outcome = refusal
+        self._write(record, time.monotonic() - record.started)
+
+    def closed(self, peer: str, outcome: str, duration: float) -> None:
+        """The line of a connection closed before it became an association (by the
+        pre-negotiation gate): no AE titles, no contexts."""
+        self._write(AssociationRecord(peer=peer, outcome=outcome), duration)
+
+    def _write(self, record: AssociationRecord, duration: float) -> None:
         ops = ", ".join(f"{n} {op}" for op, n in sorted(record.operations.items())) or "none"
-        level = logging.WARNING if record.outcome.startswith("rejected") else logging.INFO
+        refused = record.outcome.startswith(("rejected", "refused", "aborted:"))
+        level = logging.WARNING if refused else logging.INFO
         log.log(level,
                 "association from %s calling=%r called=%r contexts=[%s] operations=[%s] "
                 "duration=%.3fs outcome=%s",

@@ -6,7 +6,8 @@ It is both a supervised component (it opens the instance store, clears partial r
 left by a crash, and watches the free-space reserve) and a DICOM service served by the one
 DicomServer (its presentation contexts and the EVT_C_STORE handler).
 
-Statuses: 0x0000 stored (or a duplicate kept per policy); 0xA700 out of resources (free space
+Statuses: 0x0000 stored (or a duplicate kept per policy); 0x0124 refused, the calling AE title
+is not in `[storage] allowed_calling_aets` (nothing stored); 0xA700 out of resources (free space
 under `[storage] reserve_mb`, or the store not running); 0xA900 the data set does not match the
 command's SOP class / instance; 0xC000 the data set cannot be parsed; 0x0110 processing failure
 (write or index error).
@@ -35,6 +36,7 @@ from pynetdicom.presentation import (
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom import pynetdicom_speedups
+from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.storage_receive import receive_into
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
@@ -200,6 +202,11 @@ class StorageService(Component):
         path = Path(event.dataset_path)
         calling = event.assoc.requestor.ae_title
         req = event.request
+        if not caller_allowed(self.settings.allowed_calling_aets, calling):
+            log.warning("C-STORE %s from %s refused: calling AE title not in [storage] "
+                        "allowed_calling_aets; answered 0x0124", req.AffectedSOPInstanceUID,
+                        calling)
+            return status(NOT_AUTHORIZED, refusal_comment("storage"))
         store = self.store
         if store is None:
             log.error("C-STORE %s from %s refused: the instance store is not running",
