@@ -32,7 +32,8 @@ class AssociationRecord:
     called_aet: str = ""
     contexts: list[str] = field(default_factory=list)
     operations: Counter = field(default_factory=Counter)
-    outcome: str = "closed before association"
+    outcome: str = "closed during negotiation"
+    assoc: object = None
 
 
 def reject_reason(primitive) -> str:
@@ -47,6 +48,12 @@ def describe_context(cx) -> str:
     syntax = cx.transfer_syntax[0] if cx.transfer_syntax else None
     abstract = getattr(cx.abstract_syntax, "name", str(cx.abstract_syntax))
     return f"{abstract} [{getattr(syntax, 'name', syntax)}]"
+
+
+def _alive(assoc) -> bool:
+    """Whether an association or its DUL provider thread is still running."""
+    dul = getattr(assoc, "dul", None)
+    return assoc.is_alive() or (dul is not None and dul.is_alive())
 
 
 class AssociationLog:
@@ -75,7 +82,7 @@ class AssociationLog:
 
     def _on_open(self, event: evt.Event) -> None:
         address = event.address
-        record = AssociationRecord(peer=f"{address[0]}:{address[1]}")
+        record = AssociationRecord(peer=f"{address[0]}:{address[1]}", assoc=event.assoc)
         with self._lock:
             self._records[id(event.assoc)] = record
         if self.bus is not None:  # the activity LED lights while an association is open
@@ -139,6 +146,27 @@ class AssociationLog:
         if refusal is not None:
             record.outcome = refusal
         self._write(record, time.monotonic() - record.started)
+
+    def sweep(self) -> None:
+        """Write the line of every association whose threads ended without a close event
+        (pynetdicom 3's DUL thread dies on some out-of-order PDUs during negotiation, and a
+        connection that fails negotiation may end without one): closing its socket if it is
+        still open. Called about twice a second by the server."""
+        settled = time.monotonic() - 2.0  # a record is made just before its threads start
+        with self._lock:
+            ended = [(key, record) for key, record in self._records.items()
+                     if record.started < settled and not _alive(record.assoc)]
+            for key, _ in ended:
+                del self._records[key]
+        for _, record in ended:
+            sock = getattr(getattr(record.assoc, "dul", None), "socket", None)
+            if sock is not None and sock.socket is not None:
+                sock.close()
+            if record.outcome == "open":
+                record.outcome = "connection closed"
+            refusal = pdu_limits.refusals.pop(record.assoc)
+            record.outcome = refusal or f"{record.outcome} (protocol error)"
+            self._write(record, time.monotonic() - record.started)
 
     def closed(self, peer: str, outcome: str, duration: float) -> None:
         """The line of a connection closed before it became an association (by the

@@ -11,8 +11,9 @@ connection is handed to the server's association machinery. Otherwise it is clos
 without ever taking a thread or an association slot:
 
 * closed by the peer, or the ARTIM timer expired (PS3.8 Sta2: Evt17 / Evt18, AA-5 / AA-2);
-* a first PDU that is not an A-ASSOCIATE-RQ, or one claiming more than the limit: A-ABORT
-  (AA-1), except after an A-ABORT from the peer (AA-2);
+* a first PDU that is not an A-ASSOCIATE-RQ, one claiming more than the limit, or one that
+  pynetdicom's own PDU class cannot decode: A-ABORT (AA-1), except after an A-ABORT from the
+  peer (AA-2);
 * over the pending limits: closed at once, so one host cannot lock out the modality.
 
 Each closed connection gets its one association log line, through `closed(peer, outcome)`.
@@ -28,6 +29,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from pynetdicom.pdu import A_ASSOCIATE_RQ
 
 from appliance.dicom import pdu_limits
 
@@ -71,8 +74,10 @@ class ConnectionGate:
     POLL = 0.5
 
     def __init__(self, limits: GateLimits, hand_over: Callable[[socket.socket, tuple], None],
-                 closed: Callable[[str, str, float], None]):
+                 closed: Callable[[str, str, float], None],
+                 tick: Callable[[], None] | None = None):
         self.limits = limits
+        self._tick = tick
         self._hand_over = hand_over
         self._closed = closed
         self._selector = selectors.DefaultSelector()
@@ -144,6 +149,8 @@ class ConnectionGate:
                         continue
                     self._examine(key.fileobj)
                 self._expire()
+                if self._tick is not None:
+                    self._tick()
         except Exception:  # never leave connections hanging
             log.exception("DICOM connection gate failed")
         finally:
@@ -202,6 +209,11 @@ class ConnectionGate:
             # wake only when all of it is there (or on close)
             entry.waiting_for = _set_low_water(sock, total)
             return
+        if not _decodes(data[:total]):
+            # pynetdicom would answer an undecodable request with an A-ABORT but then wait
+            # out the ACSE timeout in the association thread, holding a slot
+            self._finish(sock, f"aborted: A-ASSOCIATE-RQ of {length} bytes cannot be decoded")
+            return
         entry = self._forget(sock)
         if entry is None:
             return
@@ -256,6 +268,15 @@ class ConnectionGate:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _decodes(request: bytes) -> bool:
+    """Whether pynetdicom can decode this A-ASSOCIATE-RQ (its public PDU class)."""
+    try:
+        A_ASSOCIATE_RQ().decode(request)
+    except Exception:
+        return False
+    return True
 
 
 def _set_low_water(sock: socket.socket, count: int) -> int:

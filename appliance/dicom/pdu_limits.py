@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 PDU_HEADER = 6
 A_ASSOCIATE_RQ, P_DATA_TF, A_ABORT = 0x01, 0x04, 0x07
+#: The PDU types of PS3.8 9.3 (A-ASSOCIATE-RQ to A-ABORT).
+PDU_TYPES = frozenset(range(0x01, 0x08))
 #: Longest non-P-DATA PDU accepted (an A-ASSOCIATE-RQ proposing 128 contexts with a few
 #: transfer syntaxes each and a user identity is well under 32 KiB).
 MAX_ASSOCIATION_PDU = 65536

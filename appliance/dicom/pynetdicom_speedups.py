@@ -121,8 +121,10 @@ def _refuse(self: AssociationSocket, pdu_type: int, length: int, limit: int) -> 
     """A-ABORT a PDU longer than allowed; the short read makes pynetdicom close the
     connection as the peer's (it has no event for "local provider aborts")."""
     assoc = self.assoc
-    what = "P-DATA-TF" if pdu_type == pdu_limits.P_DATA_TF else f"PDU type 0x{pdu_type:02X}"
-    outcome = f"aborted: {what} length {length} over announced max {limit}"
+    if pdu_type == pdu_limits.P_DATA_TF:
+        outcome = f"aborted: P-DATA-TF length {length} over announced max {limit}"
+    else:
+        outcome = f"aborted: PDU type 0x{pdu_type:02X} length {length} over the limit {limit}"
     log.warning("association from %s %s", getattr(assoc.requestor, "address", "?"), outcome)
     pdu_limits.refusals.note(assoc, outcome)
     pdu_limits.send_abort(self.socket)
@@ -137,6 +139,8 @@ def recv_whole(self: AssociationSocket, nr_bytes: int) -> bytearray:
     buffer = _read(self.socket, nr_bytes)
     if expected is None and nr_bytes == pdu_limits.PDU_HEADER and len(buffer) == nr_bytes:
         pdu_type, length = pdu_limits.parse_header(buffer)
+        if pdu_type not in pdu_limits.PDU_TYPES:
+            return buffer  # pynetdicom aborts an unknown PDU without reading its body
         limit = pdu_limits.pdu_limit(pdu_type, _announced_maximum(self.assoc))
         if limit is not None and length > limit:
             return _refuse(self, pdu_type, length, limit)

@@ -103,7 +103,8 @@ class EdgeAssociationServer(ThreadedAssociationServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.contexts = CopiedContexts(self.contexts)
-        self.gate = ConnectionGate(GateLimits(), self._start_association, self._gate_closed)
+        self.gate = ConnectionGate(GateLimits(), self._start_association, self._gate_closed,
+                                   self._sweep_log)
 
     def get_request(self):
         client, address = super().get_request()
@@ -123,6 +124,10 @@ class EdgeAssociationServer(ThreadedAssociationServer):
     def _gate_closed(self, peer: str, outcome: str, duration: float) -> None:
         if self.association_log is not None:
             self.association_log.closed(peer, outcome, duration)
+
+    def _sweep_log(self) -> None:
+        if self.association_log is not None:
+            self.association_log.sweep()
 
     def shutdown(self) -> None:
         # Stop accepting and close the listening socket; associations in flight carry on.

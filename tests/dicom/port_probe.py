@@ -128,11 +128,12 @@ class RecordingProxy:
         return bytes(self.sent)
 
 
-def capture(port: int, command: list[str]) -> list[bytes]:
+def capture(port: int, command: list[str], files: tuple[str, ...] = ()) -> list[bytes]:
     """The PDUs a DCMTK tool sends in one real association with the appliance on `port`
-    (`command` without host and port)."""
+    (`command` without host and port; `files` after them)."""
     proxy = RecordingProxy(port)
-    result = subprocess.run([*command, "127.0.0.1", str(proxy.port)], capture_output=True,
+    result = subprocess.run([*command, "127.0.0.1", str(proxy.port), *files],
+                            capture_output=True,
                             text=True, env=DCMTK_ENV, timeout=60)
     assert result.returncode == 0, result.stderr
     return split_pdus(proxy.wait())
