@@ -99,6 +99,8 @@ class EdgeAssociationServer(ThreadedAssociationServer):
 
     #: Set by DicomServer after construction: where gate-closed connections are logged.
     association_log: AssociationLog | None = None
+    #: Listen backlog (socketserver's 5 drops a modality's SYN while a flood is accepted).
+    request_queue_size = 128
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
