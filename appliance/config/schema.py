@@ -173,6 +173,18 @@ class DicomConfig(Section):
     max_pdu: Annotated[int, AfterValidator(check_max_pdu)] = Field(
         262144, description="Largest PDU we accept, in bytes (0 = no limit)"
     )
+    artim_timeout: Annotated[float, AfterValidator(positive_seconds(300))] = Field(
+        10.0, description="Seconds a new connection has to send its whole A-ASSOCIATE-RQ "
+        "before it is closed (ARTIM timer)"
+    )
+    max_pending_connections: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
+        64, description="Connections that have not yet sent their whole A-ASSOCIATE-RQ, from "
+        "all hosts; more are closed at once (they never count against max_associations)"
+    )
+    max_pending_per_host: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
+        8, description="Such connections from one source address; more are closed at once, "
+        "so one host cannot lock out the others"
+    )
 
 
 class PeerConfig(Section):
@@ -256,6 +268,10 @@ class StorageConfig(Section):
     high_water_percent: Annotated[int, AfterValidator(check_percent)] = Field(
         90, description="When the data directory is fuller than this, forwarded copies are "
         "deleted early, oldest first (never an unforwarded one)")
+    allowed_calling_aets: list[AETitle] = Field(
+        default_factory=list, description="When not empty, only these calling AE titles may "
+        "store images (others get 0x0124 Refused: Not Authorized); empty = any caller "
+        "[dicom] accepts")
 
 
 class DestinationConfig(Section):
@@ -350,6 +366,10 @@ class WorklistConfig(Section):
         1000, description="Most matches returned for one query; the rest are left out")
     case_insensitive_names: bool = Field(
         False, description="Match person names (PN) without regard to case")
+    allowed_calling_aets: list[AETitle] = Field(
+        default_factory=list, description="When not empty, only these calling AE titles may "
+        "query the worklist (others get 0x0124 Refused: Not Authorized and no answers); "
+        "empty = any caller [dicom] accepts")
     own_station_only_aets: list[AETitle] = Field(
         default_factory=list, description="Calling AE titles that see only the items scheduled "
         "for their own Scheduled Station AE Title")

@@ -1,9 +1,11 @@
 """One log line, and one 'association' event, per DICOM association we accept or refuse.
 
 Each line carries the peer address, both AE titles, the accepted presentation contexts, the
-operations done, the duration and the outcome (released, aborted, or rejected with the
-standard's reason), so a technician can answer "did the modality reach us, and what happened?"
-from the journal alone.
+operations done, the duration and the outcome (released, aborted, rejected with the standard's
+reason, aborted for a PDU over our limit, closed during negotiation), so a technician can answer
+"did the modality reach us, and what happened?" from the journal alone. Connections closed
+before they sent a whole A-ASSOCIATE-RQ (by the pre-negotiation gate: ARTIM timeout, pending
+limits, not an A-ASSOCIATE-RQ) get their line too, through `closed()`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from pynetdicom import evt
 
+from appliance.dicom import pdu_limits
 from appliance.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,8 @@ class AssociationRecord:
     called_aet: str = ""
     contexts: list[str] = field(default_factory=list)
     operations: Counter = field(default_factory=Counter)
-    outcome: str = "closed before association"
+    outcome: str = "closed during negotiation"
+    assoc: object = None
 
 
 def reject_reason(primitive) -> str:
@@ -46,6 +50,12 @@ def describe_context(cx) -> str:
     return f"{abstract} [{getattr(syntax, 'name', syntax)}]"
 
 
+def _alive(assoc) -> bool:
+    """Whether an association or its DUL provider thread is still running."""
+    dul = getattr(assoc, "dul", None)
+    return assoc.is_alive() or (dul is not None and dul.is_alive())
+
+
 class AssociationLog:
     """pynetdicom event handlers that record each association from open to close."""
 
@@ -57,6 +67,7 @@ class AssociationLog:
     def handlers(self) -> list[tuple]:
         return [
             (evt.EVT_CONN_OPEN, self._on_open),
+            (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, self._on_established),
             (evt.EVT_REJECTED, self._on_rejected),
             (evt.EVT_RELEASED, self._on_released),
@@ -71,11 +82,17 @@ class AssociationLog:
 
     def _on_open(self, event: evt.Event) -> None:
         address = event.address
-        record = AssociationRecord(peer=f"{address[0]}:{address[1]}")
+        record = AssociationRecord(peer=f"{address[0]}:{address[1]}", assoc=event.assoc)
         with self._lock:
             self._records[id(event.assoc)] = record
         if self.bus is not None:  # the activity LED lights while an association is open
             self.bus.publish("association_open", peer=record.peer)
+
+    def _on_requested(self, event: evt.Event) -> None:
+        record = self._record(event.assoc)
+        if record is not None:
+            self._names(record, event.assoc)
+            record.outcome = "closed during negotiation"
 
     def _names(self, record: AssociationRecord, assoc) -> None:
         primitive = assoc.requestor.primitive
@@ -108,7 +125,8 @@ class AssociationLog:
     def _on_aborted(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
         if record is not None:
-            record.outcome = "aborted"
+            negotiating = record.outcome.startswith("closed")
+            record.outcome = "aborted during negotiation" if negotiating else "aborted"
 
     def _on_dimse(self, event: evt.Event) -> None:
         record = self._record(event.assoc)
@@ -124,9 +142,41 @@ class AssociationLog:
             return
         if record.outcome == "open":
             record.outcome = "connection closed"
-        duration = time.monotonic() - record.started
+        refusal = pdu_limits.refusals.pop(event.assoc)
+        if refusal is not None:
+            record.outcome = refusal
+        self._write(record, time.monotonic() - record.started)
+
+    def sweep(self) -> None:
+        """Write the line of every association whose threads ended without a close event
+        (pynetdicom 3's DUL thread dies on some out-of-order PDUs during negotiation, and a
+        connection that fails negotiation may end without one): closing its socket if it is
+        still open. Called about twice a second by the server."""
+        settled = time.monotonic() - 2.0  # a record is made just before its threads start
+        with self._lock:
+            ended = [(key, record) for key, record in self._records.items()
+                     if record.started < settled and not _alive(record.assoc)]
+            for key, _ in ended:
+                del self._records[key]
+        for _, record in ended:
+            sock = getattr(getattr(record.assoc, "dul", None), "socket", None)
+            if sock is not None and sock.socket is not None:
+                sock.close()
+            if record.outcome == "open":
+                record.outcome = "connection closed"
+            refusal = pdu_limits.refusals.pop(record.assoc)
+            record.outcome = refusal or f"{record.outcome} (protocol error)"
+            self._write(record, time.monotonic() - record.started)
+
+    def closed(self, peer: str, outcome: str, duration: float) -> None:
+        """The line of a connection closed before it became an association (by the
+        pre-negotiation gate): no AE titles, no contexts."""
+        self._write(AssociationRecord(peer=peer, outcome=outcome), duration)
+
+    def _write(self, record: AssociationRecord, duration: float) -> None:
         ops = ", ".join(f"{n} {op}" for op, n in sorted(record.operations.items())) or "none"
-        level = logging.WARNING if record.outcome.startswith("rejected") else logging.INFO
+        refused = record.outcome.startswith(("rejected", "refused", "aborted:"))
+        level = logging.WARNING if refused else logging.INFO
         log.log(level,
                 "association from %s calling=%r called=%r contexts=[%s] operations=[%s] "
                 "duration=%.3fs outcome=%s",

@@ -3,8 +3,9 @@
 Services (Verification now; Storage, Print and Worklist later) are small objects that give
 their presentation contexts and event handlers; this module owns the listener, the
 association policy (called AE title, calling-AE allowlist, association limit, timeouts, PDU
-size), TCP_NODELAY on every accepted socket, the association log, graceful stop and live
-reconfiguration. pynetdicom itself sends the A-ASSOCIATE-RJ with the standard's reason.
+size, the pre-negotiation gate of `connection_gate`), TCP_NODELAY on every accepted socket,
+the association log, graceful stop and live reconfiguration. pynetdicom itself sends the
+A-ASSOCIATE-RJ with the standard's reason.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig, DicomConfig
+from appliance.dicom import pynetdicom_speedups
 from appliance.dicom.association_log import AssociationLog
+from appliance.dicom.connection_gate import ConnectionGate, GateLimits
 from appliance.dicom.sockets import set_nodelay
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
@@ -89,23 +92,51 @@ class CopiedContexts(list):
 
 
 class EdgeAssociationServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with TCP_NODELAY set on each socket as it is accepted, and
-    cheap copies of the supported contexts for each association (`CopiedContexts`)."""
+    """pynetdicom's threaded server with TCP_NODELAY set on each socket as it is accepted,
+    cheap copies of the supported contexts for each association (`CopiedContexts`), and the
+    pre-negotiation gate (`ConnectionGate`) between accepting a connection and giving it an
+    association thread (socketserver's `process_request` hook)."""
+
+    #: Set by DicomServer after construction: where gate-closed connections are logged.
+    association_log: AssociationLog | None = None
+    #: Listen backlog (socketserver's 5 drops a modality's SYN while a flood is accepted).
+    request_queue_size = 128
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.contexts = CopiedContexts(self.contexts)
+        self.gate = ConnectionGate(GateLimits(), self._start_association, self._gate_closed,
+                                   self._sweep_log)
 
     def get_request(self):
         client, address = super().get_request()
         set_nodelay(client)
         return client, address
 
+    def process_request(self, request, client_address) -> None:
+        if self.ssl_context is not None:  # TLS: the gate cannot peek through it
+            super().process_request(request, client_address)
+            return
+        self.gate.admit(request, client_address)
+
+    def _start_association(self, request, client_address) -> None:
+        """The gate's hand-over: the whole A-ASSOCIATE-RQ is waiting in the socket."""
+        super().process_request(request, client_address)
+
+    def _gate_closed(self, peer: str, outcome: str, duration: float) -> None:
+        if self.association_log is not None:
+            self.association_log.closed(peer, outcome, duration)
+
+    def _sweep_log(self) -> None:
+        if self.association_log is not None:
+            self.association_log.sweep()
+
     def shutdown(self) -> None:
         # Stop accepting and close the listening socket; associations in flight carry on.
         # (pynetdicom's own shutdown also expects the AE to have started the server thread.)
         socketserver.BaseServer.shutdown(self)
         self.server_close()
+        self.gate.stop()
 
 
 class DicomServer(Component):
@@ -145,6 +176,12 @@ class DicomServer(Component):
         self.ae.maximum_pdu_size = s.max_pdu
         if self.server is not None:
             self.server.ae_title = s.ae_title
+            self.server.gate.limits = self._gate_limits()
+
+    def _gate_limits(self) -> GateLimits:
+        s = self.settings
+        return GateLimits(artim_timeout=s.artim_timeout, max_pending=s.max_pending_connections,
+                          max_pending_per_host=s.max_pending_per_host)
 
     def reconfigure(self, config: ApplianceConfig) -> None:
         old = self.settings
@@ -179,6 +216,9 @@ class DicomServer(Component):
         except OSError as exc:
             raise ComponentFailure(
                 f"cannot listen on {s.bind}:{s.port}: {exc.strerror or exc}") from exc
+        pynetdicom_speedups.install_reader()  # never allocate a PDU on the peer's word
+        server.association_log = self.association_log
+        server.gate.limits = self._gate_limits()
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                   name=f"dicom-listener:{s.port}", daemon=True)
         thread.start()

@@ -6,12 +6,13 @@ It is both a supervised component (it opens the instance store, clears partial r
 left by a crash, and watches the free-space reserve) and a DICOM service served by the one
 DicomServer (its presentation contexts and the EVT_C_STORE handler).
 
-Statuses: 0x0000 stored (or a duplicate kept per policy); 0xA700 out of resources (free space
-under `[storage] reserve_mb`, the disk filled up while the object was being received or stored,
-or the store not running); 0xA900 the data set does not match the command's SOP class /
-instance; 0xC000 the data set does not parse to its end (appliance.dicom.dataset_check) or names
-no valid SOP class / instance; 0x0110 processing failure (other write or index error). Nothing
-of a refused object is kept.
+Statuses: 0x0000 stored (or a duplicate kept per policy); 0x0124 refused, the calling AE title
+is not in `[storage] allowed_calling_aets`; 0xA700 out of resources (free space under
+`[storage] reserve_mb`, the disk filled up while the object was being received or stored, or the
+store not running); 0xA900 the data set does not match the command's SOP class / instance;
+0xC000 the data set does not parse to its end (appliance.dicom.dataset_check) or names no valid
+SOP class / instance; 0x0110 processing failure (other write or index error). Nothing of a
+refused object is kept.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pynetdicom.presentation import (
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom import pynetdicom_speedups
+from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.dataset_check import MalformedDataSet, check_received_file
 from appliance.dicom.storage_receive import receive_into, write_failure
 from appliance.errors import ComponentFailure
@@ -225,10 +227,17 @@ class StorageService(Component):
         path = Path(event.dataset_path)
         calling = event.assoc.requestor.ae_title
         req = event.request
+        if not caller_allowed(self.settings.allowed_calling_aets, calling):
+            log.warning("C-STORE %s from %s refused: calling AE title not in [storage] "
+                        "allowed_calling_aets; answered 0x0124", req.AffectedSOPInstanceUID,
+                        calling)
+            discard(path)
+            return status(NOT_AUTHORIZED, refusal_comment("storage"))
         store = self.store
         if store is None:
             log.error("C-STORE %s from %s refused: the instance store is not running",
                       req.AffectedSOPInstanceUID, calling)
+            discard(path)
             return status(OUT_OF_RESOURCES, "storage not available")
         failure = write_failure(path)
         if failure is not None:  # its partial file is already removed

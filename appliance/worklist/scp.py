@@ -3,8 +3,10 @@
 Each request is matched over the store's indexed columns, then checked exactly by
 `WorklistQuery`; answers are streamed as Pending responses one by one (so the first arrives
 before the last is built), C-CANCEL is honoured between answers, and at most
-`[worklist] max_answers` are sent. Answers are encoded in the query's Specific Character Set
-when it can carry every value (ISO_IR 100), otherwise in ISO_IR 192 (UTF-8).
+`[worklist] max_answers` are sent. A caller not in `[worklist] allowed_calling_aets` (when
+set) gets 0x0124 Refused: Not Authorized and no answers. Answers are encoded in the query's
+Specific Character Set when it can carry every value (ISO_IR 100), otherwise in ISO_IR 192
+(UTF-8).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from appliance.config.schema import ApplianceConfig, WorklistConfig
+from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.events import EventBus
 from appliance.worklist import find_responses
 from appliance.worklist.answers import answer_dataset
@@ -75,6 +78,11 @@ class WorklistService:
         calling = event.assoc.requestor.ae_title.strip()
         if not settings.enabled:
             yield _failure(UNABLE_TO_PROCESS, "the worklist is disabled on this appliance")
+            return
+        if not caller_allowed(settings.allowed_calling_aets, calling):
+            log.warning("worklist C-FIND from %s refused: calling AE title not in [worklist] "
+                        "allowed_calling_aets; answered 0x0124", calling)
+            yield _failure(NOT_AUTHORIZED, refusal_comment("the worklist"))
             return
         _quiet_identifier_logs()
         try:
