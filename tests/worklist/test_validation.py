@@ -11,7 +11,6 @@ import logging
 import pytest
 
 from appliance.worklist.item import ItemError, items_from_dataset
-from appliance.worklist.validation import ValueProblem, checked_value
 from tests.worklist.test_cli import cli, pydicom_item  # noqa: F401  (the cli fixture)
 from tests.worklist.test_hl7 import code, hl7_box, orm, reason, send  # noqa: F401
 
@@ -33,6 +32,8 @@ def csv_row(date="20261203", time="140000", pid="P1", modality="CT") -> str:
     ("PN", "DOE^JANE", "DOE^JANE"), ("LT", "line one\r\nline two\\x", "line one\r\nline two\\x"),
 ])
 def test_valid_and_loose_values_are_stored_in_dicom_form(vr, value, stored):
+    from appliance.worklist.validation import checked_value
+
     assert checked_value(vr, value) == stored
 
 
@@ -52,6 +53,8 @@ def test_valid_and_loose_values_are_stored_in_dicom_form(vr, value, stored):
     ("CS", "ÄB", "default repertoire"),
 ])
 def test_bad_values_are_refused_with_the_reason(vr, value, reason):
+    from appliance.worklist.validation import ValueProblem, checked_value
+
     with pytest.raises(ValueProblem, match=reason):
         checked_value(vr, value)
 
