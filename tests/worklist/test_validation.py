@@ -137,7 +137,8 @@ def test_upstream_item_with_a_bad_value_is_skipped_with_a_warning_and_the_rest_k
                  study=f"1.2.3.{n}", sps_id=f"RS{n}") for n in range(2)]
     bad = item("R9", "RIS^BAD", "RACC9", "CT", "CT1", today, "250000", study="1.2.3.9",
                sps_id="RS9")
-    ris_port, _ = wlmscpfs([good[0], bad, good[1]])
+    with pytest.warns(UserWarning, match="Invalid value for VR TM"):  # writing the RIS's file
+        ris_port, _ = wlmscpfs([good[0], bad, good[1]])
     config = ApplianceConfig.model_validate({
         "device": {"data_dir": str(tmp_path / "data")},
         "peers": [{"name": "ris", "ae_title": "RIS", "host": "127.0.0.1", "port": ris_port}],
