@@ -47,9 +47,12 @@ class ImportResult:
     def __str__(self) -> str:
         return f"{self.created} created, {self.updated} updated"
 
-    def details(self) -> list[str]:
-        """What was stored other than as given, one sentence a line."""
-        lines = list(self.notes)
+    def details(self, limit: int | None = None) -> list[str]:
+        """What was stored other than as given, one sentence a line (at most `limit` notes,
+        then how many more)."""
+        lines = list(self.notes[:limit])
+        if limit is not None and len(self.notes) > limit:
+            lines.append(f"... and {len(self.notes) - limit} more value(s) stored in DICOM form")
         if self.generated_uids:
             lines.append(f"{self.generated_uids} item(s) without a StudyInstanceUID were "
                          "given one")

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 LISTED = ("PatientID", "PatientName", "AccessionNumber", "Modality",
           "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
           "ScheduledStationAETitle", "ScheduledProcedureStepDescription")
+#: Notes on normalised values an import answer lists (a page message stays readable).
+NOTES_SHOWN = 20
 #: Generated identifiers the answer to "add an item" names.
 GENERATED_NOTED = ("StudyInstanceUID", "RequestedProcedureID", "ScheduledProcedureStepID")
 
@@ -81,7 +83,8 @@ class WorklistWebProvider:
         except UnicodeDecodeError:
             raise TransferError("the file must be UTF-8 text") from None
         result = self.admin.import_text(text, fmt, source="web")
-        return {"imported": result.created + result.updated, "notes": result.details()}
+        return {"imported": result.created + result.updated,
+                "notes": result.details(limit=NOTES_SHOWN)}
 
     def delete(self, item_id: str) -> bool:
         try:

@@ -67,3 +67,18 @@ def test_api_add_refuses_a_bad_date_and_reports_a_normalised_one(web):
     assert imported.status_code == 422
     assert "line 2: ScheduledProcedureStepStartDate (0040,0002)" in imported.json()["detail"]
     assert service.store.count() == 1
+
+
+def test_web_import_lists_a_readable_number_of_notes(web):
+    setup, service = worklist_web(web)
+    token = setup.setup_password()
+    rows = "".join(csv_row(date="2026-12-03", pid=f"P{n}") for n in range(30))
+    answer = setup.client.post("/api/v1/worklist/import", headers={"X-CSRF-Token": token},
+                               json={"format": "csv", "data": HEADER + rows})
+    assert answer.status_code == 200, answer.text
+    notes = answer.json()["notes"]
+    assert answer.json()["imported"] == 30
+    assert notes[0] == ("line 2: ScheduledProcedureStepStartDate (0040,0002) '2026-12-03' "
+                        "stored as '20261203'")
+    assert notes[20:] == ["... and 10 more value(s) stored in DICOM form",
+                          "30 item(s) without a StudyInstanceUID were given one"]

@@ -1,6 +1,7 @@
 """Type 1 return keys an item came without: a Study Instance UID, a Requested Procedure ID and a
 Scheduled Procedure Step ID are generated when the item is created and stay the same across
-queries, re-imports, upstream polls and restarts; rows stored before this get theirs once."""
+queries, re-imports, upstream polls and restarts; rows stored before this get theirs once, and
+a row stored with a date older firmware let through does not break queries."""
 
 from __future__ import annotations
 
@@ -86,3 +87,21 @@ def test_rows_stored_without_a_study_uid_get_one_once(tmp_path):
     [again] = WorklistStore.in_data_dir(tmp_path).select()
     assert again.item.value("StudyInstanceUID") == study
     assert WorklistStore.in_data_dir(tmp_path).count("study_instance_uid = ?", (study,)) == 1
+
+
+def test_a_row_stored_with_a_date_older_firmware_let_through_does_not_break_queries(
+        tmp_path, worklist_server):
+    port, service = worklist_server()
+    [row] = service.store.select("patient_id = '1001'")
+    data = row.item.data
+    data["00400100"]["Value"][0]["00400002"]["Value"] = ["03122026"]  # as '03.12.2026' was
+    service.store.db.connection().execute(
+        "UPDATE worklist_items SET item_json=? WHERE id=?", (json.dumps(data), row.id))
+    service.store.db.connection().commit()
+    result = findscu(port, "PatientID",
+                     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate="
+                     "20260101-20261231",
+                     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=0000-2359")
+    assert result.returncode == 0, result.log
+    assert "1001" not in {str(a.PatientID) for a in result.answers}
+    assert len(result.answers) == 5
