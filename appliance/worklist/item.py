@@ -144,10 +144,10 @@ class WorklistItem:
 #: Type 1 return keys (PS3.4 Table K.6-1) an item is refused without (after `fill_generated`).
 #: The Requested Procedure Description is Type 1C there (it or the Requested Procedure Code
 #: Sequence); this SCP keeps no code sequences, so an item needs a description (the Scheduled
-#: Procedure Step Description stands in for it). Patient's Name, Scheduled Station AE Title and
-#: Start Time are Type 1 there too but are not yet required: items without them are common
-#: (any station, any time of the day) and are answered with them empty.
-TYPE1_TOP = ("PatientID", "StudyInstanceUID", "RequestedProcedureID")
+#: Procedure Step Description stands in for it). Scheduled Station AE Title and Start Time are
+#: Type 1 there too but are not required: items without them are common (any station, any
+#: time of the day) and are answered with them empty.
+TYPE1_TOP = ("PatientID", "PatientName", "StudyInstanceUID", "RequestedProcedureID")
 TYPE1_SPS = ("ScheduledProcedureStepStartDate", "Modality", "ScheduledProcedureStepID")
 
 

@@ -168,3 +168,10 @@ def test_hl7_order_with_a_bad_date_is_answered_ae_naming_the_field(hl7_box):  # 
     [ack] = send(listener, orm())
     assert code(ack) == "AA"
 
+
+
+def test_an_item_without_a_patient_name_is_refused():
+    data = pydicom_item("P1", "A^B", "X1")
+    del data["00100010"]
+    with pytest.raises(ItemError, match=r"PatientName \(0010,0010\) is required"):
+        items_from_dataset(data)
