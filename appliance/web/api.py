@@ -340,18 +340,23 @@ def worklist(request: Request) -> list[dict[str, Any]]:
 
 @router.post(f"{v1}/worklist", tags=["worklist"], dependencies=ACTION)
 def worklist_add(request: Request, item: Annotated[dict[str, str], Body()]
-                 ) -> dict[str, str]:
-    """Add one scheduled procedure step (DICOM keywords as keys)."""
+                 ) -> dict[str, Any]:
+    """Add one scheduled procedure step (DICOM keywords as keys). The answer has its id and
+    notes saying what was stored other than as given (e.g. a date 2026-12-03 stored as
+    20261203, a generated StudyInstanceUID); a value that does not fit its VR is refused
+    (422) naming the attribute."""
     try:
-        return {"id": _worklist(request).add(item)}
+        return _worklist(request).add(item)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
 
 
 @router.post(f"{v1}/worklist/import", tags=["worklist"], dependencies=ACTION)
-def worklist_import(request: Request, body: WorklistImport) -> dict[str, int]:
+def worklist_import(request: Request, body: WorklistImport) -> dict[str, Any]:
+    """Import a JSON or CSV file, all or nothing: {"imported": n, "notes": [...]}, or 422
+    naming the item (or line), the attribute and the reason."""
     try:
-        return {"imported": _worklist(request).import_file(body.data.encode(), body.format)}
+        return _worklist(request).import_file(body.data.encode(), body.format)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
 

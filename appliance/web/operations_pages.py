@@ -199,10 +199,11 @@ async def worklist_import(request: Request):
         return _done(request, "choose a CSV or JSON file to import", "/worklist")
     fmt = "json" if (upload.filename or "").lower().endswith(".json") else "csv"
     try:
-        count = provider.import_file(await upload.read(), fmt)
+        result = provider.import_file(await upload.read(), fmt)
     except ValueError as exc:
         return _done(request, f"import refused: {exc}", "/worklist")
-    return _done(request, f"imported {count} items", "/worklist")
+    return _done(request, "; ".join([f"imported {result['imported']} items",
+                                     *result["notes"]]), "/worklist")
 
 
 WORKLIST_FORM_KEYS = ("PatientName", "PatientID", "AccessionNumber", "Modality",
@@ -218,10 +219,11 @@ async def worklist_add(request: Request):
     item = {key: str(form.get(key, "")).strip() for key in WORKLIST_FORM_KEYS
             if str(form.get(key, "")).strip()}
     try:
-        item_id = provider.add(item)
+        added = provider.add(item)
     except ValueError as exc:
         return _done(request, f"item refused: {exc}", "/worklist")
-    return _done(request, f"worklist item {item_id} added", "/worklist")
+    return _done(request, "; ".join([f"worklist item {added['id']} added", *added["notes"]]),
+                 "/worklist")
 
 
 @router.post("/worklist/{item_id}/delete", dependencies=[Depends(page_action)])

@@ -84,6 +84,8 @@ def _import(args, admin) -> int:
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     result = admin.import_text(text, fmt)
     print(f"{args.file}: {result}")
+    for line in result.details():
+        print(f"{args.file}: {line}")
     return EXIT_OK
 
 

@@ -135,7 +135,8 @@ class OrderFeeder:
             try:
                 items = items_from_dataset(data, "order")
             except ItemError as exc:
-                raise Hl7Reject("AE", str(exc).replace("order: ", "", 1)) from None
+                raise Hl7Reject("AE", self._located(str(exc).replace("order: ", "", 1))) \
+                    from None
             created, updated = self.store.put(items, SOURCE)
             return (f"{code}: accession {accession or '-'}: {created} created, "
                     f"{updated} updated")
@@ -145,6 +146,12 @@ class OrderFeeder:
             return self._finish(accession, DISCONTINUED)
         raise Hl7Reject("AE", f"unsupported order control code {code!r} (accepted: NW, XO, SC, "
                         "CA, OC, CR, DC, OD)")
+
+    def _located(self, reason: str) -> str:
+        """The reason with the HL7 field the refused attribute came from."""
+        keyword = reason.split(" ", 1)[0].rstrip(":")
+        location = self.field_map.get(keyword)
+        return f"{location} ({reason})" if location else reason
 
     def _finish(self, accession: str, status: str) -> str:
         if not accession:
@@ -186,8 +193,6 @@ class OrderFeeder:
             return value[:8]
         if vr == "TM":
             return value[8:14] if len(value) > 8 else ""
-        if vr in ("CS", "AE", "SH") and keyword != "AccessionNumber":
-            value = value[:16]
         return value.replace("\\", "/").strip()
 
     def _components(self, message: hl7.Message, seg: str, field: int, index: int) -> list[str]:

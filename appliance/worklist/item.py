@@ -8,17 +8,25 @@ in any Specific Character Set can be matched and answered from the same item.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
-import uuid
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.uid import generate_uid
 
 from appliance.errors import ApplianceError
 from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, SPS_ITEM
+from appliance.worklist.validation import (
+    Change,
+    ValueProblem,
+    check_dataset,
+    date_value,
+    time_value,
+)
 
 SPS_TAG = "00400100"
 
@@ -56,7 +64,11 @@ def _element(vr: str, value: str) -> dict:
     if value == "":
         return {"vr": vr}
     if vr == "PN":
-        return {"vr": vr, "Value": [{"Alphabetic": value}]}
+        groups = value.split("=")
+        if len(groups) > 3:  # left whole for the check to refuse
+            groups = [value]
+        return {"vr": vr, "Value": [dict(zip(("Alphabetic", "Ideographic", "Phonetic"),
+                                             groups, strict=False))]}
     return {"vr": vr, "Value": value.split("\\")}
 
 
@@ -65,23 +77,14 @@ def element(keyword: str, value: str) -> tuple[str, dict]:
     return tag_of(keyword), _element(dictionary_VR(keyword), value)
 
 
-_DATE = re.compile(r"\d{8}")
-_TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
-
-
 def normalise_date(value: str) -> str:
-    value = value.strip().replace(".", "").replace("-", "") if len(value.strip()) == 10 \
-        else value.strip()
-    if not _DATE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a DICOM date (YYYYMMDD)")
-    return value
+    """A DICOM date (YYYYMMDD, a real calendar date) or ValueError; 2026-12-03 is taken."""
+    return date_value(value)
 
 
 def normalise_time(value: str) -> str:
-    value = value.strip().replace(":", "")
-    if not _TIME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a DICOM time (HHMMSS.FFFFFF)")
-    return value
+    """A DICOM time (HHMMSS.FFFFFF and its partial forms) or ValueError; 14:00 is taken."""
+    return time_value(value)
 
 
 def pad_time(value: str, upper: bool = False) -> str:
@@ -98,6 +101,10 @@ class WorklistItem:
 
     data: dict[str, Any]
     key: str
+    #: Keywords whose values this appliance made up (kept when the item is stored again).
+    generated: frozenset[str] = frozenset()
+    #: Loose values stored in their DICOM form, as sentences for the person who gave them.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def sps(self) -> dict[str, Any]:
@@ -134,6 +141,71 @@ class WorklistItem:
                 f"station={json_text(self.sps.get('00400001')) or '-'}")
 
 
+#: Type 1 return keys (PS3.4 Table K.6-1) an item is refused without (after `fill_generated`).
+#: The Requested Procedure Description is Type 1C there (it or the Requested Procedure Code
+#: Sequence); this SCP keeps no code sequences, so an item needs a description (the Scheduled
+#: Procedure Step Description stands in for it). Scheduled Station AE Title and Start Time are
+#: Type 1 there too but are not required: items without them are common (any station, any
+#: time of the day) and are answered with them empty.
+TYPE1_TOP = ("PatientID", "PatientName", "StudyInstanceUID", "RequestedProcedureID")
+TYPE1_SPS = ("ScheduledProcedureStepStartDate", "Modality", "ScheduledProcedureStepID")
+
+
+def fill_generated(data: dict[str, Any]) -> frozenset[str]:
+    """Fill the generatable Type 1 keys an item lacks (in place); the keywords filled.
+
+    Study Instance UID: a new 2.25 UUID-derived UID (the store keeps it stable). Scheduled
+    Procedure Step ID: the accession number, else a digest of what identifies the step (so
+    the same row imported twice is the same item). Requested Procedure ID: the accession
+    number, else the step ID. A missing Requested Procedure Description is the Scheduled
+    Procedure Step Description and the other way round."""
+    sps = data[SPS_TAG]["Value"][0]
+    filled = set()
+
+    def fill(target: dict, keyword: str, value: str) -> None:
+        if value and not json_text(target.get(tag_of(keyword))):
+            target[tag_of(keyword)] = {"vr": dictionary_VR(keyword), "Value": [value]}
+            filled.add(keyword)
+
+    def text(target: dict, keyword: str) -> str:
+        return json_text(target.get(tag_of(keyword)))
+
+    accession = text(data, "AccessionNumber")
+    fill(sps, "ScheduledProcedureStepID", accession or _step_digest(data, sps))
+    fill(data, "RequestedProcedureID", accession or text(sps, "ScheduledProcedureStepID"))
+    fill(data, "StudyInstanceUID", generate_uid(prefix=None))
+    fill(data, "RequestedProcedureDescription", text(sps, "ScheduledProcedureStepDescription"))
+    fill(sps, "ScheduledProcedureStepDescription", text(data, "RequestedProcedureDescription"))
+    return frozenset(filled)
+
+
+def _step_digest(data: dict[str, Any], sps: dict[str, Any]) -> str:
+    parts = [json_text(data.get(tag_of(k))) for k in ("PatientID", "IssuerOfPatientID",
+                                                       "RequestedProcedureDescription")]
+    parts += [json_text(sps.get(tag_of(k))) for k in SPS_ITEM]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16].upper()
+
+
+def missing_type1(data: dict[str, Any]) -> str:
+    """What an item lacks to answer every Type 1 key ('' when nothing)."""
+    sps = data[SPS_TAG]["Value"][0]
+    for keyword in TYPE1_TOP:
+        if not json_text(data.get(tag_of(keyword))):
+            return f"{keyword} ({_tag_text(keyword)}) is required"
+    for keyword in TYPE1_SPS:
+        if not json_text(sps.get(tag_of(keyword))):
+            return f"{keyword} in the ScheduledProcedureStepSequence item is required"
+    if not json_text(data.get(tag_of("RequestedProcedureDescription"))):
+        return ("RequestedProcedureDescription (0032,1060) or ScheduledProcedureStep"
+                "Description (0040,0007) is required")
+    return ""
+
+
+def _tag_text(keyword: str) -> str:
+    tag = tag_of(keyword)
+    return f"{tag[:4]},{tag[4:]}"
+
+
 def items_from_dataset(data: dict[str, Any] | Dataset, where: str = "item") -> list[WorklistItem]:
     """Check one data set (DICOM JSON dict or pydicom Dataset) and split it into one worklist
     item per Scheduled Procedure Step Sequence item. Raises ItemError saying what is wrong."""
@@ -141,10 +213,20 @@ def items_from_dataset(data: dict[str, Any] | Dataset, where: str = "item") -> l
         data = data.to_json_dict()
     if not isinstance(data, dict):
         raise ItemError(f"{where}: must be a DICOM JSON data set (an object of tags)")
+    changes: list[Change] = []
     try:
-        Dataset.from_json(data)  # refuses malformed tags, VRs and values
+        check_dataset(data, changes)
+    except ValueProblem as exc:
+        raise ItemError(f"{where}: {exc}") from None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Dataset.from_json(data)  # refuses malformed tags and VRs
     except Exception as exc:
         raise ItemError(f"{where}: not a valid DICOM JSON data set: {exc}") from None
+    if caught:  # never let a pydicom warning be the only sign of a bad value
+        raise ItemError(f"{where}: {caught[0].message}")
+    notes = [f"{where}: {change}" for change in changes]
     data = {k.upper(): v for k, v in data.items() if k.upper() not in ("00080005",)}
     sequence = data.get(SPS_TAG, {}).get("Value") or []
     if not sequence:
@@ -158,43 +240,20 @@ def items_from_dataset(data: dict[str, Any] | Dataset, where: str = "item") -> l
         sps = {k.upper(): v for k, v in sps.items()}
         full = dict(data)
         full[SPS_TAG] = {"vr": "SQ", "Value": [sps]}
-        items.append(_checked(full, f"{where}" if len(sequence) == 1 else f"{where} step {index}"))
+        items.append(_checked(full, f"{where}" if len(sequence) == 1 else f"{where} step {index}",
+                              notes if index == 0 else []))
     return items
 
 
-def _checked(data: dict[str, Any], where: str) -> WorklistItem:
+def _checked(data: dict[str, Any], where: str, notes: list[str]) -> WorklistItem:
     sps = data[SPS_TAG]["Value"][0]
-    if not json_text(data.get(tag_of("PatientID"))):
-        raise ItemError(f"{where}: PatientID (0010,0020) is required")
-    for keyword in ("ScheduledProcedureStepStartDate", "Modality"):
-        if not json_text(sps.get(tag_of(keyword))):
-            raise ItemError(f"{where}: {keyword} in the ScheduledProcedureStepSequence item is "
-                            "required")
-    _normalise(data, where)
-    _normalise(sps, where)
+    generated = fill_generated(data)
+    missing = missing_type1(data)
+    if missing:
+        raise ItemError(f"{where}: {missing} (a Type 1 key of a worklist answer)")
     accession = json_text(data.get(tag_of("AccessionNumber")))
     sps_id = json_text(sps.get(tag_of("ScheduledProcedureStepID")))
-    if not sps_id:
-        sps_id = accession or uuid.uuid4().hex[:16]
-        sps[tag_of("ScheduledProcedureStepID")] = {"vr": "SH", "Value": [sps_id]}
     if not json_text(sps.get(tag_of("ScheduledProcedureStepStatus"))):
         sps[tag_of("ScheduledProcedureStepStatus")] = {"vr": "CS", "Value": ["SCHEDULED"]}
     key = f"{accession}/{sps_id}" if accession else f"/{sps_id}"
-    return WorklistItem(data, key)
-
-
-def _normalise(data: dict[str, Any], where: str) -> None:
-    for tag, elem in data.items():
-        if not isinstance(elem, dict):
-            continue
-        vr = elem.get("vr")
-        if vr not in ("DA", "TM") or not elem.get("Value"):
-            continue
-        try:
-            check = normalise_date if vr == "DA" else normalise_time
-            elem["Value"] = [check(str(v)) for v in elem["Value"] if v not in (None, "")]
-        except ValueError as exc:
-            name = keyword_for_tag(int(tag, 16)) or tag
-            raise ItemError(f"{where}: {name}: {exc}") from None
-        if not elem["Value"]:
-            del elem["Value"]
+    return WorklistItem(data, key, generated, notes)

@@ -54,7 +54,7 @@ class Condition:
         if self.kind == "uids":
             return any(v in self.values for v in stored)
         if self.kind == "range":
-            return any(self.low <= _bound(self.vr, v) <= self.high for v in stored)
+            return any(self.low <= bound <= self.high for bound in _stored_bounds(self.vr, stored))
         if self.kind == "wildcard":
             return any(self.pattern.fullmatch(v) for v in stored)
         want = self.values[0]
@@ -63,6 +63,18 @@ class Condition:
                 return any(v.casefold() == want.casefold() for v in stored)
             return want in stored
         return any(v.strip() == want for v in stored)
+
+
+def _stored_bounds(vr: str, stored: list[str]) -> list[str]:
+    """The stored values as range bounds; a value no longer valid (stored by older firmware,
+    which checked less) matches no range instead of failing the query."""
+    out = []
+    for value in stored:
+        try:
+            out.append(_bound(vr, value))
+        except ValueError:
+            continue
+    return out
 
 
 def _bound(vr: str, value: str) -> str:
@@ -228,7 +240,10 @@ class WorklistQuery:
             dates, times = json_values(step.get(DATE_TAG)), json_values(step.get(TIME_TAG))
             if not dates or not times:
                 return False
-            stamp = normalise_date(dates[0]) + pad_time(normalise_time(times[0]))
+            try:
+                stamp = normalise_date(dates[0]) + pad_time(normalise_time(times[0]))
+            except ValueError:  # stored by older firmware, which checked less
+                return False
             low, high = self.combined
             return low <= stamp <= high
         return True

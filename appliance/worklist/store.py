@@ -19,7 +19,8 @@ from pathlib import Path
 
 from appliance.events import EventBus
 from appliance.store.database import Database, Migration
-from appliance.worklist.item import WorklistItem
+from appliance.worklist.item import SPS_TAG, WorklistItem, fill_generated, tag_of
+from appliance.worklist.keys import SPS_ITEM
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class WorklistStore:
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._counts: tuple[float, dict[str, int]] | None = None
+        self._fill_missing_keys()
 
     @classmethod
     def in_data_dir(cls, data_dir: str | Path, bus: EventBus | None = None) -> WorklistStore:
@@ -101,11 +103,14 @@ class WorklistStore:
         return created, updated
 
     def _put(self, tx, item: WorklistItem, source: str, now: float) -> bool:
+        row = tx.execute("SELECT id, item_json FROM worklist_items WHERE item_key=?",
+                         (item.key,)).fetchone()
+        if row is not None and item.generated:
+            _keep_generated(item, json.loads(row["item_json"]))
         cols = item.columns()
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
         values = [cols[c] for c in COLUMNS]
-        row = tx.execute("SELECT id FROM worklist_items WHERE item_key=?", (item.key,)).fetchone()
         if row is None:
             tx.execute(f"INSERT INTO worklist_items (item_key, source, status, {names}, item_json,"
                        f" created_at, updated_at) VALUES (?, ?, 'SCHEDULED', {marks}, ?, ?, ?)",
@@ -115,6 +120,28 @@ class WorklistStore:
         tx.execute(f"UPDATE worklist_items SET source=?, status='SCHEDULED', {sets}, item_json=?,"
                    " updated_at=? WHERE id=?", (source, *values, item.to_json(), now, row["id"]))
         return False
+
+    def _fill_missing_keys(self) -> None:
+        """Give rows stored before Study Instance UIDs and Requested Procedure IDs were
+        generated their own, once (a Type 1 key is never answered empty); stable from then."""
+        conn = self.db.connection()
+        rows = conn.execute("SELECT id, item_key, item_json FROM worklist_items WHERE "
+                            "study_instance_uid = '' OR requested_procedure_id = ''").fetchall()
+        if not rows:
+            return
+        with self.db.transaction() as tx:
+            for row in rows:
+                item = WorklistItem(json.loads(row["item_json"]), row["item_key"])
+                if not fill_generated(item.data):
+                    continue
+                cols = item.columns()
+                sets = ", ".join(f"{c}=?" for c in COLUMNS)
+                # another process may have filled it meanwhile: the first one's values stay
+                tx.execute(f"UPDATE worklist_items SET {sets}, item_json=? WHERE id=? AND "
+                           "(study_instance_uid = '' OR requested_procedure_id = '')",
+                           (*[cols[c] for c in COLUMNS], item.to_json(), row["id"]))
+        log.info("worklist: generated missing Study Instance UIDs / Requested Procedure IDs "
+                 "for %d stored item(s)", len(rows))
 
     def replace_source(self, items: list[WorklistItem], source: str) -> tuple[int, int, int]:
         """Make the SCHEDULED rows of `source` exactly `items` (one transaction):
@@ -207,3 +234,15 @@ class WorklistStore:
         self._counts = None  # every change of rows is published
         if self.bus is not None:
             self.bus.publish("worklist.item", action=action, **data)
+
+
+def _keep_generated(item: WorklistItem, stored: dict) -> None:
+    """Give an item stored again the values generated for it the first time (a Study Instance
+    UID must not change under a modality that already fetched it)."""
+    for keyword in item.generated:
+        tag = tag_of(keyword)
+        new, old = item.data, stored
+        if keyword in SPS_ITEM:
+            new, old = item.sps, (stored.get(SPS_TAG, {}).get("Value") or [{}])[0]
+        if old.get(tag, {}).get("Value"):
+            new[tag] = old[tag]

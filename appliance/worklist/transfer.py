@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance.errors import ApplianceError
 from appliance.worklist.item import (
@@ -39,9 +39,24 @@ class TransferError(ApplianceError, ValueError):
 class ImportResult:
     created: int
     updated: int
+    #: Loose values stored in their DICOM form ("line 2: ... '2026-12-03' stored as ...").
+    notes: list[str] = field(default_factory=list)
+    #: Items that came without a Study Instance UID and were given one.
+    generated_uids: int = 0
 
     def __str__(self) -> str:
         return f"{self.created} created, {self.updated} updated"
+
+    def details(self, limit: int | None = None) -> list[str]:
+        """What was stored other than as given, one sentence a line (at most `limit` notes,
+        then how many more)."""
+        lines = list(self.notes[:limit])
+        if limit is not None and len(self.notes) > limit:
+            lines.append(f"... and {len(self.notes) - limit} more value(s) stored in DICOM form")
+        if self.generated_uids:
+            lines.append(f"{self.generated_uids} item(s) without a StudyInstanceUID were "
+                         "given one")
+        return lines
 
 
 class WorklistAdmin:
@@ -55,7 +70,8 @@ class WorklistAdmin:
     def import_text(self, text: str, fmt: str, source: str = "import") -> ImportResult:
         items = parse_json(text) if fmt == "json" else parse_csv(text)
         created, updated = self.store.put(items, source)
-        return ImportResult(created, updated)
+        return ImportResult(created, updated, [note for item in items for note in item.notes],
+                            sum("StudyInstanceUID" in item.generated for item in items))
 
     # -- export and list --------------------------------------------------------------------
 

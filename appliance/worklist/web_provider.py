@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 LISTED = ("PatientID", "PatientName", "AccessionNumber", "Modality",
           "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
           "ScheduledStationAETitle", "ScheduledProcedureStepDescription")
+#: Notes on normalised values an import answer lists (a page message stays readable).
+NOTES_SHOWN = 20
+#: Generated identifiers the answer to "add an item" names.
+GENERATED_NOTED = ("StudyInstanceUID", "RequestedProcedureID", "ScheduledProcedureStepID")
 
 
 class WorklistWebProvider:
@@ -47,7 +51,9 @@ class WorklistWebProvider:
             out.append(entry)
         return out
 
-    def add(self, item: dict) -> str:
+    def add(self, item: dict) -> dict:
+        """Store one item; {"id", "notes"}: the notes say what was stored other than as
+        typed (normalised values, generated identifiers)."""
         unknown = [k for k in item if k not in CSV_COLUMNS]
         if unknown:
             raise TransferError(f"unknown attribute(s): {', '.join(unknown)}")
@@ -62,9 +68,14 @@ class WorklistWebProvider:
             raise TransferError(str(exc)) from None
         self.service.store.put([parsed], "web")
         row = next(self.service.store.select("item_key = ?", (parsed.key,)))
-        return str(row.id)
+        notes = [note.removeprefix("item: ") for note in parsed.notes]
+        notes += [f"{keyword} generated: {row.item.value(keyword)}"
+                  for keyword in GENERATED_NOTED if keyword in parsed.generated]
+        return {"id": str(row.id), "notes": notes}
 
-    def import_file(self, data: bytes, fmt: str) -> int:
+    def import_file(self, data: bytes, fmt: str) -> dict:
+        """Import a file; {"imported": items created or updated, "notes": what was stored
+        other than as written}."""
         if fmt not in FORMATS:
             raise TransferError(f"format must be json or csv, got {fmt!r}")
         try:
@@ -72,7 +83,8 @@ class WorklistWebProvider:
         except UnicodeDecodeError:
             raise TransferError("the file must be UTF-8 text") from None
         result = self.admin.import_text(text, fmt, source="web")
-        return result.created + result.updated
+        return {"imported": result.created + result.updated,
+                "notes": result.details(limit=NOTES_SHOWN)}
 
     def delete(self, item_id: str) -> bool:
         try:

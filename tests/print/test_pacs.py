@@ -40,6 +40,7 @@ def worklist_item(station: str, date: str, time_: str, patient: str, patient_id:
     ds.AccessionNumber = accession
     ds.StudyInstanceUID = generate_uid()
     ds.RequestedProcedureID = f"RP{accession}"
+    ds.RequestedProcedureDescription = "CT CHEST"
     sps = Dataset()
     sps.ScheduledStationAETitle = station
     sps.ScheduledProcedureStepStartDate, sps.ScheduledProcedureStepStartTime = date, time_

@@ -207,11 +207,11 @@ class RecordingWorklist:
 
     def add(self, item):
         self.added.append(item)
-        return "2"
+        return {"id": "2", "notes": []}
 
     def import_file(self, data, fmt):
         self.imported.append((data, fmt))
-        return 1
+        return {"imported": 1, "notes": []}
 
     def delete(self, item_id):
         self.deleted.append(item_id)

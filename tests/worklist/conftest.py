@@ -20,7 +20,7 @@ from tests.conftest import DCMTK_ENV, free_port
 
 
 def item(pid, name, accession, modality, station, date, time, *, study="", performing="",
-         rp_id="", sps_id="", birth="19700101", sex="O", description="") -> dict:
+         rp_id="", sps_id="", birth="19700101", sex="O", description="EXAMINATION") -> dict:
     """A worklist item in the DICOM JSON model, as pydicom's to_json_dict writes it."""
     def el(vr, value):
         if value == "":

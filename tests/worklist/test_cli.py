@@ -23,6 +23,7 @@ def pydicom_item(pid: str, name: str, accession: str, modality: str = "CT") -> d
     ds.PatientName = name
     ds.AccessionNumber = accession
     ds.StudyInstanceUID = f"1.2.40.{int.from_bytes(pid.encode(), 'big')}"
+    ds.RequestedProcedureDescription = "CT HEAD"
     sps = Dataset()
     sps.Modality = modality
     sps.ScheduledStationAETitle = "CT1"
@@ -87,9 +88,10 @@ def test_reimport_updates_instead_of_duplicating(cli, tmp_path):
 def test_csv_import_and_export(cli, tmp_path):
     path = tmp_path / "items.csv"
     path.write_text("PatientID,PatientName,AccessionNumber,Modality,ScheduledStationAETitle,"
-                    "ScheduledProcedureStepStartDate,ScheduledProcedureStepStartTime\n"
-                    "C1,MÜLLER^HANS,CA1,CT,CT1,20260301,0800\n"
-                    "C2,SMITH^JO,CA2,MR,MR1,20260302,\n", encoding="utf-8")
+                    "ScheduledProcedureStepStartDate,ScheduledProcedureStepStartTime,"
+                    "RequestedProcedureDescription\n"
+                    "C1,MÜLLER^HANS,CA1,CT,CT1,20260301,0800,CT HEAD\n"
+                    "C2,SMITH^JO,CA2,MR,MR1,20260302,,MR KNEE\n", encoding="utf-8")
     result = cli("import", str(path))
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(cli("export", "--format", "csv").stdout)))
@@ -122,7 +124,7 @@ def test_delete_by_id_and_accession(cli, tmp_path):
     ("nosps.json", json.dumps([{"00100020": {"vr": "LO", "Value": ["P9"]}}]),
      "item 1: ScheduledProcedureStepSequence (0040,0100) with at least one item is required"),
     ("baddate.csv", "PatientID,Modality,ScheduledProcedureStepStartDate\nP1,CT,2026-3-1\n",
-     "line 2: ScheduledProcedureStepStartDate: '2026-3-1' is not a DICOM date"),
+     "line 2: ScheduledProcedureStepStartDate (0040,0002): '2026-3-1' is not a DICOM date"),
     ("col.csv", "PatientID,Modalty\nP1,CT\n", "unknown CSV column(s): Modalty"),
     ("badtag.json", json.dumps([{"zzzz": {"vr": "LO"}}]), "not a valid DICOM JSON data set"),
 ])
@@ -162,9 +164,10 @@ def test_web_provider_api(tmp_path):
     provider = WorklistWebProvider(WorklistService(config))
     assert isinstance(provider, WorklistProvider)
     item_id = provider.add({"PatientID": "W1", "PatientName": "WEB^ONE", "Modality": "CT",
-                            "ScheduledProcedureStepStartDate": "20260301"})
+                            "ScheduledProcedureStepStartDate": "20260301",
+                            "RequestedProcedureDescription": "CT HEAD"})["id"]
     assert provider.import_file(json.dumps([pydicom_item("P1", "A^B", "X1")]).encode(),
-                                "json") == 1
+                                "json") == {"imported": 1, "notes": []}
     assert provider.counts() == {"SCHEDULED": 2}
     assert [(s.name, s.items) for s in provider.sources()] == [("web", 2)]
     listed = provider.items()
