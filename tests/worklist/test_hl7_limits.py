@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import echoscu, free_port
+from tests.conftest import echoscu
 from tests.worklist.mllp_peer import (
     START,
     closed_by_server,
@@ -31,21 +31,6 @@ from tests.worklist.test_hl7 import orm
 
 MAX_CONNECTIONS, PER_HOST = 16, 4
 SOURCES = [f"127.0.0.{n}" for n in range(1, 21)]  # 20 hosts x 4 > 16
-
-
-@pytest.fixture
-def hl7_appliance(appliance):
-    """Factory: an appliance with HL7 enabled (extra [worklist.hl7] keys); returns
-    (process, dicom port, hl7 port, web port)."""
-    def start(**hl7_keys):
-        hl7_port = free_port()
-        web_port = free_port()
-        proc, port, _ = appliance({
-            "web": {"bind": "127.0.0.1", "port": web_port},
-            "worklist": {"hl7": {"enabled": True, "bind": "127.0.0.1", "port": hl7_port,
-                                 **hl7_keys}}})
-        return proc, port, hl7_port, web_port
-    return start
 
 
 def open_from_many_hosts(port: int, count: int) -> list[socket.socket]:
