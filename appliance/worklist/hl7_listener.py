@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import hl7.mllp
 
@@ -86,6 +87,8 @@ class Hl7Listener(Component):
         if not self.settings.enabled:
             return
         loop = asyncio.new_event_loop()
+        # one worker applies every message in arrival order: one store connection, one thread
+        loop.set_default_executor(ThreadPoolExecutor(1, thread_name_prefix="worklist-hl7-apply"))
         thread = threading.Thread(target=loop.run_forever, name="worklist-hl7", daemon=True)
         thread.start()
         s = self.settings
@@ -99,6 +102,7 @@ class Hl7Listener(Component):
         except Exception as exc:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
             raise ComponentFailure(f"cannot listen for HL7 on {s.bind}:{s.port}: "
                                    f"{getattr(exc, 'strerror', None) or exc}") from exc
@@ -124,7 +128,9 @@ class Hl7Listener(Component):
             log.debug("HL7 listener close: %s", exc)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
-        loop.close()
+        if not thread.is_alive():
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
 
     def check(self) -> None:
         if self.settings.enabled and (self._thread is None or not self._thread.is_alive()):

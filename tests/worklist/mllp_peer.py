@@ -86,6 +86,17 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_targets(pid: int) -> list[str]:
+    """What the process's descriptors point at ("socket:[...]", files, pipes), sorted."""
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return sorted(targets)
+
+
 def proc_status(pid: int, key: str) -> int:
     """A number from /proc/PID/status (VmRSS in kB, Threads)."""
     for line in open(f"/proc/{pid}/status"):
