@@ -328,6 +328,16 @@ def check_hl7_field_map(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def check_ip_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        hint = " (host bits set)" if "host bits" in str(exc) else ""
+        raise ValueError(f"must be an IP address or a network such as 192.168.1.0/24{hint}, "
+                         f"got {value!r}") from None
+    return value
+
+
 class WorklistHl7Config(Section):
     """[worklist.hl7]: the HL7 v2 (ORM^O01, OMI^O23) listener over MLLP."""
 
@@ -337,6 +347,28 @@ class WorklistHl7Config(Section):
     field_map: Annotated[dict[str, str], AfterValidator(check_hl7_field_map)] = Field(
         default_factory=dict, description="Overrides of the default field map: DICOM keyword "
         "-> HL7 location (SEG.FIELD[.COMPONENT[.SUBCOMPONENT]]), \"\" to drop one")
+    allowed_hosts: list[Annotated[str, AfterValidator(check_ip_network)]] = Field(
+        default_factory=list, description="IP addresses or networks (CIDR) that may send HL7; "
+        "a connection from any other host is closed at once and logged (empty: any host)")
+    max_connections: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
+        32, description="Most HL7 connections open at once; more are closed at once")
+    max_connections_per_host: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
+        4, description="Most HL7 connections open at once from one IP address")
+    idle_timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
+        60.0, description="Seconds a connection may go without a complete message (or without "
+        "reading its ACK) before it is closed")
+    max_message_kb: Annotated[int, AfterValidator(check_between(1, 65536))] = Field(
+        1024, description="Largest HL7 message in KiB; a longer one gets an AR and the "
+        "connection is closed")
+
+    @field_validator("max_connections_per_host")
+    @classmethod
+    def _per_host(cls, value: int, info) -> int:
+        total = info.data.get("max_connections")
+        if total is not None and value > total:
+            raise ValueError(f"max_connections_per_host ({value}) must not be more than "
+                             f"max_connections ({total})")
+        return value
 
 
 class WorklistUpstreamConfig(Section):

@@ -10,13 +10,13 @@ unsupported version, unreadable) with the reason in MSA-3.
 
 from __future__ import annotations
 
-import datetime
 import logging
 from dataclasses import dataclass
 
 import hl7
 from pydicom.datadict import dictionary_VR
 
+from appliance.worklist.hl7_acks import acknowledgement
 from appliance.worklist.item import ItemError, element, items_from_dataset, tag_of
 from appliance.worklist.keys import SPS_ITEM
 from appliance.worklist.store import CANCELLED, COMPLETED, DISCONTINUED, WorklistStore
@@ -90,8 +90,8 @@ class OrderFeeder:
             if not text.startswith("MSH"):
                 raise ValueError("does not start with MSH")
         except Exception as exc:
-            outcome = Hl7Outcome("AR", f"not an HL7 v2 message: {exc}")
-            return _bare_ack(outcome), outcome
+            outcome = Hl7Outcome("AR", f"not an HL7 v2 message: {exc or type(exc).__name__}")
+            return acknowledgement(text, outcome.code, outcome.text), outcome
         try:
             outcome = Hl7Outcome("AA", self.apply(message))
         except Hl7Reject as exc:
@@ -99,7 +99,7 @@ class OrderFeeder:
         except Exception as exc:  # a store failure: tell the sender to try again
             log.exception("HL7 message could not be applied")
             outcome = Hl7Outcome("AE", f"internal error: {exc}")
-        return _ack(message, outcome), outcome
+        return acknowledgement(text, outcome.code, outcome.text, message), outcome
 
     def apply(self, message: hl7.Message) -> str:
         msh = message.segment("MSH")
@@ -225,20 +225,3 @@ def _get(segment, field: int) -> str:
     # The hl7 package keeps MSH-1 (the field separator) as an element, so index n is field n
     # for every segment.
     return str(segment[field]) if field < len(segment) else ""
-
-
-def _ack(message: hl7.Message, outcome: Hl7Outcome) -> str:
-    ack = message.create_ack(outcome.code, application="EDGEBOX")
-    ack.segment("MSA").assign_field(_escape(outcome.text), 3)
-    return str(ack)
-
-
-def _bare_ack(outcome: Hl7Outcome) -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d%H%M%S")
-    return (f"MSH|^~\\&|EDGEBOX||||{stamp}||ACK|{stamp}|P|2.5\r"
-            f"MSA|{outcome.code}||{_escape(outcome.text)}")
-
-
-def _escape(text: str) -> str:
-    return (text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
-            .replace("&", "\\T\\").replace("~", "\\R\\").replace("\r", " "))[:200]

@@ -107,6 +107,8 @@ def test_appliance_service_contract():
     assert svc["CapabilityBoundingSet"] == "CAP_NET_BIND_SERVICE"
     assert svc["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
     assert "/data" in unit["Unit"]["RequiresMountsFor"].split()
+    # room for every connection the configured limits allow (the 1024 default is too few)
+    assert int(svc["LimitNOFILE"]) >= 8192
 
 
 def test_user_and_groups_are_declared():

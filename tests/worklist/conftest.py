@@ -180,3 +180,18 @@ def wlmscpfs(tmp_path):
         if proc.poll() is None:
             proc.terminate()
             proc.wait(10)
+
+
+@pytest.fixture
+def hl7_appliance(appliance):
+    """Factory: an appliance with HL7 enabled (extra [worklist.hl7] keys); returns
+    (process, dicom port, hl7 port, web port)."""
+    def start(**hl7_keys):
+        hl7_port = free_port()
+        web_port = free_port()
+        proc, port, _ = appliance({
+            "web": {"bind": "127.0.0.1", "port": web_port},
+            "worklist": {"hl7": {"enabled": True, "bind": "127.0.0.1", "port": hl7_port,
+                                 **hl7_keys}}})
+        return proc, port, hl7_port, web_port
+    return start
