@@ -2,7 +2,8 @@
 destination aborts or times out is sent alone from then on, with its own reason in the queue,
 and the others go out at once on a new association. Shown with a real Orthanc (which stops
 answering on a truncated data set) and with a real pynetdicom SCP on 127.0.0.1 that aborts the
-association for one SOP Instance UID and answers 0xA700 for another."""
+association for one SOP Instance UID and answers 0xA700 for another. A queue database of the
+previous firmware is migrated with its rows kept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from pydicom import dcmread
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage
 
-from appliance.store.instances import INCOMING_DIR, InstanceMeta, InstanceStore
+from appliance.store.database import Database
+from appliance.store.instances import (
+    INCOMING_DIR,
+    MIGRATIONS,
+    InstanceMeta,
+    InstanceStore,
+    open_database,
+)
+from appliance.store.queue import ForwardQueue
 from tests.conftest import free_port
 from tests.forward.conftest import wait_until
 from tests.forward.test_forward_orthanc import queue_cli, queue_json, uids
@@ -192,3 +201,27 @@ def test_an_abort_isolates_the_instance_in_flight_and_a_failure_status_fails_onl
     assert storescu(port, later).returncode == 0
     wait_until(lambda: pacs.received() == uids(good + later), 10, what="later ones delivered")
     assert len(pacs.tries_of(abort_uid)) == len(tries)  # still waiting out its own backoff
+
+
+def test_a_queue_database_of_the_previous_firmware_is_migrated_with_its_rows_kept(tmp_path):
+    old = Database.in_data_dir(tmp_path)
+    old.migrate([m for m in MIGRATIONS if m.version == 1])  # what the previous firmware made
+    with old.transaction() as conn:
+        instance = conn.execute(
+            "INSERT INTO instances (sop_instance_uid, sop_class_uid, calling_aet, "
+            "transfer_syntax, size, path, received_at) VALUES ('1.2.3', '1.2.840.10008.5.1.4.1."
+            "1.2', 'CT', '1.2.840.10008.1.2.1', 10, 'a/1.2.3.dcm', 1)").lastrowid
+        conn.execute("INSERT INTO forward_queue (instance_id, destination, enqueued_at, "
+                     "attempts, last_error) VALUES (?, 'pacs', 1, 3, 'answered C-STORE status "
+                     "0xA700')", (instance,))
+    old.close()
+
+    db = open_database(tmp_path)
+    queue = ForwardQueue(db)
+    [item] = queue.due("pacs", 10)
+    assert (item.sop_instance_uid, item.attempts, item.isolated) == ("1.2.3", 3, False)
+    errors, total = queue.instance_errors("pacs")
+    assert total == 1 and errors[0].error == "answered C-STORE status 0xA700"
+    queue.mark_isolated("pacs", instance, "aborted")
+    assert queue.due("pacs", 10) == [] and queue.due("pacs", 10, isolated=True)[0].isolated
+    db.close()
