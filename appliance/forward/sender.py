@@ -135,8 +135,7 @@ def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root:
 def _lost_reason(target: str, elapsed: float, timeout: float) -> str:
     """Why the association ended while one instance was in flight."""
     if elapsed >= timeout * 0.9:
-        return (f"{target} did not answer the C-STORE of this instance within {timeout:g} s "
-                "(association aborted)")
+        return f"{target} did not answer the C-STORE of this instance within {timeout:g} s"
     return f"{target} aborted the association while receiving this instance"
 
 

@@ -88,7 +88,9 @@ def test_twenty_good_instances_arrive_in_orthanc_behind_one_it_cannot_read(
     assert status["pending"] == 1 and status["isolated"] == 1
     [error] = status["instance_errors"]
     assert error["sop_instance_uid"] == bad_uid and error["isolated"]
-    assert "ORTHANC@127.0.0.1" in error["error"] and "this instance" in error["error"]
+    # Orthanc 1.10 logs "DIMSE Failed to receive message" and answers nothing: a timeout.
+    assert error["error"] == (f"pacs (ORTHANC@127.0.0.1:{orthanc.dicom_port}) did not answer "
+                              "the C-STORE of this instance within 3 s")
 
     # Tried alone once more (one association, nothing else on it), it fails on its own and
     # waits out its own backoff.
@@ -111,8 +113,8 @@ class PickyPacs:
     `abort_uid` and answers 0xA700 (out of resources) for `refuse_uid`; it records what arrived
     on each association."""
 
-    def __init__(self, abort_uid: str = "", refuse_uid: str = ""):
-        self.abort_uid, self.refuse_uid = abort_uid, refuse_uid
+    def __init__(self, abort_uid: str = "", refuse_uid: str = "", abort_all: bool = False):
+        self.abort_uid, self.refuse_uid, self.abort_all = abort_uid, refuse_uid, abort_all
         self.port = free_port()
         self.stored: list[str] = []
         self.associations: dict[object, list[str]] = {}  # association: UIDs it carried
@@ -126,7 +128,7 @@ class PickyPacs:
         uid = str(event.request.AffectedSOPInstanceUID)
         with self.lock:
             self.associations.setdefault(event.assoc, []).append(uid)
-        if uid == self.abort_uid:
+        if uid == self.abort_uid or self.abort_all:
             event.assoc.abort()
             return 0xC000
         if uid == self.refuse_uid:
@@ -146,6 +148,10 @@ class PickyPacs:
         """The instances of every association that carried `uid`, in order."""
         with self.lock:
             return [list(uids) for uids in self.associations.values() if uid in uids]
+
+    def association_count(self) -> int:
+        with self.lock:
+            return len(self.associations)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -225,3 +231,22 @@ def test_a_queue_database_of_the_previous_firmware_is_migrated_with_its_rows_kep
     queue.mark_isolated("pacs", instance, "aborted")
     assert queue.due("pacs", 10) == [] and queue.due("pacs", 10, isolated=True)[0].isolated
     db.close()
+
+
+def test_a_destination_that_aborts_everything_backs_off_as_a_whole(appliance, picky_pacs,
+                                                                    tmp_path):
+    pacs = picky_pacs(abort_all=True)
+    port, config = held_destination(appliance, pacs.peer(), retry_initial=30, retry_max=60)
+    assert storescu(port, make_study(tmp_path / "study", 10)).returncode == 0
+    wait_until(lambda: queue_json(config)["picky"]["pending"] == 10, 10, what="10 queued")
+    assert queue_cli(config, "release", "picky").returncode == 0
+    wait_until(lambda: queue_json(config)["picky"]["next_attempt"] > time.time(), 15,
+               what="the destination backing off")
+    assert "retry in" in queue_cli(config).stdout
+    assert "3 associations in a row ended before anything was accepted" in (
+        tmp_path / "appliance0.log").read_text()
+    time.sleep(3)  # backing off: no more associations, instances sent alone included
+    tried = pacs.association_count()
+    time.sleep(3)
+    assert pacs.association_count() == tried <= 6
+    assert pacs.received() == [] and queue_json(config)["picky"]["pending"] == 10
