@@ -1,4 +1,5 @@
-"""`appliance queue`: the forward queues per destination (counts, oldest pending, last error)
+"""`appliance queue`: the forward queues per destination (counts, oldest pending, last error),
+the undelivered instances that have their own error (failed, sent alone, or waiting to retry),
 and the operator's actions: hold, release, retry now."""
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     queue = commands.add_parser(
         "queue", parents=[common], help="show the forward queues; hold, release or retry a "
         "destination", description="Show the forward queue of every destination (counts, "
-        "oldest pending, last error), or hold, release or retry one destination.")
+        "oldest pending, last error, undelivered instances with their own error), or hold, "
+        "release or retry one destination.")
     queue.add_argument("--json", action="store_true", help="print the queues as JSON")
     actions = queue.add_subparsers(dest="queue_action", metavar="ACTION")
     actions.add_parser("show", parents=[common], help="show every destination (default)")
@@ -84,8 +86,30 @@ def show(service: QueueService, as_json: bool = False) -> int:
             error = f"{error} ({age(s.last_error_at, now)} ago)"
         rows.append((s.name, s.target, state, str(s.pending), str(s.failed), str(s.done),
                      age(s.oldest_pending_at, now), error))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
-              + "  " + row[-1])
+    _print_table(rows)
+    errors = [s for s in statuses if s.instance_errors]
+    if errors:
+        print()
+        print("Undelivered instances with their own error (\"sent alone\": the destination "
+              "aborted or timed out on it; it no longer holds up the others):")
+        rows = [("DESTINATION", "SOP INSTANCE UID", "STATE", "ATTEMPTS", "NEXT TRY", "ERROR")]
+        for s in errors:
+            for e in s.instance_errors:
+                state = e.state + (", sent alone" if e.isolated else "")
+                next_try = ("-" if e.state != "pending" else
+                            f"in {age(now, e.next_attempt)}" if e.next_attempt > now else "now")
+                rows.append((s.name, e.sop_instance_uid, state, str(e.attempts), next_try,
+                             e.error))
+            if s.instance_errors_total > len(s.instance_errors):
+                rows.append((s.name, f"... and {s.instance_errors_total - len(s.instance_errors)}"
+                             " more", "", "", "", ""))
+        _print_table(rows)
     return EXIT_OK
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; the last one (free text) is not padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print(("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+               + "  " + row[-1]).rstrip())

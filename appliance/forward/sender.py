@@ -5,11 +5,17 @@ Implicit VR Little Endian, each in its own presentation context, so the peer can
 them. An instance goes out as stored (streamed from its file, bytes unchanged) when its stored
 syntax was accepted; otherwise uncompressed, after decoding, when the installed pixel data
 handlers can decode it; otherwise it fails with the reason. TCP_NODELAY is set on the socket.
+
+Each instance gets its own result. When the association ends while an instance is in flight (the
+peer aborted it, closed the connection, or did not answer within the timeout), that instance is
+the 'suspect' with its own reason, and the ones after it were 'unsent': never tried, so nothing
+is held against them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +48,10 @@ class AssociationFailed(ApplianceError, ConnectionError):
 @dataclass(frozen=True)
 class ItemResult:
     item: QueueItem
-    outcome: str  # 'done', 'retry' or 'failed'
+    # 'done'; 'retry' (this instance failed, e.g. a failure status); 'failed' (cannot be sent
+    # as things stand); 'suspect' (the association ended while it was in flight); 'unsent'
+    # (not tried: the association had ended before its turn)
+    outcome: str
     detail: str = ""
     syntax: str = ""
 
@@ -97,16 +106,37 @@ def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root:
     accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
                 for cx in assoc.accepted_contexts}
     results: list[ItemResult] = []
+    lost = False
     try:
         for index, item in enumerate(items):
             if not assoc.is_established:
-                results.extend(ItemResult(i, "retry", "association lost") for i in items[index:])
+                results.extend(ItemResult(i, "unsent", "association lost") for i in items[index:])
                 break
-            results.append(_send_one(assoc, item, accepted, root, target))
+            started = time.monotonic()
+            result = _send_one(assoc, item, accepted, root, target)
+            lost = result.outcome == "suspect" or (result.outcome != "done"
+                                                   and not assoc.is_established)
+            if lost:  # the association ended with this instance in flight: nothing more on it
+                results.append(ItemResult(item, "suspect", _lost_reason(
+                    target, time.monotonic() - started, timeout)))
+                results.extend(ItemResult(i, "unsent", "association lost")
+                               for i in items[index + 1:])
+                break
+            results.append(result)
     finally:
         if assoc.is_established:
-            assoc.release()
+            if lost:
+                assoc.abort()
+            else:
+                assoc.release()
     return results
+
+
+def _lost_reason(target: str, elapsed: float, timeout: float) -> str:
+    """Why the association ended while one instance was in flight."""
+    if elapsed >= timeout * 0.9:
+        return f"{target} did not answer the C-STORE of this instance within {timeout:g} s"
+    return f"{target} aborted the association while receiving this instance"
 
 
 def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path,
@@ -141,8 +171,8 @@ def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path
         log.exception("sending %s to %s", item.sop_instance_uid, target)
         return ItemResult(item, "retry", f"cannot send: {exc}")
     status = getattr(rsp, "Status", None)
-    if status is None:
-        return ItemResult(item, "retry", f"no C-STORE response from {target} (timeout or abort)")
+    if status is None:  # pynetdicom: timed out, aborted, or an invalid response
+        return ItemResult(item, "suspect", f"no C-STORE response from {target}")
     if status in OK_STATUSES:
         return ItemResult(item, "done", syntax=syntax)
     return ItemResult(item, "retry", f"{target} answered C-STORE status 0x{status:04X}")

@@ -1,5 +1,6 @@
 """The one service API over the forward queues: what `appliance queue`, the web page and the
-metrics read (per-destination counts, oldest pending, last error) and the operator's actions
+metrics read (per-destination counts, oldest pending, last error, and the undelivered instances
+with their own errors, e.g. one the PACS aborts on, sent alone) and the operator's actions
 (hold, release, retry now). It works on the database directly, so it serves a running
 appliance and a stopped one alike; a running forwarder sees a change within a second."""
 
@@ -7,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ApplianceError
 from appliance.store.instances import open_database
-from appliance.store.queue import DestinationCounts, ForwardQueue
+from appliance.store.queue import DestinationCounts, ForwardQueue, InstanceError
 
 log = logging.getLogger(__name__)
+
+ERRORS_SHOWN = 20  # undelivered instances with their own error listed per destination
 
 
 class UnknownDestination(ApplianceError, KeyError):
@@ -41,6 +44,9 @@ class DestinationStatus:
     last_error_at: float | None
     last_success_at: float | None
     next_attempt: float
+    isolated: int = 0  # pending instances sent alone (the destination aborted on them)
+    instance_errors: list[InstanceError] = field(default_factory=list)  # the oldest ones
+    instance_errors_total: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,14 +70,16 @@ class QueueService:
             result.append(self._status(counts))
         return result
 
-    def _status(self, c: DestinationCounts) -> DestinationStatus:
+    def _status(self, c: DestinationCounts,
+                errors_shown: int = ERRORS_SHOWN) -> DestinationStatus:
         peer = self.config.peer(c.destination)
         configured = c.destination in self._configured()
         target = (f"{peer.ae_title}@{peer.host}:{peer.port}" if peer and configured
                   else "(not configured)")
+        errors, total = self.queue.instance_errors(c.destination, errors_shown)
         return DestinationStatus(c.destination, target, configured, c.held, c.pending, c.failed,
                                  c.done, c.oldest_pending_at, c.last_error, c.last_error_at,
-                                 c.last_success_at, c.next_attempt)
+                                 c.last_success_at, c.next_attempt, c.isolated, errors, total)
 
     def _check(self, name: str) -> None:
         if name not in [s.name for s in self.destinations()]:

@@ -1,7 +1,16 @@
-"""One thread per destination: take due items from its queue, send them in batches, record the
+"""Two threads per destination: take due items from its queue, send them, record each item's
 outcome, back off after failures, and respect hold. All progress is in the database, so a
 restart carries on where the last run stopped (an item sent but not yet marked done is sent
-once more: receivers treat a repeated SOP Instance UID as the same object)."""
+once more: receivers treat a repeated SOP Instance UID as the same object).
+
+The batch lane sends items in batches over one association. When the destination aborts or
+times out in the middle of a batch, the items already answered keep their result, the item in
+flight becomes isolated (with its own reason) and the rest go out again at once on a new
+association: no backoff for them. The isolated lane sends isolated items alone, one association
+each; an isolated item that fails again waits out its own backoff (then `max_age_hours`), and is
+never batched with others again until it is delivered, so it holds up nobody. Only a destination
+that cannot be reached (or that ends SICK_AFTER associations in a row before accepting anything)
+backs off as a whole."""
 
 from __future__ import annotations
 
@@ -11,13 +20,16 @@ import time
 from pathlib import Path
 
 from appliance.config.schema import DestinationConfig, PeerConfig
-from appliance.forward.sender import AssociationFailed, send_batch, split_by_contexts
+from appliance.forward.sender import AssociationFailed, ItemResult, send_batch, split_by_contexts
 from appliance.store.database import Database
 from appliance.store.queue import ForwardQueue
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL = 1.0  # seconds between looks at the queue when nothing wakes us (CLI changes)
+# Associations in a row that ended (abort, timeout) before the destination accepted anything:
+# then the destination itself is unwell, and it backs off as a whole.
+SICK_AFTER = 3
 
 
 class DestinationWorker:
@@ -33,79 +45,152 @@ class DestinationWorker:
         # on_sent(sent, failed): instances delivered / given up in one batch (for metrics)
         self.on_sent = on_sent or (lambda sent, failed: None)
         self.wake = threading.Event()
+        self.wake_isolated = threading.Event()
         self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"forward:{peer.name}",
-                                       daemon=True)
-        self.sent = 0
+        self.threads = [
+            threading.Thread(target=self._run, args=(self.step, self.wake),
+                             name=f"forward:{peer.name}", daemon=True),
+            threading.Thread(target=self._run, args=(self.step_isolated, self.wake_isolated),
+                             name=f"forward:{peer.name}:isolated", daemon=True)]
+        self._sent = {"batch": 0, "isolated": 0}
+        self.broken_in_a_row = 0  # associations ended before anything was accepted
 
     @property
     def name(self) -> str:
         return self.peer.name
 
+    @property
+    def sent(self) -> int:
+        return sum(self._sent.values())
+
     def start(self) -> None:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self, timeout: float) -> None:
         self._stop.set()
         self.wake.set()
-        self.thread.join(timeout)
+        self.wake_isolated.set()
+        for thread in self.threads:
+            thread.join(timeout)
 
     def is_alive(self) -> bool:
-        return self.thread.is_alive()
+        return all(thread.is_alive() for thread in self.threads)
 
-    def _run(self) -> None:
+    def _run(self, step, wake: threading.Event) -> None:
         while not self._stop.is_set():
             try:
-                delay = self.step()
+                delay = step()
             except Exception:  # e.g. the database briefly busy: log, wait, carry on
                 log.exception("forward worker for %s", self.name)
                 delay = IDLE_POLL
             if delay > 0:
-                self.wake.wait(delay)
-                self.wake.clear()
+                wake.wait(delay)
+                wake.clear()
 
-    def step(self) -> float:
-        """One round; returns how long to wait before the next."""
-        s = self.settings
+    def _ready(self) -> float:
+        """0 when the destination may be sent to now, else how long to wait."""
         state = self.queue.destination_state(self.name)
         if state["held"]:
             return IDLE_POLL
-        self.queue.expire(self.name, s.max_age_hours * 3600)
         now = time.time()
         if state["next_attempt"] > now:
             return min(state["next_attempt"] - now, IDLE_POLL)
-        items = self.queue.due(self.name, s.batch_size, now)
-        if not items:
-            next_due = self.queue.next_due_at(self.name)
-            if next_due is None:
-                return IDLE_POLL
-            return max(0.05, min(next_due - now, IDLE_POLL))
-        for batch in split_by_contexts(items):
-            try:
-                results = send_batch(self.peer, self.calling_aet, batch, self.root, s.timeout)
-            except AssociationFailed as exc:
-                delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
-                                                      s.retry_max)
-                log.warning("forward to %s failed: %s; %d waiting, next try in %.0fs",
-                            self.name, exc, len(items), delay)
-                self.on_change()
-                return min(delay, IDLE_POLL)
-            retry = [r for r in results if r.outcome == "retry"]
-            failed = 0
-            for result in results:
-                if result.outcome == "done":
-                    self.queue.mark_done(self.name, result.item.instance_id, result.syntax)
-                    self.sent += 1
-                elif result.outcome == "failed":
-                    log.error("forward %s to %s failed: %s", result.item.sop_instance_uid,
-                              self.name, result.detail)
-                    self.queue.mark_failed(self.name, result.item.instance_id, result.detail)
-                    failed += 1
-            if retry:
-                log.warning("forward to %s: %d instances will be retried: %s", self.name,
-                            len(retry), retry[0].detail)
-                self.queue.mark_retry(self.name, [r.item.instance_id for r in retry],
-                                      retry[0].detail, s.retry_initial, s.retry_max)
-            self.on_sent(sum(r.outcome == "done" for r in results), failed)
-            self.on_change()
         return 0.0
+
+    def _idle(self, isolated: bool) -> float:
+        next_due = self.queue.next_due_at(self.name, isolated=isolated)
+        if next_due is None:
+            return IDLE_POLL
+        return max(0.05, min(next_due - time.time(), IDLE_POLL))
+
+    def step(self) -> float:
+        """One round of the batch lane; returns how long to wait before the next."""
+        s = self.settings
+        if self.queue.destination_state(self.name)["held"]:
+            return IDLE_POLL
+        self.queue.expire(self.name, s.max_age_hours * 3600)
+        wait = self._ready()
+        if wait:
+            return wait
+        items = self.queue.due(self.name, s.batch_size)
+        if not items:
+            return self._idle(isolated=False)
+        for batch in split_by_contexts(items):
+            results = self._send(batch, "batch")
+            if results is None:
+                return min(self._ready() or IDLE_POLL, IDLE_POLL)
+            if any(r.outcome in ("suspect", "unsent") for r in results):
+                # The association ended mid-batch: the rest go again at once, on a new one.
+                if self.broken_in_a_row >= SICK_AFTER:
+                    return self._destination_unwell(results)
+                return 0.0
+        return 0.0
+
+    def step_isolated(self) -> float:
+        """One round of the isolated lane: each due isolated item alone on an association."""
+        wait = self._ready()
+        if wait:
+            return wait
+        items = self.queue.due(self.name, 1, isolated=True)
+        if not items:
+            return self._idle(isolated=True)
+        results = self._send(items, "isolated")
+        if results is None:
+            return min(self._ready() or IDLE_POLL, IDLE_POLL)
+        return 0.0
+
+    def _send(self, batch, lane: str) -> list[ItemResult] | None:
+        """Send one batch and record every item's outcome; None when there was no association
+        (the destination backs off)."""
+        s = self.settings
+        try:
+            results = send_batch(self.peer, self.calling_aet, batch, self.root, s.timeout)
+        except AssociationFailed as exc:
+            delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
+                                                  s.retry_max)
+            log.warning("forward to %s failed: %s; next try in %.0fs", self.name, exc, delay)
+            self.on_change()
+            return None
+        done = failed = 0
+        retry: dict[int, str] = {}
+        for result in results:
+            item = result.item
+            if result.outcome == "done":
+                self.queue.mark_done(self.name, item.instance_id, result.syntax)
+                done += 1
+            elif result.outcome == "failed":
+                log.error("forward %s to %s failed: %s", item.sop_instance_uid, self.name,
+                          result.detail)
+                self.queue.mark_failed(self.name, item.instance_id, result.detail)
+                failed += 1
+            elif result.outcome == "retry" or (item.isolated and result.outcome != "done"):
+                log.warning("forward %s to %s: %s; will retry", item.sop_instance_uid,
+                            self.name, result.detail)
+                retry[item.instance_id] = result.detail
+            elif result.outcome == "suspect":
+                log.warning("forward %s to %s: %s; sending it alone from now on, the %d after "
+                            "it again at once", item.sop_instance_uid, self.name, result.detail,
+                            sum(r.outcome == "unsent" for r in results))
+                self.queue.mark_isolated(self.name, item.instance_id, result.detail)
+                self.wake_isolated.set()
+        if retry:
+            self.queue.mark_retry(self.name, retry, s.retry_initial, s.retry_max)
+        if lane == "batch":
+            broken = any(r.outcome in ("suspect", "unsent") for r in results)
+            self.broken_in_a_row = 0 if done or not broken else self.broken_in_a_row + 1
+        self._sent[lane] += done
+        self.on_sent(done, failed)
+        self.on_change()
+        return results
+
+    def _destination_unwell(self, results: list[ItemResult]) -> float:
+        detail = next((r.detail for r in results if r.outcome == "suspect"), "association lost")
+        s = self.settings
+        delay = self.queue.destination_failed(
+            self.name, f"{SICK_AFTER} associations in a row ended before the destination "
+            f"accepted any instance; last: {detail}", s.retry_initial, s.retry_max)
+        log.warning("forward to %s: %d associations in a row ended before anything was "
+                    "accepted; next try in %.0fs", self.name, self.broken_in_a_row, delay)
+        self.on_change()  # broken_in_a_row stays: the next broken association backs off again
+        return min(delay, IDLE_POLL)

@@ -89,6 +89,10 @@ CREATE TABLE forward_destinations (
     last_success_at REAL
 );
 """),
+    # An instance in flight when the destination aborted or timed out: sent alone from now on.
+    Migration("forward", 2, """
+ALTER TABLE forward_queue ADD COLUMN isolated INTEGER NOT NULL DEFAULT 0;
+"""),
 ]
 
 

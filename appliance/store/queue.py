@@ -4,6 +4,10 @@ Rows are created with the instance's index row (appliance.store.instances); this
 them on: due items for a destination, done / retry later / failed, the destination's own state
 (held, backoff after a failed association, last error), the counts shown by `appliance queue`,
 and the instances retention may delete (every queue row done, never an unforwarded one).
+
+Each row keeps its own last error. A row is `isolated` once the destination aborted or timed out
+while that instance was in flight: from then on it is only ever sent alone, until it is
+delivered, so one instance a PACS will not take cannot hold up the others.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class QueueItem:
     transfer_syntax: str
     attempts: int
     enqueued_at: float
+    isolated: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,19 @@ class DestinationCounts:
     last_error: str | None
     last_error_at: float | None
     last_success_at: float | None
+    isolated: int = 0
+
+
+@dataclass(frozen=True)
+class InstanceError:
+    """One not yet delivered instance with its own error (shown by `appliance queue`)."""
+
+    sop_instance_uid: str
+    state: str  # 'pending' or 'failed'
+    isolated: bool
+    attempts: int
+    next_attempt: float
+    error: str
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
@@ -67,38 +85,44 @@ class ForwardQueue:
             return conn.execute("SELECT * FROM forward_destinations WHERE destination = ?",
                                 (destination,)).fetchone()
 
-    def due(self, destination: str, limit: int, now: float | None = None) -> list[QueueItem]:
+    def due(self, destination: str, limit: int, now: float | None = None,
+            isolated: bool = False) -> list[QueueItem]:
+        """Pending items whose time has come, oldest first: the ones sent in batches, or
+        (`isolated=True`) the ones sent alone."""
         now = time.time() if now is None else now
         rows = self.db.connection().execute(
             "SELECT q.instance_id, i.path, i.sop_class_uid, i.sop_instance_uid, "
-            "i.transfer_syntax, q.attempts, q.enqueued_at FROM forward_queue q "
+            "i.transfer_syntax, q.attempts, q.enqueued_at, q.isolated FROM forward_queue q "
             "JOIN instances i ON i.id = q.instance_id "
             "WHERE q.destination = ? AND q.state = 'pending' AND q.next_attempt <= ? "
-            "ORDER BY q.enqueued_at, q.instance_id LIMIT ?", (destination, now, limit))
-        return [QueueItem(*row) for row in rows]
+            "AND q.isolated = ? ORDER BY q.enqueued_at, q.instance_id LIMIT ?",
+            (destination, now, int(isolated), limit))
+        return [QueueItem(*row[:7], isolated=bool(row[7])) for row in rows]
 
-    def next_due_at(self, destination: str) -> float | None:
+    def next_due_at(self, destination: str, isolated: bool = False) -> float | None:
         row = self.db.connection().execute(
             "SELECT MIN(next_attempt) FROM forward_queue WHERE destination = ? "
-            "AND state = 'pending'", (destination,)).fetchone()
+            "AND state = 'pending' AND isolated = ?", (destination, int(isolated))).fetchone()
         return row[0]
 
     def mark_done(self, destination: str, instance_id: int, syntax: str) -> None:
         now = time.time()
         with self.db.transaction() as conn:
             conn.execute("UPDATE forward_queue SET state = 'done', done_at = ?, sent_syntax = ?, "
-                         "last_error = NULL WHERE instance_id = ? AND destination = ?",
+                         "last_error = NULL, isolated = 0 WHERE instance_id = ? AND "
+                         "destination = ?",
                          (now, syntax, instance_id, destination))
             self._ensure(conn, destination)
             conn.execute("UPDATE forward_destinations SET failures = 0, next_attempt = 0, "
                          "last_success_at = ? WHERE destination = ?", (now, destination))
 
-    def mark_retry(self, destination: str, instance_ids: list[int], error: str,
-                   initial: float, maximum: float) -> None:
-        """The items failed this time: try again after a per-item backoff."""
+    def mark_retry(self, destination: str, errors: dict[int, str], initial: float,
+                   maximum: float) -> None:
+        """These items (instance id: its own error) failed this time: each tries again after
+        its own backoff."""
         now = time.time()
         with self.db.transaction() as conn:
-            for instance_id in instance_ids:
+            for instance_id, error in errors.items():
                 row = conn.execute("SELECT attempts FROM forward_queue WHERE instance_id = ? "
                                    "AND destination = ?", (instance_id, destination)).fetchone()
                 if row is None:
@@ -108,7 +132,25 @@ class ForwardQueue:
                              "last_error = ? WHERE instance_id = ? AND destination = ?",
                              (attempts, now + backoff_delay(attempts, initial, maximum), error,
                               instance_id, destination))
-            self._note_error(conn, destination, error, now)
+                self._note_error(conn, destination, self._about(conn, instance_id, error), now)
+
+    def mark_isolated(self, destination: str, instance_id: int, reason: str) -> None:
+        """The destination aborted or timed out while this item was in flight: it is sent
+        alone from now on (at once, the first time), never in a batch with others again."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE forward_queue SET isolated = 1, attempts = attempts + 1, "
+                         "next_attempt = ?, last_error = ? WHERE instance_id = ? AND "
+                         "destination = ? AND state = 'pending'",
+                         (now, reason, instance_id, destination))
+            self._note_error(conn, destination, self._about(conn, instance_id, reason), now)
+
+    @staticmethod
+    def _about(conn: sqlite3.Connection, instance_id: int, error: str) -> str:
+        """An instance's error as the destination's last error: which instance, and why."""
+        row = conn.execute("SELECT sop_instance_uid FROM instances WHERE id = ?",
+                           (instance_id,)).fetchone()
+        return f"{row[0]}: {error}" if row else error
 
     def mark_failed(self, destination: str, instance_id: int, reason: str) -> None:
         """The item cannot be delivered as things stand: no more automatic retries."""
@@ -117,7 +159,7 @@ class ForwardQueue:
             conn.execute("UPDATE forward_queue SET state = 'failed', attempts = attempts + 1, "
                          "last_error = ? WHERE instance_id = ? AND destination = ?",
                          (reason, instance_id, destination))
-            self._note_error(conn, destination, reason, now)
+            self._note_error(conn, destination, self._about(conn, instance_id, reason), now)
 
     def destination_failed(self, destination: str, error: str, initial: float,
                            maximum: float) -> float:
@@ -186,6 +228,9 @@ class ForwardQueue:
                 known.append(name)
         result = []
         for name in known:
+            isolated = conn.execute("SELECT COUNT(*) FROM forward_queue WHERE destination = ? "
+                                    "AND state = 'pending' AND isolated = 1",
+                                    (name,)).fetchone()[0]
             states = dict(conn.execute("SELECT state, COUNT(*) FROM forward_queue WHERE "
                                        "destination = ? GROUP BY state", (name,)).fetchall())
             oldest = conn.execute("SELECT MIN(enqueued_at) FROM forward_queue WHERE "
@@ -197,8 +242,23 @@ class ForwardQueue:
                 oldest, bool(dest and dest["held"]), dest["failures"] if dest else 0,
                 dest["next_attempt"] if dest else 0.0, dest["last_error"] if dest else None,
                 dest["last_error_at"] if dest else None,
-                dest["last_success_at"] if dest else None))
+                dest["last_success_at"] if dest else None, isolated))
         return result
+
+    def instance_errors(self, destination: str, limit: int = 20) -> tuple[list[InstanceError],
+                                                                           int]:
+        """Undelivered instances with their own error (failed ones, isolated ones, and pending
+        ones a failure status sent back to wait), oldest first; and how many there are."""
+        conn = self.db.connection()
+        where = ("FROM forward_queue q JOIN instances i ON i.id = q.instance_id WHERE "
+                 "q.destination = ? AND q.state != 'done' AND (q.state = 'failed' OR "
+                 "q.isolated = 1 OR q.last_error IS NOT NULL)")
+        total = conn.execute(f"SELECT COUNT(*) {where}", (destination,)).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT i.sop_instance_uid, q.state, q.isolated, q.attempts, q.next_attempt, "
+            f"q.last_error {where} ORDER BY q.enqueued_at, q.instance_id LIMIT ?",
+            (destination, limit)).fetchall()
+        return [InstanceError(r[0], r[1], bool(r[2]), r[3], r[4], r[5] or "") for r in rows], total
 
     # -- retention ----------------------------------------------------------------------
 
