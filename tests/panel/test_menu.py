@@ -120,7 +120,7 @@ def test_static_network_from_the_panel(panel):
     assert (net.mode, net.address, net.netmask, net.gateway) == \
         ("static", "192.168.1.10", "255.255.255.0", "192.168.1.1")
     keys(menu, "boo")            # back to the menu, Network, DHCP
-    assert text(menu) == ["DHCP saved", "applied"]
+    wait_until(lambda: text(menu) == ["DHCP saved", "applied"])
     assert load_file(m.config_path).network.mode == "dhcp"
 
 
