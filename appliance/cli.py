@@ -120,6 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.modules.setdefault("requests", None)
     from appliance.components import build_components
     from appliance.events import EventBus
+    from appliance.running import RunningRecord
     from appliance.runtime import Runtime
     from appliance.supervisor import Supervisor
 
@@ -129,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     bus = EventBus()
     runtime = Runtime(bus, loaded.path)
     supervisor = Supervisor(loaded.config, build_components(loaded.config, bus, runtime),
-                            config_path=loaded.path, bus=bus)
+                            config_path=loaded.path, bus=bus,
+                            record=RunningRecord(loaded.config.device.data_dir, loaded.path))
     runtime.supervisor = supervisor
     supervisor.install_signal_handlers()
     return supervisor.run()
@@ -159,13 +161,25 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:
+    from appliance.config.schema import ApplianceConfig
+    from appliance.running import reload_running
+
     path, _ = loader.locate(args.config)
     if path is None:
         path = loader.DEV_CONFIG
+    # The running appliance is found in the data directory of the settings before the change.
+    before = loader.load_file(path) if path.exists() else ApplianceConfig()
+    data_dir = before.device.data_dir
     editor.set_value(path, args.key, args.value)
-    print(f"{path}: {args.key} set; send SIGHUP to a running appliance "
-          "(systemctl reload appliance) to apply it")
-    return EXIT_OK
+    outcome = reload_running(path, data_dir)
+    if outcome.applied:
+        print(f"{path}: {args.key} set and applied by the running appliance")
+        return EXIT_OK
+    # Saved with no appliance running is a normal offline change; a running appliance that
+    # did not take it is a failure the caller must see.
+    print(f"{path}: {args.key} saved; {outcome.describe()}",
+          file=sys.stdout if outcome.none_running else sys.stderr)
+    return EXIT_OK if outcome.none_running else EXIT_FAILED
 
 
 def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

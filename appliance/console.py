@@ -31,6 +31,7 @@ from collections.abc import Callable
 from appliance.config.editor import field_annotation, parse_key, render
 from appliance.errors import ApplianceError, ConfigError
 from appliance.maintenance import Maintenance
+from appliance.running import ReloadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ class ConsoleSession:
 
     def __init__(self, maintenance: Maintenance, pin: str,
                  recent_log: Callable[[int], list[str]] = lambda n: [],
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 cancelled: Callable[[], bool] = lambda: False):
         self.maintenance = maintenance
+        self.cancelled = cancelled  # the console is stopping: stop waiting for a reload
         self.pin = pin
         self.recent_log = recent_log
         self.clock = clock
@@ -149,8 +152,8 @@ class ConsoleSession:
         if args[:1] == ["set"] and len(args) >= 3:
             key = args[1]
             value = line.split(None, 3)[3].strip()
-            m.set_values((key, value))
-            return f"{key} set and applied\n"
+            outcome = m.set_values((key, value), cancelled=self.cancelled)
+            return _saved(key, outcome)
         raise CommandError("usage: config show | config get KEY | config set KEY VALUE")
 
     def _network(self, args: list[str]) -> str:
@@ -158,14 +161,21 @@ class ConsoleSession:
         if not args or args == ["show"]:
             return _lines(m.network_lines())
         if args == ["dhcp"]:
-            m.set_values(("network.mode", "dhcp"))
-            return "network: DHCP set and applied\n"
+            outcome = m.set_values(("network.mode", "dhcp"), cancelled=self.cancelled)
+            return _saved("network: DHCP", outcome)
         if args[0] == "static" and len(args) in (3, 4):
             gateway = args[3] if len(args) == 4 else ""
-            m.set_static_network(args[1], args[2], gateway)
-            return "network: static address set and applied\n"
+            outcome = m.set_static_network(args[1], args[2], gateway,
+                                           cancelled=self.cancelled)
+            return _saved("network: static address", outcome)
         raise CommandError("usage: network | network dhcp | "
                            "network static ADDRESS NETMASK [GATEWAY]")
+
+
+def _saved(what: str, outcome: ReloadOutcome) -> str:
+    if outcome.applied:
+        return f"{what} set and applied\n"
+    return f"{what} saved; {outcome.describe()}\n"
 
 
 def _value(config, key: str) -> str:

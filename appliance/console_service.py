@@ -122,7 +122,7 @@ class SerialConsole(Component):
 
     def _new_session(self) -> ConsoleSession:
         return ConsoleSession(self.maintenance, self.settings.pin.get_secret_value(),
-                              recent_log=self.recent.tail)
+                              recent_log=self.recent.tail, cancelled=self._stop.is_set)
 
     def _send(self, link: SerialLink, text: str) -> bool:
         try:

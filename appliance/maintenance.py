@@ -1,7 +1,7 @@
 """What a technician can do from the front panel and the serial console, in one place, so both
 behave the same: change settings (through `config.editor.set_value`, the one validated write
-path, then a live reload), C-ECHO a configured peer, identify the box, reboot, factory reset,
-and read the status lines both show.
+path, then a live reload whose outcome `set_values` waits for and returns), C-ECHO a
+configured peer, identify the box, reboot, factory reset, and read the status lines both show.
 
 Rebooting and applying network settings go through `SystemActions`: on the board it runs the
 system's commands; in `sim` (and in tests) it only records what it would have done, so nothing
@@ -29,6 +29,7 @@ from appliance.config.schema import ApplianceConfig, NetworkConfig
 from appliance.dicom.verification import EchoResult, echo
 from appliance.errors import ApplianceError, ConfigError
 from appliance.health import HealthView
+from appliance.running import ReloadOutcome
 from appliance.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -106,20 +107,39 @@ class Maintenance:
 
     # -- settings ---------------------------------------------------------------------------
 
-    def set_values(self, *pairs: tuple[str, str]) -> ApplianceConfig:
-        """Set each KEY to VALUE in order through the validated write path, then reload live.
+    def set_values(self, *pairs: tuple[str, str],
+                   cancelled: Callable[[], bool] = lambda: False) -> ReloadOutcome:
+        """Set each KEY to VALUE in order through the validated write path, then have the
+        running appliance apply it; returns whether it was applied, and if not, why not.
         Raises ConfigError (nothing more is written after the first refusal)."""
+        self.save_values(*pairs)
+        return self.apply(cancelled)
+
+    def save_values(self, *pairs: tuple[str, str]) -> ApplianceConfig:
+        """Write only (see `set_values`)."""
         with self._write_lock:  # panel and console may both be writing
             config = self._config
             for key, raw in pairs:
                 config = set_value(self.config_path, key, raw)
                 log.info("maintenance: %s set", key)
             self._config = config
-        self.runtime.request_reload()
         return config
 
-    def set_static_network(self, address: str, netmask: str, gateway: str = "") -> None:
-        """Switch to a static address; the whole is checked before anything is written."""
+    def apply(self, cancelled: Callable[[], bool] = lambda: False) -> ReloadOutcome:
+        """Have the running appliance re-read the file; wait until it has."""
+        outcome = self.runtime.reload_and_wait(cancelled=cancelled)
+        if not outcome.applied:
+            log.warning("maintenance: saved, %s", outcome.describe())
+        return outcome
+
+    def set_static_network(self, address: str, netmask: str, gateway: str = "",
+                           cancelled: Callable[[], bool] = lambda: False) -> ReloadOutcome:
+        """Switch to a static address and have the appliance apply it (see `set_values`)."""
+        self.save_static_network(address, netmask, gateway)
+        return self.apply(cancelled)
+
+    def save_static_network(self, address: str, netmask: str, gateway: str = "") -> None:
+        """Write a static address; the whole is checked before anything is written."""
         net = self._config.network
         try:
             NetworkConfig(interface=net.interface, mode="static", address=address,
@@ -128,9 +148,9 @@ class Maintenance:
             reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
             raise ConfigError([f"{self.config_path}: network: {reasons}"]) from None
         # Each step is valid on its own: DHCP first, then the values, then static.
-        self.set_values(("network.mode", "dhcp"), ("network.address", address),
-                        ("network.netmask", netmask), ("network.gateway", gateway),
-                        ("network.mode", "static"))
+        self.save_values(("network.mode", "dhcp"), ("network.address", address),
+                         ("network.netmask", netmask), ("network.gateway", gateway),
+                         ("network.mode", "static"))
 
     # -- actions ----------------------------------------------------------------------------
 

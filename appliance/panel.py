@@ -2,8 +2,14 @@
 
 Pure logic, shared by the real panel (`appliance.front_panel`) and `appliance panel` in a
 terminal: feed it `press(button, long)` and `tick()`, read `render()`. Every change goes
-through `Maintenance.set_values`, the same validated path as `appliance config set`, and is
-applied live.
+through `Maintenance`, the same validated path as `appliance config set`; the panel then waits
+(showing "applying...") until the running appliance has applied it, and says "applied" only
+then, or "NOT applied yet:" and why.
+
+A text too long for the display is shown by a short form when it is a known one ("storage
+disabled" for "storage is not enabled"), otherwise it scrolls sideways (`tick()` moves it):
+it stands still for a moment, moves one character every `scroll_seconds`, stands at its end,
+and starts over.
 
 Buttons: up/down move (or change the character under the cursor; holding repeats), OK
 selects (in an editor: next position, and on the last position or with a long press: save),
@@ -23,12 +29,23 @@ from collections.abc import Callable
 from appliance.config.schema import NetworkConfig
 from appliance.errors import ApplianceError, ConfigError
 from appliance.maintenance import Maintenance
+from appliance.running import ReloadOutcome
 
 log = logging.getLogger(__name__)
 
 #: Characters offered for an AE title, in the order up steps through them.
 AE_CHARSET = " ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 DIGITS = "0123456789"
+
+#: Known status texts too long for a 16-character line, and how the display shows them.
+SHORT_FORMS = {
+    "storage is not enabled": "storage disabled",
+    "print is not enabled": "print disabled",
+    "no queue reported yet": "not reported yet",
+    "no printer status yet": "not reported yet",
+}
+#: Scroll steps a long line stands still at its start and at its end.
+SCROLL_PAUSE = 3
 
 
 def problem_text(exc: Exception) -> str:
@@ -42,6 +59,8 @@ class Screen:
     """One screen. `press` returns the screen to show next (often itself)."""
 
     parent: Screen | None = None
+    #: Long lines scroll sideways (not in editors, where the cursor marks a position).
+    scrolls = True
 
     def lines(self, panel: PanelMenu) -> list[str]:
         raise NotImplementedError
@@ -134,6 +153,8 @@ class Editor(Screen):
     """Edit `value` one character at a time from `charset`; positions in `fixed` are skipped.
     `save(panel, text)` returns the next screen."""
 
+    scrolls = False
+
     def __init__(self, title: str, value: str, charset: str, save: Callable,
                  parent: Screen | None, fixed: str = ""):
         self.title, self.charset, self.save, self.parent = title, charset, save, parent
@@ -219,10 +240,23 @@ def main_menu(parent: Screen) -> Menu:
 
 def saving(panel: PanelMenu, parent: Screen, done: str, *pairs: tuple[str, str]) -> Screen:
     try:
-        panel.maintenance.set_values(*pairs)
+        panel.maintenance.save_values(*pairs)
     except ApplianceError as exc:
         return Message(["Not saved:", problem_text(exc)], parent)
-    return Message([done, "applied"], parent)
+    return applying(panel, parent, done)
+
+
+def applying(panel: PanelMenu, parent: Screen, done: str) -> Screen:
+    """The change is saved: wait (in the background) until the appliance has applied it."""
+    def work() -> Screen:
+        return applied_message(done, panel.maintenance.apply(), parent)
+    return panel.in_background(Busy([done, "applying..."]), work)
+
+
+def applied_message(done: str, outcome: ReloadOutcome, parent: Screen) -> Message:
+    if outcome.applied:
+        return Message([done, "applied"], parent)
+    return Message([done, "NOT applied yet:", outcome.reason], parent)
 
 
 def edit_ae_title(panel: PanelMenu, menu: Screen) -> Screen:
@@ -276,10 +310,10 @@ def static_editor(panel: PanelMenu, menu: Screen, net: NetworkConfig) -> Screen:
     def finish(p: PanelMenu) -> Screen:
         gateway = "" if values["gateway"] == "0.0.0.0" else values["gateway"]
         try:
-            p.maintenance.set_static_network(values["address"], values["netmask"], gateway)
+            p.maintenance.save_static_network(values["address"], values["netmask"], gateway)
         except ApplianceError as exc:
             return Message(["Not saved:", problem_text(exc)], menu)
-        return Message(["Static saved", "applied"], menu)
+        return applying(p, menu, "Static saved")
     return editor(0)
 
 
@@ -326,17 +360,19 @@ class PanelMenu:
 
     def __init__(self, maintenance: Maintenance, cols: int = 16, rows: int = 2,
                  idle_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[], None] = lambda: None):
+                 on_change: Callable[[], None] = lambda: None, scroll_seconds: float = 0.5):
         self.maintenance, self.cols, self.rows = maintenance, cols, rows
         self.idle_seconds, self.clock, self.on_change = idle_seconds, clock, on_change
+        self.scroll_seconds = scroll_seconds
         self._lock = threading.RLock()
         self.screen: Screen = StatusScreen()
         self.lit = True
-        self.last_press = clock()
+        self.last_press = self.shown_since = clock()
+        self._drawn_step = 0
 
     def press(self, button: str, long: bool = False) -> None:
         with self._lock:
-            self.last_press = self.clock()
+            self.last_press = self.shown_since = self.clock()
             if not self.lit:
                 self.lit = True  # the first press only wakes the panel
             elif long and button == "back":
@@ -346,20 +382,55 @@ class PanelMenu:
         self.on_change()
 
     def tick(self) -> None:
+        """Called a few times a second: dims when idle, moves long lines along."""
         with self._lock:
-            if not self.lit or self.clock() - self.last_press < self.idle_seconds:
-                return
-            if isinstance(self.screen, Busy):
-                return
-            self.screen, self.lit = StatusScreen(), False
-        self.on_change()
+            now = self.clock()
+            if self.lit and now - self.last_press >= self.idle_seconds \
+                    and not isinstance(self.screen, Busy):
+                self.screen, self.lit = StatusScreen(), False
+                self.shown_since = now
+                changed = True
+            else:
+                changed = self._scrolled()
+        if changed:
+            self.on_change()
+
+    def _scroll_step(self) -> int:
+        return int(max(0.0, self.clock() - self.shown_since) / self.scroll_seconds)
+
+    def _scrolled(self) -> bool:
+        """True when a long line on the screen has moved since it was last drawn."""
+        step = self._scroll_step()
+        if step == self._drawn_step:
+            return False
+        self._drawn_step = step
+        return self.screen.scrolls and any(
+            len(self.short_form(str(line))) > self.cols for line in self.screen.lines(self))
+
+    def short_form(self, line: str) -> str:
+        """A known text that does not fit, in its short form; anything else as it is."""
+        return SHORT_FORMS.get(line, line) if len(line) > self.cols else line
+
+    def window(self, line: str, step: int) -> str:
+        """The part of `line` shown at scroll step `step`."""
+        extra = len(line) - self.cols
+        if extra <= 0:
+            return line
+        position = step % (extra + 2 * SCROLL_PAUSE) - SCROLL_PAUSE
+        start = min(max(position, 0), extra)
+        return line[start:start + self.cols]
 
     def in_background(self, busy: Busy, work: Callable[[], Screen]) -> Screen:
         def run() -> None:
-            result = work()
+            try:
+                result = work()
+            except Exception as exc:  # a bug must not leave the panel busy for ever
+                log.exception("panel: background action failed")
+                result = Message(["Failed:", str(exc)], None)
             with self._lock:
                 if self.screen is busy:
                     self.screen = result
+                    self.shown_since = self.clock()
             self.on_change()
         threading.Thread(target=run, name="panel-action", daemon=True).start()
         return busy
@@ -368,6 +439,9 @@ class PanelMenu:
         with self._lock:
             lines = self.screen.lines(self)
             cursor = self.screen.cursor(self)
+            if self.screen.scrolls:
+                step = self._scroll_step()
+                lines = [self.window(self.short_form(str(line)), step) for line in lines]
         shown = [(lines[i] if i < len(lines) else "")[: self.cols].ljust(self.cols)
                  for i in range(self.rows)]
         return shown, cursor

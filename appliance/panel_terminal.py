@@ -5,9 +5,11 @@ a laptop. The display is drawn as text; keys stand in for the buttons:
     OK: Enter, o or the right arrow   back: b, Backspace or the left arrow
     a capital letter (W, S, O, B) is a long press;  q or Ctrl-D quits
 
-Changes are written through the same validated path as `appliance config set`; a running
-appliance applies them at its next reload (`systemctl reload appliance`). Reboot and factory
-reset are only recorded here: this command never reboots the machine it runs on.
+Changes are written through the same validated path as `appliance config set`, and as there,
+an appliance running on the same configuration file and data directory is asked to reload
+(`appliance.running`): the display says "applied" once it has, otherwise "NOT applied yet:"
+and why (e.g. no running appliance found). Reboot and factory reset are only recorded here:
+this command never reboots the machine it runs on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import termios
 import threading
 import time
 import tty
+from pathlib import Path
 from typing import TextIO
 
 from appliance.config import loader
@@ -27,6 +30,7 @@ from appliance.events import EventBus
 from appliance.health import HealthView
 from appliance.maintenance import Maintenance, SystemActions
 from appliance.panel import Busy, PanelMenu
+from appliance.running import RELOAD_TIMEOUT, ReloadOutcome, reload_running
 from appliance.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,11 +46,20 @@ HELP = "keys: w/s up/down, Enter/o OK, b back, capitals = long press, q quit"
 
 
 class TerminalRuntime(Runtime):
-    """No supervisor here: a saved change is applied by the running appliance's next reload."""
+    """No supervisor here: a saved change is sent to the appliance running on `data_dir`."""
+
+    def __init__(self, bus: EventBus, config_path: Path | None, data_dir: str | Path):
+        super().__init__(bus, config_path)
+        self.data_dir = data_dir
 
     def request_reload(self) -> None:
-        log.info("saved to %s; a running appliance applies it on reload",
-                 self.config_path_for_writes())
+        self.reload_and_wait()
+
+    def reload_and_wait(self, timeout: float = RELOAD_TIMEOUT,
+                        cancelled=lambda: False) -> ReloadOutcome:
+        outcome = reload_running(self.config_path_for_writes(), self.data_dir, timeout)
+        log.info("saved to %s; %s", self.config_path_for_writes(), outcome.describe())
+        return outcome
 
 
 class TerminalPanel:
@@ -92,7 +105,7 @@ def split_keys(data: str) -> list[str]:
 def run(config_arg: str | None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     loaded = loader.load(config_arg)
     bus = EventBus()
-    runtime = TerminalRuntime(bus, loaded.path)
+    runtime = TerminalRuntime(bus, loaded.path, loaded.config.device.data_dir)
     maintenance = Maintenance(loaded.config, runtime, HealthView(bus),
                               SystemActions(simulated=True))
     size = loaded.config.hal.panel.size

@@ -4,17 +4,20 @@ the configuration file in use, a live reload, every component's health, and the 
 The web page, the front panel and the serial console change settings through
 `appliance.config.editor.set_value(runtime.config_path_for_writes(), ...)` and then call
 `runtime.request_reload()`, so every path goes through the same validation and is applied live.
+The panel and the console use `reload_and_wait()`, so they say "applied" only once it was.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEV_CONFIG
 from appliance.events import EventBus
+from appliance.running import RELOAD_TIMEOUT, ReloadOutcome
 
 if TYPE_CHECKING:
     from appliance.supervisor import Supervisor
@@ -43,15 +46,30 @@ class Runtime:
         """Where configuration changes are written: the file in use, or the development file."""
         return self.config_path or DEV_CONFIG
 
-    def request_reload(self) -> None:
-        """Re-read the configuration file and apply it (as SIGHUP does)."""
+    def request_reload(self) -> int | None:
+        """Re-read the configuration file and apply it (as SIGHUP does); returns the ticket
+        `Supervisor.wait_reload` takes, None when there is no supervisor yet."""
         if self.supervisor is None:
             log.warning("reload requested before the supervisor started; ignored")
-            return
+            return None
         if self.config_path is None:
             # Running on defaults: once a file has been written, run from it from now on.
             self.config_path = self.supervisor.config_path = DEV_CONFIG
-        self.supervisor.request_reload()
+        return self.supervisor.request_reload()
+
+    def reload_and_wait(self, timeout: float = RELOAD_TIMEOUT,
+                        cancelled: Callable[[], bool] = lambda: False) -> ReloadOutcome:
+        """Reload, and wait until the appliance has applied the file (or says why not)."""
+        supervisor = self.supervisor
+        ticket = self.request_reload()
+        if supervisor is None or ticket is None:
+            return ReloadOutcome(False, "the appliance has not started yet")
+        outcome = supervisor.wait_reload(ticket, timeout, cancelled)
+        if outcome is not None:
+            return outcome
+        if cancelled():
+            return ReloadOutcome(False, "interrupted (restarting with the new settings)")
+        return ReloadOutcome(False, f"the appliance did not reload within {timeout:g} s")
 
     def health(self) -> list[ComponentHealth]:
         """Every supervised component's state, for status screens, the web page and metrics."""

@@ -23,6 +23,7 @@ from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ComponentFailure, ConfigError
 from appliance.events import EventBus
+from appliance.running import ReloadOutcome, RunningRecord, file_digest
 from appliance.sdnotify import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Supervisor:
         tick: float = 0.2,
         stop_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        record: RunningRecord | None = None,
     ):
         self.config = config
         self.config_path = config_path
@@ -92,6 +94,12 @@ class Supervisor:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
+        # Reload tickets for threads that wait for their change to be applied (not signals).
+        self._reload_done = threading.Condition()
+        self._reload_asked = 0
+        self._reload_served = 0
+        self.last_reload = ReloadOutcome(True)
+        self.record = record
         self._last_status = ""
         self._last_status_at = 0.0
         self._last_states: list[str] = []
@@ -103,14 +111,36 @@ class Supervisor:
         self._stop_requested = True
         self._wake.set()
 
-    def request_reload(self) -> None:
+    def request_reload(self) -> int:
+        """Ask for a reload from another thread; returns a ticket for `wait_reload`."""
+        with self._reload_done:
+            self._reload_asked += 1
+            ticket = self._reload_asked
+        self._on_sighup()
+        return ticket
+
+    def _on_sighup(self) -> None:
+        # Signal handlers run in the main thread, which may hold the lock: no lock here.
         self._reload_requested = True
         self._wake.set()
+
+    def wait_reload(self, ticket: int, timeout: float,
+                    cancelled: Callable[[], bool] = lambda: False) -> ReloadOutcome | None:
+        """Wait until the reload that serves `ticket` is done; its outcome, or None when
+        `timeout` passed or `cancelled()` became true first."""
+        deadline = time.monotonic() + timeout
+        with self._reload_done:
+            while self._reload_served < ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or cancelled() or self._stop_requested:
+                    return None
+                self._reload_done.wait(min(remaining, 0.1))
+            return self.last_reload
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
         signal.signal(signal.SIGINT, lambda *_: self.request_stop())
-        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.signal(signal.SIGHUP, lambda *_: self._on_sighup())
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -120,6 +150,8 @@ class Supervisor:
         now = self.clock()
         for slot in self.slots:
             self._start(slot, now)
+        if self.record is not None:
+            self.record.started()
         try:
             while not self._stop_requested:
                 self.step()
@@ -127,13 +159,20 @@ class Supervisor:
                 self._wake.clear()
         finally:
             self._shutdown()
+            if self.record is not None:
+                self.record.stopped()
         return 0
 
     def step(self) -> None:
         """One pass of the loop: reload if asked, supervise, report."""
         if self._reload_requested:
             self._reload_requested = False
+            with self._reload_done:
+                serving = self._reload_asked
             self.reload()
+            with self._reload_done:
+                self._reload_served = max(self._reload_served, serving)
+                self._reload_done.notify_all()
         now = self.clock()
         for slot in self.slots:
             self._supervise(slot, now)
@@ -242,10 +281,21 @@ class Supervisor:
     # -- reload and stop --------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Re-read the configuration file and apply it; keep the old one if it is bad."""
+        """Re-read the configuration file and apply it; keep the old one if it is bad.
+        The outcome is kept in `last_reload` (and in the running record, for other processes)."""
+        text_digest = file_digest(self.config_path)
+        outcome = self._reload()
+        self.last_reload = outcome
+        if self.record is not None:
+            self.record.reloaded(outcome, text_digest, self.config_path,
+                                 self.config.device.data_dir)
+        return outcome.applied
+
+    def _reload(self) -> ReloadOutcome:
         if self.config_path is None:
             log.warning("reload requested, but running on built-in defaults: nothing to re-read")
-            return False
+            return ReloadOutcome(False, "the appliance runs on built-in defaults: no file "
+                                        "to re-read")
         self.notifier.reloading()
         try:
             new = load_file(self.config_path)
@@ -253,22 +303,26 @@ class Supervisor:
             for line in exc.problems:
                 log.error("reload refused, keeping the running configuration: %s", line)
             self.notifier.reloaded(f"reload refused: {exc.problems[0]}; {self.status_line()}")
-            return False
+            return ReloadOutcome(False, f"reload refused: {exc.problems[0]}")
         self.config = new
         logsetup.set_level(new.log.level)
         now = self.clock()
+        failed = []
         for slot in self.slots:
             if slot.state == RUNNING:
                 try:
                     slot.component.reconfigure(new)
                 except Exception as exc:
                     self._fail(slot, exc, now)
+                    failed.append(f"{slot.name} failed: {slot.last_error}")
             else:
                 slot.component.configure(new)
         log.info("configuration reloaded from %s", self.config_path)
         self.notifier.reloaded(self.status_line())
         self._last_status = self.status_line()
-        return True
+        if failed:
+            return ReloadOutcome(False, "; ".join(failed))
+        return ReloadOutcome(True)
 
     def _shutdown(self) -> None:
         log.info("stopping")

@@ -17,6 +17,7 @@ from appliance.config.loader import load_file
 from appliance.events import EventBus
 from appliance.health import HealthView
 from appliance.maintenance import Maintenance, SystemActions
+from appliance.running import ReloadOutcome
 from appliance.runtime import Runtime
 from appliance.supervisor import Supervisor
 from tests.conftest import free_port, write_config
@@ -26,14 +27,20 @@ __all__ = ["board", "wait_until"]
 
 
 class RecordingRuntime(Runtime):
-    """A runtime without a supervisor that counts reload requests."""
+    """A runtime without a supervisor that counts reload requests and answers each wait
+    with `outcome` (applied unless a test says otherwise)."""
 
     def __init__(self, bus, config_path):
         super().__init__(bus, config_path)
         self.reloads = 0
+        self.outcome = ReloadOutcome(True)
 
     def request_reload(self) -> None:
         self.reloads += 1
+
+    def reload_and_wait(self, timeout: float = 15.0, cancelled=lambda: False) -> ReloadOutcome:
+        self.request_reload()
+        return self.outcome
 
 
 @pytest.fixture

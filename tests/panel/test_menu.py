@@ -43,13 +43,13 @@ def test_status_pages(panel):
     keys(menu, "d")
     assert text(menu)[0].startswith("IP ") and text(menu)[1] == "DHCP"
     keys(menu, "d")
-    assert text(menu) == ["Queue", "storage is not en"[:16]]
+    assert text(menu) == ["Queue", "storage disabled"]
     keys(menu, "d")
-    assert text(menu) == ["Printer", "print is not ena"]
+    assert text(menu) == ["Printer", "print disabled"]
     keys(menu, "d")
     assert text(menu) == ["Last error", "none"]
     m.health._component({"name": "storage", "state": "failed", "error": "disk gone"})
-    assert text(menu) == ["Last error", "storage: disk go"]
+    assert text(menu) == ["Last error", "storage: disk go"]  # then it scrolls (see below)
     keys(menu, "b")
     assert text(menu)[0] == "CT3EDGE"
 
@@ -90,7 +90,7 @@ def test_port_edit_saves_and_reloads(panel):
     keys(menu, "odo")            # menu, Port, editor at 11112
     keys(menu, "oooo" + "u")     # last digit 2 -> 3
     keys(menu, "o")              # OK on the last digit saves
-    assert text(menu) == ["Port 11113 saved", "applied"]
+    wait_until(lambda: text(menu) == ["Port 11113 saved", "applied"])
     assert load_file(m.config_path).dicom.port == 11113
     assert m.runtime.reloads == 1
 
@@ -115,12 +115,12 @@ def test_static_network_from_the_panel(panel):
     keys(menu, "uo" "do" "uuo" "uo" + "u" * 6 + "o" + "u" * 8 + "o" "o" "o" "uo" "o" "o" "u")
     assert text(menu)[0] == "192.168.001.001"
     keys(menu, "o")              # OK on the last digit saves
-    assert text(menu) == ["Static saved", "applied"]
+    wait_until(lambda: text(menu) == ["Static saved", "applied"])
     net = load_file(m.config_path).network
     assert (net.mode, net.address, net.netmask, net.gateway) == \
         ("static", "192.168.1.10", "255.255.255.0", "192.168.1.1")
     keys(menu, "boo")            # back to the menu, Network, DHCP
-    assert text(menu) == ["DHCP saved", "applied"]
+    wait_until(lambda: text(menu) == ["DHCP saved", "applied"])
     assert load_file(m.config_path).network.mode == "dhcp"
 
 
@@ -219,3 +219,79 @@ def test_factory_reset_uses_the_factory_file_when_there_is_one(panel):
     keys(menu, "o" + "d" * 6 + "oo")
     assert load_file(m.config_path).dicom.ae_title == "FACTORY"
     assert m.runtime.reloads == 1
+
+
+def covers(frames: list[str], text: str, cols: int = 16) -> bool:
+    """Every character of `text` was on the display in its place, and nothing else was."""
+    seen = [False] * len(text)
+    for frame in frames:
+        start = text.find(frame)
+        if start < 0:
+            return False
+        for i in range(start, start + len(frame)):
+            seen[i] = True
+    return all(seen)
+
+
+def test_a_long_status_line_scrolls_so_the_whole_text_can_be_read(panel):
+    clock = Clock()
+    menu, m = panel(clock=clock)
+    drawn = []
+    menu.on_change = lambda: drawn.append(menu.render()[0][1])
+    keys(menu, "dddd")                              # the Last error page
+    error = "forward: PACS refused the association"
+    m.health._component({"name": "forward", "state": "failed",
+                         "error": "PACS refused the association"})
+    drawn.clear()
+    frames = []
+    for _ in range(60):                             # 30 s at 0.5 s a step: more than a round
+        frames.append(text(menu)[1])
+        clock.now += 0.5
+        menu.tick()
+    assert frames[0] == error[:16]                   # it starts still, at the beginning
+    assert error[-16:] in frames                     # and reaches the end
+    assert covers(frames, error)
+    assert frames.count(error[:16]) >= 3 * 2         # a pause at the start of each round
+    assert drawn and covers(drawn, error)            # tick() redraws when it moves
+    keys(menu, "d")                                  # a short page does not redraw
+    drawn.clear()
+    for _ in range(5):
+        clock.now += 0.5
+        menu.tick()
+    assert drawn == []
+
+
+def test_known_long_texts_are_shown_in_a_readable_short_form(panel):
+    menu, _ = panel()
+    keys(menu, "dd")
+    assert text(menu) == ["Queue", "storage disabled"]
+    keys(menu, "d")
+    assert text(menu) == ["Printer", "print disabled"]
+    menu20, _ = panel(cols=20, rows=4)
+    keys(menu20, "dd")
+    assert text(menu20)[:2] == ["Queue", "storage disabled"]
+
+
+def test_the_real_display_scrolls_a_long_line(board, maintenance):
+    from appliance.front_panel import FrontPanel
+    m = maintenance()
+    component = FrontPanel(m.config, board, m)
+    component.start()
+    try:
+        component.menu.scroll_seconds = 0.25          # the panel ticks every 0.25 s
+        error = "storage: data partition is not mounted"
+        m.health._component({"name": "storage", "state": "failed",
+                             "error": "data partition is not mounted"})
+        for _ in range(4):
+            component.menu.press("down")              # the Last error page
+        frames: list[str] = []
+
+        def read_all() -> bool:
+            line = board.display_model.text[1]
+            if not frames or frames[-1] != line:
+                frames.append(line)
+            return covers(frames, error)
+        wait_until(read_all, timeout=30, interval=0.02)
+        assert board.display_model.text[0].rstrip() == "Last error"
+    finally:
+        component.stop(5.0)
