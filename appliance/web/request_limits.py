@@ -114,14 +114,15 @@ class RequestLimits:
             return
 
         received = 0
-        started = False
+        started = refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    refused = True
                     raise BodyTooLarge(limit)
             return message
 
@@ -129,6 +130,9 @@ class RequestLimits:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if refused:  # the rest of the body is not wanted: close after the answer
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"connection", b"close")]}
             await send(message)
 
         try:
