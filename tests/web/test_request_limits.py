@@ -118,3 +118,24 @@ def test_a_logged_in_import_has_its_stated_limit(box, tmp_path):
     assert "16 MiB" in streamed.text
     assert rss_bytes(proc.pid) - rss_before < RSS_GROWTH
     assert files_under(tmp) == {}
+
+
+def test_each_route_has_its_limit(logged_in):
+    setup, token = logged_in
+    csrf = {"X-CSRF-Token": token}
+    big_change = setup.client.patch("/api/v1/config", headers=csrf, json={
+        "changes": {"device.name": "x" * DEFAULT_LIMIT}})
+    assert big_change.status_code == 413
+    assert "at most 64 KiB" in big_change.json()["detail"]
+    # A configuration restore may be larger than a form, up to the file's own limit.
+    restore = setup.client.post("/api/v1/config/restore", headers=csrf, json={
+        "toml": "# " + "x" * (512 * 1024) + "\n[device]\nname = \"BIG\"\n"})
+    assert restore.status_code != 413
+    too_big = setup.client.post("/api/v1/config/restore", headers=csrf, json={
+        "toml": "x" * (2 * MIB)})
+    assert too_big.status_code == 413 and "1.1 MiB" in too_big.json()["detail"]
+    # Pages answer with a page naming the limit.
+    page = setup.client.post("/config/dicom", data={"csrf_token": "x", "form": "dicom",
+                                                    "ae_title": "A" * DEFAULT_LIMIT})
+    assert page.status_code == 413 and "64 KiB" in page.text
+    assert "x" * 100 not in setup.config_path.read_text()  # nothing refused was written
