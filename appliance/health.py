@@ -12,7 +12,8 @@ Topics read (fields in brackets; the README lists them for the developers who pu
 - `disk` (state: "ok", "high" (above its mark) or "full", free_bytes);
   `storage` with kind "space" (low) from the Storage SCP counts as "full" while low;
 - `update` (state: "running", "done" or "failed", info);
-- `identify` (seconds; 0 stops).
+- `identify` (seconds; 0 stops);
+- `web_setup` (code: the one-time setup code while no web password is set, "" once it is).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from appliance.events import Event, EventBus
 log = logging.getLogger(__name__)
 
 TOPICS = ("component", "association_open", "association", "print_job", "queue", "printer",
-          "disk", "storage", "update", "identify")
+          "disk", "storage", "update", "identify", "web_setup")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class HealthView:
         self.updating = False
         self.identify_until = 0.0
         self.last_error = ""
+        self.web_setup_code = ""
         for topic in TOPICS:
             bus.subscribe(self._on_event, topic)
 
@@ -132,6 +134,9 @@ class HealthView:
     def _identify(self, data: dict) -> None:
         seconds = float(data.get("seconds", 0))
         self.identify_until = self.clock() + seconds if seconds > 0 else 0.0
+
+    def _web_setup(self, data: dict) -> None:
+        self.web_setup_code = str(data.get("code", ""))
 
     # -- the picture ------------------------------------------------------------------------
 

@@ -229,6 +229,8 @@ class Maintenance:
         lines.append("faults: " + (", ".join(faults) if faults else "none"))
         lines.append("warnings: " + (", ".join(warnings) if warnings else "none"))
         lines.append(f"last error: {self.health.last_error or 'none'}")
+        if self.health.web_setup_code:
+            lines.append(f"web setup code: {self.health.web_setup_code}")
         return lines
 
     def network_lines(self) -> list[str]:

@@ -99,7 +99,9 @@ class StatusScreen(Screen):
         m = panel.maintenance
         config, health = m.config, m.health
         trouble = health.faults or health.warnings
-        return [
+        # A box without a web password shows its one-time setup code first.
+        setup = [["Setup code", health.web_setup_code]] if health.web_setup_code else []
+        return setup + [
             [config.dicom.ae_title, f"Port {config.dicom.port}", f"IP {m.ip_address()}",
              ("! " + trouble[0]) if trouble else "OK"],
             [f"IP {m.ip_address()}", config.network.mode.upper()],
@@ -114,9 +116,9 @@ class StatusScreen(Screen):
 
     def press(self, panel, button, long):
         if button == "up":
-            self.page = (self.page - 1) % 5
+            self.page = (self.page - 1) % len(self.pages(panel))
         elif button == "down":
-            self.page = (self.page + 1) % 5
+            self.page = (self.page + 1) % len(self.pages(panel))
         elif button == "ok":
             return main_menu(self)
         elif button == "back":

@@ -196,6 +196,15 @@ class PeerConfig(Section):
     port: Port = Field(104, description="The peer's DICOM port")
 
 
+def check_ip_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"must be an IP address or network such as 10.0.0.5 or 10.0.0.0/24, "
+                         f"got {value!r}") from None
+    return value
+
+
 class WebConfig(Section):
     """[web]: the local status and configuration page."""
 
@@ -212,6 +221,10 @@ class WebConfig(Section):
         5, description="Failed logins from one address before it must wait (60 s, doubling)")
     echo_timeout: Annotated[float, AfterValidator(positive_seconds(120))] = Field(
         10.0, description="Seconds the peer 'Test' button waits for each step of a C-ECHO")
+    trusted_proxies: list[Annotated[str, AfterValidator(check_ip_network)]] = Field(
+        default_factory=list, description="Addresses or networks of reverse proxies in front "
+        "of the web page: only a request from one of these may name its client in "
+        "X-Forwarded-For (for logs and the login limit); empty: the header is ignored")
 
 
 class LogConfig(Section):

@@ -30,6 +30,7 @@ from appliance.web.security import (
     context,
 )
 from appliance.web.sessions import COOKIE_NAME, Session
+from appliance.web.setup_code import WRONG_SETUP_CODE
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ ACTION = [Depends(api_action)]
 
 class Password(BaseModel):
     password: str = Field(max_length=MAX_LENGTH)
+
+
+class Setup(BaseModel):
+    password: str = Field(max_length=MAX_LENGTH)
+    setup_code: str = Field("", max_length=64, description="the one-time setup code: the "
+                            "journal's 'web setup code:' line, the front panel or the serial "
+                            "console's `status`")
 
 
 class PasswordChange(BaseModel):
@@ -119,18 +127,34 @@ def _start_session(request: Request, response: Response) -> LoginAnswer:
     return LoginAnswer(csrf_token=new.csrf)
 
 
-@router.post(f"{v1}/setup", tags=["session"], responses={409: {"model": Message},
-                                                          400: {"model": Message}})
-def setup(request: Request, response: Response, body: Password) -> LoginAnswer:
-    """Set the first administrator password (only while none is set) and log in."""
+def _too_many(wait: float) -> HTTPException:
+    return HTTPException(429, f"too many failed attempts: try again in {wait:.0f} s",
+                         headers={"Retry-After": str(int(wait) + 1)})
+
+
+@router.post(f"{v1}/setup", tags=["session"], responses={
+    400: {"model": Message}, 403: {"model": Message}, 409: {"model": Message},
+    429: {"model": Message}})
+def setup(request: Request, response: Response, body: Setup) -> LoginAnswer:
+    """Set the first administrator password (only while none is set, with the one-time setup
+    code the appliance shows on its front panel and logs) and log in."""
     ctx = context(request)
+    client = client_address(request)
     if ctx.passwords.is_set():
         raise HTTPException(409, "the administrator password is already set")
+    wait = ctx.limiter.begin(client)
+    if wait > 0:
+        raise _too_many(wait)
+    if not ctx.setup_code.matches(body.setup_code):
+        ctx.limiter.finish(client, ok=False)
+        log.warning("first password refused from %s: wrong or missing setup code", client)
+        raise HTTPException(403, WRONG_SETUP_CODE)
+    ctx.limiter.finish(client, ok=True)
     try:
-        ctx.passwords.set(body.password)
+        ctx.set_first_password(body.password)
     except PasswordError as exc:
         raise HTTPException(400, str(exc)) from None
-    log.warning("administrator password set through the API by %s", client_address(request))
+    log.warning("administrator password set through the API by %s", client)
     return _start_session(request, response)
 
 
@@ -140,17 +164,19 @@ def login(request: Request, response: Response, body: Password) -> LoginAnswer:
     """Log in; sets the session cookie and returns the CSRF token."""
     ctx = context(request)
     client = client_address(request)
-    wait = ctx.limiter.retry_after(client)
-    if wait > 0:
-        raise HTTPException(429, f"too many failed attempts: try again in {wait:.0f} s",
-                            headers={"Retry-After": str(int(wait) + 1)})
     if not ctx.passwords.is_set():
         raise HTTPException(401, "no administrator password is set yet (POST /api/v1/setup)")
-    if not ctx.passwords.verify(body.password):
-        ctx.limiter.failed(client)
+    wait = ctx.limiter.begin(client)
+    if wait > 0:
+        raise _too_many(wait)
+    ok = False
+    try:
+        ok = ctx.passwords.verify(body.password)
+    finally:
+        ctx.limiter.finish(client, ok=ok)
+    if not ok:
         log.warning("failed API login from %s", client)
         raise HTTPException(401, "wrong password")
-    ctx.limiter.succeeded(client)
     return _start_session(request, response)
 
 

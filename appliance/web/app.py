@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from appliance import __version__
 from appliance.web import system_info
 from appliance.web.context import NotAvailable, WebContext
+from appliance.web.request_limits import RequestLimits
 from appliance.web.security import Redirect, session
 from appliance.web.sessions import COOKIE_NAME, CSRF_FIELD
 
@@ -58,6 +59,8 @@ def create_app(ctx: WebContext) -> FastAPI:
                   "X-CSRF-Token header with every state-changing call.",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.context = ctx
+    # Added first, so it runs inside the headers middleware below (its answers get them too).
+    app.add_middleware(RequestLimits, is_logged_in=ctx.sessions.is_logged_in)
 
     @app.middleware("http")
     async def cookies_and_headers(request: Request, call_next):

@@ -77,8 +77,11 @@ class WebComponent(Component):
             cert, key = ensure_certificate(self.config.device.data_dir, self.config.device.name,
                                            system_info.ip_addresses())
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        # proxy_headers off: uvicorn would take X-Forwarded-For from 127.0.0.1 by default;
+        # only `[web] trusted_proxies` may name a client (security.client_address).
         config = uvicorn.Config(self.app, log_config=None, access_log=False,
-                                timeout_graceful_shutdown=3, lifespan="off", **options)
+                                proxy_headers=False, timeout_graceful_shutdown=3,
+                                lifespan="off", **options)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=self._serve, args=(server, sock), name="web",
                                   daemon=True)

@@ -27,6 +27,7 @@ from appliance.web.activity import Activity, RecentLog
 from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
+from appliance.web.setup_code import SetupCode, setup_code_file
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class WebContext:
         self.passwords = PasswordStore(password_file(config.device.data_dir))
         self.sessions = SessionStore(config.web.session_minutes * 60.0)
         self.limiter = LoginLimiter(max_failures=config.web.login_attempts)
+        self.setup_code = SetupCode(setup_code_file(config.device.data_dir), self.passwords,
+                                    runtime.bus)
         self.activity = Activity(runtime.bus)
         self.recent_log = RecentLog()
         self.started = time.time()
@@ -57,6 +60,7 @@ class WebContext:
     def configure(self, config: ApplianceConfig) -> None:
         self.config = config
         self.passwords.path = password_file(config.device.data_dir)
+        self.setup_code.path = setup_code_file(config.device.data_dir)
         self.sessions.idle_seconds = config.web.session_minutes * 60.0
         self.limiter.max_failures = config.web.login_attempts
         for provider in vars(self.providers).values():
@@ -66,6 +70,7 @@ class WebContext:
     def attach(self) -> None:
         self.activity.attach()
         self.recent_log.attach()
+        self.setup_code.ensure()
 
     def detach(self) -> None:
         self.activity.detach()
@@ -167,6 +172,7 @@ class WebContext:
             log.warning("factory reset: configuration moved to %s", backup)
         self.passwords.clear()
         self.sessions.end_all()
+        self.setup_code.ensure()
         # The data directory is where the box keeps its images: a reset keeps pointing there.
         data_dir = self.config.device.data_dir
         text = ("# reset to the built-in defaults by a factory reset\n"
@@ -174,6 +180,11 @@ class WebContext:
         write_atomically(path, text.encode("utf-8"))
         config = loader.load_file(path)
         self.applied(config)
+
+    def set_first_password(self, password: str) -> None:
+        """The first administrator password (the setup code was checked): the code ends."""
+        self.passwords.set(password)
+        self.setup_code.end()
 
     def change_password(self, current: str, new: str, keep_session: str | None) -> None:
         if not self.passwords.verify(current):

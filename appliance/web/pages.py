@@ -28,6 +28,7 @@ from appliance.web.security import (
     session,
     status_page_access,
 )
+from appliance.web.setup_code import WRONG_SETUP_CODE
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +74,36 @@ def setup_page(request: Request):
 @router.post("/setup", dependencies=[Depends(page_csrf)])
 async def setup_submit(request: Request):
     ctx = context(request)
+    client = client_address(request)
     if ctx.passwords.is_set():
         raise HTTPException(409, "the administrator password is already set; log in, or "
                             "change it under Operations")
     form = await request.form()
     password, again = str(form.get("password", "")), str(form.get("password_again", ""))
+
+    def again_with(status: int, error: str):
+        return render(request, "setup.html", status_code=status, title="Set the "
+                      "administrator password", error=error)
+
+    wait = ctx.limiter.begin(client)
+    if wait > 0:
+        response = again_with(429, f"too many failed attempts: try again in {wait:.0f} s")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    if not ctx.setup_code.matches(form.get("setup_code")):
+        ctx.limiter.finish(client, ok=False)
+        log.warning("first password refused from %s: wrong or missing setup code", client)
+        return again_with(403, WRONG_SETUP_CODE)
+    ctx.limiter.finish(client, ok=True)
     error = "" if password == again else "the two passwords differ"
     if not error:
         try:
-            ctx.passwords.set(password)
+            ctx.set_first_password(password)
         except PasswordError as exc:
             error = str(exc)
     if error:
-        return render(request, "setup.html", status_code=400, title="Set the administrator "
-                      "password", error=error)
-    log.warning("administrator password set from the web page by %s", client_address(request))
+        return again_with(400, error)
+    log.warning("administrator password set from the web page by %s", client)
     response = RedirectResponse("/", status_code=303)
     _login_session(request, ctx, response)
     return response
@@ -107,18 +123,21 @@ async def login_submit(request: Request):
     form = await request.form()
     target = _safe_next(str(form.get("next", "/")))
     client = client_address(request)
-    wait = ctx.limiter.retry_after(client)
+    wait = ctx.limiter.begin(client)
     if wait > 0:
         response = render(request, "login.html", status_code=429, title="Log in", next=target,
                           error=f"too many failed attempts: try again in {wait:.0f} s")
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    if not ctx.passwords.verify(str(form.get("password", ""))):
-        ctx.limiter.failed(client)
+    ok = False
+    try:
+        ok = ctx.passwords.verify(str(form.get("password", "")))
+    finally:
+        ctx.limiter.finish(client, ok=ok)
+    if not ok:
         log.warning("failed web login from %s", client)
         return render(request, "login.html", status_code=401, title="Log in", next=target,
                       error="wrong password")
-    ctx.limiter.succeeded(client)
     log.info("web login from %s", client)
     response = RedirectResponse(target, status_code=303)
     _login_session(request, ctx, response)

@@ -14,6 +14,7 @@ import sys
 
 from appliance.config.schema import ApplianceConfig
 from appliance.web.passwords import PasswordError, PasswordStore, password_file
+from appliance.web.setup_code import setup_code_file
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace, config: ApplianceConfig) -> int:
                       file=sys.stderr)
                 return 1
         store.set(password)
+        setup_code_file(config.device.data_dir).unlink(missing_ok=True)  # no longer needed
     except PasswordError as exc:
         print(f"appliance: passwd: {exc}; nothing changed", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ token in the X-CSRF-Token header.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from urllib.parse import quote
 
@@ -46,7 +47,39 @@ def session(request: Request) -> Session:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the peer's, or, when the peer is one of `[web]
+    trusted_proxies`, the nearest untrusted address in its X-Forwarded-For header."""
+    return forwarded_client(request.client.host if request.client else "unknown",
+                            request.headers.getlist("x-forwarded-for"),
+                            context(request).config.web.trusted_proxies)
+
+
+def forwarded_client(peer: str, forwarded_for: list[str], trusted: list[str]) -> str:
+    """X-Forwarded-For read from the right: each trusted proxy names the hop before it, the
+    first hop that is not a trusted proxy is the client. A header from an untrusted peer is
+    ignored, and so is everything left of an entry that is not an address."""
+    networks = [ipaddress.ip_network(net, strict=False) for net in trusted]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    client = peer
+    if not networks or not is_trusted(peer):
+        return client
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        client = hop
+        if not is_trusted(hop):
+            break
+    return client
 
 
 def page_login(request: Request) -> Session:

@@ -72,6 +72,10 @@ class SessionStore:
             session.last_seen = now
             return session
 
+    def is_logged_in(self, token: str | None) -> bool:
+        session = self.get(token)
+        return session is not None and session.authenticated
+
     def end(self, token: str) -> None:
         with self._lock:
             self._sessions.pop(token, None)
@@ -89,24 +93,72 @@ class SessionStore:
 
 
 class LoginLimiter:
-    """Failed logins per client address: after `max_failures` within `window` seconds, further
-    attempts are refused for `lockout` seconds (doubling on each new lockout, up to an hour)."""
+    """Password and setup-code attempts, counted atomically per client address and overall.
+
+    `begin(client)` reserves an attempt under the lock before the (slow) password check and
+    `finish(client, ok)` settles it, so attempts that run at the same time count against the
+    limit while they run: however many arrive at once, at most `max_failures` are checked
+    before the address must wait. After `max_failures` failures within `window` seconds the
+    address waits `lockout` seconds (doubling on each new lockout, up to an hour). Overall, at
+    most `max_in_flight` checks run at once (each takes ~16 MiB of scrypt memory) and after
+    `max_global_failures` failures from all addresses within `window` every attempt waits
+    `lockout` seconds.
+    """
 
     def __init__(self, max_failures: int = 5, window: float = 300.0, lockout: float = 60.0,
+                 max_in_flight: int = 4, max_global_failures: int = 100,
                  clock: Callable[[], float] = time.monotonic):
         self.max_failures = max_failures
         self.window = window
         self.lockout = lockout
+        self.max_in_flight = max_in_flight
+        self.max_global_failures = max_global_failures
         self.clock = clock
         self._lock = threading.Lock()
         self._failures: dict[str, list[float]] = {}
+        self._in_flight: dict[str, int] = {}
         self._locked_until: dict[str, float] = {}
         self._lockouts: dict[str, int] = {}
+        self._global_failures: list[float] = []
+        self._global_locked_until = 0.0
 
     def retry_after(self, client: str) -> float:
         """Seconds until `client` may try again; 0 when it may try now."""
         with self._lock:
-            return max(0.0, self._locked_until.get(client, 0.0) - self.clock())
+            now = self.clock()
+            return max(0.0, self._locked_until.get(client, 0.0) - now,
+                       self._global_locked_until - now)
+
+    def begin(self, client: str) -> float:
+        """Reserve an attempt for `client`: 0 when it may check now (then call `finish`),
+        else the seconds it must wait first."""
+        with self._lock:
+            now = self.clock()
+            wait = max(self._locked_until.get(client, 0.0) - now,
+                       self._global_locked_until - now)
+            if wait > 0:
+                return wait
+            in_flight = self._in_flight.get(client, 0)
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+            self._failures[client] = recent
+            if len(recent) + in_flight >= self.max_failures \
+                    or sum(self._in_flight.values()) >= self.max_in_flight:
+                return 1.0  # the attempts still running decide; try again in a moment
+            self._in_flight[client] = in_flight + 1
+            return 0.0
+
+    def finish(self, client: str, ok: bool) -> None:
+        """Settle an attempt reserved by `begin`."""
+        with self._lock:
+            left = self._in_flight.get(client, 1) - 1
+            if left > 0:
+                self._in_flight[client] = left
+            else:
+                self._in_flight.pop(client, None)
+        if ok:
+            self.succeeded(client)
+        else:
+            self.failed(client)
 
     def failed(self, client: str) -> None:
         now = self.clock()
@@ -122,9 +174,29 @@ class LoginLimiter:
                 self._failures[client] = []
                 log.warning("login: %d failed attempts from %s; refusing logins from it for "
                             "%.0f s", len(recent), client, seconds)
+            self._global_failures = [t for t in self._global_failures
+                                     if now - t < self.window] + [now]
+            if len(self._global_failures) >= self.max_global_failures:
+                self._global_locked_until = now + self.lockout
+                self._global_failures = []
+                log.warning("login: %d failed attempts from all addresses within %.0f s; "
+                            "refusing every login for %.0f s", self.max_global_failures,
+                            self.window, self.lockout)
+            self._forget_stale(now)
 
     def succeeded(self, client: str) -> None:
         with self._lock:
             self._failures.pop(client, None)
             self._lockouts.pop(client, None)
             self._locked_until.pop(client, None)
+
+    def _forget_stale(self, now: float) -> None:
+        """Bound the tables: addresses whose failures and lockout are over are dropped."""
+        if len(self._failures) < 10_000:
+            return
+        for client in [c for c, times in self._failures.items()
+                       if not times or now - times[-1] >= self.window]:
+            if self._locked_until.get(client, 0.0) <= now and client not in self._in_flight:
+                self._failures.pop(client, None)
+                self._locked_until.pop(client, None)
+                self._lockouts.pop(client, None)

@@ -20,6 +20,7 @@ from appliance.maintenance import Maintenance, SystemActions
 from appliance.running import ReloadOutcome
 from appliance.runtime import Runtime
 from appliance.supervisor import Supervisor
+from appliance.web.passwords import PasswordStore, password_file
 from tests.conftest import free_port, write_config
 from tests.hal.conftest import board, wait_until
 
@@ -89,7 +90,10 @@ def in_process_appliance(config_file):
     started: list[tuple[InProcessAppliance, threading.Thread]] = []
     previous = Device.pin_factory
 
-    def start(sections: dict | None = None, extra_components=()) -> InProcessAppliance:
+    def start(sections: dict | None = None, extra_components=(),
+              web_password: bool = True) -> InProcessAppliance:
+        """`web_password`: the box has its web password (else its panel shows the setup
+        code first)."""
         sections = dict(sections or {})
         dicom = sections.setdefault("dicom", {})
         dicom.setdefault("port", free_port())
@@ -99,6 +103,8 @@ def in_process_appliance(config_file):
         web.setdefault("bind", "127.0.0.1")
         path = config_file(sections)
         config = load_file(path)
+        if web_password:
+            PasswordStore(password_file(config.device.data_dir)).set("panel test password")
         bus = EventBus()
         runtime = Runtime(bus, path)
         components = [*build_components(config, bus, runtime), *extra_components]

@@ -64,3 +64,14 @@ def test_an_invalid_port_is_refused_on_the_screen_and_nothing_is_written(in_proc
     assert screen(app)[1].startswith("port must be")
     assert app.config_path.read_text() == before
     assert echoscu(app.port).returncode == 0
+
+
+def test_a_box_without_web_password_shows_its_setup_code_first(in_process_appliance):
+    from appliance.web.setup_code import setup_code_file
+
+    app = in_process_appliance({"hal": {"panel": {"long_press": LONG}}}, web_password=False)
+    code = setup_code_file(app.component("web").config.device.data_dir).read_text().strip()
+    wait_until(lambda: screen(app) == ["Setup code", code])
+    press(app.board, DOWN)                 # the usual status pages follow
+    assert screen(app) == ["EDGEBOX", f"Port {app.port}"]
+    assert f"web setup code: {code}" in app.component("console").maintenance.status_lines()

@@ -1,6 +1,6 @@
 """Fixtures for the web page: an in-process app over a real supervisor (running the data
-directory watch) with TestClient, helpers to log in and read CSRF tokens, and a recorder for
-the reboot action (the one operation a test must not really perform)."""
+directory watch) with TestClient, helpers to log in and read CSRF tokens and the one-time setup
+code, and a recorder for the reboot action (the one operation a test must not really perform)."""
 
 from __future__ import annotations
 
@@ -73,9 +73,13 @@ class WebSetup:
     def new_client(self) -> TestClient:
         return TestClient(self.app)
 
+    def setup_code(self) -> str:
+        return read_setup_code(self.data_dir)
+
     def setup_password(self, client: TestClient | None = None) -> str:
         client = client or self.client
-        answer = client.post("/api/v1/setup", json={"password": PASSWORD})
+        answer = client.post("/api/v1/setup", json={"password": PASSWORD,
+                                                    "setup_code": self.setup_code()})
         assert answer.status_code == 200, answer.text
         return answer.json()["csrf_token"]
 
@@ -90,6 +94,19 @@ class WebSetup:
         self._thread.join(10)
         self.context.detach()
         self.client.close()
+
+
+def read_setup_code(data_dir: Path, timeout: float = 20.0) -> str:
+    """The one-time setup code of a box without a password, as root reads it on the box: the
+    file `data_dir/web/setup-code` (0600) the web component writes at start (waited for)."""
+    import time
+
+    path = data_dir / "web" / "setup-code"
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        assert time.monotonic() < deadline, f"no setup code in {path}"
+        time.sleep(0.05)
+    return path.read_text().strip()
 
 
 def page_csrf(html: str) -> str:

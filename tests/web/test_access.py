@@ -129,7 +129,8 @@ def test_status_page_is_private_unless_made_public(web):
 
 def test_session_cookie_is_httponly_and_samesite_strict(web):
     setup = web()
-    answer = setup.client.post("/api/v1/setup", json={"password": PASSWORD})
+    answer = setup.client.post("/api/v1/setup", json={"password": PASSWORD,
+                                                       "setup_code": setup.setup_code()})
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert "secure" not in cookie  # plain HTTP here; see test_https for the Secure flag
@@ -167,10 +168,13 @@ def test_logins_are_rate_limited(web):
 
 def test_first_password_only_once_and_not_too_short(web):
     setup = web()
-    assert setup.client.post("/api/v1/setup", json={"password": "short"}).status_code == 400
+    code = setup.setup_code()
+    assert setup.client.post("/api/v1/setup", json={"password": "short", "setup_code": code}
+                             ).status_code == 400
     assert not setup.context.passwords.is_set()
     setup.setup_password()
-    again = setup.new_client().post("/api/v1/setup", json={"password": "another password"})
+    again = setup.new_client().post("/api/v1/setup", json={"password": "another password",
+                                                           "setup_code": code})
     assert again.status_code == 409
     page = setup.new_client()
     assert page.get("/setup", follow_redirects=False).headers["location"] == "/login"

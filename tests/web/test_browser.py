@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, echoscu, free_port
+from tests.web.conftest import read_setup_code
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "build" / "test-artifacts" / "web"
@@ -72,6 +73,7 @@ def test_first_password_login_ae_title_change_then_echoscu(appliance, browser, t
 
     browser.get(base + "/")
     assert browser.current_url == base + "/setup"
+    fill(browser, "setup_code", read_setup_code(tmp_path / "data"))
     fill(browser, "password", password)
     fill(browser, "password_again", password)
     submit(browser, "form[action='/setup'] button")

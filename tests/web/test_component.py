@@ -14,6 +14,7 @@ import httpx
 
 from appliance.web.passwords import PasswordStore
 from tests.conftest import echoscu, free_port
+from tests.web.conftest import read_setup_code
 
 
 def wait_for(predicate, timeout=15.0):
@@ -75,7 +76,8 @@ def test_https_with_a_certificate_generated_on_first_start(appliance, tmp_path):
     with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), base_url=f"https://127.0.0.1:{web_port}",
                       timeout=10) as client:
         assert client.get("/api/health").status_code == 200
-        answer = client.post("/api/v1/setup", json={"password": "a good password"})
+        answer = client.post("/api/v1/setup", json={
+            "password": "a good password", "setup_code": read_setup_code(tmp_path / "data")})
         assert "secure" in answer.headers["set-cookie"].lower()
     # Plain HTTP is not served on that port.
     try:
@@ -124,8 +126,9 @@ def test_forward_queue_shown_and_held_through_the_web_api(appliance, tmp_path):
     })
     base = f"http://127.0.0.1:{web_port}"
     with httpx.Client(base_url=base, timeout=10) as client:
-        token = client.post("/api/v1/setup", json={"password": "queue password"}
-                            ).json()["csrf_token"]
+        token = client.post("/api/v1/setup", json={
+            "password": "queue password", "setup_code": read_setup_code(tmp_path / "data")}
+        ).json()["csrf_token"]
         assert storescu(port, make_study(tmp_path / "study", 2)).returncode == 0
         wait_for(lambda: client.get("/api/v1/queue").json()[0]["pending"] == 2)
         held = client.post("/api/v1/queue/pacs/hold", headers={"X-CSRF-Token": token})

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.update.rauc_box import Keys, RaucBox, make_bundle, needs_rauc
+from tests.web.conftest import read_setup_code
 from tests.web.test_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, browser, fill, submit
 
 pytestmark = [needs_rauc, pytest.mark.skipif(
@@ -35,6 +36,7 @@ def test_upload_on_the_page_then_the_install_progress_to_the_end(appliance, brow
         base = f"http://127.0.0.1:{web_port}"
 
         browser.get(base + "/setup")
+        fill(browser, "setup_code", read_setup_code(tmp_path / "data"))
         fill(browser, "password", "browser password 1")
         fill(browser, "password_again", "browser password 1")
         submit(browser, "form[action='/setup'] button")
