@@ -198,9 +198,10 @@ class PeerConfig(Section):
 
 def check_ip_network(value: str) -> str:
     try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError(f"must be an IP address or network such as 10.0.0.5 or 10.0.0.0/24, "
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        hint = " (host bits set)" if "host bits" in str(exc) else ""
+        raise ValueError(f"must be an IP address or a network such as 192.168.1.0/24{hint}, "
                          f"got {value!r}") from None
     return value
 
@@ -338,16 +339,6 @@ def check_hl7_field_map(value: dict[str, str]) -> dict[str, str]:
         if location and not re.fullmatch(r"[A-Z][A-Z0-9]{2}(\.[1-9][0-9]*){1,3}", location):
             raise ValueError(f"{keyword}: {location!r} is not an HL7 field location such as "
                              "PID.3 or OBR.27.4 (or \"\" to leave the attribute out)")
-    return value
-
-
-def check_ip_network(value: str) -> str:
-    try:
-        ipaddress.ip_network(value)
-    except ValueError as exc:
-        hint = " (host bits set)" if "host bits" in str(exc) else ""
-        raise ValueError(f"must be an IP address or a network such as 192.168.1.0/24{hint}, "
-                         f"got {value!r}") from None
     return value
 
 
