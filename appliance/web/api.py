@@ -207,6 +207,13 @@ def status(request: Request) -> dict[str, Any]:
     return context(request).status()
 
 
+@router.get(f"{v1}/access", tags=["status"], dependencies=LOGIN)
+def access(request: Request) -> list[dict[str, Any]]:
+    """Which doors of the box are open: each listening service, where it listens, who may come
+    in and the configuration key that closes it."""
+    return context(request).access()
+
+
 @router.get(f"{v1}/config", tags=["configuration"], dependencies=LOGIN)
 def get_config(request: Request) -> dict[str, Any]:
     """The running configuration (secrets masked)."""

@@ -17,6 +17,7 @@ from typing import Any
 from appliance import __version__
 from appliance.atomic_file import write_atomically
 from appliance.config import loader
+from appliance.config.access import doors
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.verification import EchoResult, echo
 from appliance.errors import ApplianceError
@@ -142,6 +143,10 @@ class WebContext:
                 "load_average": list(load) if load else None,
             },
         }
+
+    def access(self) -> list[dict[str, Any]]:
+        """Which doors of the box are open (appliance.config.access), for the page and the API."""
+        return [asdict(d) for d in doors(self.config)]
 
     # -- actions -----------------------------------------------------------------------------
 

@@ -156,8 +156,10 @@ def logout(request: Request):
 @router.get("/", dependencies=[Depends(status_page_access)])
 def dashboard(request: Request):
     ctx = context(request)
+    # Who may come in is for the box's administrators, not for a public status page.
+    access = ctx.access() if session(request).authenticated else None
     return render(request, "dashboard.html", title="Status", status=ctx.status(),
-                  now=time.time())
+                  access=access, now=time.time())
 
 
 # -- configuration ---------------------------------------------------------------------------
