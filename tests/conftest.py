@@ -26,6 +26,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def connect_loopback(port: int, source: str = "127.0.0.1", timeout: float = 10.0
+                     ) -> socket.socket:
+    """A TCP connection to 127.0.0.1:port from `source` (any 127.x.y.z address is loopback, so
+    a test can play several hosts)."""
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
 def write_config(path: Path, data: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(data))

@@ -45,6 +45,14 @@ class MalformedDataSet(ApplianceError, ValueError):
     """A received data set does not parse; the message says where and why."""
 
 
+def _check_delimiter(kind: str, misplaced: str, delimited: bool, length: int, pos: int) -> None:
+    """An Item or Sequence Delimitation Item: only where the length was undefined, length 0."""
+    if not delimited:
+        raise MalformedDataSet(f"{kind} Delimitation Item {misplaced} at offset {pos}")
+    if length != 0:
+        raise MalformedDataSet(f"{kind} Delimitation Item with length {length}")
+
+
 def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
@@ -99,11 +107,7 @@ class _Walker:
                         f"VR ({vr!r}): not encoded in the transfer syntax's VR encoding")
             tag = group << 16 | element
             if tag == _ITEM_END:
-                if not delimited:
-                    raise MalformedDataSet(f"Item Delimitation Item out of place at "
-                                           f"offset {pos}")
-                if length != 0:
-                    raise MalformedDataSet(f"Item Delimitation Item with length {length}")
+                _check_delimiter("Item", "out of place", delimited, length, pos)
                 return value
             if group == 0xFFFE:
                 raise MalformedDataSet(f"{_tag(tag)} outside a sequence at offset {pos}")
@@ -151,11 +155,8 @@ class _Walker:
             group, element, length = self.tag_length(buf, pos)
             tag = group << 16 | element
             if tag == _SEQUENCE_END:
-                if not delimited:
-                    raise MalformedDataSet(f"Sequence Delimitation Item in a sequence of "
-                                           f"defined length at offset {pos}")
-                if length != 0:
-                    raise MalformedDataSet(f"Sequence Delimitation Item with length {length}")
+                _check_delimiter("Sequence", "in a sequence of defined length", delimited,
+                                 length, pos)
                 return pos + 8
             if tag != _ITEM:
                 raise MalformedDataSet(f"{_tag(tag)} where an item was expected at "

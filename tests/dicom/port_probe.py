@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import DCMTK_ENV, free_port
+from tests.conftest import DCMTK_ENV, connect_loopback, free_port
 
 A_ABORT = 0x07
 
@@ -34,12 +34,8 @@ def stats(pid: int) -> ProcessStats:
 
 
 def connect(port: int, source: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
-    """A TCP connection to the appliance from `source` (any 127.x.y.z address is loopback)."""
-    sock = socket.socket()
-    sock.settimeout(timeout)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", port))
-    return sock
+    """A TCP connection from `source` (tests.conftest.connect_loopback)."""
+    return connect_loopback(port, source, timeout)
 
 
 def split_pdus(stream: bytes) -> list[bytes]:

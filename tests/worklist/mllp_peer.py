@@ -10,16 +10,14 @@ import time
 
 import hl7
 
+from tests.conftest import connect_loopback
+
 START, END = b"\x0b", b"\x1c\r"
 
 
 def connect(port: int, source: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
-    """A TCP connection to the listener from `source` (all of 127.0.0.0/8 is loopback)."""
-    sock = socket.socket()
-    sock.settimeout(timeout)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", port))
-    return sock
+    """A TCP connection from `source` (tests.conftest.connect_loopback)."""
+    return connect_loopback(port, source, timeout)
 
 
 def read_ack(sock: socket.socket, timeout: float = 10.0) -> hl7.Message | None:
