@@ -21,6 +21,7 @@ from appliance.web.app import set_session_cookie
 from appliance.web.context import NotAvailable
 from appliance.web.operations_pages import _backup_response, _log_download, _print_preview
 from appliance.web.passwords import MAX_LENGTH, PasswordError
+from appliance.web.request_limits import IMPORT_LIMIT
 from appliance.web.restore import MAX_CONFIG_BYTES, restore_config
 from appliance.web.security import (
     api_action,
@@ -95,7 +96,7 @@ class Restore(BaseModel):
 
 class WorklistImport(BaseModel):
     format: str = Field(pattern="^(csv|json)$")
-    data: str = Field(max_length=16 * 1024 * 1024)
+    data: str = Field(max_length=IMPORT_LIMIT)
 
 
 def _refused(status: int, detail: str, exc: ConfigError) -> JSONResponse:

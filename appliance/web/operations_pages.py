@@ -8,6 +8,7 @@ import logging
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from appliance.errors import ConfigError
@@ -199,7 +200,8 @@ async def worklist_import(request: Request):
         return _done(request, "choose a CSV or JSON file to import", "/worklist")
     fmt = "json" if (upload.filename or "").lower().endswith(".json") else "csv"
     try:
-        result = provider.import_file(await upload.read(), fmt)
+        # Read as it goes, off the event loop (a large file takes a while to check).
+        result = await run_in_threadpool(provider.import_file, upload.file, fmt)
     except ValueError as exc:
         return _done(request, f"import refused: {exc}", "/worklist")
     return _done(request, "; ".join([f"imported {result['imported']} items",

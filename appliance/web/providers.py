@@ -12,7 +12,7 @@ import logging
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from appliance.events import EventBus
 
@@ -83,8 +83,9 @@ class WorklistProvider(Protocol):
     def sources(self) -> list[WorklistSource]: ...
     def items(self, limit: int = 200) -> list[dict]: ...
     def add(self, item: dict) -> dict: ...  # {"id": str, "notes": [what was stored otherwise]}
-    # fmt: "csv" or "json"; {"imported": int, "notes": [str]}
-    def import_file(self, data: bytes, fmt: str) -> dict: ...
+    # data: the file's bytes or a binary file object (read as it goes); fmt: "csv" or "json";
+    # {"imported": int, "notes": [str]}
+    def import_file(self, data: bytes | BinaryIO, fmt: str) -> dict: ...
     def delete(self, item_id: str) -> bool: ...
 
 

@@ -81,8 +81,11 @@ def _import(args, admin) -> int:
     except _Usage as exc:
         print(f"appliance: worklist import: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    result = admin.import_text(text, fmt)
+    if args.file == "-":
+        result = admin.import_stream(sys.stdin, fmt)
+    else:
+        with open(args.file, encoding="utf-8-sig", newline="") as stream:
+            result = admin.import_stream(stream, fmt)
     print(f"{args.file}: {result}")
     for line in result.details():
         print(f"{args.file}: {line}")

@@ -2,8 +2,11 @@
 page: JSON (the DICOM JSON model, PS3.18 F.2, a list of data sets as pydicom's
 `Dataset.to_json_dict()` writes them) and CSV (one column per attribute keyword) in and out.
 
-An import is all or nothing: every item is checked first, and one bad item refuses the whole
-file with a message naming the item (or CSV line) and the attribute.
+An import is all or nothing: one bad item refuses the whole file with a message naming the item
+(or CSV line) and the attribute. It streams: items are read, checked and written one at a time
+inside one store transaction (rolled back at the first bad item), so memory does not grow with
+the number of items (a CSV file is read line by line; a JSON document is parsed whole, as the
+JSON model needs, but its items are not all turned into worklist items at once).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from appliance.errors import ApplianceError
 from appliance.worklist.item import (
@@ -29,6 +34,8 @@ from appliance.worklist.store import STATUSES, StoredItem, WorklistStore
 #: CSV columns, in export order: item attributes, then those of the scheduled step.
 CSV_COLUMNS = [k for k in TOP_LEVEL if k != "SpecificCharacterSet"] + list(SPS_ITEM)
 FORMATS = ("json", "csv")
+#: Notes on values stored in DICOM form an import keeps (the others are counted).
+MAX_NOTES = 100
 
 
 class TransferError(ApplianceError, ValueError):
@@ -43,6 +50,8 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
     #: Items that came without a Study Instance UID and were given one.
     generated_uids: int = 0
+    #: Notes beyond MAX_NOTES, counted rather than kept.
+    more_notes: int = 0
 
     def __str__(self) -> str:
         return f"{self.created} created, {self.updated} updated"
@@ -51,8 +60,9 @@ class ImportResult:
         """What was stored other than as given, one sentence a line (at most `limit` notes,
         then how many more)."""
         lines = list(self.notes[:limit])
-        if limit is not None and len(self.notes) > limit:
-            lines.append(f"... and {len(self.notes) - limit} more value(s) stored in DICOM form")
+        more = self.more_notes + max(0, len(self.notes) - (len(lines)))
+        if more:
+            lines.append(f"... and {more} more value(s) stored in DICOM form")
         if self.generated_uids:
             lines.append(f"{self.generated_uids} item(s) without a StudyInstanceUID were "
                          "given one")
@@ -68,10 +78,32 @@ class WorklistAdmin:
     # -- import -----------------------------------------------------------------------------
 
     def import_text(self, text: str, fmt: str, source: str = "import") -> ImportResult:
-        items = parse_json(text) if fmt == "json" else parse_csv(text)
-        created, updated = self.store.put(items, source)
-        return ImportResult(created, updated, [note for item in items for note in item.notes],
-                            sum("StudyInstanceUID" in item.generated for item in items))
+        return self.import_stream(io.StringIO(text), fmt, source)
+
+    def import_stream(self, stream: TextIO, fmt: str, source: str = "import") -> ImportResult:
+        """Import a JSON or CSV file read from `stream`, all or nothing, one item at a time."""
+        if fmt not in FORMATS:
+            raise TransferError(f"format must be json or csv, got {fmt!r}")
+        try:
+            items = iter_json_items(stream.read()) if fmt == "json" else iter_csv_items(stream)
+        except UnicodeDecodeError:
+            raise TransferError("the file must be UTF-8 text") from None
+        notes: list[str] = []
+        counts = {"more_notes": 0, "generated_uids": 0}
+
+        def noted(items: Iterable[WorklistItem]) -> Iterator[WorklistItem]:
+            for item in items:
+                room = MAX_NOTES - len(notes)
+                notes.extend(item.notes[:max(room, 0)])
+                counts["more_notes"] += max(len(item.notes) - max(room, 0), 0)
+                counts["generated_uids"] += "StudyInstanceUID" in item.generated
+                yield item
+
+        try:
+            created, updated = self.store.put(noted(items), source)
+        except UnicodeDecodeError:
+            raise TransferError("the file must be UTF-8 text") from None
+        return ImportResult(created, updated, notes, **counts)
 
     # -- export and list --------------------------------------------------------------------
 
@@ -119,6 +151,14 @@ class WorklistAdmin:
 
 
 def parse_json(text: str) -> list[WorklistItem]:
+    return list(iter_json_items(text))
+
+
+def parse_csv(text: str) -> list[WorklistItem]:
+    return list(iter_csv_items(io.StringIO(text)))
+
+
+def iter_json_items(text: str) -> Iterator[WorklistItem]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -127,17 +167,15 @@ def parse_json(text: str) -> list[WorklistItem]:
         data = [data]
     if not isinstance(data, list):
         raise TransferError("JSON must be a list of DICOM JSON data sets")
-    items = []
     for number, dataset in enumerate(data, 1):
         try:
-            items.extend(items_from_dataset(dataset, f"item {number}"))
+            yield from items_from_dataset(dataset, f"item {number}")
         except ItemError as exc:
             raise TransferError(str(exc)) from None
-    return items
 
 
-def parse_csv(text: str) -> list[WorklistItem]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+def iter_csv_items(lines: Iterable[str]) -> Iterator[WorklistItem]:
+    reader = csv.DictReader(_without_bom(lines))
     header = reader.fieldnames or []
     if not header:
         raise TransferError("CSV is empty: the first line must name the columns "
@@ -146,7 +184,6 @@ def parse_csv(text: str) -> list[WorklistItem]:
     if unknown:
         raise TransferError(f"unknown CSV column(s): {', '.join(unknown)} (known: "
                             f"{', '.join(CSV_COLUMNS)})")
-    items = []
     for row in reader:
         top, sps = {}, {}
         if None in row:
@@ -156,10 +193,16 @@ def parse_csv(text: str) -> list[WorklistItem]:
             (sps if keyword in SPS_ITEM else top)[tag] = elem
         top[SPS_TAG] = {"vr": "SQ", "Value": [sps]}
         try:
-            items.extend(items_from_dataset(top, f"line {reader.line_num}"))
+            yield from items_from_dataset(top, f"line {reader.line_num}")
         except ItemError as exc:
             raise TransferError(str(exc)) from None
-    return items
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    first = True
+    for line in lines:
+        yield line.lstrip("\ufeff") if first else line
+        first = False
 
 
 def describe(row: StoredItem) -> str:

@@ -4,7 +4,9 @@ the same API as `appliance worklist ...`."""
 
 from __future__ import annotations
 
+import io
 import logging
+from typing import BinaryIO
 
 from appliance.web.providers import WorklistSource
 from appliance.worklist.item import ItemError, element, items_from_dataset
@@ -73,16 +75,17 @@ class WorklistWebProvider:
                   for keyword in GENERATED_NOTED if keyword in parsed.generated]
         return {"id": str(row.id), "notes": notes}
 
-    def import_file(self, data: bytes, fmt: str) -> dict:
-        """Import a file; {"imported": items created or updated, "notes": what was stored
-        other than as written}."""
+    def import_file(self, data: bytes | BinaryIO, fmt: str) -> dict:
+        """Import a file (its bytes, or a binary file object read as it goes); {"imported":
+        items created or updated, "notes": what was stored other than as written}."""
         if fmt not in FORMATS:
             raise TransferError(f"format must be json or csv, got {fmt!r}")
+        raw = io.BytesIO(data) if isinstance(data, bytes) else data
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise TransferError("the file must be UTF-8 text") from None
-        result = self.admin.import_text(text, fmt, source="web")
+            result = self.admin.import_stream(text, fmt, source="web")
+        finally:
+            text.detach()  # the caller owns the file object
         return {"imported": result.created + result.updated,
                 "notes": result.details(limit=NOTES_SHOWN)}
 

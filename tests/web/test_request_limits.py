@@ -111,11 +111,11 @@ def test_a_logged_in_import_has_its_stated_limit(box, tmp_path):
     announced = request(port, "POST", "/api/v1/worklist/import", headers,
                         content_length=300 * MIB)
     assert announced.status == 413 and announced.sent == 0, announced
-    assert "at most 16 MiB" in announced.text
+    assert "at most 4 MiB" in announced.text
     streamed = request(port, "POST", "/api/v1/worklist/import", headers,
                        max_bytes=IMPORT_LIMIT + 4 * MIB, timeout=30)
     assert streamed.status == 413, streamed
-    assert "16 MiB" in streamed.text
+    assert "4 MiB" in streamed.text
     assert rss_bytes(proc.pid) - rss_before < RSS_GROWTH
     assert files_under(tmp) == {}
 

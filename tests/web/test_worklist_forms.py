@@ -82,3 +82,21 @@ def test_web_import_lists_a_readable_number_of_notes(web):
                         "stored as '20261203'")
     assert notes[20:] == ["... and 10 more value(s) stored in DICOM form",
                           "30 item(s) without a StudyInstanceUID were given one"]
+
+
+def test_the_page_import_reads_the_uploaded_file_as_it_goes(web):
+    """The page's upload is read from the spooled file item by item, all or nothing."""
+    from tests.worklist.test_import_streams import csv_text
+
+    setup, service = worklist_web(web)
+    setup.setup_password()
+    bad = csv_text(300, last_line="X1,DOE^X,,,A-BAD,,,CT HEAD,CT,CT3,20261350,080000,S-BAD,D")
+    page = setup.client.get("/worklist")
+    answer = setup.client.post("/worklist/import", data={"csrf_token": page_csrf(page.text)},
+                               files={"file": ("week.csv", bad.encode(), "text/csv")})
+    assert "import refused: line 302: ScheduledProcedureStepStartDate" in answer.text
+    assert service.store.count() == 0
+    answer = setup.client.post("/worklist/import", data={"csrf_token": page_csrf(answer.text)},
+                               files={"file": ("week.csv", csv_text(300).encode(), "text/csv")})
+    assert "imported 300 items" in answer.text
+    assert service.store.count() == 300
