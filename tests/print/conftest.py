@@ -117,6 +117,10 @@ class PrintScu:
         self.image_class = BasicColorImageBox if color else BasicGrayscaleImageBox
         self.events: list[tuple[str, int, Dataset]] = []
         self.got_event = threading.Event()
+        #: Print jobs this client started (N-ACTION replies) and those whose final report
+        #: (DONE or FAILURE) has arrived: close() lets those reports in before it releases.
+        self.jobs: set[str] = set()
+        self.finished_jobs: set[str] = set()
         ae = AE(ae_title="PRINTSCU")
         ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = 20
         ae.add_requested_context(self.meta, ImplicitVRLittleEndian)
@@ -135,6 +139,8 @@ class PrintScu:
 
     def _on_event(self, event):
         req = event.request
+        if str(req.AffectedSOPClassUID) == PrintJob and req.EventTypeID in (3, 4):
+            self.finished_jobs.add(str(req.AffectedSOPInstanceUID))
         self.events.append((str(req.AffectedSOPClassUID), req.EventTypeID,
                             event.event_information))
         self.got_event.set()
@@ -155,9 +161,28 @@ class PrintScu:
             timer.cancel()
         raise AssertionError(f"no N-EVENT-REPORT {sop_class} type {event_type}: {self.events}")
 
-    def close(self) -> None:
-        if self.assoc.is_established:
-            self.assoc.release()
+    def close(self, settle: float = 5.0) -> None:
+        """Release, once the final N-EVENT-REPORT of every job started here has arrived (or
+        `settle` seconds passed): a pynetdicom requestor that is asked for an answer after its
+        A-RELEASE-RQ (Sta7) loses its DUL thread and its release never returns. A release that
+        still hangs is abandoned after 30 s with an abort, so a test fails instead of hanging."""
+        deadline = threading.Event()
+        timer = threading.Timer(settle, deadline.set)
+        timer.start()
+        try:
+            while self.jobs - self.finished_jobs and not deadline.is_set():
+                self.got_event.wait(0.05)
+        finally:
+            timer.cancel()
+        if not self.assoc.is_established:
+            return
+        releasing = threading.Thread(target=self.assoc.release, name="print-scu-release",
+                                     daemon=True)
+        releasing.start()
+        releasing.join(30)
+        if releasing.is_alive():
+            self.assoc.abort()
+            raise AssertionError("the print SCU's A-RELEASE did not complete in 30 s")
 
     # -- requests: each returns (status, data set) -------------------------------------------
 
@@ -209,7 +234,10 @@ class PrintScu:
 
     def action(self, sop_class: str = BasicFilmBox, uid: str | None = None):
         uid = uid or (self.film_box_uid if sop_class == BasicFilmBox else self.session_uid)
-        return self.assoc.send_n_action(None, 1, sop_class, uid, meta_uid=self.meta)
+        status, reply = self.assoc.send_n_action(None, 1, sop_class, uid, meta_uid=self.meta)
+        for item in getattr(reply, "ReferencedPrintJobSequence", None) or []:
+            self.jobs.add(str(item.ReferencedSOPInstanceUID))
+        return status, reply
 
     def delete(self, sop_class: str, uid: str):
         meta = None if sop_class == PresentationLUT else self.meta
