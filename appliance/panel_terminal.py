@@ -123,6 +123,9 @@ def run(config_arg: str | None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.
         if key in KEYS:
             panel.menu.press(*KEYS[key])
             _wait_while_busy(panel.menu)
+            # The background action's own redraw may not have run yet: draw its result now
+            # (an unchanged frame is not drawn twice), before the next key or the exit.
+            panel.draw()
     return 0
 
 
