@@ -10,9 +10,11 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 # Debian packages, checked with dpkg and installed when missing. `make run` installs only what
-# running needs: the compiler, headers and pkg-config build systemd-python into the venv, and
+# running needs: the compiler, headers and pkg-config build systemd-python into the venv, g++ with
+# DCMTK's and pybind11's headers build the native DICOM engine (appliance/dicom/engine/), and
 # cups-client gives the `lp` command of the CUPS printer driver.
-RUN_PACKAGES := libsystemd-dev pkg-config gcc python3-dev python3-venv cups-client
+RUN_PACKAGES := libsystemd-dev pkg-config gcc g++ libdcmtk-dev pybind11-dev python3-dev \
+  python3-venv cups-client
 # `make test` adds the real peers and tools the tests use: DCMTK's tools, Orthanc as PACS, a CUPS
 # server, Chromium and its driver for the browser tests, RAUC with D-Bus and squashfs-tools for
 # the updater's tests (tests/update/), systemd for systemd-analyze (tests/image/test_units.py).

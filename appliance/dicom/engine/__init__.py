@@ -1,0 +1,121 @@
+"""The native DICOM engine: the SCP side of the product served by C++ on DCMTK
+(`_engine`, built by `pip install -e .` from `src/`), with the Python services behind it.
+
+This package is the Python face of the engine: `DicomEngine` takes the `[dicom]` settings and
+the presentation contexts the services declare, listens on its own native threads, answers
+C-ECHO natively, writes each C-STORE data set as received to a temp file in the directory it is
+given and calls `on_store` once per image; the status `on_store` returns is the one sent, and
+only after it returns. DCMTK's own log goes to this module's logger.
+
+Not wired into `appliance run` yet (issue 14): see README.md in this directory for what exists
+and what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.dicom.engine import _engine
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATION_CLASS_UID: str = _engine.IMPLEMENTATION_CLASS_UID
+IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
+
+#: on_store(path, calling_ae, called_ae, sop_class_uid, sop_instance_uid, transfer_syntax_uid)
+#: -> DIMSE status. `path` is the temp file (preamble, File Meta, data set as received); move it
+#: into place to keep it: whatever is left at `path` when the callback returns is removed.
+StoreCallback = Callable[[str, str, str, str, str, str], int]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the engine is told at creation (the `[dicom]` keys of the same names)."""
+
+    ae_title: str = "EDGEBOX"
+    extra_called_aets: tuple[str, ...] = ()
+    strict_called_aet: bool = True
+    allowed_calling_aets: tuple[str, ...] = ()
+    bind: str = "0.0.0.0"
+    port: int = 11112
+    max_associations: int = 10
+    acse_timeout: int = 30
+    dimse_timeout: int = 60
+    network_timeout: int = 60
+    max_pdu: int = 262144
+    #: abstract syntax UID -> transfer syntax UIDs, in our order of preference
+    contexts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, dicom, contexts: dict[str, tuple[str, ...]],
+                    extra_called_aets: Iterable[str] = ()) -> EngineSettings:
+        """From a `DicomConfig` (`[dicom]`), the services' contexts and extra called titles."""
+        return cls(ae_title=dicom.ae_title, extra_called_aets=tuple(extra_called_aets),
+                   strict_called_aet=dicom.strict_called_aet,
+                   allowed_calling_aets=tuple(dicom.allowed_calling_aets), bind=dicom.bind,
+                   port=dicom.port, max_associations=dicom.max_associations,
+                   acse_timeout=int(dicom.acse_timeout), dimse_timeout=int(dicom.dimse_timeout),
+                   network_timeout=int(dicom.network_timeout), max_pdu=dicom.max_pdu,
+                   contexts=contexts)
+
+
+def contexts_of(services) -> dict[str, tuple[str, ...]]:
+    """The presentation contexts DICOM services declare (pynetdicom `PresentationContext`s from
+    each service's `contexts()`), merged per abstract syntax in the order first seen."""
+    merged: dict[str, list[str]] = {}
+    for service in services:
+        for context in service.contexts():
+            syntaxes = merged.setdefault(str(context.abstract_syntax), [])
+            for syntax in context.transfer_syntax:
+                if str(syntax) not in syntaxes:
+                    syntaxes.append(str(syntax))
+    return {abstract: tuple(syntaxes) for abstract, syntaxes in merged.items()}
+
+
+def _timeout_seconds(value: int) -> int:
+    return max(1, int(value))
+
+
+class DicomEngine:
+    """The listener. `start()` binds and returns; `stop(grace)` stops accepting, gives open
+    associations `grace` seconds, then aborts them."""
+
+    def __init__(self, settings: EngineSettings, incoming_dir: Path,
+                 on_store: StoreCallback | None = None):
+        self.settings = settings
+        self.incoming_dir = Path(incoming_dir)
+        _engine.route_dcmtk_log(max(logging.DEBUG, log.getEffectiveLevel()))
+        self._native = _engine.Engine(
+            ae_title=settings.ae_title, extra_called_aets=list(settings.extra_called_aets),
+            strict_called_aet=settings.strict_called_aet,
+            allowed_calling_aets=list(settings.allowed_calling_aets), bind=settings.bind,
+            port=settings.port, max_associations=settings.max_associations,
+            acse_timeout=_timeout_seconds(settings.acse_timeout),
+            dimse_timeout=_timeout_seconds(settings.dimse_timeout),
+            network_timeout=_timeout_seconds(settings.network_timeout),
+            max_pdu=settings.max_pdu,
+            contexts={k: list(v) for k, v in settings.contexts.items()},
+            incoming_dir=str(self.incoming_dir), on_store=on_store)
+
+    def start(self) -> None:
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        self._native.start()
+
+    def stop(self, grace: float = 10.0) -> None:
+        self._native.stop(grace)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from the configured one only for port 0)."""
+        return self._native.port
+
+    @property
+    def active_associations(self) -> int:
+        return self._native.active_associations
+
+    @property
+    def running(self) -> bool:
+        return self._native.running

@@ -1,0 +1,259 @@
+// The DIMSE loop of one association (see association.hpp). Every wait on the network is
+// bounded: a 1 s poll between commands (so stop and the idle timeout are noticed), the DIMSE
+// timeout inside a message. Nothing here holds Python's GIL; the store callback takes it.
+#include "association.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include "dcmtk/dcmdata/dcostrmf.h"
+#include "engine.hpp"
+
+namespace engine {
+
+namespace {
+
+constexpr uint16_t kSuccess = 0x0000;
+constexpr uint16_t kOutOfResources = 0xA700;
+constexpr uint16_t kProcessingFailure = 0x0110;
+
+//! A distinct prefix per process and a counter: temp names never collide.
+std::string unique_stem() {
+    static const std::string prefix = [] {
+        std::random_device random;
+        std::ostringstream out;
+        out << ".rx-" << getpid() << "-" << std::hex << random();
+        return out.str();
+    }();
+    static std::atomic<unsigned long> counter{0};
+    return prefix + "-" + std::to_string(++counter);
+}
+
+std::string trimmed(const char* text) {
+    std::string value(text);
+    const auto first = value.find_first_not_of(' ');
+    if (first == std::string::npos) return "";
+    return value.substr(first, value.find_last_not_of(' ') - first + 1);
+}
+
+}  // namespace
+
+std::string condition_text(const OFCondition& condition) {
+    OFString text;
+    return DimseCondition::dump(text, condition).c_str();
+}
+
+void NetworkDeleter::operator()(T_ASC_Network* network) const {
+    ASC_dropNetwork(&network);
+}
+
+void AssociationDeleter::operator()(T_ASC_Association* association) const {
+    ASC_dropSCPAssociation(association);
+    ASC_destroyAssociation(&association);
+}
+
+Association::Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd,
+                         Peer peer)
+    : engine_(engine), network_(std::move(network)), association_(std::move(association)),
+      fd_(fd), peer_(std::move(peer)), started_(std::chrono::steady_clock::now()) {}
+
+Association::~Association() {
+    {
+        std::lock_guard<std::mutex> lock(fd_mutex_);
+        fd_ = -1;  // DCMTK closes the socket with the association below
+    }
+    association_.reset();
+    network_.reset();
+}
+
+void Association::force_close() {
+    std::lock_guard<std::mutex> lock(fd_mutex_);
+    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+}
+
+void Association::abort() {
+    ASC_abortAssociation(association_.get());
+}
+
+void Association::run() {
+    std::string outcome;
+    for (;;) {
+        if (!wait_for_command(outcome)) break;
+        T_ASC_PresentationContextID pres_id = 0;
+        T_DIMSE_Message message;
+        DcmDataset* detail_raw = nullptr;
+        OFCondition cond = DIMSE_receiveCommand(association_.get(), DIMSE_NONBLOCKING,
+                                                engine_.config().dimse_timeout, &pres_id,
+                                                &message, &detail_raw);
+        std::unique_ptr<DcmDataset> detail(detail_raw);
+        if (cond == DUL_PEERREQUESTEDRELEASE) {
+            ASC_acknowledgeRelease(association_.get());
+            outcome = "released";
+            break;
+        }
+        if (cond == DUL_PEERABORTEDASSOCIATION) {
+            outcome = "aborted by peer";
+            break;
+        }
+        if (cond.bad()) {
+            outcome = "aborted: " + condition_text(cond);
+            abort();
+            break;
+        }
+        bool carry_on = true;
+        switch (message.CommandField) {
+            case DIMSE_C_ECHO_RQ:
+                carry_on = handle_echo(pres_id, message.msg.CEchoRQ);
+                if (!carry_on) outcome = "aborted: cannot send C-ECHO-RSP";
+                break;
+            case DIMSE_C_STORE_RQ:
+                carry_on = handle_store(pres_id, message.msg.CStoreRQ, outcome);
+                break;
+            default: {
+                std::ostringstream text;
+                text << "aborted: DIMSE command 0x" << std::hex << message.CommandField
+                     << " not handled by the engine yet";
+                outcome = text.str();
+                abort();
+                carry_on = false;
+            }
+        }
+        if (!carry_on) break;
+    }
+    const double seconds = std::chrono::duration<double>(
+        std::chrono::steady_clock::now() - started_).count();
+    std::ostringstream line;
+    line.precision(3);
+    line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
+         << peer_.called_ae << "): " << echoes_ << " C-ECHO, " << stores_ << " C-STORE ("
+         << failed_stores_ << " not Success), " << seconds << " s, " << outcome;
+    engine_.callbacks().log(kInfo, line.str());
+}
+
+bool Association::wait_for_command(std::string& outcome) {
+    int idle = 0;
+    while (!ASC_dataWaiting(association_.get(), 1)) {
+        if (engine_.abort_requested()) {
+            outcome = "aborted: engine stopping";
+            abort();
+            return false;
+        }
+        if (++idle >= engine_.config().network_timeout) {
+            outcome = "aborted: idle for network_timeout (" +
+                      std::to_string(engine_.config().network_timeout) + " s)";
+            abort();
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Association::handle_echo(T_ASC_PresentationContextID pres_id,
+                              const T_DIMSE_C_EchoRQ& request) {
+    ++echoes_;
+    return DIMSE_sendEchoResponse(association_.get(), pres_id, &request, STATUS_Success, nullptr)
+        .good();
+}
+
+std::string Association::temp_path() {
+    return engine_.config().incoming_dir + "/" + unique_stem() + ".dcm";
+}
+
+bool Association::handle_store(T_ASC_PresentationContextID pres_id,
+                               const T_DIMSE_C_StoreRQ& request, std::string& outcome) {
+    ++stores_;
+    T_ASC_PresentationContext context;
+    if (ASC_findAcceptedPresentationContext(association_.get()->params, pres_id, &context)
+            .bad()) {
+        outcome = "aborted: C-STORE on a presentation context not accepted";
+        abort();
+        return false;
+    }
+    const std::string path = temp_path();
+    uint16_t status = kSuccess;
+    DcmOutputFileStream* stream_raw = nullptr;
+    OFCondition cond = DIMSE_createFilestream(OFFilename(path.c_str()), &request,
+                                              association_.get(), pres_id, OFTrue, &stream_raw);
+    std::unique_ptr<DcmOutputFileStream> stream(stream_raw);
+    if (cond.bad() || !stream) {
+        engine_.callbacks().log(kWarning, "cannot create " + path + ": " + condition_text(cond));
+        stream.reset();
+        std::remove(path.c_str());
+        DIC_UL bytes_read = 0, pdv_count = 0;
+        cond = DIMSE_ignoreDataSet(association_.get(), DIMSE_NONBLOCKING,
+                                   engine_.config().dimse_timeout, &bytes_read, &pdv_count);
+        if (cond.bad()) {
+            outcome = "aborted: " + condition_text(cond);
+            abort();
+            return false;
+        }
+        status = kOutOfResources;
+    } else {
+        T_ASC_PresentationContextID data_pres_id = 0;
+        cond = DIMSE_receiveDataSetInFile(association_.get(), DIMSE_NONBLOCKING,
+                                          engine_.config().dimse_timeout, &data_pres_id,
+                                          stream.get(), nullptr, nullptr);
+        const bool write_failed = stream->status().bad();
+        // The size the file must have once closed: checked after the close, because stdio
+        // reports a full disk only when it writes its last buffer out.
+        const offile_off_t expected = stream->tell();
+        stream.reset();
+        struct stat info {};
+        const bool short_file = stat(path.c_str(), &info) != 0 ||
+                                static_cast<offile_off_t>(info.st_size) != expected;
+        if (cond.bad() && !write_failed && cond != DIMSE_OUTOFRESOURCES) {
+            std::remove(path.c_str());
+            outcome = "aborted while receiving a data set: " + condition_text(cond);
+            abort();
+            return false;
+        }
+        if (cond.bad() || write_failed || short_file) {
+            engine_.callbacks().log(kWarning, "cannot write " + path +
+                                    " (disk full?): answering 0xA700");
+            std::remove(path.c_str());
+            status = kOutOfResources;
+        } else {
+            status = call_store_callback(path, request, context.acceptedTransferSyntax);
+            // The callback moves the file into place; whatever it left is not kept.
+            std::remove(path.c_str());
+        }
+    }
+    if (status != kSuccess) ++failed_stores_;
+    T_DIMSE_C_StoreRSP response{};
+    response.MessageIDBeingRespondedTo = request.MessageID;
+    response.DimseStatus = status;
+    response.DataSetType = DIMSE_DATASET_NULL;
+    OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
+                        sizeof(response.AffectedSOPClassUID));
+    OFStandard::strlcpy(response.AffectedSOPInstanceUID, request.AffectedSOPInstanceUID,
+                        sizeof(response.AffectedSOPInstanceUID));
+    response.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+    if (request.opts & O_STORE_RQ_BLANK_PADDING) {
+        response.opts |= O_STORE_PEER_REQUIRES_EXACT_UID_COPY;
+    }
+    cond = DIMSE_sendStoreResponse(association_.get(), pres_id, &request, &response, nullptr);
+    if (cond.bad()) {
+        outcome = "aborted: cannot send C-STORE-RSP: " + condition_text(cond);
+        abort();
+        return false;
+    }
+    return true;
+}
+
+uint16_t Association::call_store_callback(const std::string& path,
+                                          const T_DIMSE_C_StoreRQ& request,
+                                          const std::string& transfer_syntax) {
+    StoreRequest store{path, peer_.calling_ae, peer_.called_ae,
+                       trimmed(request.AffectedSOPClassUID),
+                       trimmed(request.AffectedSOPInstanceUID), transfer_syntax};
+    if (!engine_.callbacks().on_store) return kProcessingFailure;
+    return engine_.callbacks().on_store(store);
+}
+
+}  // namespace engine

@@ -1,0 +1,72 @@
+// One accepted association: the owner of DCMTK's association and network objects (RAII), and
+// the DIMSE loop that runs on the association's own native thread: C-ECHO answered here,
+// C-STORE written to a temp file and acknowledged with the status the Python side returns.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmnet/assoc.h"
+#include "dcmtk/dcmnet/dimse.h"
+
+namespace engine {
+
+class Engine;
+
+struct NetworkDeleter {
+    void operator()(T_ASC_Network* network) const;
+};
+struct AssociationDeleter {
+    void operator()(T_ASC_Association* association) const;
+};
+using NetworkPtr = std::unique_ptr<T_ASC_Network, NetworkDeleter>;
+using AssociationPtr = std::unique_ptr<T_ASC_Association, AssociationDeleter>;
+
+//! Who is on the other end, as the A-ASSOCIATE-RQ and the socket say.
+struct Peer {
+    std::string address;
+    std::string calling_ae;
+    std::string called_ae;
+};
+
+class Association {
+public:
+    Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd, Peer peer);
+    ~Association();
+    Association(const Association&) = delete;
+    Association& operator=(const Association&) = delete;
+
+    //! The DIMSE loop, until release, abort, timeout or engine stop; logs one line at the end.
+    void run();
+    //! Shut the socket down from another thread (the last resort of Engine::stop).
+    void force_close();
+
+private:
+    bool wait_for_command(std::string& outcome);
+    bool handle_echo(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_EchoRQ& request);
+    bool handle_store(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_StoreRQ& request,
+                      std::string& outcome);
+    uint16_t call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
+                                 const std::string& transfer_syntax);
+    std::string temp_path();
+    void abort();
+
+    Engine& engine_;
+    NetworkPtr network_;
+    AssociationPtr association_;
+    std::mutex fd_mutex_;
+    int fd_;
+    Peer peer_;
+    std::chrono::steady_clock::time_point started_;
+    unsigned echoes_ = 0;
+    unsigned stores_ = 0;
+    unsigned failed_stores_ = 0;
+};
+
+//! Text of a DCMTK condition, for log lines.
+std::string condition_text(const OFCondition& condition);
+
+}  // namespace engine

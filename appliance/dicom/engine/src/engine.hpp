@@ -1,0 +1,108 @@
+// The native DICOM engine: the listener, association negotiation and policy, and one native
+// thread per accepted association (engine.cpp); what an association does with its DIMSE
+// messages lives in association.cpp. Pure C++ on DCMTK: Python is reached only through the
+// std::function callbacks of EngineCallbacks, which the bindings (module.cpp) wrap so that each
+// call takes the GIL and nothing else does.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace engine {
+
+//! The product's own Implementation Class UID (under 2.25, a UUID) and Version Name.
+constexpr const char* kImplementationClassUID = "2.25.78625585849042064449414901317356802958";
+constexpr const char* kImplementationVersionName = "EDGEBOX_ENGINE_1";
+
+//! Levels of Python's logging module, used for every message the engine sends up.
+enum LogLevel : int { kDebug = 10, kInfo = 20, kWarning = 30, kError = 40 };
+
+//! One received C-STORE, handed to the Python side once the data set is on disk.
+struct StoreRequest {
+    std::string path;            //!< the temp file: preamble, File Meta, data set as received
+    std::string calling_ae;
+    std::string called_ae;
+    std::string sop_class_uid;
+    std::string sop_instance_uid;
+    std::string transfer_syntax_uid;
+};
+
+struct EngineCallbacks {
+    //! Returns the DIMSE status to answer; called once per image, after the file is written.
+    std::function<uint16_t(const StoreRequest&)> on_store;
+    //! One log message at a Python logging level.
+    std::function<void(int, const std::string&)> log;
+};
+
+struct EngineConfig {
+    std::string ae_title = "EDGEBOX";
+    std::vector<std::string> extra_called_aets;    //!< also answered to (printer profiles)
+    bool strict_called_aet = true;
+    std::vector<std::string> allowed_calling_aets;  //!< empty: any caller
+    std::string bind = "0.0.0.0";
+    int port = 11112;                               //!< 0: any free port (see Engine::port)
+    int max_associations = 10;
+    int acse_timeout = 30;
+    int dimse_timeout = 60;
+    int network_timeout = 60;
+    long max_pdu = 262144;                          //!< our Maximum Length Received
+    //! abstract syntax -> accepted transfer syntaxes, in our order of preference
+    std::map<std::string, std::vector<std::string>> contexts;
+    std::string incoming_dir;                       //!< where C-STORE temp files are written
+};
+
+class Association;
+
+//! The listener and its associations. start() binds and returns; stop() drains.
+class Engine {
+public:
+    Engine(EngineConfig config, EngineCallbacks callbacks);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    //! Bind, listen and start the accept thread; throws std::runtime_error when it cannot.
+    void start();
+    //! Stop accepting, give open associations `grace` seconds, then A-ABORT what is left.
+    void stop(double grace);
+    int port() const { return bound_port_; }
+    int active_associations();
+    bool running() const { return accept_thread_.joinable() && !stopping_; }
+    const EngineConfig& config() const { return config_; }
+    const EngineCallbacks& callbacks() const { return callbacks_; }
+    //! True once stop() has given up waiting: associations abort at their next poll.
+    bool abort_requested() const { return abort_; }
+
+private:
+    struct Worker {
+        std::shared_ptr<Association> association;
+        std::thread thread;
+        std::atomic<bool> done{false};
+    };
+
+    void accept_loop();
+    void handle_connection(int fd);
+    void reap_finished(bool all);
+
+    EngineConfig config_;
+    EngineCallbacks callbacks_;
+    int listen_fd_ = -1;
+    int bound_port_ = 0;
+    std::thread accept_thread_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> abort_{false};
+    std::mutex workers_mutex_;
+    std::condition_variable workers_changed_;
+    std::list<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace engine

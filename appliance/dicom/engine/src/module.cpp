@@ -1,0 +1,173 @@
+// The Python face of the engine (pybind11): `appliance.dicom.engine._engine`. The GIL is
+// released by every method that waits (start, stop) and by the destructor, and it is taken
+// only inside the callbacks built here: the store callback and the log sink. Python objects
+// held by native code are kept in shared_ptrs whose deleter takes the GIL, so native threads
+// can copy and drop callbacks without it.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "dcmtk_log.hpp"
+#include "engine.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+constexpr const char* kLoggerName = "appliance.dicom.engine";
+constexpr uint16_t kProcessingFailure = 0x0110;
+
+//! A Python object that native threads may hold and drop: released under the GIL.
+struct HeldObject {
+    py::object object;
+    HeldObject() = default;
+    HeldObject(const HeldObject&) = delete;
+    HeldObject& operator=(const HeldObject&) = delete;
+    ~HeldObject() {
+        if (!Py_IsInitialized()) {
+            object.release();  // the interpreter is gone: nothing left to drop it in
+            return;
+        }
+        py::gil_scoped_acquire gil;
+        object = py::object();
+    }
+};
+
+//! Called with the GIL held.
+std::shared_ptr<HeldObject> share(py::object object) {
+    auto held = std::make_shared<HeldObject>();
+    held->object = std::move(object);
+    return held;
+}
+
+void log_to_python(int level, const std::string& message) {
+    if (!Py_IsInitialized()) return;
+    py::gil_scoped_acquire gil;
+    try {
+        py::module_::import("logging").attr("getLogger")(kLoggerName).attr("log")(
+            level, "%s", message);
+    } catch (py::error_already_set& error) {
+        error.discard_as_unraisable(__func__);
+    }
+}
+
+engine::EngineCallbacks make_callbacks(py::object on_store) {
+    engine::EngineCallbacks callbacks;
+    callbacks.log = log_to_python;
+    if (!on_store.is_none()) {
+        auto callable = share(std::move(on_store));
+        callbacks.on_store = [callable](const engine::StoreRequest& request) -> uint16_t {
+            py::gil_scoped_acquire gil;
+            try {
+                py::object status = callable->object(request.path, request.calling_ae,
+                                                request.called_ae, request.sop_class_uid,
+                                                request.sop_instance_uid,
+                                                request.transfer_syntax_uid);
+                const long value = status.cast<long>();
+                if (value < 0 || value > 0xFFFF) throw py::value_error("status out of range");
+                return static_cast<uint16_t>(value);
+            } catch (py::error_already_set& error) {
+                log_to_python(40, "store callback failed for " + request.sop_instance_uid +
+                                      ": " + std::string(py::str(error.value())));
+            } catch (std::exception& error) {
+                log_to_python(40, "store callback gave no status for " +
+                                      request.sop_instance_uid + ": " + error.what());
+            }
+            return kProcessingFailure;
+        };
+    }
+    return callbacks;
+}
+
+//! Owns the native engine; stops it without the GIL when Python drops it.
+class PyEngine {
+public:
+    PyEngine(engine::EngineConfig config, py::object on_store)
+        : engine_(std::make_unique<engine::Engine>(std::move(config),
+                                                   make_callbacks(std::move(on_store)))) {}
+    ~PyEngine() {
+        py::gil_scoped_release release;
+        engine_.reset();
+    }
+    void start() {
+        py::gil_scoped_release release;
+        engine_->start();
+    }
+    void stop(double grace) {
+        py::gil_scoped_release release;
+        engine_->stop(grace);
+    }
+    int port() const { return engine_->port(); }
+    int active_associations() {
+        py::gil_scoped_release release;
+        return engine_->active_associations();
+    }
+    bool running() const { return engine_->running(); }
+
+private:
+    std::unique_ptr<engine::Engine> engine_;
+};
+
+engine::EngineConfig make_config(
+    const std::string& ae_title, const std::vector<std::string>& extra_called_aets,
+    bool strict_called_aet, const std::vector<std::string>& allowed_calling_aets,
+    const std::string& bind, int port, int max_associations, int acse_timeout,
+    int dimse_timeout, int network_timeout, long max_pdu,
+    const std::map<std::string, std::vector<std::string>>& contexts,
+    const std::string& incoming_dir) {
+    engine::EngineConfig config;
+    config.ae_title = ae_title;
+    config.extra_called_aets = extra_called_aets;
+    config.strict_called_aet = strict_called_aet;
+    config.allowed_calling_aets = allowed_calling_aets;
+    config.bind = bind;
+    config.port = port;
+    config.max_associations = max_associations;
+    config.acse_timeout = acse_timeout;
+    config.dimse_timeout = dimse_timeout;
+    config.network_timeout = network_timeout;
+    config.max_pdu = max_pdu;
+    config.contexts = contexts;
+    config.incoming_dir = incoming_dir;
+    return config;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_engine, module) {
+    module.doc() = "Native DICOM SCP engine on DCMTK (see appliance/dicom/engine/README.md).";
+    module.attr("IMPLEMENTATION_CLASS_UID") = engine::kImplementationClassUID;
+    module.attr("IMPLEMENTATION_VERSION_NAME") = engine::kImplementationVersionName;
+
+    module.def(
+        "route_dcmtk_log",
+        [](int level) { engine::route_dcmtk_log(log_to_python, level); }, py::arg("level"),
+        "Send DCMTK's own log to the Python logger 'appliance.dicom.engine' from `level` up.");
+
+    py::class_<PyEngine>(module, "Engine")
+        .def(py::init([](const std::string& ae_title, const std::vector<std::string>& extra,
+                         bool strict_called_aet, const std::vector<std::string>& allowed,
+                         const std::string& bind, int port, int max_associations,
+                         int acse_timeout, int dimse_timeout, int network_timeout, long max_pdu,
+                         const std::map<std::string, std::vector<std::string>>& contexts,
+                         const std::string& incoming_dir, py::object on_store) {
+                 return std::make_unique<PyEngine>(
+                     make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
+                                 max_associations, acse_timeout, dimse_timeout, network_timeout,
+                                 max_pdu, contexts, incoming_dir),
+                     std::move(on_store));
+             }),
+             py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
+             py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
+             py::arg("port"), py::arg("max_associations"), py::arg("acse_timeout"),
+             py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
+             py::arg("contexts"), py::arg("incoming_dir"), py::arg("on_store"))
+        .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
+        .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
+             "Stop accepting; open associations get `grace` seconds, then A-ABORT.")
+        .def_property_readonly("port", &PyEngine::port)
+        .def_property_readonly("active_associations", &PyEngine::active_associations)
+        .def_property_readonly("running", &PyEngine::running);
+}
