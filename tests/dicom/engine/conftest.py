@@ -16,7 +16,8 @@ from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
 from appliance.dicom.storage import STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES
 from appliance.dicom.verification import VerificationService
 from tests.conftest import free_port
-from tests.storage.conftest import tmpfs  # noqa: F401  (a fixture used by test_engine_store)
+from tests.storage.conftest import tmpfs, unique_bundled  # noqa: F401  (fixtures for the tests)
+from tests.storage.test_storage_scp import reference_scp  # noqa: F401
 
 
 class StorageContexts:

@@ -68,6 +68,38 @@ struct Refusal {
     const char* words;
 };
 
+//! Each proposed context: accepted with the first transfer syntax the requester proposes that
+//! we declare for its abstract syntax (the requester's order, as pynetdicom did), else refused
+//! with the standard's reason.
+void accept_contexts(T_ASC_Parameters* params,
+                     const std::map<std::string, std::vector<std::string>>& declared) {
+    const int count = ASC_countPresentationContexts(params);
+    for (int position = 0; position < count; ++position) {
+        T_ASC_PresentationContext proposed;
+        if (ASC_getPresentationContext(params, position, &proposed).bad()) continue;
+        const auto ours = declared.find(proposed.abstractSyntax);
+        if (ours == declared.end()) {
+            ASC_refusePresentationContext(params, proposed.presentationContextID,
+                                          ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
+            continue;
+        }
+        const char* chosen = nullptr;
+        for (int n = 0; n < proposed.transferSyntaxCount && chosen == nullptr; ++n) {
+            const std::string syntax = proposed.proposedTransferSyntaxes[n];
+            if (std::find(ours->second.begin(), ours->second.end(), syntax) !=
+                ours->second.end()) {
+                chosen = proposed.proposedTransferSyntaxes[n];
+            }
+        }
+        if (chosen == nullptr) {
+            ASC_refusePresentationContext(params, proposed.presentationContextID,
+                                          ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+        } else {
+            ASC_acceptPresentationContext(params, proposed.presentationContextID, chosen);
+        }
+    }
+}
+
 }  // namespace
 
 Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
@@ -207,21 +239,7 @@ void Engine::handle_connection(int fd) {
         return;
     }
 
-    // Contexts: one call per distinct transfer syntax list (Storage shares one list).
-    std::map<std::vector<std::string>, std::vector<const char*>> by_syntaxes;
-    for (const auto& [abstract, syntaxes] : config_.contexts) {
-        by_syntaxes[syntaxes].push_back(abstract.c_str());
-    }
-    for (const auto& [syntaxes, abstracts] : by_syntaxes) {
-        std::vector<const char*> transfer;
-        for (const auto& syntax : syntaxes) transfer.push_back(syntax.c_str());
-        cond = ASC_acceptContextsWithPreferredTransferSyntaxes(
-            params, const_cast<const char**>(abstracts.data()), static_cast<int>(abstracts.size()),
-            transfer.data(), static_cast<int>(transfer.size()));
-        if (cond.bad()) {
-            callbacks_.log(kWarning, "cannot accept contexts: " + condition_text(cond));
-        }
-    }
+    accept_contexts(params, config_.contexts);
     // Answer as the title called (ours or a printer profile's), with our implementation.
     ASC_setAPTitles(params, nullptr, nullptr, called_known ? peer.called_ae.c_str()
                                                             : config_.ae_title.c_str());
