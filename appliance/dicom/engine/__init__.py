@@ -42,6 +42,9 @@ class EngineSettings:
     bind: str = "0.0.0.0"
     port: int = 11112
     max_associations: int = 10
+    artim_timeout: int = 10
+    #: `[dicom] max_pending_connections`
+    max_pending: int = 64
     acse_timeout: int = 30
     dimse_timeout: int = 60
     network_timeout: int = 60
@@ -57,6 +60,8 @@ class EngineSettings:
                    strict_called_aet=dicom.strict_called_aet,
                    allowed_calling_aets=tuple(dicom.allowed_calling_aets), bind=dicom.bind,
                    port=dicom.port, max_associations=dicom.max_associations,
+                   artim_timeout=int(dicom.artim_timeout),
+                   max_pending=dicom.max_pending_connections,
                    acse_timeout=int(dicom.acse_timeout), dimse_timeout=int(dicom.dimse_timeout),
                    network_timeout=int(dicom.network_timeout), max_pdu=dicom.max_pdu,
                    contexts=contexts)
@@ -93,6 +98,8 @@ class DicomEngine:
             strict_called_aet=settings.strict_called_aet,
             allowed_calling_aets=list(settings.allowed_calling_aets), bind=settings.bind,
             port=settings.port, max_associations=settings.max_associations,
+            artim_timeout=_timeout_seconds(settings.artim_timeout),
+            max_pending=settings.max_pending,
             acse_timeout=_timeout_seconds(settings.acse_timeout),
             dimse_timeout=_timeout_seconds(settings.dimse_timeout),
             network_timeout=_timeout_seconds(settings.network_timeout),

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import socket
+import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from pynetdicom import AE
@@ -18,6 +22,7 @@ from pynetdicom.sop_class import Verification
 
 from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tests.conftest import echoscu
+from tests.dicom import port_probe
 
 ENGINE_LOGGER = "appliance.dicom.engine"
 
@@ -166,16 +171,72 @@ def test_an_association_released_within_the_grace_period_is_not_aborted(engine):
 
 
 def test_dcmtk_log_goes_to_python_logging_not_stderr(engine, caplog, capfd):
-    caplog.set_level(logging.INFO, logger=ENGINE_LOGGER)
+    caplog.set_level(logging.DEBUG, logger=ENGINE_LOGGER)  # DCMTK logs each PDU at DEBUG
     dicom_engine, _ = engine()
-    with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=5) as sock:
-        sock.sendall(b"\x01\x00\xff\xff\xff\xff" + bytes(64))  # an A-ASSOCIATE-RQ "4 GB" long
-        with contextlib.suppress(OSError):  # refused: the engine closes (or resets) it
-            sock.recv(64)
+    assert echoscu(dicom_engine.port).returncode == 0
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not any(
             "dcmtk.dcmnet" in r.message for r in caplog.records):
         time.sleep(0.05)
-    assert any("dcmtk.dcmnet" in r.message and "too large" in r.message
-               for r in caplog.records if r.name == ENGINE_LOGGER)
-    assert "too large" not in capfd.readouterr().err
+    dcmtk_lines = [r.message for r in caplog.records
+                   if r.name == ENGINE_LOGGER and r.message.startswith("dcmtk.dcmnet")]
+    assert dcmtk_lines
+    assert "dcmtk.dcmnet" not in capfd.readouterr().err
+    assert not any(line.startswith("D:") or line.startswith("I:")
+                   for line in capfd.readouterr().err.splitlines())
+
+
+def test_before_negotiation_other_pdus_and_oversized_requests_get_an_a_abort(engine):
+    dicom_engine, _ = engine()
+    for first, reason in [(b"\x04\x00\x00\x00\x00\x10" + bytes(16), 2),
+                          (b"\x01\x00\xff\xff\xff\xff" + bytes(64), 6)]:
+        with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=5) as sock:
+            sock.sendall(first)
+            assert sock.recv(10) == bytes([7, 0, 0, 0, 0, 4, 0, 0, 2, reason])
+    assert echoscu(dicom_engine.port).returncode == 0
+
+
+def test_a_slow_requester_does_not_hold_up_the_others(engine):
+    dicom_engine, _ = engine(artim_timeout=30)
+    with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=5) as slow:
+        slow.sendall(b"\x01\x00\x00\x00\x01\x00" + bytes(20))  # a third of an RQ, then nothing
+        started = time.monotonic()
+        assert echoscu(dicom_engine.port).returncode == 0
+        assert time.monotonic() - started < 5
+
+
+def test_a_silent_connection_is_closed_after_the_artim_timeout(engine):
+    dicom_engine, _ = engine(artim_timeout=1)
+    with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=5) as silent:
+        assert silent.recv(10) == b""  # closed by the engine, well before our 5 s
+
+
+def test_a_p_data_pdu_longer_than_announced_is_aborted(engine):
+    dicom_engine, _ = engine(max_pdu=16384)
+    request = port_probe.echo_pdus(dicom_engine.port)[0]
+    sock = port_probe.associate(dicom_engine.port, request)
+    with sock:
+        sock.sendall(struct.pack(">BBL", 0x04, 0, 1 << 30) + bytes(64))  # claims 1 GiB
+        assert port_probe.closed_or_aborted(sock, 5) in ("abort", "closed")
+    assert echoscu(dicom_engine.port).returncode == 0
+
+
+def test_bad_connections_leave_no_thread_or_descriptor(engine):
+    dicom_engine, _ = engine(artim_timeout=1)
+    assert echoscu(dicom_engine.port).returncode == 0
+    before = (len(os.listdir("/proc/self/fd")), threading.active_count(), native_threads())
+    for first in [b"", b"\x04\x00\x00\x00\x00\x10" + bytes(16), b"\x01\x00\x00\x00\x00\x10"
+                  + bytes(16), b"\x01\x00\x00\x00\x01\x00" + bytes(20), os.urandom(200)]:
+        for _ in range(4):
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", dicom_engine.port), timeout=5) as sock:
+                sock.sendall(first)
+    assert port_probe.wait_until(
+        lambda: (len(os.listdir("/proc/self/fd")), threading.active_count(),
+                 native_threads()) == before, 15), before
+    assert echoscu(dicom_engine.port).returncode == 0
+
+
+def native_threads() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))

@@ -16,17 +16,21 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
+#include <vector>
 
 #include "association.hpp"
+#include "negotiation.hpp"
 #include "dcmtk/dcmnet/dul.h"
 
 namespace engine {
 
 namespace {
 
-constexpr const char* kApplicationContext = "1.2.840.10008.3.1.1.1";
 constexpr int kListenBacklog = 128;
+//! Longest A-ASSOCIATE-RQ waited for (docs/conformance.md 2.1): longer ones are refused.
+constexpr uint32_t kMaxAssociatePdu = 65536;
 //! How often the accept loop looks at the stop flag.
 constexpr int kAcceptPollMs = 200;
 //! After the grace period: time for associations to notice the abort before sockets are shut.
@@ -34,17 +38,6 @@ constexpr auto kAbortNoticeTime = std::chrono::seconds(3);
 
 //! dcmExternalSocketHandle is one process-wide slot: one connection at a time goes through it.
 std::mutex external_socket_mutex;
-
-std::string trim(const std::string& value) {
-    const auto first = value.find_first_not_of(' ');
-    if (first == std::string::npos) return "";
-    return value.substr(first, value.find_last_not_of(' ') - first + 1);
-}
-
-bool contains(const std::vector<std::string>& titles, const std::string& title) {
-    return std::any_of(titles.begin(), titles.end(),
-                       [&](const std::string& entry) { return trim(entry) == title; });
-}
 
 std::string peer_address(int fd) {
     sockaddr_storage address{};
@@ -61,43 +54,16 @@ std::string peer_address(int fd) {
     return text;
 }
 
-struct Refusal {
-    T_ASC_RejectParametersResult result;
-    T_ASC_RejectParametersSource source;
-    T_ASC_RejectParametersReason reason;
-    const char* words;
-};
+//! A-ABORT reasons of the service provider (PS3.8 table 9-26).
+constexpr unsigned char kReasonUnexpectedPdu = 0x02;
+constexpr unsigned char kReasonInvalidParameter = 0x06;
 
-//! Each proposed context: accepted with the first transfer syntax the requester proposes that
-//! we declare for its abstract syntax (the requester's order, as pynetdicom did), else refused
-//! with the standard's reason.
-void accept_contexts(T_ASC_Parameters* params,
-                     const std::map<std::string, std::vector<std::string>>& declared) {
-    const int count = ASC_countPresentationContexts(params);
-    for (int position = 0; position < count; ++position) {
-        T_ASC_PresentationContext proposed;
-        if (ASC_getPresentationContext(params, position, &proposed).bad()) continue;
-        const auto ours = declared.find(proposed.abstractSyntax);
-        if (ours == declared.end()) {
-            ASC_refusePresentationContext(params, proposed.presentationContextID,
-                                          ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
-            continue;
-        }
-        const char* chosen = nullptr;
-        for (int n = 0; n < proposed.transferSyntaxCount && chosen == nullptr; ++n) {
-            const std::string syntax = proposed.proposedTransferSyntaxes[n];
-            if (std::find(ours->second.begin(), ours->second.end(), syntax) !=
-                ours->second.end()) {
-                chosen = proposed.proposedTransferSyntaxes[n];
-            }
-        }
-        if (chosen == nullptr) {
-            ASC_refusePresentationContext(params, proposed.presentationContextID,
-                                          ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
-        } else {
-            ASC_acceptPresentationContext(params, proposed.presentationContextID, chosen);
-        }
-    }
+//! An A-ABORT from the service provider, then the connection shut (errors ignored: the peer
+//! may be gone already).
+void send_abort(int fd, unsigned char reason) {
+    const unsigned char pdu[10] = {0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, reason};
+    (void)!send(fd, pdu, sizeof(pdu), MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_RDWR);
 }
 
 }  // namespace
@@ -106,7 +72,8 @@ Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
     : config_(std::move(config)), callbacks_(std::move(callbacks)) {
     if (config_.max_pdu < 0) throw std::invalid_argument("max_pdu must not be negative");
     if (config_.max_associations < 1) throw std::invalid_argument("max_associations must be >= 1");
-    if (config_.acse_timeout < 1 || config_.dimse_timeout < 1 || config_.network_timeout < 1) {
+    if (config_.max_pending < 1) throw std::invalid_argument("max_pending must be >= 1");
+    if (config_.artim_timeout < 1 || config_.acse_timeout < 1 || config_.dimse_timeout < 1 || config_.network_timeout < 1) {
         throw std::invalid_argument("timeouts must be at least 1 s");
     }
     if (config_.incoming_dir.empty()) throw std::invalid_argument("incoming_dir is empty");
@@ -163,12 +130,92 @@ void Engine::accept_loop() {
         if (fd < 0) continue;
         const int yes = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-        handle_connection(fd);
+        const std::string address = peer_address(fd);
+        if (pending_connections() >= config_.max_pending) {
+            close(fd);
+            callbacks_.log(kWarning, "connection from " + address + " refused: " +
+                           std::to_string(config_.max_pending) + " connections pending");
+            continue;
+        }
+        auto worker = std::make_unique<Worker>();
+        Worker* slot = worker.get();
+        std::lock_guard<std::mutex> lock(workers_mutex_);
+        workers_.push_back(std::move(worker));
+        slot->thread = std::thread([this, slot, fd, address] {
+            serve_connection(slot, fd, address);
+            std::shared_ptr<Association> finished;
+            {
+                std::lock_guard<std::mutex> guard(workers_mutex_);
+                finished.swap(slot->association);
+            }
+            finished.reset();  // closes the socket (unless stop() holds it for a moment)
+            {
+                std::lock_guard<std::mutex> guard(workers_mutex_);
+                slot->done = true;
+            }
+            workers_changed_.notify_all();
+        });
     }
 }
 
-void Engine::handle_connection(int fd) {
-    const std::string address = peer_address(fd);
+void Engine::serve_connection(Worker* slot, int fd, const std::string& address) {
+    if (!wait_for_request(fd, address)) {
+        close(fd);
+        return;
+    }
+    std::shared_ptr<Association> association = negotiate(slot, fd, address);
+    if (association) association->run();
+}
+
+bool Engine::wait_for_request(int fd, const std::string& address) {
+    // The whole A-ASSOCIATE-RQ must be in the socket before DCMTK reads it: DCMTK reads it
+    // under the process-wide external-socket slot, where no peer may keep us waiting. Only a
+    // bounded peek is ever buffered (an RQ is at most kMaxAssociatePdu bytes).
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::seconds(config_.artim_timeout);
+    std::vector<unsigned char> peek(6);
+    while (!stopping_) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            callbacks_.log(kInfo, "connection from " + address + " closed before A-ASSOCIATE-RQ: "
+                           "ARTIM timeout (" + std::to_string(config_.artim_timeout) + " s)");
+            return false;
+        }
+        pollfd waiting{fd, POLLIN, 0};
+        if (poll(&waiting, 1, kAcceptPollMs) <= 0) continue;
+        const ssize_t got = recv(fd, peek.data(), peek.size(), MSG_PEEK | MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+            callbacks_.log(kInfo, "connection from " + address +
+                           " closed before A-ASSOCIATE-RQ by the peer");
+            return false;
+        }
+        if (got < 6) continue;
+        const uint32_t length = (uint32_t(peek[2]) << 24) | (uint32_t(peek[3]) << 16) |
+                                (uint32_t(peek[4]) << 8) | uint32_t(peek[5]);
+        if (peek[0] == 0x07) {
+            callbacks_.log(kInfo, "connection from " + address + " aborted by the peer before "
+                           "A-ASSOCIATE-RQ");
+            return false;
+        }
+        if (peek[0] != 0x01 || length > kMaxAssociatePdu) {
+            send_abort(fd, peek[0] != 0x01 ? kReasonUnexpectedPdu : kReasonInvalidParameter);
+            std::ostringstream why;
+            why << "connection from " << address << " aborted before negotiation: ";
+            if (peek[0] != 0x01) {
+                why << "PDU type 0x" << std::hex << int(peek[0]) << " instead of A-ASSOCIATE-RQ";
+            } else {
+                why << "A-ASSOCIATE-RQ length " << length << " over " << kMaxAssociatePdu;
+            }
+            callbacks_.log(kInfo, why.str());
+            return false;
+        }
+        if (peek.size() == 6) peek.resize(6 + length);
+        if (static_cast<size_t>(got) == peek.size()) return true;
+    }
+    return false;
+}
+
+std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd,
+                                               const std::string& address) {
     T_ASC_Network* network_raw = nullptr;
     T_ASC_Association* association_raw = nullptr;
     OFCondition cond;
@@ -186,99 +233,66 @@ void Engine::handle_connection(int fd) {
     NetworkPtr network(network_raw);
     AssociationPtr association(association_raw);
     if (!association) {
-        // DCMTK never took the socket: it is ours to close.
-        close(fd);
+        close(fd);  // DCMTK never took the socket: it is ours to close
         callbacks_.log(kInfo, "connection from " + address + " closed before negotiation: " +
                        condition_text(cond));
-        return;
+        return nullptr;
     }
     if (cond.bad()) {
         callbacks_.log(kInfo, "connection from " + address + " closed during negotiation: " +
                        condition_text(cond));
-        return;
+        return nullptr;
     }
     T_ASC_Parameters* params = association->params;
-    DIC_AE calling = {0};
-    DIC_AE called = {0};
-    ASC_getAPTitles(params, calling, sizeof(calling), called, sizeof(called), nullptr, 0);
-    DIC_UI context_name = {0};
-    ASC_getApplicationContextName(params, context_name, sizeof(context_name));
-    Peer peer{address, trim(calling), trim(called)};
-
-    const Refusal* refusal = nullptr;
-    static const Refusal kTooMany{ASC_RESULT_REJECTEDTRANSIENT,
-                                  ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
-                                  ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED,
-                                  "too many associations (local-limit-exceeded)"};
-    static const Refusal kContext{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-                                  ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED,
-                                  "application context name not supported"};
-    static const Refusal kCalling{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-                                  ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED,
-                                  "calling AE title not recognized"};
-    static const Refusal kCalled{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-                                 ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED,
-                                 "called AE title not recognized"};
-    const bool called_known = peer.called_ae == trim(config_.ae_title) ||
-                              contains(config_.extra_called_aets, peer.called_ae);
-    if (active_associations() >= config_.max_associations) {
-        refusal = &kTooMany;
-    } else if (trim(context_name) != kApplicationContext) {
-        refusal = &kContext;
-    } else if (!config_.allowed_calling_aets.empty() &&
-               !contains(config_.allowed_calling_aets, peer.calling_ae)) {
-        refusal = &kCalling;
-    } else if (config_.strict_called_aet && !called_known) {
-        refusal = &kCalled;
-    }
+    const Request request = read_request(params);
+    const Refusal* refusal = refusal_for(config_, request, !admit(slot));
     if (refusal != nullptr) {
         T_ASC_RejectParameters reject{refusal->result, refusal->source, refusal->reason};
         ASC_rejectAssociation(association.get(), &reject);
-        callbacks_.log(kInfo, "association from " + address + " (" + peer.calling_ae + " -> " +
-                       peer.called_ae + ") refused: " + refusal->words);
-        return;
+        callbacks_.log(kInfo, "association from " + address + " (" + request.calling_ae +
+                       " -> " + request.called_ae + ") refused: " + refusal->words);
+        return nullptr;
     }
-
     accept_contexts(params, config_.contexts);
     // Answer as the title called (ours or a printer profile's), with our implementation.
-    ASC_setAPTitles(params, nullptr, nullptr, called_known ? peer.called_ae.c_str()
-                                                            : config_.ae_title.c_str());
-    OFStandard::strlcpy(params->ourImplementationClassUID, kImplementationClassUID,
-                        sizeof(params->ourImplementationClassUID));
-    OFStandard::strlcpy(params->ourImplementationVersionName, kImplementationVersionName,
-                        sizeof(params->ourImplementationVersionName));
+    answer_as(params, called_title_known(config_, request.called_ae) ? request.called_ae
+                                                                     : config_.ae_title);
     cond = ASC_acknowledgeAssociation(association.get());
     if (cond.bad()) {
         callbacks_.log(kInfo, "association from " + address + " lost while accepting: " +
                        condition_text(cond));
-        return;
+        return nullptr;
     }
-    auto worker = std::make_unique<Worker>();
-    worker->association = std::make_shared<Association>(*this, std::move(network),
-                                                        std::move(association), fd, peer);
-    Worker* slot = worker.get();
+    auto accepted = std::make_shared<Association>(
+        *this, std::move(network), std::move(association), fd,
+        Peer{address, request.calling_ae, request.called_ae});
     std::lock_guard<std::mutex> lock(workers_mutex_);
-    workers_.push_back(std::move(worker));
-    slot->thread = std::thread([this, slot] {
-        slot->association->run();
-        std::shared_ptr<Association> finished;
-        {
-            std::lock_guard<std::mutex> guard(workers_mutex_);
-            finished.swap(slot->association);
-        }
-        finished.reset();  // closes the socket (unless stop() still holds it for a moment)
-        {
-            std::lock_guard<std::mutex> guard(workers_mutex_);
-            slot->done = true;
-        }
-        workers_changed_.notify_all();
+    slot->association = accepted;
+    return accepted;
+}
+
+bool Engine::admit(Worker* slot) {
+    std::lock_guard<std::mutex> lock(workers_mutex_);
+    const auto admitted = std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
+        return w->admitted && !w->done;
     });
+    if (admitted >= config_.max_associations) return false;
+    slot->admitted = true;
+    return true;
+}
+
+int Engine::pending_connections() {
+    std::lock_guard<std::mutex> lock(workers_mutex_);
+    return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
+        return !w->admitted && !w->done;
+    }));
 }
 
 int Engine::active_associations() {
     std::lock_guard<std::mutex> lock(workers_mutex_);
-    return static_cast<int>(std::count_if(workers_.begin(), workers_.end(),
-                                          [](const auto& worker) { return !worker->done; }));
+    return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
+        return w->admitted && !w->done;
+    }));
 }
 
 void Engine::reap_finished(bool all) {

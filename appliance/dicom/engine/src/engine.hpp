@@ -51,6 +51,10 @@ struct EngineConfig {
     std::string bind = "0.0.0.0";
     int port = 11112;                               //!< 0: any free port (see Engine::port)
     int max_associations = 10;
+    //! Before negotiation (the ARTIM timer): the whole A-ASSOCIATE-RQ must arrive in this time.
+    int artim_timeout = 10;
+    //! Connections held before negotiation; one more is closed at once.
+    int max_pending = 64;
     int acse_timeout = 30;
     int dimse_timeout = 60;
     int network_timeout = 60;
@@ -83,14 +87,20 @@ public:
     bool abort_requested() const { return abort_; }
 
 private:
+    //! One connection's thread: waits for the A-ASSOCIATE-RQ, negotiates, runs the association.
     struct Worker {
-        std::shared_ptr<Association> association;
+        std::shared_ptr<Association> association;  //!< set once accepted (workers_mutex_)
         std::thread thread;
+        bool admitted = false;                     //!< holds an association slot (workers_mutex_)
         std::atomic<bool> done{false};
     };
 
     void accept_loop();
-    void handle_connection(int fd);
+    void serve_connection(Worker* slot, int fd, const std::string& address);
+    bool wait_for_request(int fd, const std::string& address);
+    std::shared_ptr<Association> negotiate(Worker* slot, int fd, const std::string& address);
+    bool admit(Worker* slot);
+    int pending_connections();
     void reap_finished(bool all);
 
     EngineConfig config_;
