@@ -14,6 +14,7 @@ and what is left.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,8 @@ class DicomEngine:
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
             incoming_dir=str(self.incoming_dir), on_store=on_store)
+        # Native threads must be gone before the interpreter is: stop at exit at the latest.
+        weakref.finalize(self, self._native.stop, 0.0)
 
     def start(self) -> None:
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
