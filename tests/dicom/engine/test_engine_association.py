@@ -240,3 +240,14 @@ def test_bad_connections_leave_no_thread_or_descriptor(engine):
 def native_threads() -> int:
     status = Path("/proc/self/status").read_text()
     return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
+
+
+def test_a_malformed_request_is_closed_promptly_and_frees_its_thread(engine):
+    dicom_engine, _ = engine()
+    before = native_threads()
+    with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=10) as sock:
+        sock.sendall(b"\x01\x00\x00\x00\x00\x10" + bytes(16))  # an RQ too short to be one
+        started = time.monotonic()
+        assert sock.recv(10) == b""  # closed (DCMTK would wait 180 s for us to close first)
+        assert time.monotonic() - started < 5
+        assert port_probe.wait_until(lambda: native_threads() == before, 5)

@@ -22,6 +22,7 @@ namespace {
 constexpr uint16_t kSuccess = 0x0000;
 constexpr uint16_t kOutOfResources = 0xA700;
 constexpr uint16_t kProcessingFailure = 0x0110;
+constexpr int kDropWaitSeconds = 1;
 
 //! A distinct prefix per process and a counter: temp names never collide.
 std::string unique_stem() {
@@ -54,7 +55,9 @@ void NetworkDeleter::operator()(T_ASC_Network* network) const {
 }
 
 void AssociationDeleter::operator()(T_ASC_Association* association) const {
-    ASC_dropSCPAssociation(association);
+    // DCMTK waits this long for the peer to close first (DUL_TIMEOUT, 180 s, by default: a
+    // peer that never closes would hold this thread for three minutes).
+    ASC_dropSCPAssociation(association, kDropWaitSeconds);
     ASC_destroyAssociation(&association);
 }
 
