@@ -5,7 +5,8 @@ This package is the Python face of the engine: `DicomEngine` takes the `[dicom]`
 the presentation contexts the services declare, listens on its own native threads, answers
 C-ECHO natively, writes each C-STORE data set as received to a temp file in the directory it is
 given and calls `on_store` once per image; the status `on_store` returns is the one sent, and
-only after it returns. DCMTK's own log goes to this module's logger.
+only after it returns. Other requests (C-FIND so far) go to `on_request`, whose answers are
+streamed back one by one. DCMTK's own log goes to this module's logger.
 
 Not wired into `appliance run` yet (issue 14): see README.md in this directory for what exists
 and what is left.
@@ -30,6 +31,14 @@ IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 #: -> DIMSE status. `path` is the temp file (preamble, File Meta, data set as received); move it
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
 StoreCallback = Callable[[str, str, str, str, str, str], int]
+#: on_request(request, data_set) -> iterable of (status, data set bytes or None), for every
+#: request the engine does not answer itself (C-FIND so far). `request` is a dict: command
+#: ("C-FIND-RQ"), command_field, message_id, sop_class_uid, priority, calling_ae, called_ae,
+#: transfer_syntax_uid; `data_set` (and each response's) is encoded in that transfer syntax.
+#: Pending answers (0xFF00/0xFF01) are sent as they are yielded; the first other status is the
+#: final one (none: Success). A C-CANCEL closes the iterator (generator.close()) and answers
+#: 0xFE00. A handler that raises answers 0xC000.
+RequestHandler = Callable[[dict, bytes], Iterable[tuple[int, bytes | None]]]
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,8 @@ class DicomEngine:
     associations `grace` seconds, then aborts them."""
 
     def __init__(self, settings: EngineSettings, incoming_dir: Path,
-                 on_store: StoreCallback | None = None):
+                 on_store: StoreCallback | None = None,
+                 on_request: RequestHandler | None = None):
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
         _engine.route_dcmtk_log(max(logging.DEBUG, log.getEffectiveLevel()))
@@ -106,7 +116,7 @@ class DicomEngine:
             network_timeout=_timeout_seconds(settings.network_timeout),
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
-            incoming_dir=str(self.incoming_dir), on_store=on_store)
+            incoming_dir=str(self.incoming_dir), on_store=on_store, on_request=on_request)
         # Native threads must be gone before the interpreter is: stop at exit at the latest.
         weakref.finalize(self, self._native.stop, 0.0)
 

@@ -68,10 +68,11 @@ class Receiver:
 @pytest.fixture
 def engine(tmp_path):
     """Factory: engine(**settings) -> (DicomEngine, Receiver), started; stopped after the test.
-    `incoming=` names the temp directory (default: tmp_path/incoming)."""
+    `incoming=` names the temp directory (default: tmp_path/incoming), `on_request=` the
+    handler of the requests the engine dispatches."""
     started: list[DicomEngine] = []
 
-    def start(incoming: Path | None = None, **overrides):
+    def start(incoming: Path | None = None, on_request=None, **overrides):
         keep = tmp_path / "received"
         keep.mkdir(exist_ok=True)
         receiver = Receiver(keep)
@@ -79,7 +80,7 @@ def engine(tmp_path):
                   "contexts": contexts_of([VerificationService(), StorageContexts()]),
                   **overrides}
         dicom_engine = DicomEngine(EngineSettings(**values), incoming or tmp_path / "incoming",
-                                   receiver)
+                                   receiver, on_request)
         dicom_engine.start()
         started.append(dicom_engine)
         return dicom_engine, receiver

@@ -118,6 +118,9 @@ void Association::run() {
             case DIMSE_C_STORE_RQ:
                 carry_on = handle_store(pres_id, message.msg.CStoreRQ, outcome);
                 break;
+            case DIMSE_C_FIND_RQ:
+                carry_on = handle_find(pres_id, message.msg.CFindRQ, outcome);
+                break;
             default: {
                 std::ostringstream text;
                 text << "aborted: DIMSE command 0x" << std::hex << message.CommandField
@@ -135,7 +138,8 @@ void Association::run() {
     line.precision(3);
     line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
          << peer_.called_ae << "): " << echoes_ << " C-ECHO, " << stores_ << " C-STORE ("
-         << failed_stores_ << " not Success), " << seconds << " s, " << outcome;
+         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << seconds << " s, "
+         << outcome;
     engine_.callbacks().log(kInfo, line.str());
 }
 

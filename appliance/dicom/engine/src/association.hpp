@@ -49,6 +49,10 @@ private:
     bool handle_echo(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_EchoRQ& request);
     bool handle_store(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_StoreRQ& request,
                       std::string& outcome);
+    bool handle_find(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_FindRQ& request,
+                     std::string& outcome);
+    //! A C-CANCEL-RQ for `message_id` waiting? Anything else arriving meanwhile is an abort.
+    bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken);
     uint16_t call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
                                  const std::string& transfer_syntax);
     std::string temp_path();
@@ -64,6 +68,7 @@ private:
     unsigned echoes_ = 0;
     unsigned stores_ = 0;
     unsigned failed_stores_ = 0;
+    unsigned finds_ = 0;
 };
 
 //! Text of a DCMTK condition, for log lines.

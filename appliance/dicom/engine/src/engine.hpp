@@ -36,9 +36,42 @@ struct StoreRequest {
     std::string transfer_syntax_uid;
 };
 
+//! A DIMSE request the engine does not answer itself, as handed to the Python services.
+struct DimseRequest {
+    std::string command;          //!< "C-FIND-RQ", ...
+    uint16_t command_field = 0;
+    uint16_t message_id = 0;
+    std::string sop_class_uid;    //!< Affected SOP Class UID
+    uint16_t priority = 0;
+    std::string calling_ae;
+    std::string called_ae;
+    std::string transfer_syntax_uid;  //!< of the presentation context (and of `data_set`)
+    std::string data_set;         //!< encoded in that transfer syntax; empty when none
+};
+
+//! One response a handler gives: a status, and a data set (encoded in the request's transfer
+//! syntax) or none.
+struct DimseResponse {
+    uint16_t status = 0;
+    bool has_data_set = false;
+    std::string data_set;
+};
+
+//! The responses to one request, pulled one at a time (so C-CANCEL is seen between them).
+class ResponseStream {
+public:
+    virtual ~ResponseStream() = default;
+    //! The next response, or false when there are no more.
+    virtual bool next(DimseResponse& response) = 0;
+    //! The requester cancelled: stop producing (C-CANCEL).
+    virtual void cancel() = 0;
+};
+
 struct EngineCallbacks {
     //! Returns the DIMSE status to answer; called once per image, after the file is written.
     std::function<uint16_t(const StoreRequest&)> on_store;
+    //! The handler of every other request; empty: such requests are refused.
+    std::function<std::unique_ptr<ResponseStream>(const DimseRequest&)> on_request;
     //! One log message at a Python logging level.
     std::function<void(int, const std::string&)> log;
 };

@@ -53,9 +53,77 @@ void log_to_python(int level, const std::string& message) {
     }
 }
 
-engine::EngineCallbacks make_callbacks(py::object on_store) {
+//! A handler's responses: an iterator of (status, data set bytes or None), pulled under the GIL.
+class PyResponseStream : public engine::ResponseStream {
+public:
+    explicit PyResponseStream(std::shared_ptr<HeldObject> iterator)
+        : iterator_(std::move(iterator)) {}
+
+    bool next(engine::DimseResponse& response) override {
+        py::gil_scoped_acquire gil;
+        try {
+            PyObject* item = PyIter_Next(iterator_->object.ptr());
+            if (item == nullptr) {
+                if (PyErr_Occurred()) throw py::error_already_set();
+                return false;
+            }
+            py::object answer = py::reinterpret_steal<py::object>(item);
+            auto pair = answer.cast<py::tuple>();
+            if (pair.size() != 2) throw py::value_error("a response is (status, data set)");
+            const long status = pair[0].cast<long>();
+            if (status < 0 || status > 0xFFFF) throw py::value_error("status out of range");
+            response.status = static_cast<uint16_t>(status);
+            response.has_data_set = !pair[1].is_none();
+            response.data_set = response.has_data_set ? std::string(pair[1].cast<py::bytes>())
+                                                      : std::string();
+            return true;
+        } catch (std::exception& error) {
+            log_to_python(40, std::string("request handler failed: ") + error.what());
+            response = engine::DimseResponse{};
+            response.status = 0xC000;  // Unable to process
+            return true;
+        }
+    }
+
+    void cancel() override {
+        py::gil_scoped_acquire gil;
+        try {
+            if (py::hasattr(iterator_->object, "close")) iterator_->object.attr("close")();
+        } catch (py::error_already_set& error) {
+            error.discard_as_unraisable(__func__);
+        }
+    }
+
+private:
+    std::shared_ptr<HeldObject> iterator_;
+};
+
+engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_request) {
     engine::EngineCallbacks callbacks;
     callbacks.log = log_to_python;
+    if (!on_request.is_none()) {
+        auto handler = share(std::move(on_request));
+        callbacks.on_request = [handler](const engine::DimseRequest& request)
+            -> std::unique_ptr<engine::ResponseStream> {
+            py::gil_scoped_acquire gil;
+            try {
+                py::dict fields;
+                fields["command"] = request.command;
+                fields["command_field"] = request.command_field;
+                fields["message_id"] = request.message_id;
+                fields["sop_class_uid"] = request.sop_class_uid;
+                fields["priority"] = request.priority;
+                fields["calling_ae"] = request.calling_ae;
+                fields["called_ae"] = request.called_ae;
+                fields["transfer_syntax_uid"] = request.transfer_syntax_uid;
+                py::object answers = handler->object(fields, py::bytes(request.data_set));
+                return std::make_unique<PyResponseStream>(share(answers.attr("__iter__")()));
+            } catch (std::exception& error) {
+                log_to_python(40, std::string("request handler failed: ") + error.what());
+                return nullptr;
+            }
+        };
+    }
     if (!on_store.is_none()) {
         auto callable = share(std::move(on_store));
         callbacks.on_store = [callable](const engine::StoreRequest& request) -> uint16_t {
@@ -84,9 +152,9 @@ engine::EngineCallbacks make_callbacks(py::object on_store) {
 //! Owns the native engine; stops it without the GIL when Python drops it.
 class PyEngine {
 public:
-    PyEngine(engine::EngineConfig config, py::object on_store)
-        : engine_(std::make_unique<engine::Engine>(std::move(config),
-                                                   make_callbacks(std::move(on_store)))) {}
+    PyEngine(engine::EngineConfig config, py::object on_store, py::object on_request)
+        : engine_(std::make_unique<engine::Engine>(
+              std::move(config), make_callbacks(std::move(on_store), std::move(on_request)))) {}
     ~PyEngine() {
         py::gil_scoped_release release;
         engine_.reset();
@@ -155,20 +223,22 @@ PYBIND11_MODULE(_engine, module) {
                          int artim_timeout, int max_pending, int acse_timeout,
                          int dimse_timeout, int network_timeout, long max_pdu,
                          const std::map<std::string, std::vector<std::string>>& contexts,
-                         const std::string& incoming_dir, py::object on_store) {
+                         const std::string& incoming_dir, py::object on_store,
+                         py::object on_request) {
                  return std::make_unique<PyEngine>(
                      make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
                                  max_associations, artim_timeout, max_pending, acse_timeout,
                                  dimse_timeout, network_timeout, max_pdu, contexts,
                                  incoming_dir),
-                     std::move(on_store));
+                     std::move(on_store), std::move(on_request));
              }),
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
              py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
              py::arg("port"), py::arg("max_associations"), py::arg("artim_timeout"),
              py::arg("max_pending"), py::arg("acse_timeout"),
              py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
-             py::arg("contexts"), py::arg("incoming_dir"), py::arg("on_store"))
+             py::arg("contexts"), py::arg("incoming_dir"), py::arg("on_store"),
+             py::arg("on_request") = py::none())
         .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
         .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
              "Stop accepting; open associations get `grace` seconds, then A-ABORT.")

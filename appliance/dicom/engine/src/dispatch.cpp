@@ -1,0 +1,176 @@
+// Requests the engine hands to the Python services (see EngineCallbacks::on_request): the data
+// set goes up as bytes in the presentation context's transfer syntax, the responses come back
+// one at a time. C-FIND so far: Pending answers streamed as the handler yields them, C-CANCEL
+// looked for between them.
+#include <memory>
+
+#include "association.hpp"
+#include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcostrmb.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "engine.hpp"
+
+namespace engine {
+
+namespace {
+
+constexpr uint16_t kCancel = 0xFE00;
+constexpr uint16_t kUnableToProcess = 0xC000;
+constexpr uint16_t kPending = 0xFF00;
+constexpr uint16_t kPendingWarning = 0xFF01;
+//! Encoding buffer size; data sets of any size are written through it in chunks.
+constexpr size_t kChunk = 65536;
+
+bool is_pending(uint16_t status) {
+    return status == kPending || status == kPendingWarning;
+}
+
+//! The data set encoded in `syntax` (no File Meta), as a requester would send it.
+OFCondition encode(DcmDataset& data_set, E_TransferSyntax syntax, std::string& out) {
+    std::string buffer(kChunk, '\0');
+    DcmOutputBufferStream stream(&buffer[0], buffer.size());
+    data_set.transferInit();
+    OFCondition cond = EC_StreamNotifyClient;
+    while (cond == EC_StreamNotifyClient) {
+        cond = data_set.write(stream, syntax, EET_ExplicitLength, nullptr);
+        void* chunk = nullptr;
+        offile_off_t length = 0;
+        stream.flushBuffer(chunk, length);
+        out.append(static_cast<const char*>(chunk), static_cast<size_t>(length));
+    }
+    data_set.transferEnd();
+    return cond;
+}
+
+//! A data set parsed from bytes in `syntax`; nullptr when they do not parse.
+std::unique_ptr<DcmDataset> decode(const std::string& bytes, E_TransferSyntax syntax) {
+    auto data_set = std::make_unique<DcmDataset>();
+    DcmInputBufferStream stream;
+    stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+    stream.setEos();
+    data_set->transferInit();
+    const OFCondition cond = data_set->read(stream, syntax);
+    data_set->transferEnd();
+    if (cond.bad()) return nullptr;
+    return data_set;
+}
+
+}  // namespace
+
+bool Association::cancel_requested(uint16_t message_id, std::string& outcome, bool& broken) {
+    broken = false;
+    if (!ASC_dataWaiting(association_.get(), 0)) return false;
+    T_ASC_PresentationContextID pres_id = 0;
+    T_DIMSE_Message message;
+    DcmDataset* detail_raw = nullptr;
+    const OFCondition cond = DIMSE_receiveCommand(association_.get(), DIMSE_NONBLOCKING,
+                                                  engine_.config().dimse_timeout, &pres_id,
+                                                  &message, &detail_raw);
+    std::unique_ptr<DcmDataset> detail(detail_raw);
+    if (cond.good() && message.CommandField == DIMSE_C_CANCEL_RQ &&
+        message.msg.CCancelRQ.MessageIDBeingRespondedTo == message_id) {
+        return true;
+    }
+    // Only a C-CANCEL may come while we answer (no asynchronous operations negotiated).
+    broken = true;
+    outcome = cond.bad() ? "aborted during C-FIND: " + condition_text(cond)
+                         : "aborted: another request during a C-FIND";
+    abort();
+    return false;
+}
+
+bool Association::handle_find(T_ASC_PresentationContextID pres_id,
+                              const T_DIMSE_C_FindRQ& request, std::string& outcome) {
+    ++finds_;
+    T_ASC_PresentationContext context;
+    if (ASC_findAcceptedPresentationContext(association_.get()->params, pres_id, &context)
+            .bad()) {
+        outcome = "aborted: C-FIND on a presentation context not accepted";
+        abort();
+        return false;
+    }
+    const E_TransferSyntax syntax = DcmXfer(context.acceptedTransferSyntax).getXfer();
+    T_ASC_PresentationContextID data_pres_id = 0;
+    DcmDataset* identifier_raw = nullptr;
+    OFCondition cond = DIMSE_receiveDataSetInMemory(association_.get(), DIMSE_NONBLOCKING,
+                                                    engine_.config().dimse_timeout,
+                                                    &data_pres_id, &identifier_raw, nullptr,
+                                                    nullptr);
+    std::unique_ptr<DcmDataset> identifier(identifier_raw);
+    if (cond.bad() || !identifier) {
+        outcome = "aborted while receiving a C-FIND identifier: " + condition_text(cond);
+        abort();
+        return false;
+    }
+    DimseRequest up;
+    up.command = "C-FIND-RQ";
+    up.command_field = DIMSE_C_FIND_RQ;
+    up.message_id = request.MessageID;
+    up.sop_class_uid = request.AffectedSOPClassUID;
+    up.priority = static_cast<uint16_t>(request.Priority);
+    up.calling_ae = peer_.calling_ae;
+    up.called_ae = peer_.called_ae;
+    up.transfer_syntax_uid = context.acceptedTransferSyntax;
+    if (encode(*identifier, syntax, up.data_set).bad()) up.data_set.clear();
+
+    T_DIMSE_C_FindRSP response{};
+    response.MessageIDBeingRespondedTo = request.MessageID;
+    OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
+                        sizeof(response.AffectedSOPClassUID));
+    response.opts = O_FIND_AFFECTEDSOPCLASSUID;
+
+    std::unique_ptr<ResponseStream> stream;
+    if (engine_.callbacks().on_request) stream = engine_.callbacks().on_request(up);
+    uint16_t final_status = kUnableToProcess;
+    if (stream) {
+        final_status = 0x0000;
+        DimseResponse answer;
+        for (;;) {
+            if (!stream->next(answer)) break;  // no final status given: Success
+            if (!is_pending(answer.status)) {
+                final_status = answer.status;
+                break;
+            }
+            // Looked for just before each Pending answer goes out, however long the handler
+            // took to produce it.
+            bool broken = false;
+            if (cancel_requested(request.MessageID, outcome, broken)) {
+                stream->cancel();
+                final_status = kCancel;
+                break;
+            }
+            if (broken) return false;
+            std::unique_ptr<DcmDataset> match;
+            if (answer.has_data_set) match = decode(answer.data_set, syntax);
+            if (!match) {
+                engine_.callbacks().log(kError, "C-FIND handler gave a Pending answer without "
+                                        "a readable identifier: answering 0xC000");
+                stream->cancel();
+                final_status = kUnableToProcess;
+                break;
+            }
+            response.DimseStatus = answer.status;
+            response.DataSetType = DIMSE_DATASET_PRESENT;
+            cond = DIMSE_sendFindResponse(association_.get(), pres_id, &request, &response,
+                                          match.get(), nullptr);
+            if (cond.bad()) {
+                stream->cancel();
+                outcome = "aborted: cannot send C-FIND-RSP: " + condition_text(cond);
+                abort();
+                return false;
+            }
+        }
+    }
+    response.DimseStatus = final_status;
+    response.DataSetType = DIMSE_DATASET_NULL;
+    cond = DIMSE_sendFindResponse(association_.get(), pres_id, &request, &response, nullptr,
+                                  nullptr);
+    if (cond.bad()) {
+        outcome = "aborted: cannot send C-FIND-RSP: " + condition_text(cond);
+        abort();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace engine
