@@ -5,7 +5,7 @@ This package is the Python face of the engine: `DicomEngine` takes the `[dicom]`
 the presentation contexts the services declare, listens on its own native threads, answers
 C-ECHO natively, writes each C-STORE data set as received to a temp file in the directory it is
 given and calls `on_store` once per image; the status `on_store` returns is the one sent, and
-only after it returns. Other requests (C-FIND so far) go to `on_request`, whose answers are
+only after it returns. Other requests (C-FIND and the DIMSE-N requests so far) go to `on_request`, whose answers are
 streamed back one by one. DCMTK's own log goes to this module's logger.
 
 Not wired into `appliance run` yet (issue 14): see README.md in this directory for what exists
@@ -31,13 +31,17 @@ IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 #: -> DIMSE status. `path` is the temp file (preamble, File Meta, data set as received); move it
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
 StoreCallback = Callable[[str, str, str, str, str, str], int]
-#: on_request(request, data_set) -> iterable of (status, data set bytes or None), for every
-#: request the engine does not answer itself (C-FIND so far). `request` is a dict: command
-#: ("C-FIND-RQ"), command_field, message_id, sop_class_uid, priority, calling_ae, called_ae,
-#: transfer_syntax_uid; `data_set` (and each response's) is encoded in that transfer syntax.
-#: Pending answers (0xFF00/0xFF01) are sent as they are yielded; the first other status is the
-#: final one (none: Success). A C-CANCEL closes the iterator (generator.close()) and answers
-#: 0xFE00. A handler that raises answers 0xC000.
+#: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
+#: every request the engine does not answer itself (C-FIND, N-CREATE/SET/GET/ACTION/DELETE).
+#: `request` is a dict: command ("C-FIND-RQ", "N-SET-RQ", ...), command_field, message_id,
+#: sop_class_uid, sop_instance_uid (N-), priority, action_type_id (N-ACTION), attribute_list
+#: (N-GET, tags as ints), calling_ae, called_ae, transfer_syntax_uid; `data_set` (b"" when
+#: none) and each response's are encoded in that transfer syntax. C-FIND: Pending answers
+#: (0xFF00/0xFF01) are sent as they are yielded, the first other status is the final one
+#: (none: Success); a C-CANCEL closes the iterator (generator.close()) and answers 0xFE00; a
+#: handler that raises answers 0xC000. N-requests: the first answer is the response (none:
+#: Success); `fields` may give {"affected_sop_instance_uid": ...} (N-CREATE); a handler that
+#: raises answers 0x0110.
 RequestHandler = Callable[[dict, bytes], Iterable[tuple[int, bytes | None]]]
 
 

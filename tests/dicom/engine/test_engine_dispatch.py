@@ -119,3 +119,84 @@ def test_a_handler_giving_a_final_status_ends_the_answers(engine):
     result = findscu(dicom_engine.port)
     pending, final = answers(result.stderr)
     assert pending == 0 and "OutOfResources" in final, result.stderr
+
+
+FILM_SESSION = "1.2.840.10008.5.1.1.1"
+PRINTER = "1.2.840.10008.5.1.1.16"
+PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
+
+
+class PrintSide:
+    """An N-service handler: records each request, answers like a small Print SCP."""
+
+    def __init__(self):
+        self.requests: list[tuple[dict, Dataset | None]] = []
+
+    def __call__(self, request: dict, data_set: bytes):
+        syntax = request["transfer_syntax_uid"]
+        self.requests.append((request, decode(data_set, syntax) if data_set else None))
+        command = request["command"]
+        if command == "N-CREATE-RQ":
+            reply = Dataset()
+            reply.NumberOfCopies = 2
+            return [(0x0000, encode(reply, syntax),
+                     {"affected_sop_instance_uid": "1.2.3.4.5"})]
+        if command == "N-GET-RQ":
+            printer = Dataset()
+            printer.PrinterStatus, printer.PrinterStatusInfo = "NORMAL", "NORMAL"
+            return [(0x0000, encode(printer, syntax))]
+        if command == "N-ACTION-RQ":
+            return [(0x0000, None)]
+        if command == "N-SET-RQ":
+            return [(0x0106, None)]  # Invalid attribute value
+        raise RuntimeError("cannot delete")
+
+
+def test_n_requests_reach_the_handler_and_its_answers_the_requester(engine):
+    from pynetdicom import AE, evt
+
+    handler = PrintSide()
+    answered: list[Dataset] = []  # the command sets of the responses, as received
+    dicom_engine = engine(contexts={FILM_SESSION: (ImplicitVRLittleEndian,),
+                                    PRINTER: (ImplicitVRLittleEndian,)},
+                          on_request=handler)[0]
+    ae = AE(ae_title="PRINTSCU")
+    ae.add_requested_context(FILM_SESSION, ImplicitVRLittleEndian)
+    ae.add_requested_context(PRINTER, ImplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX", evt_handlers=[
+        (evt.EVT_DIMSE_RECV, lambda event: answered.append(event.message.command_set))])
+    assert assoc.is_established
+    try:
+        session = Dataset()
+        session.NumberOfCopies = 2
+        status, created = assoc.send_n_create(session, FILM_SESSION, None)
+        assert status.Status == 0 and created.NumberOfCopies == 2
+        assert answered[-1].AffectedSOPInstanceUID == "1.2.3.4.5"
+        assert answered[-1].AffectedSOPClassUID == FILM_SESSION
+
+        status, printer = assoc.send_n_get([0x21100010, 0x21100020], PRINTER,
+                                           PRINTER_INSTANCE)
+        assert status.Status == 0 and printer.PrinterStatus == "NORMAL"
+
+        status, _ = assoc.send_n_action(None, 1, FILM_SESSION, "1.2.3.4.5")
+        assert status.Status == 0 and answered[-1].ActionTypeID == 1
+
+        change = Dataset()
+        change.NumberOfCopies = 99
+        status, _ = assoc.send_n_set(change, FILM_SESSION, "1.2.3.4.5")
+        assert status.Status == 0x0106
+
+        status = assoc.send_n_delete(FILM_SESSION, "1.2.3.4.5")
+        assert status.Status == 0x0110  # the handler raised: Processing Failure
+    finally:
+        assoc.release()
+
+    commands = [request["command"] for request, _ in handler.requests]
+    assert commands == ["N-CREATE-RQ", "N-GET-RQ", "N-ACTION-RQ", "N-SET-RQ", "N-DELETE-RQ"]
+    create, get, action, change_request, delete = handler.requests
+    assert create[1].NumberOfCopies == 2 and create[0]["sop_class_uid"] == FILM_SESSION
+    assert get[0]["sop_instance_uid"] == PRINTER_INSTANCE
+    assert get[0]["attribute_list"] == [0x21100010, 0x21100020]
+    assert action[0]["action_type_id"] == 1 and action[1] is None
+    assert change_request[1].NumberOfCopies == 99
+    assert delete[0]["sop_instance_uid"] == "1.2.3.4.5"

@@ -121,6 +121,13 @@ void Association::run() {
             case DIMSE_C_FIND_RQ:
                 carry_on = handle_find(pres_id, message.msg.CFindRQ, outcome);
                 break;
+            case DIMSE_N_CREATE_RQ:
+            case DIMSE_N_SET_RQ:
+            case DIMSE_N_GET_RQ:
+            case DIMSE_N_ACTION_RQ:
+            case DIMSE_N_DELETE_RQ:
+                carry_on = handle_n_request(pres_id, message, outcome);
+                break;
             default: {
                 std::ostringstream text;
                 text << "aborted: DIMSE command 0x" << std::hex << message.CommandField
@@ -138,7 +145,7 @@ void Association::run() {
     line.precision(3);
     line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
          << peer_.called_ae << "): " << echoes_ << " C-ECHO, " << stores_ << " C-STORE ("
-         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << seconds << " s, "
+         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_ << " N-, " << seconds << " s, "
          << outcome;
     engine_.callbacks().log(kInfo, line.str());
 }

@@ -51,6 +51,8 @@ private:
                       std::string& outcome);
     bool handle_find(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_FindRQ& request,
                      std::string& outcome);
+    bool handle_n_request(T_ASC_PresentationContextID pres_id, T_DIMSE_Message& message,
+                          std::string& outcome);
     //! A C-CANCEL-RQ for `message_id` waiting? Anything else arriving meanwhile is an abort.
     bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken);
     uint16_t call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
@@ -69,6 +71,7 @@ private:
     unsigned stores_ = 0;
     unsigned failed_stores_ = 0;
     unsigned finds_ = 0;
+    unsigned n_requests_ = 0;
 };
 
 //! Text of a DCMTK condition, for log lines.

@@ -5,8 +5,7 @@
 #include <memory>
 
 #include "association.hpp"
-#include "dcmtk/dcmdata/dcistrmb.h"
-#include "dcmtk/dcmdata/dcostrmb.h"
+#include "data_set_bytes.hpp"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "engine.hpp"
 
@@ -18,41 +17,9 @@ constexpr uint16_t kCancel = 0xFE00;
 constexpr uint16_t kUnableToProcess = 0xC000;
 constexpr uint16_t kPending = 0xFF00;
 constexpr uint16_t kPendingWarning = 0xFF01;
-//! Encoding buffer size; data sets of any size are written through it in chunks.
-constexpr size_t kChunk = 65536;
 
 bool is_pending(uint16_t status) {
     return status == kPending || status == kPendingWarning;
-}
-
-//! The data set encoded in `syntax` (no File Meta), as a requester would send it.
-OFCondition encode(DcmDataset& data_set, E_TransferSyntax syntax, std::string& out) {
-    std::string buffer(kChunk, '\0');
-    DcmOutputBufferStream stream(&buffer[0], buffer.size());
-    data_set.transferInit();
-    OFCondition cond = EC_StreamNotifyClient;
-    while (cond == EC_StreamNotifyClient) {
-        cond = data_set.write(stream, syntax, EET_ExplicitLength, nullptr);
-        void* chunk = nullptr;
-        offile_off_t length = 0;
-        stream.flushBuffer(chunk, length);
-        out.append(static_cast<const char*>(chunk), static_cast<size_t>(length));
-    }
-    data_set.transferEnd();
-    return cond;
-}
-
-//! A data set parsed from bytes in `syntax`; nullptr when they do not parse.
-std::unique_ptr<DcmDataset> decode(const std::string& bytes, E_TransferSyntax syntax) {
-    auto data_set = std::make_unique<DcmDataset>();
-    DcmInputBufferStream stream;
-    stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
-    stream.setEos();
-    data_set->transferInit();
-    const OFCondition cond = data_set->read(stream, syntax);
-    data_set->transferEnd();
-    if (cond.bad()) return nullptr;
-    return data_set;
 }
 
 }  // namespace
@@ -111,7 +78,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
     up.calling_ae = peer_.calling_ae;
     up.called_ae = peer_.called_ae;
     up.transfer_syntax_uid = context.acceptedTransferSyntax;
-    if (encode(*identifier, syntax, up.data_set).bad()) up.data_set.clear();
+    if (encode_data_set(*identifier, syntax, up.data_set).bad()) up.data_set.clear();
 
     T_DIMSE_C_FindRSP response{};
     response.MessageIDBeingRespondedTo = request.MessageID;
@@ -127,6 +94,10 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
         DimseResponse answer;
         for (;;) {
             if (!stream->next(answer)) break;  // no final status given: Success
+            if (answer.failed) {
+                final_status = kUnableToProcess;
+                break;
+            }
             if (!is_pending(answer.status)) {
                 final_status = answer.status;
                 break;
@@ -141,7 +112,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
             }
             if (broken) return false;
             std::unique_ptr<DcmDataset> match;
-            if (answer.has_data_set) match = decode(answer.data_set, syntax);
+            if (answer.has_data_set) match = decode_data_set(answer.data_set, syntax);
             if (!match) {
                 engine_.callbacks().log(kError, "C-FIND handler gave a Pending answer without "
                                         "a readable identifier: answering 0xC000");

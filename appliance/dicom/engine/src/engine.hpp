@@ -41,8 +41,11 @@ struct DimseRequest {
     std::string command;          //!< "C-FIND-RQ", ...
     uint16_t command_field = 0;
     uint16_t message_id = 0;
-    std::string sop_class_uid;    //!< Affected SOP Class UID
+    std::string sop_class_uid;    //!< Affected (C-FIND, N-CREATE) or Requested SOP Class UID
+    std::string sop_instance_uid; //!< Affected/Requested SOP Instance UID (N-services)
     uint16_t priority = 0;
+    uint16_t action_type_id = 0;  //!< N-ACTION
+    std::vector<uint32_t> attribute_list;  //!< N-GET: the tags asked for (empty: all)
     std::string calling_ae;
     std::string called_ae;
     std::string transfer_syntax_uid;  //!< of the presentation context (and of `data_set`)
@@ -55,6 +58,10 @@ struct DimseResponse {
     uint16_t status = 0;
     bool has_data_set = false;
     std::string data_set;
+    //! N-CREATE: the SOP Instance UID the SCP gave the new instance (empty: the request's).
+    std::string affected_sop_instance_uid;
+    //! The handler failed (raised): the engine answers its failure status for the command.
+    bool failed = false;
 };
 
 //! The responses to one request, pulled one at a time (so C-CANCEL is seen between them).

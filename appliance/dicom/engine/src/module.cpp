@@ -69,18 +69,29 @@ public:
             }
             py::object answer = py::reinterpret_steal<py::object>(item);
             auto pair = answer.cast<py::tuple>();
-            if (pair.size() != 2) throw py::value_error("a response is (status, data set)");
+            if (pair.size() != 2 && pair.size() != 3) {
+                throw py::value_error("a response is (status, data set[, fields])");
+            }
             const long status = pair[0].cast<long>();
             if (status < 0 || status > 0xFFFF) throw py::value_error("status out of range");
             response.status = static_cast<uint16_t>(status);
             response.has_data_set = !pair[1].is_none();
             response.data_set = response.has_data_set ? std::string(pair[1].cast<py::bytes>())
                                                       : std::string();
+            response.affected_sop_instance_uid.clear();
+            response.failed = false;
+            if (pair.size() == 3) {
+                auto extra = pair[2].cast<py::dict>();
+                if (extra.contains("affected_sop_instance_uid")) {
+                    response.affected_sop_instance_uid =
+                        extra["affected_sop_instance_uid"].cast<std::string>();
+                }
+            }
             return true;
         } catch (std::exception& error) {
             log_to_python(40, std::string("request handler failed: ") + error.what());
             response = engine::DimseResponse{};
-            response.status = 0xC000;  // Unable to process
+            response.failed = true;
             return true;
         }
     }
@@ -112,6 +123,9 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
                 fields["command_field"] = request.command_field;
                 fields["message_id"] = request.message_id;
                 fields["sop_class_uid"] = request.sop_class_uid;
+                fields["sop_instance_uid"] = request.sop_instance_uid;
+                fields["action_type_id"] = request.action_type_id;
+                fields["attribute_list"] = request.attribute_list;
                 fields["priority"] = request.priority;
                 fields["calling_ae"] = request.calling_ae;
                 fields["called_ae"] = request.called_ae;
