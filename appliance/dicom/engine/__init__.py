@@ -5,8 +5,9 @@ This package is the Python face of the engine: `DicomEngine` takes the `[dicom]`
 the presentation contexts the services declare, listens on its own native threads, answers
 C-ECHO natively, writes each C-STORE data set as received to a temp file in the directory it is
 given and calls `on_store` once per image; the status `on_store` returns is the one sent, and
-only after it returns. Other requests (C-FIND and the DIMSE-N requests so far) go to `on_request`, whose answers are
-streamed back one by one. DCMTK's own log goes to this module's logger.
+only after it returns. Other requests (C-FIND and the DIMSE-N requests so far) go to
+`on_request`, whose answers are streamed back one by one. DCMTK's own log goes to this
+module's logger.
 
 Not wired into `appliance run` yet (issue 14): see README.md in this directory for what exists
 and what is left.
