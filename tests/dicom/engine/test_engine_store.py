@@ -5,8 +5,10 @@ no partial file. DCMTK storescu and pynetdicom as peers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -17,6 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
 from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID
+from tests.conftest import DCMTK_ENV
 from tests.storage.dicom_files import data_set_bytes, make_study, storescu
 from tests.storage.test_storage_scp import PROPOSE
 
@@ -151,3 +154,19 @@ def test_disk_full_while_receiving_answers_A700_and_leaves_nothing(engine, tmpfs
     again = storescu(dicom_engine.port, big, "EDGEBOX", "STORESCU", "-v")
     assert responses(again.stderr) == ["Success"], again.stderr
     assert data_set_bytes(receiver.images[-1].copy) == data_set_bytes(big[0])
+
+
+def test_titles_that_are_not_utf8_reach_python_escaped(engine, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="appliance.dicom.engine")
+    dicom_engine, receiver = engine()
+    [image] = make_study(tmp_path / "study", 1)
+    sent = subprocess.run([b"storescu", b"-v", b"-aet", b"BAD\xffSCU", b"-aec", b"EDGEBOX",
+                           b"127.0.0.1", str(dicom_engine.port).encode(), bytes(image)],
+                          capture_output=True, env=DCMTK_ENV, timeout=30)
+    assert responses(sent.stderr.decode(errors="replace")) == ["Success"]
+    assert receiver.images[0].calling_ae == "BAD\\xffSCU"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(
+            "BAD\\xffSCU -> EDGEBOX" in r.getMessage() for r in caplog.records):
+        time.sleep(0.05)
+    assert any("BAD\\xffSCU -> EDGEBOX" in r.getMessage() for r in caplog.records)

@@ -39,19 +39,23 @@ constexpr auto kAbortNoticeTime = std::chrono::seconds(3);
 //! dcmExternalSocketHandle is one process-wide slot: one connection at a time goes through it.
 std::mutex external_socket_mutex;
 
+//! "host:port" of the peer, for log lines (one line per connection can be told apart).
 std::string peer_address(int fd) {
     sockaddr_storage address{};
     socklen_t length = sizeof(address);
     if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "?";
     char text[INET6_ADDRSTRLEN] = {0};
+    uint16_t port = 0;
     if (address.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&address)->sin_addr, text,
-                  sizeof(text));
+        const auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+        inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+        port = ntohs(v4->sin_port);
     } else if (address.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr, text,
-                  sizeof(text));
+        const auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+        inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+        port = ntohs(v6->sin6_port);
     }
-    return text;
+    return std::string(text) + ":" + std::to_string(port);
 }
 
 //! A-ABORT reasons of the service provider (PS3.8 table 9-26).

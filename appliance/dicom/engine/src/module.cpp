@@ -42,12 +42,21 @@ std::shared_ptr<HeldObject> share(py::object object) {
     return held;
 }
 
+//! Text from the network (AE titles, UIDs, DCMTK's messages quoting them) as a Python str:
+//! bytes that are not UTF-8 are kept visible as escapes instead of failing the call.
+py::str peer_text(const std::string& text) {
+    PyObject* decoded = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
+                                             "backslashreplace");
+    if (decoded == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(decoded);
+}
+
 void log_to_python(int level, const std::string& message) {
     if (!Py_IsInitialized()) return;
     py::gil_scoped_acquire gil;
     try {
         py::module_::import("logging").attr("getLogger")(kLoggerName).attr("log")(
-            level, "%s", message);
+            level, "%s", peer_text(message));
     } catch (py::error_already_set& error) {
         error.discard_as_unraisable(__func__);
     }
@@ -122,14 +131,14 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
                 fields["command"] = request.command;
                 fields["command_field"] = request.command_field;
                 fields["message_id"] = request.message_id;
-                fields["sop_class_uid"] = request.sop_class_uid;
-                fields["sop_instance_uid"] = request.sop_instance_uid;
+                fields["sop_class_uid"] = peer_text(request.sop_class_uid);
+                fields["sop_instance_uid"] = peer_text(request.sop_instance_uid);
                 fields["action_type_id"] = request.action_type_id;
                 fields["attribute_list"] = request.attribute_list;
                 fields["priority"] = request.priority;
-                fields["calling_ae"] = request.calling_ae;
-                fields["called_ae"] = request.called_ae;
-                fields["transfer_syntax_uid"] = request.transfer_syntax_uid;
+                fields["calling_ae"] = peer_text(request.calling_ae);
+                fields["called_ae"] = peer_text(request.called_ae);
+                fields["transfer_syntax_uid"] = peer_text(request.transfer_syntax_uid);
                 py::object answers = handler->object(fields, py::bytes(request.data_set));
                 return std::make_unique<PyResponseStream>(share(answers.attr("__iter__")()));
             } catch (std::exception& error) {
@@ -143,10 +152,10 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
         callbacks.on_store = [callable](const engine::StoreRequest& request) -> uint16_t {
             py::gil_scoped_acquire gil;
             try {
-                py::object status = callable->object(request.path, request.calling_ae,
-                                                request.called_ae, request.sop_class_uid,
-                                                request.sop_instance_uid,
-                                                request.transfer_syntax_uid);
+                py::object status = callable->object(
+                    peer_text(request.path), peer_text(request.calling_ae),
+                    peer_text(request.called_ae), peer_text(request.sop_class_uid),
+                    peer_text(request.sop_instance_uid), peer_text(request.transfer_syntax_uid));
                 const long value = status.cast<long>();
                 if (value < 0 || value > 0xFFFF) throw py::value_error("status out of range");
                 return static_cast<uint16_t>(value);
