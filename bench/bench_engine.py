@@ -68,7 +68,7 @@ def receiver(kind: str, work: Path) -> tuple[subprocess.Popen, int, Path]:
         cmd = [sys.executable, "-m", "bench.bench_engine", "serve", str(port), str(out)]
         if kind == "engine+fsync":
             cmd.append("--fsync")
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=None)
     wait_listening(port, 30)
     time.sleep(0.3)
     return proc, port, out
