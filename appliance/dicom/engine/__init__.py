@@ -60,6 +60,8 @@ class EngineSettings:
     artim_timeout: int = 10
     #: `[dicom] max_pending_connections`
     max_pending: int = 64
+    #: `[dicom] max_pending_per_host`
+    max_pending_per_host: int = 8
     acse_timeout: int = 30
     dimse_timeout: int = 60
     network_timeout: int = 60
@@ -77,6 +79,7 @@ class EngineSettings:
                    port=dicom.port, max_associations=dicom.max_associations,
                    artim_timeout=int(dicom.artim_timeout),
                    max_pending=dicom.max_pending_connections,
+                   max_pending_per_host=dicom.max_pending_per_host,
                    acse_timeout=int(dicom.acse_timeout), dimse_timeout=int(dicom.dimse_timeout),
                    network_timeout=int(dicom.network_timeout), max_pdu=dicom.max_pdu,
                    contexts=contexts)
@@ -116,6 +119,7 @@ class DicomEngine:
             port=settings.port, max_associations=settings.max_associations,
             artim_timeout=_timeout_seconds(settings.artim_timeout),
             max_pending=settings.max_pending,
+            max_pending_per_host=settings.max_pending_per_host,
             acse_timeout=_timeout_seconds(settings.acse_timeout),
             dimse_timeout=_timeout_seconds(settings.dimse_timeout),
             network_timeout=_timeout_seconds(settings.network_timeout),

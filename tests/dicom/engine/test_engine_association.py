@@ -21,7 +21,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from tests.conftest import echoscu
+from tests.conftest import connect_loopback, echoscu
 from tests.dicom import port_probe
 
 ENGINE_LOGGER = "appliance.dicom.engine"
@@ -251,3 +251,19 @@ def test_a_malformed_request_is_closed_promptly_and_frees_its_thread(engine):
         assert sock.recv(10) == b""  # closed (DCMTK would wait 180 s for us to close first)
         assert time.monotonic() - started < 5
         assert port_probe.wait_until(lambda: native_threads() == before, 5)
+
+
+def test_one_host_cannot_hold_more_than_its_share_of_pending_connections(engine):
+    dicom_engine, _ = engine(max_pending_per_host=3, artim_timeout=20)
+    held = [connect_loopback(dicom_engine.port, "127.0.0.5") for _ in range(3)]
+    try:
+        time.sleep(0.5)
+        with connect_loopback(dicom_engine.port, "127.0.0.5", timeout=5) as extra:
+            assert extra.recv(10) == b""  # a fourth from that host is closed at once
+        other = connect_loopback(dicom_engine.port, "127.0.0.6", timeout=1)
+        with other, pytest.raises(TimeoutError):
+            other.recv(10)  # another host is still let in (waited for, not closed)
+        assert echoscu(dicom_engine.port).returncode == 0
+    finally:
+        for sock in held:
+            sock.close()

@@ -76,7 +76,9 @@ Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
     : config_(std::move(config)), callbacks_(std::move(callbacks)) {
     if (config_.max_pdu < 0) throw std::invalid_argument("max_pdu must not be negative");
     if (config_.max_associations < 1) throw std::invalid_argument("max_associations must be >= 1");
-    if (config_.max_pending < 1) throw std::invalid_argument("max_pending must be >= 1");
+    if (config_.max_pending < 1 || config_.max_pending_per_host < 1) {
+        throw std::invalid_argument("max_pending and max_pending_per_host must be >= 1");
+    }
     if (config_.artim_timeout < 1 || config_.acse_timeout < 1 || config_.dimse_timeout < 1 || config_.network_timeout < 1) {
         throw std::invalid_argument("timeouts must be at least 1 s");
     }
@@ -135,13 +137,22 @@ void Engine::accept_loop() {
         const int yes = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
         const std::string address = peer_address(fd);
+        const std::string host = address.substr(0, address.rfind(':'));
         if (pending_connections() >= config_.max_pending) {
             close(fd);
-            callbacks_.log(kWarning, "connection from " + address + " refused: " +
-                           std::to_string(config_.max_pending) + " connections pending");
+            callbacks_.log(kWarning, "connection from " + address + " refused: too many "
+                           "pending (max_pending " + std::to_string(config_.max_pending) + ")");
+            continue;
+        }
+        if (pending_connections(host) >= config_.max_pending_per_host) {
+            close(fd);
+            callbacks_.log(kWarning, "connection from " + address + " refused: too many "
+                           "pending from " + host + " (max_pending_per_host " +
+                           std::to_string(config_.max_pending_per_host) + ")");
             continue;
         }
         auto worker = std::make_unique<Worker>();
+        worker->host = host;
         Worker* slot = worker.get();
         std::lock_guard<std::mutex> lock(workers_mutex_);
         workers_.push_back(std::move(worker));
@@ -285,10 +296,10 @@ bool Engine::admit(Worker* slot) {
     return true;
 }
 
-int Engine::pending_connections() {
+int Engine::pending_connections(const std::string& host) {
     std::lock_guard<std::mutex> lock(workers_mutex_);
-    return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
-        return !w->admitted && !w->done;
+    return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [&](const auto& w) {
+        return !w->admitted && !w->done && (host.empty() || w->host == host);
     }));
 }
 

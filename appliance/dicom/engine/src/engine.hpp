@@ -95,6 +95,8 @@ struct EngineConfig {
     int artim_timeout = 10;
     //! Connections held before negotiation; one more is closed at once.
     int max_pending = 64;
+    //! The same, from one source address (so one host cannot lock out a modality).
+    int max_pending_per_host = 8;
     int acse_timeout = 30;
     int dimse_timeout = 60;
     int network_timeout = 60;
@@ -132,6 +134,7 @@ private:
         std::shared_ptr<Association> association;  //!< set once accepted (workers_mutex_)
         std::thread thread;
         bool admitted = false;                     //!< holds an association slot (workers_mutex_)
+        std::string host;                          //!< the peer's address, without the port
         std::atomic<bool> done{false};
     };
 
@@ -140,7 +143,7 @@ private:
     bool wait_for_request(int fd, const std::string& address);
     std::shared_ptr<Association> negotiate(Worker* slot, int fd, const std::string& address);
     bool admit(Worker* slot);
-    int pending_connections();
+    int pending_connections(const std::string& host = "");
     void reap_finished(bool all);
 
     EngineConfig config_;

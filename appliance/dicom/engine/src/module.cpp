@@ -205,7 +205,8 @@ engine::EngineConfig make_config(
     const std::string& ae_title, const std::vector<std::string>& extra_called_aets,
     bool strict_called_aet, const std::vector<std::string>& allowed_calling_aets,
     const std::string& bind, int port, int max_associations, int artim_timeout,
-    int max_pending, int acse_timeout, int dimse_timeout, int network_timeout, long max_pdu,
+    int max_pending, int max_pending_per_host, int acse_timeout, int dimse_timeout,
+    int network_timeout, long max_pdu,
     const std::map<std::string, std::vector<std::string>>& contexts,
     const std::string& incoming_dir) {
     engine::EngineConfig config;
@@ -218,6 +219,7 @@ engine::EngineConfig make_config(
     config.max_associations = max_associations;
     config.artim_timeout = artim_timeout;
     config.max_pending = max_pending;
+    config.max_pending_per_host = max_pending_per_host;
     config.acse_timeout = acse_timeout;
     config.dimse_timeout = dimse_timeout;
     config.network_timeout = network_timeout;
@@ -243,14 +245,16 @@ PYBIND11_MODULE(_engine, module) {
         .def(py::init([](const std::string& ae_title, const std::vector<std::string>& extra,
                          bool strict_called_aet, const std::vector<std::string>& allowed,
                          const std::string& bind, int port, int max_associations,
-                         int artim_timeout, int max_pending, int acse_timeout,
+                         int artim_timeout, int max_pending, int max_pending_per_host,
+                         int acse_timeout,
                          int dimse_timeout, int network_timeout, long max_pdu,
                          const std::map<std::string, std::vector<std::string>>& contexts,
                          const std::string& incoming_dir, py::object on_store,
                          py::object on_request) {
                  return std::make_unique<PyEngine>(
                      make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
-                                 max_associations, artim_timeout, max_pending, acse_timeout,
+                                 max_associations, artim_timeout, max_pending,
+                                 max_pending_per_host, acse_timeout,
                                  dimse_timeout, network_timeout, max_pdu, contexts,
                                  incoming_dir),
                      std::move(on_store), std::move(on_request));
@@ -258,7 +262,7 @@ PYBIND11_MODULE(_engine, module) {
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
              py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
              py::arg("port"), py::arg("max_associations"), py::arg("artim_timeout"),
-             py::arg("max_pending"), py::arg("acse_timeout"),
+             py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
              py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
              py::arg("contexts"), py::arg("incoming_dir"), py::arg("on_store"),
              py::arg("on_request") = py::none())
