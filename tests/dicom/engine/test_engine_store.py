@@ -18,7 +18,7 @@ from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
-from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID
+from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tests.conftest import DCMTK_ENV
 from tests.storage.dicom_files import data_set_bytes, make_study, storescu
 from tests.storage.test_storage_scp import PROPOSE
@@ -130,8 +130,13 @@ def test_file_meta_names_our_implementation(engine, tmp_path):
     assert storescu(dicom_engine.port, [image]).returncode == 0
     meta = dcmread(receiver.images[0].copy, stop_before_pixels=True).file_meta
     assert meta.SourceApplicationEntityTitle == "STORESCU"
-    # DCMTK writes its own Implementation Class UID into File Meta (left for issue 14).
-    assert meta.ImplementationClassUID != IMPLEMENTATION_CLASS_UID
+    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert meta.ImplementationVersionName == IMPLEMENTATION_VERSION_NAME
+    assert meta.FileMetaInformationVersion == b"\x00\x01"
+    assert meta.FileMetaInformationGroupLength > 0
+    dump = subprocess.run(["dcmdump", "-M", str(receiver.images[0].copy)], capture_output=True,
+                          text=True, timeout=30)  # DCMTK reads it as a valid file too
+    assert dump.returncode == 0 and IMPLEMENTATION_VERSION_NAME in dump.stdout, dump.stderr
 
 
 def test_disk_full_while_receiving_answers_A700_and_leaves_nothing(engine, tmpfs, tmp_path):

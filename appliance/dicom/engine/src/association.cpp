@@ -14,6 +14,7 @@
 
 #include "dcmtk/dcmdata/dcostrmf.h"
 #include "engine.hpp"
+#include "file_meta.hpp"
 
 namespace engine {
 
@@ -191,11 +192,13 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
     }
     const std::string path = temp_path();
     uint16_t status = kSuccess;
-    DcmOutputFileStream* stream_raw = nullptr;
-    OFCondition cond = DIMSE_createFilestream(OFFilename(path.c_str()), &request,
-                                              association_.get(), pres_id, OFTrue, &stream_raw);
-    std::unique_ptr<DcmOutputFileStream> stream(stream_raw);
-    if (cond.bad() || !stream) {
+    OFCondition cond;
+    std::unique_ptr<DcmOutputFileStream> stream = create_with_meta(
+        path,
+        FileMeta{trimmed(request.AffectedSOPClassUID), trimmed(request.AffectedSOPInstanceUID),
+                 context.acceptedTransferSyntax, peer_.calling_ae},
+        cond);
+    if (!stream) {
         engine_.callbacks().log(kWarning, "cannot create " + path + ": " + condition_text(cond));
         stream.reset();
         std::remove(path.c_str());
