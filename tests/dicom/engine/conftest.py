@@ -5,6 +5,8 @@ store callback that keeps a copy of each received file and answers the status a 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from pynetdicom.presentation import build_context
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
 from appliance.dicom.storage import STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES
 from appliance.dicom.verification import VerificationService
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.storage.conftest import tmpfs, unique_bundled  # noqa: F401  (fixtures for the tests)
 from tests.storage.test_storage_scp import reference_scp  # noqa: F401
 
@@ -88,3 +90,19 @@ def engine(tmp_path):
     yield start
     for dicom_engine in started:
         dicom_engine.stop(grace=2)
+
+
+@pytest.fixture
+def engine_process(tmp_path):
+    """The engine in its own process (tests/dicom/engine/engine_process.py, ARTIM 2 s):
+    (Popen, port, log file), stopped after the test."""
+    port = free_port()
+    log = tmp_path / "engine.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.dicom.engine.engine_process",
+                                 str(port), str(tmp_path / "incoming"), "2"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=sink, text=True)
+    assert proc.stdout.readline().strip() == "listening"
+    yield proc, port, log
+    proc.terminate()
+    proc.wait(30)

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
-import sys
 import time
 
-import pytest
-
-from tests.conftest import REPO, echoscu, free_port
+from tests.conftest import echoscu
 from tests.dicom.port_probe import capture, echo_pdus, stats, wait_until
 from tests.dicom.test_fuzz_port import MUTATED_PDUS, WORKERS, _send_all, plan
 from tests.storage.dicom_files import make_study
@@ -22,20 +18,6 @@ from tests.storage.dicom_files import make_study
 SEED = 14
 WARM_UP = 300
 CONNECTIONS = 3200
-
-
-@pytest.fixture
-def engine_process(tmp_path):
-    port = free_port()
-    log = tmp_path / "engine.log"
-    with open(log, "w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.dicom.engine.engine_process",
-                                 str(port), str(tmp_path / "incoming"), "2"],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=sink, text=True)
-    assert proc.stdout.readline().strip() == "listening"
-    yield proc, port, log
-    proc.terminate()
-    proc.wait(30)
 
 
 def test_fuzzed_pdus_leave_the_engine_answering_without_leaks(engine_process, tmp_path):
