@@ -35,6 +35,7 @@ StoreCallback = Callable[[str, str, str, str, str, str], int]
 #: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
 #: every request the engine does not answer itself (C-FIND, N-CREATE/SET/GET/ACTION/DELETE).
 #: `request` is a dict: command ("C-FIND-RQ", "N-SET-RQ", ...), command_field, message_id,
+#: association_id (for `DicomEngine.send_event`),
 #: sop_class_uid, sop_instance_uid (N-), priority, action_type_id (N-ACTION), attribute_list
 #: (N-GET, tags as ints), calling_ae, called_ae, transfer_syntax_uid; `data_set` (b"" when
 #: none) and each response's are encoded in that transfer syntax. C-FIND: Pending answers
@@ -135,6 +136,20 @@ class DicomEngine:
 
     def stop(self, grace: float = 10.0) -> None:
         self._native.stop(grace)
+
+    def send_event(self, association_id: int, abstract_syntax: str, sop_class_uid: str,
+                   sop_instance_uid: str, event_type_id: int, data_set: bytes | None = None,
+                   transfer_syntax_uid: str = "1.2.840.10008.1.2") -> bool:
+        """Queue an N-EVENT-REPORT to the peer of association `association_id` (the
+        `association_id` of a request dict), on the context of `abstract_syntax`, with Event
+        Information `data_set` encoded in `transfer_syntax_uid`. Sent by that association's
+        thread between requests, at most ~0.1 s later; its answer is logged if not Success.
+        False when the association is no longer open."""
+        return self._native.send_event(
+            association_id=association_id, abstract_syntax=abstract_syntax,
+            sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
+            event_type_id=event_type_id, data_set=data_set,
+            transfer_syntax_uid=transfer_syntax_uid)
 
     @property
     def port(self) -> int:

@@ -200,3 +200,55 @@ def test_n_requests_reach_the_handler_and_its_answers_the_requester(engine):
     assert action[0]["action_type_id"] == 1 and action[1] is None
     assert change_request[1].NumberOfCopies == 99
     assert delete[0]["sop_instance_uid"] == "1.2.3.4.5"
+
+
+GRAYSCALE_PRINT_META = "1.2.840.10008.5.1.1.9"
+PRINTER_STATUS_EVENT = 1  # Printer SOP Class: NORMAL
+
+
+def test_the_scp_sends_n_event_reports_on_an_open_association(engine):
+    from pynetdicom import AE, evt
+
+    associations: list[int] = []
+
+    def print_side(request, data_set):
+        associations.append(request["association_id"])
+        return [(0x0000, None)]
+
+    dicom_engine = engine(contexts={GRAYSCALE_PRINT_META: (ImplicitVRLittleEndian,)},
+                          on_request=print_side)[0]
+    reports = []
+
+    def on_report(event):
+        reports.append((event.request.EventTypeID, event.request.AffectedSOPClassUID,
+                        event.request.AffectedSOPInstanceUID,
+                        event.event_information.PrinterStatusInfo))
+        return 0x0000, None
+
+    ae = AE(ae_title="PRINTSCU")
+    ae.add_requested_context(GRAYSCALE_PRINT_META, ImplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX",
+                         evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+    try:
+        status, _ = assoc.send_n_get([0x21100010], PRINTER, PRINTER_INSTANCE,
+                                     meta_uid=GRAYSCALE_PRINT_META)
+        assert status.Status == 0
+        info = Dataset()
+        info.PrinterStatusInfo = "NORMAL"
+        assert dicom_engine.send_event(associations[0], GRAYSCALE_PRINT_META, PRINTER,
+                                       PRINTER_INSTANCE, PRINTER_STATUS_EVENT,
+                                       encode(info, ImplicitVRLittleEndian))
+        deadline = time.monotonic() + 5
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reports == [(PRINTER_STATUS_EVENT, PRINTER, PRINTER_INSTANCE, "NORMAL")]
+        status, _ = assoc.send_n_get([0x21100010], PRINTER, PRINTER_INSTANCE,
+                                     meta_uid=GRAYSCALE_PRINT_META)
+        assert status.Status == 0  # the association goes on
+    finally:
+        assoc.release()
+    deadline = time.monotonic() + 5
+    while dicom_engine.active_associations and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not dicom_engine.send_event(associations[0], GRAYSCALE_PRINT_META, PRINTER,
+                                       PRINTER_INSTANCE, PRINTER_STATUS_EVENT)

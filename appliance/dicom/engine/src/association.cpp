@@ -3,6 +3,7 @@
 // timeout inside a message. Nothing here holds Python's GIL; the store callback takes it.
 #include "association.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,8 @@ constexpr uint16_t kSuccess = 0x0000;
 constexpr uint16_t kOutOfResources = 0xA700;
 constexpr uint16_t kProcessingFailure = 0x0110;
 constexpr int kDropWaitSeconds = 1;
+//! How often an idle association looks at its outbox, the stop flag and the idle timeout.
+constexpr int kCommandPollMs = 100;
 
 //! A distinct prefix per process and a counter: temp names never collide.
 std::string unique_stem() {
@@ -63,9 +66,9 @@ void AssociationDeleter::operator()(T_ASC_Association* association) const {
 }
 
 Association::Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd,
-                         Peer peer)
+                         Peer peer, uint64_t id)
     : engine_(engine), network_(std::move(network)), association_(std::move(association)),
-      fd_(fd), peer_(std::move(peer)), started_(std::chrono::steady_clock::now()) {}
+      fd_(fd), peer_(std::move(peer)), started_(std::chrono::steady_clock::now()), id_(id) {}
 
 Association::~Association() {
     {
@@ -122,6 +125,9 @@ void Association::run() {
             case DIMSE_C_FIND_RQ:
                 carry_on = handle_find(pres_id, message.msg.CFindRQ, outcome);
                 break;
+            case DIMSE_N_EVENT_REPORT_RSP:
+                event_answered(message.msg.NEventReportRSP);
+                break;
             case DIMSE_N_CREATE_RQ:
             case DIMSE_N_SET_RQ:
             case DIMSE_N_GET_RQ:
@@ -146,27 +152,32 @@ void Association::run() {
     line.precision(3);
     line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
          << peer_.called_ae << "): " << echoes_ << " C-ECHO, " << stores_ << " C-STORE ("
-         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_ << " N-, " << seconds << " s, "
+         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_ << " N-, " << events_sent_ << " N-EVENT-REPORT, " << seconds << " s, "
          << outcome;
     engine_.callbacks().log(kInfo, line.str());
 }
 
 bool Association::wait_for_command(std::string& outcome) {
-    int idle = 0;
-    while (!ASC_dataWaiting(association_.get(), 1)) {
+    const auto idle_limit = std::chrono::seconds(engine_.config().network_timeout);
+    const auto idle_since = std::chrono::steady_clock::now();
+    for (;;) {
+        // DCMTK may hold the next PDVs in its buffer already: ask it before the socket.
+        if (ASC_dataWaiting(association_.get(), 0)) return true;
+        if (!send_events(outcome)) return false;
         if (engine_.abort_requested()) {
             outcome = "aborted: engine stopping";
             abort();
             return false;
         }
-        if (++idle >= engine_.config().network_timeout) {
+        if (std::chrono::steady_clock::now() - idle_since >= idle_limit) {
             outcome = "aborted: idle for network_timeout (" +
                       std::to_string(engine_.config().network_timeout) + " s)";
             abort();
             return false;
         }
+        pollfd waiting{fd_, POLLIN, 0};
+        if (poll(&waiting, 1, kCommandPollMs) > 0) return true;
     }
-    return true;
 }
 
 bool Association::handle_echo(T_ASC_PresentationContextID pres_id,

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "dcmtk/config/osconfig.h"
@@ -15,6 +18,7 @@
 namespace engine {
 
 class Engine;
+struct EventReport;
 
 struct NetworkDeleter {
     void operator()(T_ASC_Network* network) const;
@@ -34,7 +38,8 @@ struct Peer {
 
 class Association {
 public:
-    Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd, Peer peer);
+    Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd, Peer peer,
+                uint64_t id);
     ~Association();
     Association(const Association&) = delete;
     Association& operator=(const Association&) = delete;
@@ -43,9 +48,15 @@ public:
     void run();
     //! Shut the socket down from another thread (the last resort of Engine::stop).
     void force_close();
+    //! Queue an N-EVENT-REPORT (any thread); sent by the association's thread between commands.
+    void post_event(EventReport event);
+    uint64_t id() const { return id_; }
 
 private:
     bool wait_for_command(std::string& outcome);
+    //! Send what post_event queued; false when the association broke.
+    bool send_events(std::string& outcome);
+    void event_answered(const T_DIMSE_N_EventReportRSP& response);
     bool handle_echo(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_EchoRQ& request);
     bool handle_store(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_StoreRQ& request,
                       std::string& outcome);
@@ -72,6 +83,12 @@ private:
     unsigned failed_stores_ = 0;
     unsigned finds_ = 0;
     unsigned n_requests_ = 0;
+    uint64_t id_;
+    std::mutex outbox_mutex_;
+    std::deque<EventReport> outbox_;
+    std::set<uint16_t> events_unanswered_;
+    uint16_t next_event_message_id_ = 0x7000;  //!< well apart from typical SCU numbering
+    unsigned events_sent_ = 0;
 };
 
 //! Text of a DCMTK condition, for log lines.

@@ -77,6 +77,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
     up.priority = static_cast<uint16_t>(request.Priority);
     up.calling_ae = peer_.calling_ae;
     up.called_ae = peer_.called_ae;
+    up.association_id = id_;
     up.transfer_syntax_uid = context.acceptedTransferSyntax;
     if (encode_data_set(*identifier, syntax, up.data_set).bad()) up.data_set.clear();
 

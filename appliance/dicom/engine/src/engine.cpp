@@ -280,10 +280,21 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd,
     }
     auto accepted = std::make_shared<Association>(
         *this, std::move(network), std::move(association), fd,
-        Peer{address, request.calling_ae, request.called_ae});
+        Peer{address, request.calling_ae, request.called_ae}, next_association_id_++);
     std::lock_guard<std::mutex> lock(workers_mutex_);
     slot->association = accepted;
     return accepted;
+}
+
+bool Engine::send_event(uint64_t id, EventReport event) {
+    std::lock_guard<std::mutex> lock(workers_mutex_);
+    for (auto& worker : workers_) {
+        if (!worker->done && worker->association && worker->association->id() == id) {
+            worker->association->post_event(std::move(event));
+            return true;
+        }
+    }
+    return false;
 }
 
 bool Engine::admit(Worker* slot) {

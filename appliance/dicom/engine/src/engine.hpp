@@ -26,6 +26,18 @@ constexpr const char* kImplementationVersionName = "EDGEBOX_ENGINE_1";
 //! Levels of Python's logging module, used for every message the engine sends up.
 enum LogLevel : int { kDebug = 10, kInfo = 20, kWarning = 30, kError = 40 };
 
+//! An N-EVENT-REPORT the SCP sends on an open association (fire and forget: the answer is
+//! logged when it comes).
+struct EventReport {
+    std::string abstract_syntax;   //!< the presentation context to send it on
+    std::string sop_class_uid;
+    std::string sop_instance_uid;
+    uint16_t event_type_id = 0;
+    bool has_data_set = false;
+    std::string data_set;          //!< Event Information, encoded in `transfer_syntax_uid`
+    std::string transfer_syntax_uid;
+};
+
 //! One received C-STORE, handed to the Python side once the data set is on disk.
 struct StoreRequest {
     std::string path;            //!< the temp file: preamble, File Meta, data set as received
@@ -48,6 +60,7 @@ struct DimseRequest {
     std::vector<uint32_t> attribute_list;  //!< N-GET: the tags asked for (empty: all)
     std::string calling_ae;
     std::string called_ae;
+    uint64_t association_id = 0;  //!< for Engine::send_event on this association
     std::string transfer_syntax_uid;  //!< of the presentation context (and of `data_set`)
     std::string data_set;         //!< encoded in that transfer syntax; empty when none
 };
@@ -127,6 +140,9 @@ public:
     const EngineCallbacks& callbacks() const { return callbacks_; }
     //! True once stop() has given up waiting: associations abort at their next poll.
     bool abort_requested() const { return abort_; }
+    //! Queue an N-EVENT-REPORT on association `id` (sent between its commands); false when
+    //! that association is no longer open.
+    bool send_event(uint64_t id, EventReport event);
 
 private:
     //! One connection's thread: waits for the A-ASSOCIATE-RQ, negotiates, runs the association.
@@ -156,6 +172,7 @@ private:
     std::mutex workers_mutex_;
     std::condition_variable workers_changed_;
     std::list<std::unique_ptr<Worker>> workers_;
+    std::atomic<uint64_t> next_association_id_{1};
 };
 
 }  // namespace engine

@@ -136,6 +136,7 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
                 fields["action_type_id"] = request.action_type_id;
                 fields["attribute_list"] = request.attribute_list;
                 fields["priority"] = request.priority;
+                fields["association_id"] = request.association_id;
                 fields["calling_ae"] = peer_text(request.calling_ae);
                 fields["called_ae"] = peer_text(request.called_ae);
                 fields["transfer_syntax_uid"] = peer_text(request.transfer_syntax_uid);
@@ -196,6 +197,10 @@ public:
         return engine_->active_associations();
     }
     bool running() const { return engine_->running(); }
+    bool send_event(uint64_t association_id, engine::EventReport event) {
+        py::gil_scoped_release release;
+        return engine_->send_event(association_id, std::move(event));
+    }
 
 private:
     std::unique_ptr<engine::Engine> engine_;
@@ -269,6 +274,26 @@ PYBIND11_MODULE(_engine, module) {
         .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
         .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
              "Stop accepting; open associations get `grace` seconds, then A-ABORT.")
+        .def(
+            "send_event",
+            [](PyEngine& self, uint64_t association_id, const std::string& abstract_syntax,
+               const std::string& sop_class_uid, const std::string& sop_instance_uid,
+               uint16_t event_type_id, py::object data_set,
+               const std::string& transfer_syntax_uid) {
+                engine::EventReport event;
+                event.abstract_syntax = abstract_syntax;
+                event.sop_class_uid = sop_class_uid;
+                event.sop_instance_uid = sop_instance_uid;
+                event.event_type_id = event_type_id;
+                event.has_data_set = !data_set.is_none();
+                if (event.has_data_set) event.data_set = data_set.cast<std::string>();
+                event.transfer_syntax_uid = transfer_syntax_uid;
+                return self.send_event(association_id, std::move(event));
+            },
+            py::kw_only(), py::arg("association_id"), py::arg("abstract_syntax"),
+            py::arg("sop_class_uid"), py::arg("sop_instance_uid"), py::arg("event_type_id"),
+            py::arg("data_set"), py::arg("transfer_syntax_uid"),
+            "Queue an N-EVENT-REPORT on an open association; False when it is gone.")
         .def_property_readonly("port", &PyEngine::port)
         .def_property_readonly("active_associations", &PyEngine::active_associations)
         .def_property_readonly("running", &PyEngine::running);

@@ -114,6 +114,7 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
     up.sop_instance_uid = fields.sop_instance;
     up.calling_ae = peer_.calling_ae;
     up.called_ae = peer_.called_ae;
+    up.association_id = id_;
     up.transfer_syntax_uid = context.acceptedTransferSyntax;
     if (message.CommandField == DIMSE_N_ACTION_RQ) {
         up.action_type_id = message.msg.NActionRQ.ActionTypeID;
