@@ -1,6 +1,6 @@
 // The DIMSE loop of one association (see association.hpp). Every wait on the network is
-// bounded: a 1 s poll between commands (so stop and the idle timeout are noticed), the DIMSE
-// timeout inside a message. Nothing here holds Python's GIL; the store callback takes it.
+// bounded: a 100 ms poll between commands (so the outbox, stop and the idle timeout are
+// seen), the DIMSE timeout inside a message. Nothing here holds Python's GIL; the store callback takes it.
 #include "association.hpp"
 
 #include <poll.h>
@@ -152,7 +152,8 @@ void Association::run() {
     line.precision(3);
     line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
          << peer_.called_ae << "): " << echoes_ << " C-ECHO, " << stores_ << " C-STORE ("
-         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_ << " N-, " << events_sent_ << " N-EVENT-REPORT, " << seconds << " s, "
+         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_
+         << " N-, " << events_sent_ << " N-EVENT-REPORT, " << seconds << " s, "
          << outcome;
     engine_.callbacks().log(kInfo, line.str());
 }

@@ -79,7 +79,8 @@ Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
     if (config_.max_pending < 1 || config_.max_pending_per_host < 1) {
         throw std::invalid_argument("max_pending and max_pending_per_host must be >= 1");
     }
-    if (config_.artim_timeout < 1 || config_.acse_timeout < 1 || config_.dimse_timeout < 1 || config_.network_timeout < 1) {
+    if (config_.artim_timeout < 1 || config_.acse_timeout < 1 || config_.dimse_timeout < 1 ||
+        config_.network_timeout < 1) {
         throw std::invalid_argument("timeouts must be at least 1 s");
     }
     if (config_.incoming_dir.empty()) throw std::invalid_argument("incoming_dir is empty");
@@ -360,7 +361,7 @@ void Engine::stop(double grace) {
             abort_ = true;
             callbacks_.log(kWarning, "aborting " + std::to_string(open) +
                            " association(s) still open after the grace period");
-            // Each association notices within a second between commands; one stuck inside a
+            // Each association notices within 100 ms between commands; one stuck inside a
             // message gets its socket shut after kAbortNoticeTime.
             if (!workers_changed_.wait_for(lock, kAbortNoticeTime, [this] {
                     return std::all_of(workers_.begin(), workers_.end(),
