@@ -1,6 +1,7 @@
 // The DIMSE loop of one association (see association.hpp). Every wait on the network is
 // bounded: a 100 ms poll between commands (so the outbox, stop and the idle timeout are
-// seen), the DIMSE timeout inside a message. Nothing here holds Python's GIL; the store callback takes it.
+// seen), the DIMSE timeout inside a message. Nothing here holds Python's GIL; the store
+// callback takes it.
 #include "association.hpp"
 
 #include <poll.h>
