@@ -1,7 +1,8 @@
 """Quick benchmark of the native engine (issue 14, first layer) against DCMTK storescp: the
 same storescu sender, TCP_NODELAY on every side, maximum PDU 131072 bytes, rounds alternating
 between the receivers. Not part of `make bench` yet: run `python -m bench.bench_engine
-[images] [rounds]`.
+[images] [rounds]` (storage) or `python -m bench.bench_engine echo [rounds]` (C-ECHO: 300
+associations of one C-ECHO each, then 2,000 C-ECHOs on one association).
 
 The engine receiver is `python -m bench.bench_engine serve PORT DIR`: a `DicomEngine` whose store
 callback renames each file into DIR and answers Success, with no flush (`--fsync`: fsync of the
@@ -24,6 +25,7 @@ from pathlib import Path
 from pydicom.uid import CTImageStorage
 
 from bench.bench_storage import ENV, PDU, make_images, send
+from bench.bench_verification import ASSOCIATIONS, ECHOES_IN_ONE, run_load
 from bench.report import cpu_seconds
 from tests.conftest import free_port, wait_listening
 
@@ -48,7 +50,8 @@ def serve(port: int, directory: Path, fsync: bool) -> None:
         return 0
 
     settings = EngineSettings(bind="127.0.0.1", port=port, max_pdu=PDU, contexts={
-        CTImageStorage: tuple(STORAGE_TRANSFER_SYNTAXES)})
+        CTImageStorage: tuple(STORAGE_TRANSFER_SYNTAXES),
+        "1.2.840.10008.1.1": ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")})
     engine = DicomEngine(settings, directory / ".incoming", on_store)
     engine.start()
     stop = threading.Event()
@@ -113,8 +116,45 @@ def main(images: int = 300, rounds: int = 3) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def echo(rounds: int = 3) -> None:
+    """C-ECHO: associations/s and CPU ms per association; C-ECHO/s on one association."""
+    work = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=os.environ.get("BENCH_TMP")))
+    try:
+        kinds = ["storescp", "engine"]
+        for label, associations, repeat in [("associations", ASSOCIATIONS, 1),
+                                            ("C-ECHOs on one association", 1, ECHOES_IN_ONE)]:
+            results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+            for _ in range(rounds):
+                for kind in kinds:
+                    proc, port, out = receiver(kind, work)
+                    try:
+                        cpu0 = cpu_seconds(proc.pid)
+                        wall = run_load(port, "EDGEBOX", associations, repeat)
+                        cpu = cpu_seconds(proc.pid) - cpu0
+                    finally:
+                        proc.terminate()
+                        proc.wait(30)
+                    count = associations * repeat
+                    results[kind].append((count / wall, cpu * 1000 / count))
+            base = results["storescp"]
+            print(f"\n{label}, {rounds} rounds")
+            print("| receiver | per second | CPU ms each | x storescp (same round) |")
+            print("|---|---|---|---|")
+            for kind in kinds:
+                rates = [rate for rate, _ in results[kind]]
+                cpus = [cpu for _, cpu in results[kind]]
+                ratios = [rate / ref for (rate, _), (ref, _) in zip(results[kind], base,
+                                                                     strict=True)]
+                print(f"| {kind} | {min(rates):.0f}-{max(rates):.0f} | "
+                      f"{min(cpus):.3f}-{max(cpus):.3f} | {min(ratios):.2f}-{max(ratios):.2f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["serve"]:
+    if sys.argv[1:2] == ["echo"]:
+        echo(*(int(arg) for arg in sys.argv[2:3]))
+    elif sys.argv[1:2] == ["serve"]:
         serve(int(sys.argv[2]), Path(sys.argv[3]), "--fsync" in sys.argv[4:])
     else:
         main(*(int(arg) for arg in sys.argv[1:3]))

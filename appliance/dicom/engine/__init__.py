@@ -112,7 +112,6 @@ class DicomEngine:
                  on_request: RequestHandler | None = None):
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
-        _engine.route_dcmtk_log(max(logging.DEBUG, log.getEffectiveLevel()))
         self._native = _engine.Engine(
             ae_title=settings.ae_title, extra_called_aets=list(settings.extra_called_aets),
             strict_called_aet=settings.strict_called_aet,
@@ -127,8 +126,16 @@ class DicomEngine:
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
             incoming_dir=str(self.incoming_dir), on_store=on_store, on_request=on_request)
+        self.apply_log_level()
         # Native threads must be gone before the interpreter is: stop at exit at the latest.
         weakref.finalize(self, self._native.stop, 0.0)
+
+    def apply_log_level(self) -> None:
+        """Send up only what this module's logger passes now (DCMTK's log and the engine's
+        own lines); call again after the logging configuration changed."""
+        level = max(logging.DEBUG, log.getEffectiveLevel())
+        _engine.route_dcmtk_log(level)
+        self._native.set_log_level(level)
 
     def start(self) -> None:
         self.incoming_dir.mkdir(parents=True, exist_ok=True)

@@ -156,7 +156,7 @@ void Association::run() {
          << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_
          << " N-, " << events_sent_ << " N-EVENT-REPORT, " << seconds << " s, "
          << outcome;
-    engine_.callbacks().log(kInfo, line.str());
+    engine_.log(kInfo, line.str());
 }
 
 bool Association::wait_for_command(std::string& outcome) {
@@ -212,7 +212,7 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
                  context.acceptedTransferSyntax, peer_.calling_ae},
         cond);
     if (!stream) {
-        engine_.callbacks().log(kWarning, "cannot create " + path + ": " + condition_text(cond));
+        engine_.log(kWarning, "cannot create " + path + ": " + condition_text(cond));
         stream.reset();
         std::remove(path.c_str());
         DIC_UL bytes_read = 0, pdv_count = 0;
@@ -244,7 +244,7 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
             return false;
         }
         if (cond.bad() || write_failed || short_file) {
-            engine_.callbacks().log(kWarning, "cannot write " + path +
+            engine_.log(kWarning, "cannot write " + path +
                                     " (disk full?): answering 0xA700");
             std::remove(path.c_str());
             status = kOutOfResources;

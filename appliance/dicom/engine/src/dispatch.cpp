@@ -115,7 +115,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
             std::unique_ptr<DcmDataset> match;
             if (answer.has_data_set) match = decode_data_set(answer.data_set, syntax);
             if (!match) {
-                engine_.callbacks().log(kError, "C-FIND handler gave a Pending answer without "
+                engine_.log(kError, "C-FIND handler gave a Pending answer without "
                                         "a readable identifier: answering 0xC000");
                 stream->cancel();
                 final_status = kUnableToProcess;

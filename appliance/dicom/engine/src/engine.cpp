@@ -123,7 +123,7 @@ void Engine::start() {
     abort_ = false;
     dcmDisableGethostbyaddr.set(OFTrue);
     accept_thread_ = std::thread([this] { accept_loop(); });
-    callbacks_.log(kInfo, "DICOM engine listening on " + config_.bind + ":" +
+    log(kInfo, "DICOM engine listening on " + config_.bind + ":" +
                    std::to_string(bound_port_) + " as " + config_.ae_title);
 }
 
@@ -141,13 +141,13 @@ void Engine::accept_loop() {
         const std::string host = address.substr(0, address.rfind(':'));
         if (pending_connections() >= config_.max_pending) {
             close(fd);
-            callbacks_.log(kWarning, "connection from " + address + " refused: too many "
+            log(kWarning, "connection from " + address + " refused: too many "
                            "pending (max_pending " + std::to_string(config_.max_pending) + ")");
             continue;
         }
         if (pending_connections(host) >= config_.max_pending_per_host) {
             close(fd);
-            callbacks_.log(kWarning, "connection from " + address + " refused: too many "
+            log(kWarning, "connection from " + address + " refused: too many "
                            "pending from " + host + " (max_pending_per_host " +
                            std::to_string(config_.max_pending_per_host) + ")");
             continue;
@@ -192,7 +192,7 @@ bool Engine::wait_for_request(int fd, const std::string& address) {
     std::vector<unsigned char> peek(6);
     while (!stopping_) {
         if (std::chrono::steady_clock::now() >= deadline) {
-            callbacks_.log(kInfo, "connection from " + address + " closed before A-ASSOCIATE-RQ: "
+            log(kInfo, "connection from " + address + " closed before A-ASSOCIATE-RQ: "
                            "ARTIM timeout (" + std::to_string(config_.artim_timeout) + " s)");
             return false;
         }
@@ -200,7 +200,7 @@ bool Engine::wait_for_request(int fd, const std::string& address) {
         if (poll(&waiting, 1, kAcceptPollMs) <= 0) continue;
         const ssize_t got = recv(fd, peek.data(), peek.size(), MSG_PEEK | MSG_DONTWAIT);
         if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-            callbacks_.log(kInfo, "connection from " + address +
+            log(kInfo, "connection from " + address +
                            " closed before A-ASSOCIATE-RQ by the peer");
             return false;
         }
@@ -208,7 +208,7 @@ bool Engine::wait_for_request(int fd, const std::string& address) {
         const uint32_t length = (uint32_t(peek[2]) << 24) | (uint32_t(peek[3]) << 16) |
                                 (uint32_t(peek[4]) << 8) | uint32_t(peek[5]);
         if (peek[0] == 0x07) {
-            callbacks_.log(kInfo, "connection from " + address + " aborted by the peer before "
+            log(kInfo, "connection from " + address + " aborted by the peer before "
                            "A-ASSOCIATE-RQ");
             return false;
         }
@@ -221,7 +221,7 @@ bool Engine::wait_for_request(int fd, const std::string& address) {
             } else {
                 why << "A-ASSOCIATE-RQ length " << length << " over " << kMaxAssociatePdu;
             }
-            callbacks_.log(kInfo, why.str());
+            log(kInfo, why.str());
             return false;
         }
         if (peek.size() == 6) peek.resize(6 + length);
@@ -250,12 +250,12 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd,
     AssociationPtr association(association_raw);
     if (!association) {
         close(fd);  // DCMTK never took the socket: it is ours to close
-        callbacks_.log(kInfo, "connection from " + address + " closed before negotiation: " +
+        log(kInfo, "connection from " + address + " closed before negotiation: " +
                        condition_text(cond));
         return nullptr;
     }
     if (cond.bad()) {
-        callbacks_.log(kInfo, "connection from " + address + " closed during negotiation: " +
+        log(kInfo, "connection from " + address + " closed during negotiation: " +
                        condition_text(cond));
         return nullptr;
     }
@@ -265,7 +265,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd,
     if (refusal != nullptr) {
         T_ASC_RejectParameters reject{refusal->result, refusal->source, refusal->reason};
         ASC_rejectAssociation(association.get(), &reject);
-        callbacks_.log(kInfo, "association from " + address + " (" + request.calling_ae +
+        log(kInfo, "association from " + address + " (" + request.calling_ae +
                        " -> " + request.called_ae + ") refused: " + refusal->words);
         return nullptr;
     }
@@ -275,7 +275,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd,
                                                                      : config_.ae_title);
     cond = ASC_acknowledgeAssociation(association.get());
     if (cond.bad()) {
-        callbacks_.log(kInfo, "association from " + address + " lost while accepting: " +
+        log(kInfo, "association from " + address + " lost while accepting: " +
                        condition_text(cond));
         return nullptr;
     }
@@ -359,7 +359,7 @@ void Engine::stop(double grace) {
                                         [](const auto& worker) { return !worker->done; });
         if (open > 0) {
             abort_ = true;
-            callbacks_.log(kWarning, "aborting " + std::to_string(open) +
+            log(kWarning, "aborting " + std::to_string(open) +
                            " association(s) still open after the grace period");
             // Each association notices within 100 ms between commands; one stuck inside a
             // message gets its socket shut after kAbortNoticeTime.
@@ -375,7 +375,7 @@ void Engine::stop(double grace) {
         }
     }
     reap_finished(true);
-    callbacks_.log(kInfo, "DICOM engine stopped");
+    log(kInfo, "DICOM engine stopped");
 }
 
 }  // namespace engine

@@ -140,6 +140,13 @@ public:
     const EngineCallbacks& callbacks() const { return callbacks_; }
     //! True once stop() has given up waiting: associations abort at their next poll.
     bool abort_requested() const { return abort_; }
+    //! Send `message` to the log callback when `level` is enabled (see set_log_level).
+    void log(int level, const std::string& message) const {
+        if (level >= log_level_.load(std::memory_order_relaxed)) callbacks_.log(level, message);
+    }
+    //! The lowest level sent up (the Python logger's effective level): cheaper than a call
+    //! into Python per line that would be dropped there.
+    void set_log_level(int level) { log_level_ = level; }
     //! Queue an N-EVENT-REPORT on association `id` (sent between its commands); false when
     //! that association is no longer open.
     bool send_event(uint64_t id, EventReport event);
@@ -173,6 +180,7 @@ private:
     std::condition_variable workers_changed_;
     std::list<std::unique_ptr<Worker>> workers_;
     std::atomic<uint64_t> next_association_id_{1};
+    std::atomic<int> log_level_{kDebug};
 };
 
 }  // namespace engine

@@ -29,7 +29,7 @@ bool Association::send_events(std::string& outcome) {
         const T_ASC_PresentationContextID pres_id = ASC_findAcceptedPresentationContextID(
             association_.get(), event.abstract_syntax.c_str());
         if (pres_id == 0) {
-            engine_.callbacks().log(kWarning, "N-EVENT-REPORT not sent: no accepted context for " +
+            engine_.log(kWarning, "N-EVENT-REPORT not sent: no accepted context for " +
                                     event.abstract_syntax);
             continue;
         }
@@ -38,7 +38,7 @@ bool Association::send_events(std::string& outcome) {
             info = decode_data_set(event.data_set, DcmXfer(event.transfer_syntax_uid.c_str())
                                                        .getXfer());
             if (!info) {
-                engine_.callbacks().log(kError, "N-EVENT-REPORT not sent: its Event Information "
+                engine_.log(kError, "N-EVENT-REPORT not sent: its Event Information "
                                         "does not parse");
                 continue;
             }
@@ -67,7 +67,7 @@ bool Association::send_events(std::string& outcome) {
 
 void Association::event_answered(const T_DIMSE_N_EventReportRSP& response) {
     if (events_unanswered_.erase(response.MessageIDBeingRespondedTo) == 0) {
-        engine_.callbacks().log(kWarning, "N-EVENT-REPORT-RSP from " + peer_.address +
+        engine_.log(kWarning, "N-EVENT-REPORT-RSP from " + peer_.address +
                                 " to no request of ours (message id " +
                                 std::to_string(response.MessageIDBeingRespondedTo) + ")");
         return;
@@ -76,7 +76,7 @@ void Association::event_answered(const T_DIMSE_N_EventReportRSP& response) {
         std::ostringstream text;
         text << "N-EVENT-REPORT to " << peer_.calling_ae << " answered 0x" << std::hex
              << response.DimseStatus;
-        engine_.callbacks().log(kWarning, text.str());
+        engine_.log(kWarning, text.str());
     }
 }
 

@@ -197,6 +197,7 @@ public:
         return engine_->active_associations();
     }
     bool running() const { return engine_->running(); }
+    void set_log_level(int level) { engine_->set_log_level(level); }
     bool send_event(uint64_t association_id, engine::EventReport event) {
         py::gil_scoped_release release;
         return engine_->send_event(association_id, std::move(event));
@@ -294,6 +295,8 @@ PYBIND11_MODULE(_engine, module) {
             py::arg("sop_class_uid"), py::arg("sop_instance_uid"), py::arg("event_type_id"),
             py::arg("data_set"), py::arg("transfer_syntax_uid"),
             "Queue an N-EVENT-REPORT on an open association; False when it is gone.")
+        .def("set_log_level", &PyEngine::set_log_level, py::arg("level"),
+             "Lowest Python logging level the engine sends up.")
         .def_property_readonly("port", &PyEngine::port)
         .def_property_readonly("active_associations", &PyEngine::active_associations)
         .def_property_readonly("running", &PyEngine::running);

@@ -157,7 +157,7 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
     if (answer.has_data_set) {
         reply = decode_data_set(answer.data_set, syntax);
         if (!reply) {
-            engine_.callbacks().log(kError, std::string("the ") + fields.name + " handler's "
+            engine_.log(kError, std::string("the ") + fields.name + " handler's "
                                     "data set does not parse: answering 0x0110");
             answer = DimseResponse{};
             answer.status = kProcessingFailure;
