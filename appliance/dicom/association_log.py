@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pydicom.uid import UID
 from pynetdicom import evt
 
 from appliance.dicom import pdu_limits
@@ -50,6 +51,12 @@ def describe_context(cx) -> str:
     return f"{abstract} [{getattr(syntax, 'name', syntax)}]"
 
 
+def describe_uids(abstract_syntax: str, transfer_syntax: str) -> str:
+    """The same text as `describe_context`, from the UIDs alone."""
+    abstract, syntax = UID(abstract_syntax), UID(transfer_syntax)
+    return f"{abstract.name or abstract} [{syntax.name or syntax}]"
+
+
 def _alive(assoc) -> bool:
     """Whether an association or its DUL provider thread is still running."""
     dul = getattr(assoc, "dul", None)
@@ -63,6 +70,7 @@ class AssociationLog:
         self.bus = bus
         self._lock = threading.Lock()
         self._records: dict[int, AssociationRecord] = {}
+        self._engine_open = 0  # connections the native engine has open
 
     def handlers(self) -> list[tuple]:
         return [
@@ -168,6 +176,28 @@ class AssociationLog:
             record.outcome = refusal or f"{record.outcome} (protocol error)"
             self._write(record, time.monotonic() - record.started)
 
+    def engine_event(self, event: dict) -> None:
+        """The native engine's association events (appliance.dicom.engine `on_association`):
+        "opened" lights the activity LED, "ended" writes the line; "established" adds nothing
+        the "ended" event does not carry."""
+        kind = event.get("event")
+        if kind == "opened":
+            with self._lock:
+                self._engine_open += 1
+            if self.bus is not None:
+                self.bus.publish("association_open", peer=event.get("peer", ""))
+        elif kind == "ended":
+            with self._lock:
+                self._engine_open = max(0, self._engine_open - 1)
+            record = AssociationRecord(
+                peer=event.get("peer", ""), calling_aet=event.get("calling_ae", ""),
+                called_aet=event.get("called_ae", ""),
+                contexts=[describe_uids(cx["abstract_syntax"], cx["transfer_syntax"])
+                          for cx in event.get("contexts", [])],
+                operations=Counter(event.get("operations", {})),
+                outcome=event.get("outcome", "connection closed"))
+            self._write(record, float(event.get("duration", 0.0)))
+
     def closed(self, peer: str, outcome: str, duration: float) -> None:
         """The line of a connection closed before it became an association (by the
         pre-negotiation gate): no AE titles, no contexts."""
@@ -191,4 +221,4 @@ class AssociationLog:
     @property
     def open_count(self) -> int:
         with self._lock:
-            return len(self._records)
+            return len(self._records) + self._engine_open

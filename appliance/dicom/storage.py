@@ -44,7 +44,13 @@ from appliance.dicom.storage_receive import receive_into, write_failure
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
 from appliance.forward.router import Router
-from appliance.store.instances import InstanceMeta, InstanceStore, StoreError
+from appliance.store.instances import (
+    INCOMING_DIR,
+    INSTANCES_DIR,
+    InstanceMeta,
+    InstanceStore,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +155,12 @@ class StorageService(Component):
     def handlers(self) -> list[tuple]:
         return [(evt.EVT_C_STORE, self.handle_store)]
 
+    @property
+    def incoming_dir(self) -> Path:
+        """Where a receiver writes objects before `accept` keeps them (the store's
+        `.incoming`: same file system, so keeping one is a rename)."""
+        return self.data_dir / INSTANCES_DIR / INCOMING_DIR
+
     # -- component ------------------------------------------------------------------------
 
     def configure(self, config: ApplianceConfig) -> None:
@@ -224,31 +236,51 @@ class StorageService(Component):
     # -- C-STORE --------------------------------------------------------------------------
 
     def handle_store(self, event: evt.Event) -> Dataset | int:
+        """pynetdicom's EVT_C_STORE: the data set is in the file pynetdicom wrote for us."""
         path = Path(event.dataset_path)
         calling = event.assoc.requestor.ae_title
         req = event.request
+        failure = write_failure(path)
+        if failure is not None:  # its partial file is already removed
+            return self.write_failed(failure, str(req.AffectedSOPInstanceUID), calling)
+        return self.accept(path, calling, str(req.AffectedSOPClassUID),
+                           str(req.AffectedSOPInstanceUID))
+
+    def store_received(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
+                       sop_instance_uid: str, transfer_syntax_uid: str) -> int | tuple[int, str]:
+        """The native engine's store callback: `path` is the complete file it wrote (File
+        Meta and the data set as received); the status returned is the one it sends."""
+        answer = self.accept(Path(path), calling_ae, sop_class_uid, sop_instance_uid)
+        if isinstance(answer, Dataset):
+            return int(answer.Status), str(answer.get("ErrorComment", ""))
+        return answer
+
+    def write_failed(self, failure: OSError, sop_instance_uid: str, calling: str) -> Dataset:
+        """The answer for an object whose file could not be written (disk full: 0xA700)."""
+        full = is_disk_full(failure)
+        log.error("C-STORE %s from %s: cannot write the received data set (%s); answered "
+                  "%s", sop_instance_uid, calling, failure.strerror or failure,
+                  "0xA700" if full else "0x0110")
+        if full:
+            self._next_space_check = 0.0
+            return status(OUT_OF_RESOURCES, "disk full")
+        return status(PROCESSING_FAILURE, "write error")
+
+    def accept(self, path: Path, calling: str, sop_class_uid: str,
+               sop_instance_uid: str) -> Dataset | int:
+        """Check, store durably, index and queue one received file; the C-STORE status.
+        Nothing of a refused object is kept."""
         if not caller_allowed(self.settings.allowed_calling_aets, calling):
             log.warning("C-STORE %s from %s refused: calling AE title not in [storage] "
-                        "allowed_calling_aets; answered 0x0124", req.AffectedSOPInstanceUID,
-                        calling)
+                        "allowed_calling_aets; answered 0x0124", sop_instance_uid, calling)
             discard(path)
             return status(NOT_AUTHORIZED, refusal_comment("storage"))
         store = self.store
         if store is None:
             log.error("C-STORE %s from %s refused: the instance store is not running",
-                      req.AffectedSOPInstanceUID, calling)
+                      sop_instance_uid, calling)
             discard(path)
             return status(OUT_OF_RESOURCES, "storage not available")
-        failure = write_failure(path)
-        if failure is not None:  # its partial file is already removed
-            full = is_disk_full(failure)
-            log.error("C-STORE %s from %s: cannot write the received data set (%s); answered "
-                      "%s", req.AffectedSOPInstanceUID, calling, failure.strerror or failure,
-                      "0xA700" if full else "0x0110")
-            if full:
-                self._next_space_check = 0.0
-                return status(OUT_OF_RESOURCES, "disk full")
-            return status(PROCESSING_FAILURE, "write error")
         try:
             if self._update_space(store.free_bytes()):
                 discard(path)
@@ -262,20 +294,22 @@ class StorageService(Component):
         except MalformedDataSet as exc:
             discard(path)
             log.warning("C-STORE %s from %s refused with 0xC000: the data set does not parse: "
-                        "%s", req.AffectedSOPInstanceUID, calling, exc)
+                        "%s", sop_instance_uid, calling, exc)
             return status(CANNOT_UNDERSTAND, f"malformed: {exc}")
         except Exception as exc:
             discard(path)
             log.warning("C-STORE %s from %s: cannot parse the data set (%s); answered 0xC000",
-                        req.AffectedSOPInstanceUID, calling, exc)
+                        sop_instance_uid, calling, exc)
             return status(CANNOT_UNDERSTAND, "data set cannot be parsed")
-        if meta.sop_class_uid != str(req.AffectedSOPClassUID):
+        if meta.sop_class_uid != sop_class_uid:
             log.warning("C-STORE from %s: data set SOP class %s differs from the command's %s",
-                        calling, meta.sop_class_uid, req.AffectedSOPClassUID)
+                        calling, meta.sop_class_uid, sop_class_uid)
+            discard(path)
             return status(DATA_SET_MISMATCH, "SOP Class UID differs from the command")
-        if meta.sop_instance_uid != str(req.AffectedSOPInstanceUID):
+        if meta.sop_instance_uid != sop_instance_uid:
             log.warning("C-STORE from %s: data set SOP instance %s differs from the command's %s",
-                        calling, meta.sop_instance_uid, req.AffectedSOPInstanceUID)
+                        calling, meta.sop_instance_uid, sop_instance_uid)
+            discard(path)
             return status(DATA_SET_MISMATCH, "SOP Instance UID differs from the command")
         try:
             # The file is complete; commit moves it into place and returns once it and its

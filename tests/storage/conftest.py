@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer as DicomServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.verification import VerificationService
 from tests.conftest import free_port

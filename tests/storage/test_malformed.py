@@ -5,6 +5,7 @@ byte with pynetdicom (DCMTK storescu re-encodes, or refuses to read, a broken fi
 
 from __future__ import annotations
 
+import logging
 import struct
 from io import BytesIO
 from pathlib import Path
@@ -52,11 +53,11 @@ def pixel_data_short_of_its_size(good: Path) -> bytes:
 
 
 def trailing_bytes(good: Path) -> bytes:
-    return good.read_bytes() + b"\x13\x37abc"  # too short to be an element
+    return good.read_bytes() + b"\x13\x37ab"  # too short to be an element
 
 
 def trailing_garbage(good: Path) -> bytes:
-    return good.read_bytes() + b"\x13\x37 leftover bytes from a buggy writer"
+    return good.read_bytes() + b"\x13\x37 leftover bytes from a buggy writer!"
 
 
 def implicit_data_set_in_explicit_syntax(good: Path) -> bytes:
@@ -75,7 +76,7 @@ def implicit_data_set_in_explicit_syntax(good: Path) -> bytes:
 BAD = {"element length past the end": (length_past_the_end, "past the end"),
        "truncated pixel data": (pixel_data_cut, "(7FE0,0010)"),
        "pixel data shorter than its size": (pixel_data_short_of_its_size, "short of"),
-       "trailing bytes": (trailing_bytes, "5 stray bytes after the last element"),
+       "trailing bytes": (trailing_bytes, "4 stray bytes after the last element"),
        "trailing garbage": (trailing_garbage, "(3713,6C20) at offset"),
        "wrong VR encoding": (implicit_data_set_in_explicit_syntax, "no valid VR")}
 
@@ -139,3 +140,20 @@ def test_sequences_items_and_delimiters_are_checked(tmp_path, good):
         path.write_bytes(raw.replace(delimiter, b""))
         with pytest.raises(MalformedDataSet):
             check_received_file(path)
+
+
+def test_a_data_set_of_odd_length_aborts_the_association_and_nothing_is_kept(
+        storage_server, good, tmp_path, caplog):
+    """No DICOM data set has an odd length (every element is even): the engine refuses such a
+    fragment as DCMTK does (PS3.5 7.1: even value lengths), with an A-ABORT; nothing of it is
+    kept, the line of the association says why, and the next association is served."""
+    caplog.set_level(logging.INFO, logger="appliance.dicom")
+    server = storage_server()
+    bad = tmp_path / "odd.dcm"
+    bad.write_bytes(good.read_bytes() + b"\x13\x37abc")
+    with pytest.raises(AttributeError):  # pynetdicom's empty response: no Status
+        send(server.port, bad)
+    assert server.rows() == [] and list(server.store.incoming.iterdir()) == []
+    lines = [r.getMessage() for r in caplog.records if "Odd Fragment Length" in r.getMessage()]
+    assert lines, [r.getMessage() for r in caplog.records]
+    assert send(server.port, good) == [0x0000]

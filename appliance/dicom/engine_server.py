@@ -1,0 +1,158 @@
+"""The DICOM server component on the native engine (appliance.dicom.engine): one listener on
+one port for every service, served by C++ on DCMTK.
+
+The engine owns the socket, the association policy (called AE title and the printer profiles'
+titles, calling-AE allowlist, association limit, the pre-negotiation limits, timeouts, max PDU),
+C-ECHO and the reception of every C-STORE into a file. This component gives it the `[dicom]`
+settings and the contexts the services declare, hands each received object to the Storage
+service (`store_received`: check, durable store, index, queue; its status is the one sent),
+every other request to the services' own handlers through `RequestDispatcher`, and each
+association's events to the association log. It applies a configuration change live (policy
+and log level to new associations; a new port or data directory gets a new listener).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from appliance.component import Component
+from appliance.config.schema import ApplianceConfig, DicomConfig
+from appliance.dicom.association_log import AssociationLog
+from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
+from appliance.dicom.engine_dispatch import RequestDispatcher
+from appliance.errors import ComponentFailure
+from appliance.events import EventBus
+
+log = logging.getLogger(__name__)
+
+#: The C-STORE status when no storage service is there to take an object.
+OUT_OF_RESOURCES = 0xA700
+
+
+def offered_called_titles(services: list) -> set[str]:
+    """Called AE titles the services answer to besides ours (`extra_ae_titles()`: the print
+    service's printer profiles), as they are now."""
+    titles: set[str] = set()
+    for service in services:
+        offer = getattr(service, "extra_ae_titles", None)
+        if offer is not None:
+            titles.update(title.strip() for title in offer())
+    return titles
+
+
+class EngineServer(Component):
+    """The listener. Essential: the box is useless without it."""
+
+    name = "dicom"
+    essential = True
+
+    def __init__(self, config: ApplianceConfig, services: list, bus: EventBus | None = None):
+        self.services = services
+        self.association_log = AssociationLog(bus)
+        self.contexts = contexts_of(services)
+        self.storage = next((s for s in services if hasattr(s, "store_received")), None)
+        self.dispatcher = RequestDispatcher(services)
+        self.engine: DicomEngine | None = None
+        self.configure(config)
+
+    # -- configuration ----------------------------------------------------------------------
+
+    def configure(self, config: ApplianceConfig) -> None:
+        self.config = config
+        self.settings: DicomConfig = config.dicom
+
+    def _engine_settings(self) -> EngineSettings:
+        return EngineSettings.from_config(self.settings, self.contexts,
+                                          sorted(offered_called_titles(self.services)))
+
+    def _incoming_dir(self) -> Path:
+        """Where received objects are written: the instance store's `.incoming` (same file
+        system, so keeping one is a rename)."""
+        if self.storage is not None:
+            return self.storage.incoming_dir
+        return Path(self.config.device.data_dir).absolute() / "instances" / ".incoming"
+
+    def reconfigure(self, config: ApplianceConfig) -> None:
+        old, old_incoming = self.settings, self._incoming_dir()
+        self.configure(config)
+        new = self.settings
+        if self.engine is None:
+            return
+        if (new.bind, new.port) != (old.bind, old.port):
+            log.info("DICOM listener moving from %s:%d to %s:%d", old.bind, old.port,
+                     new.bind, new.port)
+            previous, self.engine = self.engine, None
+            self.start()  # bind the new port first: if that fails we raise and get restarted
+            threading.Thread(target=previous.stop, args=(30.0,), name="dicom-drain",
+                             daemon=True).start()
+        elif self._incoming_dir() != old_incoming:
+            log.info("DICOM listener restarting: received objects now go to %s",
+                     self._incoming_dir())
+            previous, self.engine = self.engine, None
+            previous.stop(10.0)
+            self.start()
+        else:
+            self.engine.update_policy(self._engine_settings())
+            self.engine.apply_log_level()
+            if new != old:
+                log.info("DICOM policy updated: AE title %s, strict called AE %s, %d allowed "
+                         "callers", new.ae_title, new.strict_called_aet,
+                         len(new.allowed_calling_aets))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        try:
+            engine = DicomEngine(self._engine_settings(), self._incoming_dir(),
+                                 on_store=self._on_store,
+                                 on_request=self.dispatcher.on_request,
+                                 on_association=self._on_association)
+            engine.start()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ComponentFailure(f"cannot listen on {s.bind}:{s.port}: {exc}") from exc
+        self.dispatcher.engine = engine
+        self.engine = engine
+        log.info("DICOM listener on %s:%d as %s", s.bind, self.port, s.ae_title)
+
+    def _on_store(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
+                  sop_instance_uid: str, transfer_syntax_uid: str):
+        if self.storage is None:
+            return OUT_OF_RESOURCES
+        return self.storage.store_received(path, calling_ae, called_ae, sop_class_uid,
+                                           sop_instance_uid, transfer_syntax_uid)
+
+    def _on_association(self, event: dict) -> None:
+        self.association_log.engine_event(event)
+        self.dispatcher.association_event(event)
+
+    def extra_ae_titles(self) -> set[str]:
+        """Called AE titles we answer to besides our own, as the services offer them now."""
+        return offered_called_titles(self.services)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (differs from the configured one only for port 0)."""
+        if self.engine is None:
+            return self.settings.port
+        return self.engine.port
+
+    @property
+    def active_associations(self) -> int:
+        return 0 if self.engine is None else self.engine.active_associations
+
+    def check(self) -> None:
+        if self.engine is None or not self.engine.running:
+            raise ComponentFailure("DICOM listener stopped")
+
+    def status(self) -> str:
+        s = self.settings
+        return f"{s.ae_title}@{s.bind}:{self.port}"
+
+    def stop(self, timeout: float) -> None:
+        """Stop accepting, give open associations `timeout` seconds, then abort them."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.stop(timeout)
