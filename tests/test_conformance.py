@@ -16,7 +16,7 @@ from pynetdicom.sop_class import (
 
 from appliance.components import dicom_services
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from tests.conftest import REPO, free_port
 
 DOC = REPO / "docs" / "conformance.md"
@@ -45,15 +45,15 @@ def documented_contexts() -> set[tuple[str, str]]:
     return pairs
 
 
-def accepted_contexts(server: DicomServer) -> set[tuple[str, str]]:
-    return {(str(cx.abstract_syntax), str(ts))
-            for cx in server.ae.supported_contexts for ts in cx.transfer_syntax}
+def accepted_contexts(server: EngineServer) -> set[tuple[str, str]]:
+    return {(abstract, syntax)
+            for abstract, syntaxes in server.contexts.items() for syntax in syntaxes}
 
 
 @pytest.fixture
 def server():
     config = ApplianceConfig.model_validate({"dicom": {"port": free_port(), "bind": "127.0.0.1"}})
-    srv = DicomServer(config, dicom_services())
+    srv = EngineServer(config, dicom_services())
     srv.start()
     yield srv
     srv.stop(timeout=1)

@@ -1,7 +1,9 @@
-"""The DICOM server component in-process: socket options, graceful stop, live reconfiguration."""
+"""The DICOM server component (the native engine) in-process: socket options, graceful stop,
+live reconfiguration."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -11,7 +13,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.verification import VerificationService
 from appliance.errors import ComponentFailure
@@ -28,8 +30,8 @@ def make_config(**dicom) -> ApplianceConfig:
 def server():
     servers = []
 
-    def start(**dicom) -> DicomServer:
-        srv = DicomServer(make_config(**dicom), [VerificationService()])
+    def start(**dicom) -> EngineServer:
+        srv = EngineServer(make_config(**dicom), [VerificationService()])
         srv.start()
         servers.append(srv)
         return srv
@@ -49,13 +51,34 @@ def nodelay(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
+def accepted_socket(peer: tuple) -> socket.socket:
+    """The engine's socket (in this process) whose peer is `peer`, as a duplicate."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if sock.family == socket.AF_INET and sock.getpeername() == peer:
+                return sock
+        except OSError:
+            pass
+        sock.close()
+    raise AssertionError(f"no socket connected to {peer}")
+
+
 def test_tcp_nodelay_is_set_on_accepted_and_requested_sockets(server):
     srv = server()
     assoc = associate(srv.port, handlers=SCU_HANDLERS)
     try:
         assert assoc.is_established
-        accepted = srv.server.active_associations[0]
-        assert nodelay(accepted.dul.socket.socket) == 1
+        accepted = accepted_socket(assoc.dul.socket.socket.getsockname())
+        try:
+            assert nodelay(accepted) == 1
+        finally:
+            accepted.close()
         assert nodelay(assoc.dul.socket.socket) == 1
     finally:
         assoc.release()
@@ -92,9 +115,9 @@ def test_stop_aborts_associations_still_open_after_the_grace_time(server):
 def test_ae_title_change_applies_live_without_rebinding(server):
     srv = server(ae_title="FIRST")
     port = srv.port
-    listener = srv.server
+    listener = srv.engine
     srv.reconfigure(make_config(ae_title="SECOND", port=port))
-    assert srv.server is listener
+    assert srv.engine is listener
     assert echoscu(port, "FIRST").returncode != 0
     assert echoscu(port, "SECOND").returncode == 0
 
@@ -114,15 +137,14 @@ def test_port_in_use_is_a_clear_component_failure():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        srv = DicomServer(make_config(port=port), [VerificationService()])
+        srv = EngineServer(make_config(port=port), [VerificationService()])
         with pytest.raises(ComponentFailure, match=f"cannot listen on 127.0.0.1:{port}"):
             srv.start()
 
 
-def test_check_fails_when_the_listener_thread_is_gone(server):
+def test_check_fails_when_the_listener_is_gone(server):
     srv = server()
     srv.check()
-    srv.server.shutdown()
-    srv._thread.join(5)
-    with pytest.raises(ComponentFailure, match="listener thread stopped"):
+    srv.engine.stop(0)
+    with pytest.raises(ComponentFailure, match="listener stopped"):
         srv.check()

@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.engine_server import EngineServer as DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.verification import VerificationService
 from tests.conftest import free_port
@@ -19,7 +19,7 @@ from tests.storage.dicom_files import bundled_files
 
 
 class StorageServer:
-    """StorageService + DicomServer in this process, stopped after the test."""
+    """StorageService + EngineServer in this process, stopped after the test."""
 
     def __init__(self, data_dir: Path, **sections):
         data = {"device": {"data_dir": str(data_dir)},
@@ -27,7 +27,7 @@ class StorageServer:
         self.config = ApplianceConfig.model_validate(data)
         self.storage = StorageService(self.config)
         self.storage.start()
-        self.server = DicomServer(self.config, [VerificationService(), self.storage])
+        self.server = EngineServer(self.config, [VerificationService(), self.storage])
         self.server.start()
         self.port = self.server.port
 
