@@ -1,0 +1,255 @@
+"""The Python services behind the native engine through `EngineDispatcher`: the real
+WorklistService and PrintService answer C-FIND and the print N-requests as they do on the
+pynetdicom server. DCMTK findscu and the pynetdicom print SCU of the print tests,
+as peers; the pynetdicom path's own tests are run again here against the engine."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from pydicom import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import (
+    BasicFilmBox,
+    ModalityWorklistInformationFind,
+    PrintJob,
+)
+
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
+from appliance.dicom.engine_dispatch import EngineDispatcher
+from appliance.dicom.verification import VerificationService
+from appliance.events import EventBus
+from appliance.print.service import PrintService
+from appliance.print.spool import PrintSpool
+from appliance.worklist.scp import WorklistService
+from tests.conftest import free_port
+from tests.print import test_scp as print_scp
+from tests.print.conftest import scu  # noqa: F401  (fixture)
+from tests.worklist import test_options as worklist_options
+from tests.worklist.conftest import ITEMS, findscu, load
+
+# -- fixtures: the services on the engine, with the same faces as the pynetdicom ones -------
+
+
+class EngineServices:
+    """The engine on a free port of 127.0.0.1 with the given services behind a dispatcher."""
+
+    def __init__(self, config: ApplianceConfig, services: list, incoming: Path):
+        self.config = config
+        self.dispatcher = EngineDispatcher(services, config.dicom.dimse_timeout)
+        extra = [t for s in services for t in getattr(s, "extra_ae_titles", list)()]
+        self.engine = DicomEngine(
+            EngineSettings.from_config(config.dicom, contexts_of(services), extra), incoming,
+            None, self.dispatcher.on_request)
+        self.dispatcher.attach(self.engine)
+        self.engine.start()
+
+    @property
+    def port(self) -> int:
+        return self.engine.port
+
+    def stop(self) -> None:
+        self.engine.stop(grace=2)
+
+
+def appliance_config(tmp_path: Path, number: int, **sections) -> ApplianceConfig:
+    return ApplianceConfig.model_validate({
+        "device": {"data_dir": str(tmp_path / f"data{number}")},
+        "dicom": {"port": free_port(), "bind": "127.0.0.1"}, **sections})
+
+
+@pytest.fixture
+def worklist_server(tmp_path):
+    """As tests/worklist's: (port, WorklistService), loaded with `items`; on the engine."""
+    servers: list[EngineServices] = []
+
+    def start(worklist: dict | None = None, items: list[dict] | None = None):
+        config = appliance_config(tmp_path, len(servers), worklist=worklist or {})
+        service = WorklistService(config)
+        load(service, ITEMS if items is None else items)
+        server = EngineServices(config, [VerificationService(), service],
+                                tmp_path / "incoming")
+        servers.append(server)
+        return server.port, service
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class PrintServer:
+    """As tests/print's PrintServer (`port`, `spool`, `service`, `stop()`), on the engine."""
+
+    def __init__(self, config: ApplianceConfig, incoming: Path, bus: EventBus | None = None):
+        self.config = config
+        self.spool = PrintSpool(config, bus or EventBus())
+        self.service = PrintService(self.spool)
+        self.spool.start()
+        self.server = EngineServices(config, [VerificationService(), self.service], incoming)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.spool.stop(timeout=5)
+
+
+@pytest.fixture
+def print_server(tmp_path):
+    """As tests/print's: a Print SCP with the given [[printers]] / [print] settings."""
+    servers: list[PrintServer] = []
+
+    def start(printers: list[dict] | None = None, **print_section) -> PrintServer:
+        sections = {"print": {"status_interval": 0.1, **print_section}}
+        if printers is not None:
+            sections["printers"] = printers
+        server = PrintServer(appliance_config(tmp_path, len(servers), **sections),
+                             tmp_path / "incoming")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# -- the pynetdicom path's tests, run again on the engine -----------------------------------
+
+test_person_names_match_case_sensitively_by_default = \
+    worklist_options.test_person_names_match_case_sensitively_by_default
+test_case_insensitive_names_option = worklist_options.test_case_insensitive_names_option
+test_own_station_only_calling_aets_see_only_their_items = \
+    worklist_options.test_own_station_only_calling_aets_see_only_their_items
+test_max_answers_limits_the_matches_sent = worklist_options.test_max_answers_limits_the_matches_sent
+test_c_cancel_stops_the_answers = worklist_options.test_c_cancel_stops_the_answers
+
+test_full_grayscale_session_prints_a_file = print_scp.test_full_grayscale_session_prints_a_file
+test_print_job_events_reach_the_scu = print_scp.test_print_job_events_reach_the_scu
+test_printer_n_get_reports_status_and_identity = \
+    print_scp.test_printer_n_get_reports_status_and_identity
+test_image_box_out_of_range_and_unknown_uid = print_scp.test_image_box_out_of_range_and_unknown_uid
+test_session_action_without_film_boxes_fails_c600 = \
+    print_scp.test_session_action_without_film_boxes_fails_c600
+test_film_box_delete_and_session_delete = print_scp.test_film_box_delete_and_session_delete
+test_presentation_lut_create_reference_and_delete = \
+    print_scp.test_presentation_lut_create_reference_and_delete
+test_scu_that_names_instance_uids_and_gets_a_data_set_back = \
+    print_scp.test_scu_that_names_instance_uids_and_gets_a_data_set_back
+test_queue_full_is_c602 = print_scp.test_queue_full_is_c602
+test_state_is_per_association = print_scp.test_state_is_per_association
+
+
+# -- worklist: the same answers as the pynetdicom path --------------------------------------
+
+QUERIES = [
+    ("PatientName=DOE*", "PatientID", "AccessionNumber", "ScheduledProcedureStepSequence"),
+    ("SpecificCharacterSet=ISO_IR 192", "PatientName", "PatientID", "StudyInstanceUID",
+     "ScheduledProcedureStepSequence[0].Modality=CT",
+     "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate"),
+    ("SpecificCharacterSet=ISO_IR 100", "PatientName=M*", "PatientBirthDate", "PatientSex"),
+]
+
+
+def test_worklist_answers_are_those_of_the_pynetdicom_server(worklist_server, tmp_path):
+    from appliance.dicom.server import DicomServer
+
+    port, _ = worklist_server()
+    config = appliance_config(tmp_path, 99)
+    reference = WorklistService(config)
+    load(reference, ITEMS)
+    server = DicomServer(config, [VerificationService(), reference])
+    server.start()
+    try:
+        for keys in QUERIES:
+            for syntax in ((), ("-xe",)):   # implicit and explicit VR little endian
+                ours, theirs = findscu(port, *keys, extra=syntax), \
+                    findscu(server.port, *keys, extra=syntax)
+                assert ours.returncode == 0, ours.log
+                assert ours.answers, keys
+                assert [a.to_json_dict() for a in ours.answers] == \
+                    [a.to_json_dict() for a in theirs.answers]
+    finally:
+        server.stop(timeout=1)
+
+
+def test_worklist_refusal_carries_its_error_comment(worklist_server):
+    port, _ = worklist_server({"allowed_calling_aets": ["CT1"]})
+    ae = AE(ae_title="INTRUDER")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="EDGEBOX")
+    try:
+        query = Dataset()
+        query.PatientID = ""
+        answers = list(assoc.send_c_find(query, ModalityWorklistInformationFind))
+    finally:
+        assoc.release()
+    assert [status.Status for status, _ in answers] == [0x0124]
+    assert "not" in str(answers[0][0].get("ErrorComment", "")).lower()
+
+
+def test_c_cancel_from_pynetdicom_closes_the_search(worklist_server):
+    port, service = worklist_server(items=worklist_options.many(2000))
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="EDGEBOX")
+    try:
+        query = Dataset()
+        query.PatientID = ""
+        statuses = []
+        for status, _ in assoc.send_c_find(query, ModalityWorklistInformationFind, msg_id=7):
+            statuses.append(status.Status)
+            if len(statuses) == 2:
+                assoc.send_c_cancel(7, query_model=ModalityWorklistInformationFind)
+        assert statuses[-1] == 0xFE00 and len(statuses) < 200
+        # the association goes on
+        query.PatientID = "P00042"
+        again = [status.Status for status, _ in
+                 assoc.send_c_find(query, ModalityWorklistInformationFind)]
+        assert again == [0xFF00, 0x0000]
+    finally:
+        assoc.release()
+
+
+# -- print: events, error comments, the association's end, DCMTK dcmprscu -------------------
+
+
+def test_a_failing_n_set_answers_its_error_comment(print_server, scu):
+    client = scu(print_server().port)
+    client.session()
+    ds = Dataset()
+    ds.FilmOrientation = "SIDEWAYS"
+    status, _ = client.set(BasicFilmBox, "1.2.3.999", ds)
+    assert status.Status == 0x0112
+    assert status.get("ErrorComment"), status
+
+
+def test_the_association_end_forgets_its_print_state(print_server, scu):
+    server = print_server()
+    client = scu(server.port)
+    client.session()
+    assert len(server.service._associations) == 1
+    client.close()
+    deadline = threading.Event()
+    for _ in range(50):
+        if not server.service._associations:
+            break
+        deadline.wait(0.1)
+    assert not server.service._associations
+
+
+def test_job_events_go_through_the_engine_to_the_printing_association(print_server, scu):
+    server = print_server()
+    client, other = scu(server.port), scu(server.port)
+    client.session()
+    client.film_box()
+    _, action = client.action()
+    job = action.ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID
+    info = client.wait_event(PrintJob, 3)
+    assert info.PrinterName == "default" and info.ExecutionStatusInfo == "NORMAL"
+    assert server.spool.wait_job(job)["status"] == "DONE"
+    assert not any(cls == PrintJob for cls, _, _ in other.events)
