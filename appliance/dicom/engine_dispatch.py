@@ -164,21 +164,17 @@ def _status(status) -> tuple[int, dict]:
 
 
 class EngineDispatcher:
-    """The services' handlers behind `DicomEngine(on_request=dispatcher.on_request)`; the
-    engine's association events go to `association_event`, and `attach(engine)` lets the
-    associations send N-EVENT-REPORTs."""
+    """The services' handlers behind a `DicomEngine`: give it `on_request` and (directly or
+    from the server's own callback) `association_event` as `on_association`; `attach(engine)`
+    lets the associations send N-EVENT-REPORTs."""
 
     def __init__(self, services: Iterable, dimse_timeout: float | None = None):
         self.dimse_timeout = dimse_timeout
         self._handlers: dict = {}
         self._service_syntaxes: dict = {}
         self._ending: list[Callable] = []
-        self._declared: list[tuple[str, str]] = []
         for service in services:
             syntaxes = [str(cx.abstract_syntax) for cx in service.contexts()]
-            for context in service.contexts():
-                for syntax in context.transfer_syntax:
-                    self._declared.append((str(context.abstract_syntax), str(syntax)))
             for event_type, handler in service.handlers():
                 if event_type in ENDING_EVENTS:
                     if handler not in self._ending:
@@ -189,7 +185,6 @@ class EngineDispatcher:
         self._send: Callable[..., bool] | None = None
         self._lock = threading.Lock()
         self._associations: dict[int, EngineAssociation] = {}
-        self._warned_no_events = False
 
     def attach(self, engine) -> None:
         """The engine whose `send_event` carries the associations' N-EVENT-REPORTs."""
@@ -230,31 +225,13 @@ class EngineDispatcher:
                 log.exception("the end-of-association handler %s failed", handler)
 
     def _association(self, request: dict) -> EngineAssociation:
-        association_id = request["association_id"]
         with self._lock:
-            view = self._associations.get(association_id)
-            if view is None:
-                # An engine that reports no association events: every declared context is
-                # taken as accepted, and the view lives as long as the dispatcher.
-                if not self._warned_no_events:
-                    log.warning("the DICOM engine reported no association events: the "
-                                "services see every declared context as accepted")
-                    self._warned_no_events = True
-                contexts = [(2 * n + 1, abstract, syntax) for n, (abstract, syntax)
-                            in enumerate(self._declared_once(request))]
-                view = EngineAssociation(association_id, request.get("calling_ae", ""),
-                                         request.get("called_ae", ""), "", contexts,
-                                         self.dimse_timeout, self._send)
-                self._associations[association_id] = view
-            return view
-
-    def _declared_once(self, request: dict) -> list[tuple[str, str]]:
-        """One context per declared abstract syntax, in the request's transfer syntax."""
-        seen: dict[str, str] = {}
-        for abstract, syntax in self._declared:
-            if abstract not in seen or syntax == request.get("transfer_syntax_uid"):
-                seen[abstract] = syntax
-        return list(seen.items())
+            view = self._associations.get(request["association_id"])
+        if view is None:
+            raise LookupError("no 'established' event for this association: pass "
+                              "EngineDispatcher.association_event to DicomEngine as "
+                              "on_association")
+        return view
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -273,7 +250,7 @@ class EngineDispatcher:
             event = EngineEvent(event_type, assoc, context, _primitive(request, data_set),
                                 data_set)
         except Exception as exc:  # e.g. a UID pynetdicom's primitive refuses
-            log.warning("%s from %s refused: %s", request["command"],
+            log.error("%s from %s refused: %s", request["command"],
                         request.get("calling_ae", "").strip(), exc)
             return iter([(failed, None, {"error_comment": str(exc)[:64]})])
         if event_type is evt.EVT_C_FIND:
