@@ -27,6 +27,9 @@ from appliance.print.spool import PrintSpool
 from appliance.worklist.scp import WorklistService
 from tests.conftest import free_port
 from tests.print import conftest as print_fixtures
+from tests.print import test_extra_ae_titles as print_titles
+from tests.print import test_printer_and_spool as print_spool
+from tests.print import test_render as print_render
 from tests.print import test_scp as print_scp
 from tests.worklist import test_options as worklist_options
 from tests.worklist.conftest import ITEMS, findscu, load
@@ -55,10 +58,11 @@ class EngineServices:
         self.engine.stop(grace=2)
 
 
-def appliance_config(tmp_path: Path, number: int, **sections) -> ApplianceConfig:
+def appliance_config(tmp_path: Path, number: int, dicom: dict | None = None,
+                     **sections) -> ApplianceConfig:
     return ApplianceConfig.model_validate({
         "device": {"data_dir": str(tmp_path / f"data{number}")},
-        "dicom": {"port": free_port(), "bind": "127.0.0.1"}, **sections})
+        "dicom": {"port": free_port(), "bind": "127.0.0.1", **(dicom or {})}, **sections})
 
 
 @pytest.fixture
@@ -104,11 +108,12 @@ def print_server(tmp_path):
     """As tests/print's: a Print SCP with the given [[printers]] / [print] settings."""
     servers: list[PrintServer] = []
 
-    def start(printers: list[dict] | None = None, **print_section) -> PrintServer:
+    def start(printers: list[dict] | None = None, dicom: dict | None = None,
+              **print_section) -> PrintServer:
         sections = {"print": {"status_interval": 0.1, **print_section}}
         if printers is not None:
             sections["printers"] = printers
-        server = PrintServer(appliance_config(tmp_path, len(servers), **sections),
+        server = PrintServer(appliance_config(tmp_path, len(servers), dicom, **sections),
                              tmp_path / "incoming")
         servers.append(server)
         return server
@@ -131,20 +136,19 @@ test_own_station_only_calling_aets_see_only_their_items = \
 test_max_answers_limits_the_matches_sent = worklist_options.test_max_answers_limits_the_matches_sent
 test_c_cancel_stops_the_answers = worklist_options.test_c_cancel_stops_the_answers
 
-test_full_grayscale_session_prints_a_file = print_scp.test_full_grayscale_session_prints_a_file
-test_print_job_events_reach_the_scu = print_scp.test_print_job_events_reach_the_scu
-test_printer_n_get_reports_status_and_identity = \
-    print_scp.test_printer_n_get_reports_status_and_identity
-test_image_box_out_of_range_and_unknown_uid = print_scp.test_image_box_out_of_range_and_unknown_uid
-test_session_action_without_film_boxes_fails_c600 = \
-    print_scp.test_session_action_without_film_boxes_fails_c600
-test_film_box_delete_and_session_delete = print_scp.test_film_box_delete_and_session_delete
-test_presentation_lut_create_reference_and_delete = \
-    print_scp.test_presentation_lut_create_reference_and_delete
-test_scu_that_names_instance_uids_and_gets_a_data_set_back = \
-    print_scp.test_scu_that_names_instance_uids_and_gets_a_data_set_back
-test_queue_full_is_c602 = print_scp.test_queue_full_is_c602
-test_state_is_per_association = print_scp.test_state_is_per_association
+# every Print SCP state-machine test (tests/print/test_scp.py)
+globals().update({name: test for name, test in vars(print_scp).items()
+                  if name.startswith("test_")})
+test_printer_status_change_is_sent_to_every_association = \
+    print_spool.test_printer_status_change_is_sent_to_every_association
+test_jobs_wait_while_the_printer_fails_and_print_when_it_recovers = \
+    print_spool.test_jobs_wait_while_the_printer_fails_and_print_when_it_recovers
+test_color_film_keeps_rgb = print_render.test_color_film_keeps_rgb
+test_color_refused_on_a_grayscale_printer = print_render.test_color_refused_on_a_grayscale_printer
+test_extra_title_is_accepted_and_unknown_title_refused_with_strict_checking = \
+    print_titles.test_extra_title_is_accepted_and_unknown_title_refused_with_strict_checking
+test_the_called_extra_title_prints_on_its_profile = \
+    print_titles.test_the_called_extra_title_prints_on_its_profile
 
 
 # -- worklist: the same answers as the pynetdicom path --------------------------------------
