@@ -267,3 +267,83 @@ def test_job_events_go_through_the_engine_to_the_printing_association(print_serv
     assert info.PrinterName == "default" and info.ExecutionStatusInfo == "NORMAL"
     assert server.spool.wait_job(job)["status"] == "DONE"
     assert not any(cls == PrintJob for cls, _, _ in other.events)
+
+
+# -- the dispatcher's own rules, with a small service ------------------------------------
+
+
+class Faulty:
+    """A service whose C-FIND answers `count` times, `pause` s apart, then fails, and whose
+    N-GET raises."""
+
+    def __init__(self, count: int = 2, pause: float = 0.0):
+        self.count, self.pause = count, pause
+        self.closed = threading.Event()
+
+    def contexts(self):
+        from pynetdicom.presentation import build_context
+        from pynetdicom.sop_class import Printer
+        return [build_context(ModalityWorklistInformationFind), build_context(Printer)]
+
+    def handlers(self):
+        from pynetdicom import evt
+        return [(evt.EVT_C_FIND, self.find), (evt.EVT_N_GET, self.get)]
+
+    def find(self, event):
+        try:
+            for number in range(self.count):
+                threading.Event().wait(self.pause if number else 0)
+                answer = Dataset()
+                answer.PatientID = f"{event.identifier.PatientID}{number}"
+                yield 0xFF00, answer
+            raise RuntimeError("the store went away")
+        except GeneratorExit:
+            self.closed.set()
+            raise
+
+    def get(self, event):
+        raise RuntimeError("no printer")
+
+
+def test_a_failing_handler_answers_a_failure_and_the_association_goes_on(tmp_path):
+    from pynetdicom.sop_class import Printer, PrinterInstance
+
+    service = Faulty()
+    server = EngineServices(appliance_config(tmp_path, 0), [service], tmp_path / "incoming")
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    ae.add_requested_context(Printer)
+    assoc = ae.associate("127.0.0.1", server.port, ae_title="EDGEBOX")
+    try:
+        query = Dataset()
+        query.PatientID = "P"
+        answers = [(s.Status, a.PatientID if a else None)
+                   for s, a in assoc.send_c_find(query, ModalityWorklistInformationFind)]
+        assert answers == [(0xFF00, "P0"), (0xFF00, "P1"), (0xC000, None)]
+        status, _ = assoc.send_n_get([], Printer, PrinterInstance)
+        assert status.Status == 0x0110
+        assert assoc.is_established
+    finally:
+        assoc.release()
+        server.stop()
+
+
+def test_c_cancel_closes_the_handlers_generator(tmp_path):
+    service = Faulty(count=100, pause=0.05)
+    server = EngineServices(appliance_config(tmp_path, 0), [service], tmp_path / "incoming")
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", server.port, ae_title="EDGEBOX")
+    try:
+        query = Dataset()
+        query.PatientID = "P"
+        statuses = []
+        for status, _ in assoc.send_c_find(query, ModalityWorklistInformationFind, msg_id=9):
+            statuses.append(status.Status)
+            if len(statuses) == 1:
+                assoc.send_c_cancel(9, query_model=ModalityWorklistInformationFind)
+        assert statuses[-1] == 0xFE00 and len(statuses) < 10
+        assert service.closed.wait(5)
+    finally:
+        assoc.release()
+        server.stop()
