@@ -1,5 +1,6 @@
 """N-EVENT-REPORT requests from us (the SCP) to a print SCU: printer status changes and print
-job progress, sent on a per-association thread so they never run inside a request handler.
+job progress, sent on a per-association thread so they never run inside a request handler
+(with the native engine: handed to the engine, which sends them between requests).
 
 pynetdicom's `send_n_event_report` waits for the answer by taking the next message off the
 association's queue, so a request the SCU sends meanwhile would be taken for the answer and
@@ -25,8 +26,34 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(0x7000)  # message IDs well apart from typical SCU numbering
 
 
+def event_sender(assoc) -> EventSender | EngineEventSender:
+    """The sender for an association: the engine's own queue when the association is the
+    native engine's (it has `send_event`), else a pynetdicom `EventSender`."""
+    if hasattr(assoc, "send_event"):
+        return EngineEventSender(assoc)
+    return EventSender(assoc)
+
+
+class EngineEventSender:
+    """Event reports through the native engine, which queues them per association and sends
+    them from the association's own thread between requests (and matches the answers)."""
+
+    def __init__(self, assoc):
+        self.assoc = assoc
+
+    def send(self, abstract_syntax: str, class_uid: str, instance_uid: str, event_type: int,
+             info: Dataset) -> None:
+        if not self.assoc.send_event(abstract_syntax, class_uid, instance_uid, event_type,
+                                     info):
+            log.debug("N-EVENT-REPORT %s type %d not sent: the association is over",
+                      class_uid, event_type)
+
+    def close(self) -> None:
+        """Nothing to stop: the engine drops what is queued when the association ends."""
+
+
 class EventSender:
-    """Queues event reports for one association and sends them in order."""
+    """Queues event reports for one pynetdicom association and sends them in order."""
 
     def __init__(self, assoc):
         self.assoc = assoc

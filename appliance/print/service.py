@@ -35,7 +35,7 @@ from pynetdicom.sop_class import (
 from appliance import __version__
 from appliance.config.schema import ApplianceConfig
 from appliance.print import dimse_status as st
-from appliance.print.notify import EventSender
+from appliance.print.notify import event_sender
 from appliance.print.profiles import printer_profiles, profile_for
 from appliance.print.session import PrintSession
 from appliance.print.spool import PRIORITY_NAMES, PrintSpool, QueueFull
@@ -57,7 +57,7 @@ class _Association:
         self.assoc = assoc
         self.session = session
         self.meta = meta
-        self.sender = EventSender(assoc)
+        self.sender = event_sender(assoc)
         self.jobs: set[str] = set()
 
 

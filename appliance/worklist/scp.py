@@ -134,8 +134,13 @@ MAX_ANSWERS_IN_FLIGHT = 16
 def _wait_for_the_network(event: evt.Event) -> None:
     """Keep the search only a few answers ahead of the socket. pynetdicom queues responses
     without limit, so a fast search would encode every answer before the first leaves: memory
-    grows with the result, and a C-CANCEL would only be seen after all were queued."""
-    outgoing = event.assoc.dul.to_provider_queue
+    grows with the result, and a C-CANCEL would only be seen after all were queued.
+    The native engine has no such queue (its association has no `dul`): it pulls one answer
+    at a time, so there is nothing to wait for."""
+    dul = getattr(event.assoc, "dul", None)
+    if dul is None:
+        return
+    outgoing = dul.to_provider_queue
     deadline = time.monotonic() + event.assoc.dimse_timeout if event.assoc.dimse_timeout \
         else None
     while outgoing.qsize() > MAX_ANSWERS_IN_FLIGHT and not event.is_cancelled:

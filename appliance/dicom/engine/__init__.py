@@ -45,6 +45,23 @@ StoreCallback = Callable[[str, str, str, str, str, str], int]
 #: Success); `fields` may give {"affected_sop_instance_uid": ...} (N-CREATE); a handler that
 #: raises answers 0x0110.
 RequestHandler = Callable[[dict, bytes], Iterable[tuple[int, bytes | None]]]
+#: on_association(event) for the association log and the activity LED, called on the
+#: connection's own native thread (exceptions are logged and ignored):
+#: {"event": "opened", "peer": "host:port"} when a TCP connection is accepted, before anything
+#: is read; {"event": "established", "association_id", "peer", "calling_ae", "called_ae",
+#: "contexts": [{"context_id", "abstract_syntax", "transfer_syntax"}, ...]} (accepted contexts)
+#: after the A-ASSOCIATE-AC went out and before any request is served; and exactly once per
+#: connection {"event": "ended", "association_id" (0: never established), "peer",
+#: "calling_ae", "called_ae" ("" when unknown), "contexts" ([] when none), "operations"
+#: ({"C-STORE": n, ...}: requests received, only those > 0), "outcome", "duration" (s since
+#: accepted)}. `outcome` uses association_log.py's words: "released", "aborted", "connection
+#: closed", "closed during negotiation", "aborted during negotiation", "rejected: <reason>
+#: (<result>, <source>)", the pre-negotiation gate's ("closed before A-ASSOCIATE-RQ: ARTIM
+#: timeout (10 s)", "refused: too many pending ...", "aborted: PDU type 0x04 before
+#: A-ASSOCIATE-RQ", ...) and "aborted: <why>" when the engine aborts on a protocol error
+#: ("aborted: P-DATA-TF length N over announced max M", ...). With this callback the engine
+#: logs no per-connection line of its own.
+AssociationCallback = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,8 @@ class DicomEngine:
 
     def __init__(self, settings: EngineSettings, incoming_dir: Path,
                  on_store: StoreCallback | None = None,
-                 on_request: RequestHandler | None = None):
+                 on_request: RequestHandler | None = None,
+                 on_association: AssociationCallback | None = None):
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
         self._native = _engine.Engine(
@@ -125,7 +143,8 @@ class DicomEngine:
             network_timeout=_timeout_seconds(settings.network_timeout),
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
-            incoming_dir=str(self.incoming_dir), on_store=on_store, on_request=on_request)
+            incoming_dir=str(self.incoming_dir), on_store=on_store, on_request=on_request,
+            on_association=on_association)
         self.apply_log_level()
         # Native threads must be gone before the interpreter is: stop at exit at the latest.
         weakref.finalize(self, self._native.stop, 0.0)

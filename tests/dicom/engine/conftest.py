@@ -71,10 +71,11 @@ class Receiver:
 def engine(tmp_path):
     """Factory: engine(**settings) -> (DicomEngine, Receiver), started; stopped after the test.
     `incoming=` names the temp directory (default: tmp_path/incoming), `on_request=` the
-    handler of the requests the engine dispatches."""
+    handler of the requests the engine dispatches, `on_association=` the events' callback."""
     started: list[DicomEngine] = []
 
-    def start(incoming: Path | None = None, on_request=None, **overrides):
+    def start(incoming: Path | None = None, on_request=None, on_association=None,
+              **overrides):
         keep = tmp_path / "received"
         keep.mkdir(exist_ok=True)
         receiver = Receiver(keep)
@@ -82,7 +83,7 @@ def engine(tmp_path):
                   "contexts": contexts_of([VerificationService(), StorageContexts()]),
                   **overrides}
         dicom_engine = DicomEngine(EngineSettings(**values), incoming or tmp_path / "incoming",
-                                   receiver, on_request)
+                                   receiver, on_request, on_association)
         dicom_engine.start()
         started.append(dicom_engine)
         return dicom_engine, receiver

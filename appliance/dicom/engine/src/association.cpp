@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -66,9 +68,10 @@ void AssociationDeleter::operator()(T_ASC_Association* association) const {
     ASC_destroyAssociation(&association);
 }
 
-Association::Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd,
-                         Peer peer, uint64_t id)
-    : engine_(engine), network_(std::move(network)), association_(std::move(association)),
+Association::Association(Engine& engine, std::shared_ptr<const EngineConfig> config,
+                         NetworkPtr network, AssociationPtr association, int fd, Peer peer,
+                         uint64_t id)
+    : engine_(engine), config_(std::move(config)), network_(std::move(network)), association_(std::move(association)),
       fd_(fd), peer_(std::move(peer)), started_(std::chrono::steady_clock::now()), id_(id) {}
 
 Association::~Association() {
@@ -89,15 +92,66 @@ void Association::abort() {
     ASC_abortAssociation(association_.get());
 }
 
-void Association::run() {
+namespace {
+
+//! The name of a request's command as the association log counts it ("C-STORE", ...).
+std::string operation_name(unsigned command_field) {
+    switch (command_field) {
+        case DIMSE_C_ECHO_RQ: return "C-ECHO";
+        case DIMSE_C_STORE_RQ: return "C-STORE";
+        case DIMSE_C_FIND_RQ: return "C-FIND";
+        case DIMSE_C_GET_RQ: return "C-GET";
+        case DIMSE_C_MOVE_RQ: return "C-MOVE";
+        case DIMSE_C_CANCEL_RQ: return "C-CANCEL";
+        case DIMSE_N_EVENT_REPORT_RQ: return "N-EVENT-REPORT";
+        case DIMSE_N_GET_RQ: return "N-GET";
+        case DIMSE_N_SET_RQ: return "N-SET";
+        case DIMSE_N_ACTION_RQ: return "N-ACTION";
+        case DIMSE_N_CREATE_RQ: return "N-CREATE";
+        case DIMSE_N_DELETE_RQ: return "N-DELETE";
+        default: return "";
+    }
+}
+
+}  // namespace
+
+std::string Association::failure_outcome(const OFCondition& cond, const std::string& doing) {
+    if (cond == DUL_PEERABORTEDASSOCIATION) return "aborted";
+    const std::string text = condition_text(cond);
+    if (text.find("DUL network closed") != std::string::npos ||
+        text.find("Peer closed") != std::string::npos) {
+        return "connection closed";
+    }
+    abort();
+    // DCMTK's DUL refuses a PDU over our announced maximum before reading it; the words are
+    // those of the pynetdicom read path (pynetdicom_speedups.py).
+    const auto at = text.find("DUL Illegal PDU Length");
+    if (at != std::string::npos) {
+        unsigned long length = 0, limit = 0;
+        if (std::sscanf(text.c_str() + at, "DUL Illegal PDU Length %lu.  Max expected %lu",
+                        &length, &limit) == 2) {
+            return "aborted: P-DATA-TF length " + std::to_string(length) +
+                   " over announced max " + std::to_string(limit);
+        }
+    }
+    return "aborted: " + doing + ": " + text;
+}
+
+void Association::run(ConnectionRecord& record) {
     std::string outcome;
     for (;;) {
         if (!wait_for_command(outcome)) break;
+        // Nothing left in the socket but its end: a failure to read the next command is then
+        // the peer closing without A-RELEASE or A-ABORT (DCMTK calls both an abort by the
+        // peer; it keeps no PDU of its own across this call).
+        char next = 0;
+        const ssize_t got = recv(fd_, &next, 1, MSG_PEEK | MSG_DONTWAIT);
+        const bool stream_ended = got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR);
         T_ASC_PresentationContextID pres_id = 0;
         T_DIMSE_Message message;
         DcmDataset* detail_raw = nullptr;
         OFCondition cond = DIMSE_receiveCommand(association_.get(), DIMSE_NONBLOCKING,
-                                                engine_.config().dimse_timeout, &pres_id,
+                                                config_->dimse_timeout, &pres_id,
                                                 &message, &detail_raw);
         std::unique_ptr<DcmDataset> detail(detail_raw);
         if (cond == DUL_PEERREQUESTEDRELEASE) {
@@ -105,20 +159,21 @@ void Association::run() {
             outcome = "released";
             break;
         }
-        if (cond == DUL_PEERABORTEDASSOCIATION) {
-            outcome = "aborted by peer";
+        if (cond.bad() && stream_ended) {
+            outcome = "connection closed";
             break;
         }
         if (cond.bad()) {
-            outcome = "aborted: " + condition_text(cond);
-            abort();
+            outcome = failure_outcome(cond, "receiving a command");
             break;
         }
+        const std::string name = operation_name(message.CommandField);
+        if (!name.empty()) count(name);
         bool carry_on = true;
         switch (message.CommandField) {
             case DIMSE_C_ECHO_RQ:
                 carry_on = handle_echo(pres_id, message.msg.CEchoRQ);
-                if (!carry_on) outcome = "aborted: cannot send C-ECHO-RSP";
+                if (!carry_on) outcome = "connection closed";
                 break;
             case DIMSE_C_STORE_RQ:
                 carry_on = handle_store(pres_id, message.msg.CStoreRQ, outcome);
@@ -147,33 +202,44 @@ void Association::run() {
         }
         if (!carry_on) break;
     }
+    record.operations = operations_;
+    record.outcome = outcome;
+    if (engine_.callbacks().on_association) return;
     const double seconds = std::chrono::duration<double>(
         std::chrono::steady_clock::now() - started_).count();
+    auto counted = [this](const char* name) {
+        const auto found = operations_.find(name);
+        return found == operations_.end() ? 0u : found->second;
+    };
+    const unsigned n_requests = counted("N-CREATE") + counted("N-SET") + counted("N-GET") +
+                                counted("N-ACTION") + counted("N-DELETE");
     std::ostringstream line;
     line.precision(3);
     line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
-         << peer_.called_ae << "): " << echoes_ << " C-ECHO, " << stores_ << " C-STORE ("
-         << failed_stores_ << " not Success), " << finds_ << " C-FIND, " << n_requests_
-         << " N-, " << events_sent_ << " N-EVENT-REPORT, " << seconds << " s, "
-         << outcome;
+         << peer_.called_ae << "): " << counted("C-ECHO") << " C-ECHO, " << counted("C-STORE")
+         << " C-STORE (" << failed_stores_ << " not Success), " << counted("C-FIND")
+         << " C-FIND, " << n_requests << " N-, " << events_sent_ << " N-EVENT-REPORT, "
+         << seconds << " s, " << outcome;
     engine_.log(kInfo, line.str());
 }
 
 bool Association::wait_for_command(std::string& outcome) {
-    const auto idle_limit = std::chrono::seconds(engine_.config().network_timeout);
+    const auto idle_limit = std::chrono::seconds(config_->network_timeout);
     const auto idle_since = std::chrono::steady_clock::now();
     for (;;) {
         // DCMTK may hold the next PDVs in its buffer already: ask it before the socket.
         if (ASC_dataWaiting(association_.get(), 0)) return true;
         if (!send_events(outcome)) return false;
         if (engine_.abort_requested()) {
-            outcome = "aborted: engine stopping";
+            outcome = "aborted";  // as pynetdicom's server shutdown is logged
             abort();
             return false;
         }
         if (std::chrono::steady_clock::now() - idle_since >= idle_limit) {
-            outcome = "aborted: idle for network_timeout (" +
-                      std::to_string(engine_.config().network_timeout) + " s)";
+            outcome = "aborted";  // as pynetdicom's network timeout is logged
+            engine_.log(kInfo, "association from " + peer_.address + " idle for "
+                                   "network_timeout (" +
+                                   std::to_string(config_->network_timeout) + " s): A-ABORT");
             abort();
             return false;
         }
@@ -184,18 +250,16 @@ bool Association::wait_for_command(std::string& outcome) {
 
 bool Association::handle_echo(T_ASC_PresentationContextID pres_id,
                               const T_DIMSE_C_EchoRQ& request) {
-    ++echoes_;
     return DIMSE_sendEchoResponse(association_.get(), pres_id, &request, STATUS_Success, nullptr)
         .good();
 }
 
 std::string Association::temp_path() {
-    return engine_.config().incoming_dir + "/" + unique_stem() + ".dcm";
+    return config_->incoming_dir + "/" + unique_stem() + ".dcm";
 }
 
 bool Association::handle_store(T_ASC_PresentationContextID pres_id,
                                const T_DIMSE_C_StoreRQ& request, std::string& outcome) {
-    ++stores_;
     T_ASC_PresentationContext context;
     if (ASC_findAcceptedPresentationContext(association_.get()->params, pres_id, &context)
             .bad()) {
@@ -217,17 +281,16 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
         std::remove(path.c_str());
         DIC_UL bytes_read = 0, pdv_count = 0;
         cond = DIMSE_ignoreDataSet(association_.get(), DIMSE_NONBLOCKING,
-                                   engine_.config().dimse_timeout, &bytes_read, &pdv_count);
+                                   config_->dimse_timeout, &bytes_read, &pdv_count);
         if (cond.bad()) {
-            outcome = "aborted: " + condition_text(cond);
-            abort();
+            outcome = failure_outcome(cond, "receiving a data set");
             return false;
         }
         status = kOutOfResources;
     } else {
         T_ASC_PresentationContextID data_pres_id = 0;
         cond = DIMSE_receiveDataSetInFile(association_.get(), DIMSE_NONBLOCKING,
-                                          engine_.config().dimse_timeout, &data_pres_id,
+                                          config_->dimse_timeout, &data_pres_id,
                                           stream.get(), nullptr, nullptr);
         const bool write_failed = stream->status().bad();
         // The size the file must have once closed: checked after the close, because stdio
@@ -239,8 +302,7 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
                                 static_cast<offile_off_t>(info.st_size) != expected;
         if (cond.bad() && !write_failed && cond != DIMSE_OUTOFRESOURCES) {
             std::remove(path.c_str());
-            outcome = "aborted while receiving a data set: " + condition_text(cond);
-            abort();
+            outcome = failure_outcome(cond, "receiving a data set");
             return false;
         }
         if (cond.bad() || write_failed || short_file) {
@@ -269,8 +331,7 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
     }
     cond = DIMSE_sendStoreResponse(association_.get(), pres_id, &request, &response, nullptr);
     if (cond.bad()) {
-        outcome = "aborted: cannot send C-STORE-RSP: " + condition_text(cond);
-        abort();
+        outcome = failure_outcome(cond, "sending a C-STORE-RSP");
         return false;
     }
     return true;

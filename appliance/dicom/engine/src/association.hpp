@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -19,6 +20,8 @@ namespace engine {
 
 class Engine;
 struct EventReport;
+struct ConnectionRecord;
+struct EngineConfig;
 
 struct NetworkDeleter {
     void operator()(T_ASC_Network* network) const;
@@ -38,14 +41,15 @@ struct Peer {
 
 class Association {
 public:
-    Association(Engine& engine, NetworkPtr network, AssociationPtr association, int fd, Peer peer,
-                uint64_t id);
+    Association(Engine& engine, std::shared_ptr<const EngineConfig> config, NetworkPtr network,
+                AssociationPtr association, int fd, Peer peer, uint64_t id);
     ~Association();
     Association(const Association&) = delete;
     Association& operator=(const Association&) = delete;
 
-    //! The DIMSE loop, until release, abort, timeout or engine stop; logs one line at the end.
-    void run();
+    //! The DIMSE loop, until release, abort, timeout or engine stop: the requests received and
+    //! the outcome go into `record`; without an on_association callback one line is logged.
+    void run(ConnectionRecord& record);
     //! Shut the socket down from another thread (the last resort of Engine::stop).
     void force_close();
     //! Queue an N-EVENT-REPORT (any thread); sent by the association's thread between commands.
@@ -54,6 +58,10 @@ public:
 
 private:
     bool wait_for_command(std::string& outcome);
+    //! The outcome of a DIMSE failure `cond`: "aborted" (by the peer), "connection closed",
+    //! or "aborted: <why>" after our A-ABORT.
+    std::string failure_outcome(const OFCondition& cond, const std::string& doing);
+    void count(const std::string& operation) { ++operations_[operation]; }
     //! Send what post_event queued; false when the association broke.
     bool send_events(std::string& outcome);
     void event_answered(const T_DIMSE_N_EventReportRSP& response);
@@ -72,17 +80,16 @@ private:
     void abort();
 
     Engine& engine_;
+    //! The policy in force when the connection was accepted (update_policy leaves it alone).
+    std::shared_ptr<const EngineConfig> config_;
     NetworkPtr network_;
     AssociationPtr association_;
     std::mutex fd_mutex_;
     int fd_;
     Peer peer_;
     std::chrono::steady_clock::time_point started_;
-    unsigned echoes_ = 0;
-    unsigned stores_ = 0;
+    std::map<std::string, unsigned> operations_;  //!< requests received, by name
     unsigned failed_stores_ = 0;
-    unsigned finds_ = 0;
-    unsigned n_requests_ = 0;
     uint64_t id_;
     std::mutex outbox_mutex_;
     std::deque<EventReport> outbox_;

@@ -31,24 +31,27 @@ bool Association::cancel_requested(uint16_t message_id, std::string& outcome, bo
     T_DIMSE_Message message;
     DcmDataset* detail_raw = nullptr;
     const OFCondition cond = DIMSE_receiveCommand(association_.get(), DIMSE_NONBLOCKING,
-                                                  engine_.config().dimse_timeout, &pres_id,
+                                                  config_->dimse_timeout, &pres_id,
                                                   &message, &detail_raw);
     std::unique_ptr<DcmDataset> detail(detail_raw);
     if (cond.good() && message.CommandField == DIMSE_C_CANCEL_RQ &&
         message.msg.CCancelRQ.MessageIDBeingRespondedTo == message_id) {
+        count("C-CANCEL");
         return true;
     }
     // Only a C-CANCEL may come while we answer (no asynchronous operations negotiated).
     broken = true;
-    outcome = cond.bad() ? "aborted during C-FIND: " + condition_text(cond)
-                         : "aborted: another request during a C-FIND";
-    abort();
+    if (cond.bad()) {
+        outcome = failure_outcome(cond, "during a C-FIND");
+    } else {
+        outcome = "aborted: another request during a C-FIND";
+        abort();
+    }
     return false;
 }
 
 bool Association::handle_find(T_ASC_PresentationContextID pres_id,
                               const T_DIMSE_C_FindRQ& request, std::string& outcome) {
-    ++finds_;
     T_ASC_PresentationContext context;
     if (ASC_findAcceptedPresentationContext(association_.get()->params, pres_id, &context)
             .bad()) {
@@ -60,13 +63,12 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
     T_ASC_PresentationContextID data_pres_id = 0;
     DcmDataset* identifier_raw = nullptr;
     OFCondition cond = DIMSE_receiveDataSetInMemory(association_.get(), DIMSE_NONBLOCKING,
-                                                    engine_.config().dimse_timeout,
+                                                    config_->dimse_timeout,
                                                     &data_pres_id, &identifier_raw, nullptr,
                                                     nullptr);
     std::unique_ptr<DcmDataset> identifier(identifier_raw);
     if (cond.bad() || !identifier) {
-        outcome = "aborted while receiving a C-FIND identifier: " + condition_text(cond);
-        abort();
+        outcome = failure_outcome(cond, "receiving a C-FIND identifier");
         return false;
     }
     DimseRequest up;
@@ -127,8 +129,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
                                           match.get(), nullptr);
             if (cond.bad()) {
                 stream->cancel();
-                outcome = "aborted: cannot send C-FIND-RSP: " + condition_text(cond);
-                abort();
+                outcome = failure_outcome(cond, "sending a C-FIND-RSP");
                 return false;
             }
         }
@@ -138,8 +139,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
     cond = DIMSE_sendFindResponse(association_.get(), pres_id, &request, &response, nullptr,
                                   nullptr);
     if (cond.bad()) {
-        outcome = "aborted: cannot send C-FIND-RSP: " + condition_text(cond);
-        abort();
+        outcome = failure_outcome(cond, "sending a C-FIND-RSP");
         return false;
     }
     return true;

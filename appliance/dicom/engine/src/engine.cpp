@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -70,27 +71,42 @@ void send_abort(int fd, unsigned char reason) {
     shutdown(fd, SHUT_RDWR);
 }
 
+//! Make the socket readable only once `count` bytes are in (or at its end); returns the mark.
+size_t set_low_water(int fd, size_t count) {
+    const int mark = static_cast<int>(count);
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &mark, sizeof(mark));
+    return count;
+}
+
+}  // namespace
+
+namespace {
+
+//! `config` checked, with max_pdu as DCMTK will announce it.
+std::shared_ptr<const EngineConfig> checked(EngineConfig config) {
+    if (config.max_pdu < 0) throw std::invalid_argument("max_pdu must not be negative");
+    if (config.max_associations < 1) throw std::invalid_argument("max_associations must be >= 1");
+    if (config.max_pending < 1 || config.max_pending_per_host < 1) {
+        throw std::invalid_argument("max_pending and max_pending_per_host must be >= 1");
+    }
+    if (config.artim_timeout < 1 || config.acse_timeout < 1 || config.dimse_timeout < 1 ||
+        config.network_timeout < 1) {
+        throw std::invalid_argument("timeouts must be at least 1 s");
+    }
+    if (config.incoming_dir.empty()) throw std::invalid_argument("incoming_dir is empty");
+    // DCMTK 3.6.7 handles PDUs of 4 KiB to 128 KiB: 0 (no limit) and more are announced as
+    // its maximum, which the DUL then enforces on every PDU it reads.
+    if (config.max_pdu == 0 || config.max_pdu > ASC_MAXIMUMPDUSIZE) {
+        config.max_pdu = ASC_MAXIMUMPDUSIZE;
+    }
+    config.max_pdu = std::max<long>(config.max_pdu, ASC_MINIMUMPDUSIZE);
+    return std::make_shared<const EngineConfig>(std::move(config));
+}
+
 }  // namespace
 
 Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
-    : config_(std::move(config)), callbacks_(std::move(callbacks)) {
-    if (config_.max_pdu < 0) throw std::invalid_argument("max_pdu must not be negative");
-    if (config_.max_associations < 1) throw std::invalid_argument("max_associations must be >= 1");
-    if (config_.max_pending < 1 || config_.max_pending_per_host < 1) {
-        throw std::invalid_argument("max_pending and max_pending_per_host must be >= 1");
-    }
-    if (config_.artim_timeout < 1 || config_.acse_timeout < 1 || config_.dimse_timeout < 1 ||
-        config_.network_timeout < 1) {
-        throw std::invalid_argument("timeouts must be at least 1 s");
-    }
-    if (config_.incoming_dir.empty()) throw std::invalid_argument("incoming_dir is empty");
-    // DCMTK 3.6.7 handles PDUs of 4 KiB to 128 KiB: 0 (no limit) and more are announced as
-    // its maximum, which the DUL then enforces on every PDU it reads.
-    if (config_.max_pdu == 0 || config_.max_pdu > ASC_MAXIMUMPDUSIZE) {
-        config_.max_pdu = ASC_MAXIMUMPDUSIZE;
-    }
-    config_.max_pdu = std::max<long>(config_.max_pdu, ASC_MINIMUMPDUSIZE);
-}
+    : config_(checked(std::move(config))), callbacks_(std::move(callbacks)) {}
 
 Engine::~Engine() {
     stop(0.0);
@@ -98,11 +114,13 @@ Engine::~Engine() {
 
 void Engine::start() {
     if (accept_thread_.joinable()) throw std::runtime_error("engine already started");
+    const auto config = this->config();
+    const EngineConfig& policy = *config;
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(config_.port));
-    if (inet_pton(AF_INET, config_.bind.c_str(), &address.sin_addr) != 1) {
-        throw std::invalid_argument("bind address is not an IPv4 address: " + config_.bind);
+    address.sin_port = htons(static_cast<uint16_t>(policy.port));
+    if (inet_pton(AF_INET, policy.bind.c_str(), &address.sin_addr) != 1) {
+        throw std::invalid_argument("bind address is not an IPv4 address: " + policy.bind);
     }
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
@@ -112,8 +130,8 @@ void Engine::start() {
         listen(fd, kListenBacklog) != 0) {
         const std::string reason = std::strerror(errno);
         close(fd);
-        throw std::runtime_error("cannot listen on " + config_.bind + ":" +
-                                 std::to_string(config_.port) + ": " + reason);
+        throw std::runtime_error("cannot listen on " + policy.bind + ":" +
+                                 std::to_string(policy.port) + ": " + reason);
     }
     socklen_t length = sizeof(address);
     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
@@ -123,8 +141,8 @@ void Engine::start() {
     abort_ = false;
     dcmDisableGethostbyaddr.set(OFTrue);
     accept_thread_ = std::thread([this] { accept_loop(); });
-    log(kInfo, "DICOM engine listening on " + config_.bind + ":" +
-                   std::to_string(bound_port_) + " as " + config_.ae_title);
+    log(kInfo, "DICOM engine listening on " + policy.bind + ":" +
+                   std::to_string(bound_port_) + " as " + policy.ae_title);
 }
 
 void Engine::accept_loop() {
@@ -139,17 +157,19 @@ void Engine::accept_loop() {
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
         const std::string address = peer_address(fd);
         const std::string host = address.substr(0, address.rfind(':'));
-        if (pending_connections() >= config_.max_pending) {
-            close(fd);
-            log(kWarning, "connection from " + address + " refused: too many "
-                           "pending (max_pending " + std::to_string(config_.max_pending) + ")");
+        // This connection's policy from here on, whatever update_policy does meanwhile.
+        auto config = this->config();
+        const EngineConfig& policy = *config;
+        if (pending_connections() >= policy.max_pending) {
+            refuse_at_once(fd, address, "refused: too many pending connections "
+                           "(max_pending_connections " + std::to_string(policy.max_pending) +
+                           ")");
             continue;
         }
-        if (pending_connections(host) >= config_.max_pending_per_host) {
-            close(fd);
-            log(kWarning, "connection from " + address + " refused: too many "
-                           "pending from " + host + " (max_pending_per_host " +
-                           std::to_string(config_.max_pending_per_host) + ")");
+        if (pending_connections(host) >= policy.max_pending_per_host) {
+            refuse_at_once(fd, address, "refused: too many pending from " + host +
+                           " (max_pending_per_host " +
+                           std::to_string(policy.max_pending_per_host) + ")");
             continue;
         }
         auto worker = std::make_unique<Worker>();
@@ -157,8 +177,10 @@ void Engine::accept_loop() {
         Worker* slot = worker.get();
         std::lock_guard<std::mutex> lock(workers_mutex_);
         workers_.push_back(std::move(worker));
-        slot->thread = std::thread([this, slot, fd, address] {
-            serve_connection(slot, fd, address);
+        slot->thread = std::thread([this, slot, fd, address, config] {
+            ConnectionRecord record;
+            record.peer = address;
+            serve_connection(slot, fd, record, config);
             std::shared_ptr<Association> finished;
             {
                 std::lock_guard<std::mutex> guard(workers_mutex_);
@@ -174,117 +196,206 @@ void Engine::accept_loop() {
     }
 }
 
-void Engine::serve_connection(Worker* slot, int fd, const std::string& address) {
-    if (!wait_for_request(fd, address)) {
-        close(fd);
-        return;
-    }
-    std::shared_ptr<Association> association = negotiate(slot, fd, address);
-    if (association) association->run();
+void Engine::refuse_at_once(int fd, const std::string& address, const std::string& outcome) {
+    ConnectionRecord record;
+    record.peer = address;
+    notify(record.event(AssociationEvent::kOpened));
+    close(fd);
+    record.outcome = outcome;
+    connection_log(kWarning, "connection from " + address + " " + outcome);
+    notify(record.event(AssociationEvent::kEnded));
 }
 
-bool Engine::wait_for_request(int fd, const std::string& address) {
+void Engine::serve_connection(Worker* slot, int fd, ConnectionRecord& record,
+                              const std::shared_ptr<const EngineConfig>& config) {
+    notify(record.event(AssociationEvent::kOpened));
+    uint32_t length = 0;
+    if (!wait_for_request(fd, *config, record, length)) {
+        close(fd);
+    } else if (auto association = negotiate(slot, fd, length, config, record)) {
+        notify(record.event(AssociationEvent::kEstablished));
+        association->run(record);
+    }
+    notify(record.event(AssociationEvent::kEnded));
+}
+
+bool Engine::wait_for_request(int fd, const EngineConfig& policy, ConnectionRecord& record,
+                              uint32_t& length) {
     // The whole A-ASSOCIATE-RQ must be in the socket before DCMTK reads it: DCMTK reads it
     // under the process-wide external-socket slot, where no peer may keep us waiting. Only a
     // bounded peek is ever buffered (an RQ is at most kMaxAssociatePdu bytes).
     const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::seconds(config_.artim_timeout);
+                          std::chrono::seconds(policy.artim_timeout);
+    const std::string& address = record.peer;
     std::vector<unsigned char> peek(6);
+    // The outcomes are the association log's (connection_gate.py) words.
+    auto closed = [&](const std::string& outcome) {
+        record.outcome = outcome;
+        connection_log(kInfo, "connection from " + address + " " + outcome);
+        return false;
+    };
+    bool have_length = false;
+    size_t wanted = 1;  // bytes needed before the next decision (SO_RCVLOWAT)
     while (!stopping_) {
         if (std::chrono::steady_clock::now() >= deadline) {
-            log(kInfo, "connection from " + address + " closed before A-ASSOCIATE-RQ: "
-                           "ARTIM timeout (" + std::to_string(config_.artim_timeout) + " s)");
-            return false;
+            return closed("closed before A-ASSOCIATE-RQ: ARTIM timeout (" +
+                          std::to_string(policy.artim_timeout) + " s)");
         }
-        pollfd waiting{fd, POLLIN, 0};
+        pollfd waiting{fd, POLLIN | POLLRDHUP, 0};
         if (poll(&waiting, 1, kAcceptPollMs) <= 0) continue;
         const ssize_t got = recv(fd, peek.data(), peek.size(), MSG_PEEK | MSG_DONTWAIT);
-        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-            log(kInfo, "connection from " + address +
-                           " closed before A-ASSOCIATE-RQ by the peer");
-            return false;
+        if (got < 0 && errno != EAGAIN && errno != EINTR) {
+            return closed(std::string("closed before A-ASSOCIATE-RQ: ") + std::strerror(errno));
         }
-        if (got < 6) continue;
-        const uint32_t length = (uint32_t(peek[2]) << 24) | (uint32_t(peek[3]) << 16) |
-                                (uint32_t(peek[4]) << 8) | uint32_t(peek[5]);
-        if (peek[0] == 0x07) {
-            log(kInfo, "connection from " + address + " aborted by the peer before "
-                           "A-ASSOCIATE-RQ");
-            return false;
+        if (got == 0) {
+            return closed("closed before A-ASSOCIATE-RQ: connection closed by peer");
         }
-        if (peek[0] != 0x01 || length > kMaxAssociatePdu) {
-            send_abort(fd, peek[0] != 0x01 ? kReasonUnexpectedPdu : kReasonInvalidParameter);
-            std::ostringstream why;
-            why << "connection from " << address << " aborted before negotiation: ";
-            if (peek[0] != 0x01) {
-                why << "PDU type 0x" << std::hex << int(peek[0]) << " instead of A-ASSOCIATE-RQ";
-            } else {
-                why << "A-ASSOCIATE-RQ length " << length << " over " << kMaxAssociatePdu;
+        if (got < 0) continue;
+        if (peek[0] == 0x07) return closed("closed before A-ASSOCIATE-RQ: A-ABORT from peer");
+        if (peek[0] != 0x01) {
+            send_abort(fd, kReasonUnexpectedPdu);
+            char type[3];
+            std::snprintf(type, sizeof(type), "%02X", peek[0]);
+            return closed(std::string("aborted: PDU type 0x") + type + " before A-ASSOCIATE-RQ");
+        }
+        if (!have_length && got >= 6) {
+            have_length = true;
+            length = (uint32_t(peek[2]) << 24) | (uint32_t(peek[3]) << 16) |
+                     (uint32_t(peek[4]) << 8) | uint32_t(peek[5]);
+            if (length > kMaxAssociatePdu) {
+                send_abort(fd, kReasonInvalidParameter);
+                return closed("aborted: A-ASSOCIATE-RQ length " + std::to_string(length) +
+                              " over the limit " + std::to_string(kMaxAssociatePdu));
             }
-            log(kInfo, why.str());
-            return false;
+            peek.resize(6 + length);
+            continue;  // peek again, for the whole of it
         }
-        if (peek.size() == 6) peek.resize(6 + length);
-        if (static_cast<size_t>(got) == peek.size()) return true;
+        if (static_cast<size_t>(got) == peek.size()) {
+            set_low_water(fd, 1);
+            return true;
+        }
+        if (waiting.revents & (POLLRDHUP | POLLHUP | POLLERR)) {  // the rest will never come
+            return closed("closed before A-ASSOCIATE-RQ: connection closed by peer, " +
+                          std::to_string(got) + " bytes received");
+        }
+        // Wake only when all of it is in (or at the end of the stream): no spinning on a
+        // half-sent request.
+        if (wanted != peek.size()) wanted = set_low_water(fd, peek.size());
     }
-    return false;
+    return closed("closed before A-ASSOCIATE-RQ: the listener stopped");
 }
 
-std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd,
-                                               const std::string& address) {
+namespace {
+
+std::vector<AcceptedContext> accepted_contexts(T_ASC_Parameters* params) {
+    std::vector<AcceptedContext> accepted;
+    const int count = ASC_countPresentationContexts(params);
+    for (int position = 0; position < count; ++position) {
+        T_ASC_PresentationContext context;
+        if (ASC_getPresentationContext(params, position, &context).bad()) continue;
+        if (context.resultReason != ASC_P_ACCEPTANCE) continue;
+        accepted.push_back(AcceptedContext{context.presentationContextID,
+                                           context.abstractSyntax,
+                                           context.acceptedTransferSyntax});
+    }
+    return accepted;
+}
+
+}  // namespace
+
+std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t length,
+                                               const std::shared_ptr<const EngineConfig>& config,
+                                               ConnectionRecord& record) {
+    const EngineConfig& policy = *config;
+    const std::string& address = record.peer;
     T_ASC_Network* network_raw = nullptr;
     T_ASC_Association* association_raw = nullptr;
     OFCondition cond;
+    bool network_ready = false;
     {
         std::lock_guard<std::mutex> lock(external_socket_mutex);
         dcmExternalSocketHandle.set(fd);
-        cond = ASC_initializeNetwork(NET_ACCEPTOR, 0, config_.acse_timeout, &network_raw);
+        cond = ASC_initializeNetwork(NET_ACCEPTOR, 0, policy.acse_timeout, &network_raw);
         if (cond.good()) {
-            cond = ASC_receiveAssociation(network_raw, &association_raw, config_.max_pdu,
+            network_ready = true;
+            cond = ASC_receiveAssociation(network_raw, &association_raw, policy.max_pdu,
                                           nullptr, nullptr, OFFalse, DUL_NOBLOCK,
-                                          config_.acse_timeout);
+                                          policy.acse_timeout);
         }
         dcmExternalSocketHandle.set(-1);
     }
     NetworkPtr network(network_raw);
     AssociationPtr association(association_raw);
     if (!association) {
-        close(fd);  // DCMTK never took the socket: it is ours to close
-        log(kInfo, "connection from " + address + " closed before negotiation: " +
-                       condition_text(cond));
-        return nullptr;
-    }
-    if (cond.bad()) {
-        log(kInfo, "connection from " + address + " closed during negotiation: " +
-                       condition_text(cond));
+        // DCMTK never took the socket: it is ours to close. The gate's words for a request
+        // that does not decode (it sends an A-ABORT too).
+        if (network_ready) {
+            send_abort(fd, kReasonInvalidParameter);
+            record.outcome = "aborted: A-ASSOCIATE-RQ of " + std::to_string(length) +
+                             " bytes cannot be decoded";
+        } else {
+            record.outcome = "closed during negotiation: cannot start the association";
+        }
+        close(fd);
+        connection_log(kInfo, "connection from " + address + " " + record.outcome + " (" +
+                                  condition_text(cond) + ")");
         return nullptr;
     }
     T_ASC_Parameters* params = association->params;
     const Request request = read_request(params);
-    const Refusal* refusal = refusal_for(config_, request, !admit(slot));
+    record.calling_ae = request.calling_ae;
+    record.called_ae = request.called_ae;
+    if (cond.bad()) {
+        record.outcome = cond == DUL_PEERABORTEDASSOCIATION ? "aborted during negotiation"
+                                                            : "closed during negotiation";
+        connection_log(kInfo, "connection from " + address + " " + record.outcome + ": " +
+                                  condition_text(cond));
+        return nullptr;
+    }
+    const Refusal* refusal = refusal_for(policy, request, !admit(slot, policy.max_associations));
     if (refusal != nullptr) {
         T_ASC_RejectParameters reject{refusal->result, refusal->source, refusal->reason};
         ASC_rejectAssociation(association.get(), &reject);
-        log(kInfo, "association from " + address + " (" + request.calling_ae +
-                       " -> " + request.called_ae + ") refused: " + refusal->words);
+        record.outcome = std::string("rejected: ") + refusal->outcome;
+        connection_log(kInfo, "association from " + address + " (" + request.calling_ae +
+                                  " -> " + request.called_ae + ") refused: " + refusal->words);
         return nullptr;
     }
-    accept_contexts(params, config_.contexts);
+    accept_contexts(params, policy.contexts);
     // Answer as the title called (ours or a printer profile's), with our implementation.
-    answer_as(params, called_title_known(config_, request.called_ae) ? request.called_ae
-                                                                     : config_.ae_title);
+    answer_as(params, called_title_known(policy, request.called_ae) ? request.called_ae
+                                                                     : policy.ae_title);
     cond = ASC_acknowledgeAssociation(association.get());
     if (cond.bad()) {
-        log(kInfo, "association from " + address + " lost while accepting: " +
-                       condition_text(cond));
+        record.outcome = "closed during negotiation";
+        connection_log(kInfo, "association from " + address + " lost while accepting: " +
+                                  condition_text(cond));
         return nullptr;
     }
+    record.contexts = accepted_contexts(params);
+    record.association_id = next_association_id_++;
+    record.outcome = "connection closed";
     auto accepted = std::make_shared<Association>(
-        *this, std::move(network), std::move(association), fd,
-        Peer{address, request.calling_ae, request.called_ae}, next_association_id_++);
+        *this, config, std::move(network), std::move(association), fd,
+        Peer{address, request.calling_ae, request.called_ae}, record.association_id);
     std::lock_guard<std::mutex> lock(workers_mutex_);
     slot->association = accepted;
     return accepted;
+}
+
+AssociationEvent ConnectionRecord::event(AssociationEvent::Kind kind) const {
+    AssociationEvent event;
+    event.kind = kind;
+    event.association_id = association_id;
+    event.peer = peer;
+    event.calling_ae = calling_ae;
+    event.called_ae = called_ae;
+    event.contexts = contexts;
+    event.operations = operations;
+    event.outcome = outcome;
+    event.duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                         .count();
+    return event;
 }
 
 bool Engine::send_event(uint64_t id, EventReport event) {
@@ -298,12 +409,12 @@ bool Engine::send_event(uint64_t id, EventReport event) {
     return false;
 }
 
-bool Engine::admit(Worker* slot) {
+bool Engine::admit(Worker* slot, int max_associations) {
     std::lock_guard<std::mutex> lock(workers_mutex_);
     const auto admitted = std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
         return w->admitted && !w->done;
     });
-    if (admitted >= config_.max_associations) return false;
+    if (admitted >= max_associations) return false;
     slot->admitted = true;
     return true;
 }

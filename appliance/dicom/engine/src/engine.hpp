@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -87,11 +88,36 @@ public:
     virtual void cancel() = 0;
 };
 
+//! A presentation context the association accepted.
+struct AcceptedContext {
+    unsigned context_id = 0;
+    std::string abstract_syntax;
+    std::string transfer_syntax;
+};
+
+//! What happened to one connection, for the association log and the activity LED: sent
+//! "opened" when accepted, "established" after the A-ASSOCIATE-AC, "ended" exactly once.
+struct AssociationEvent {
+    enum Kind { kOpened, kEstablished, kEnded };
+    Kind kind = kOpened;
+    uint64_t association_id = 0;  //!< 0 when never established
+    std::string peer;             //!< "host:port"
+    std::string calling_ae;       //!< without padding; empty when unknown
+    std::string called_ae;
+    std::vector<AcceptedContext> contexts;
+    std::map<std::string, unsigned> operations;  //!< "C-STORE" -> requests received
+    //! The association log's words: "released", "aborted", "rejected: ...", ...
+    std::string outcome;
+    double duration = 0.0;        //!< seconds since the connection was accepted
+};
+
 struct EngineCallbacks {
     //! Returns the DIMSE status to answer; called once per image, after the file is written.
     std::function<uint16_t(const StoreRequest&)> on_store;
     //! The handler of every other request; empty: such requests are refused.
     std::function<std::unique_ptr<ResponseStream>(const DimseRequest&)> on_request;
+    //! Connection and association events (empty: the engine logs one line per connection).
+    std::function<void(const AssociationEvent&)> on_association;
     //! One log message at a Python logging level.
     std::function<void(int, const std::string&)> log;
 };
@@ -121,6 +147,20 @@ struct EngineConfig {
 
 class Association;
 
+//! One connection from accept to close, as its "ended" event reports it.
+struct ConnectionRecord {
+    std::string peer;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    uint64_t association_id = 0;
+    std::string calling_ae;
+    std::string called_ae;
+    std::vector<AcceptedContext> contexts;
+    std::map<std::string, unsigned> operations;
+    std::string outcome = "closed during negotiation";
+
+    AssociationEvent event(AssociationEvent::Kind kind) const;
+};
+
 //! The listener and its associations. start() binds and returns; stop() drains.
 class Engine {
 public:
@@ -136,13 +176,26 @@ public:
     int port() const { return bound_port_; }
     int active_associations();
     bool running() const { return accept_thread_.joinable() && !stopping_; }
-    const EngineConfig& config() const { return config_; }
+    //! The policy new connections get now (see update_policy).
+    std::shared_ptr<const EngineConfig> config() const {
+        std::lock_guard<std::mutex> lock(config_mutex_);
+        return config_;
+    }
     const EngineCallbacks& callbacks() const { return callbacks_; }
     //! True once stop() has given up waiting: associations abort at their next poll.
     bool abort_requested() const { return abort_; }
     //! Send `message` to the log callback when `level` is enabled (see set_log_level).
     void log(int level, const std::string& message) const {
         if (level >= log_level_.load(std::memory_order_relaxed)) callbacks_.log(level, message);
+    }
+    //! A per-connection line (gate, refusal, association summary): only when no
+    //! on_association callback writes the association log instead.
+    void connection_log(int level, const std::string& message) const {
+        if (!callbacks_.on_association) log(level, message);
+    }
+    //! Send an association event up (nothing without an on_association callback).
+    void notify(const AssociationEvent& event) const {
+        if (callbacks_.on_association) callbacks_.on_association(event);
     }
     //! The lowest level sent up (the Python logger's effective level): cheaper than a call
     //! into Python per line that would be dropped there.
@@ -162,14 +215,21 @@ private:
     };
 
     void accept_loop();
-    void serve_connection(Worker* slot, int fd, const std::string& address);
-    bool wait_for_request(int fd, const std::string& address);
-    std::shared_ptr<Association> negotiate(Worker* slot, int fd, const std::string& address);
-    bool admit(Worker* slot);
+    void serve_connection(Worker* slot, int fd, ConnectionRecord& record,
+                          const std::shared_ptr<const EngineConfig>& config);
+    bool wait_for_request(int fd, const EngineConfig& config, ConnectionRecord& record,
+                          uint32_t& length);
+    std::shared_ptr<Association> negotiate(Worker* slot, int fd, uint32_t length,
+                                           const std::shared_ptr<const EngineConfig>& config,
+                                           ConnectionRecord& record);
+    bool admit(Worker* slot, int max_associations);
+    //! A connection closed by the accept loop itself (pending limits): opened and ended.
+    void refuse_at_once(int fd, const std::string& address, const std::string& outcome);
     int pending_connections(const std::string& host = "");
     void reap_finished(bool all);
 
-    EngineConfig config_;
+    mutable std::mutex config_mutex_;
+    std::shared_ptr<const EngineConfig> config_;  //!< swapped whole, never changed in place
     EngineCallbacks callbacks_;
     int listen_fd_ = -1;
     int bound_port_ = 0;

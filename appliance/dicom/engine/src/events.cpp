@@ -56,8 +56,7 @@ bool Association::send_events(std::string& outcome) {
         const OFCondition cond = DIMSE_sendMessageUsingMemoryData(
             association_.get(), pres_id, &request, nullptr, info.get(), nullptr, nullptr);
         if (cond.bad()) {
-            outcome = "aborted: cannot send N-EVENT-REPORT: " + condition_text(cond);
-            abort();
+            outcome = failure_outcome(cond, "sending an N-EVENT-REPORT");
             return false;
         }
         ++events_sent_;

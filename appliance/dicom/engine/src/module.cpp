@@ -118,9 +118,53 @@ private:
     std::shared_ptr<HeldObject> iterator_;
 };
 
-engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_request) {
+//! An association event as the dict the facade documents (called with the GIL held).
+py::dict event_dict(const engine::AssociationEvent& event) {
+    static const char* const kKinds[] = {"opened", "established", "ended"};
+    py::dict fields;
+    fields["event"] = kKinds[event.kind];
+    if (event.kind != engine::AssociationEvent::kOpened) {
+        fields["association_id"] = event.association_id;
+    }
+    fields["peer"] = event.peer;
+    if (event.kind == engine::AssociationEvent::kOpened) return fields;
+    fields["calling_ae"] = peer_text(event.calling_ae);
+    fields["called_ae"] = peer_text(event.called_ae);
+    py::list contexts;
+    for (const auto& context : event.contexts) {
+        py::dict entry;
+        entry["context_id"] = context.context_id;
+        entry["abstract_syntax"] = peer_text(context.abstract_syntax);
+        entry["transfer_syntax"] = peer_text(context.transfer_syntax);
+        contexts.append(entry);
+    }
+    fields["contexts"] = contexts;
+    if (event.kind == engine::AssociationEvent::kEstablished) return fields;
+    py::dict operations;
+    for (const auto& [name, count] : event.operations) {
+        if (count > 0) operations[py::str(name)] = count;
+    }
+    fields["operations"] = operations;
+    fields["outcome"] = peer_text(event.outcome);
+    fields["duration"] = event.duration;
+    return fields;
+}
+
+engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_request,
+                                       py::object on_association) {
     engine::EngineCallbacks callbacks;
     callbacks.log = log_to_python;
+    if (!on_association.is_none()) {
+        auto callable = share(std::move(on_association));
+        callbacks.on_association = [callable](const engine::AssociationEvent& event) {
+            py::gil_scoped_acquire gil;
+            try {
+                callable->object(event_dict(event));
+            } catch (std::exception& error) {
+                log_to_python(40, std::string("association callback failed: ") + error.what());
+            }
+        };
+    }
     if (!on_request.is_none()) {
         auto handler = share(std::move(on_request));
         callbacks.on_request = [handler](const engine::DimseRequest& request)
@@ -176,9 +220,11 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
 //! Owns the native engine; stops it without the GIL when Python drops it.
 class PyEngine {
 public:
-    PyEngine(engine::EngineConfig config, py::object on_store, py::object on_request)
+    PyEngine(engine::EngineConfig config, py::object on_store, py::object on_request,
+             py::object on_association)
         : engine_(std::make_unique<engine::Engine>(
-              std::move(config), make_callbacks(std::move(on_store), std::move(on_request)))) {}
+              std::move(config), make_callbacks(std::move(on_store), std::move(on_request),
+                                                std::move(on_association)))) {}
     ~PyEngine() {
         py::gil_scoped_release release;
         engine_.reset();
@@ -256,14 +302,14 @@ PYBIND11_MODULE(_engine, module) {
                          int dimse_timeout, int network_timeout, long max_pdu,
                          const std::map<std::string, std::vector<std::string>>& contexts,
                          const std::string& incoming_dir, py::object on_store,
-                         py::object on_request) {
+                         py::object on_request, py::object on_association) {
                  return std::make_unique<PyEngine>(
                      make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
                                  max_associations, artim_timeout, max_pending,
                                  max_pending_per_host, acse_timeout,
                                  dimse_timeout, network_timeout, max_pdu, contexts,
                                  incoming_dir),
-                     std::move(on_store), std::move(on_request));
+                     std::move(on_store), std::move(on_request), std::move(on_association));
              }),
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
              py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
@@ -271,7 +317,7 @@ PYBIND11_MODULE(_engine, module) {
              py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
              py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
              py::arg("contexts"), py::arg("incoming_dir"), py::arg("on_store"),
-             py::arg("on_request") = py::none())
+             py::arg("on_request") = py::none(), py::arg("on_association") = py::none())
         .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
         .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
              "Stop accepting; open associations get `grace` seconds, then A-ABORT.")

@@ -96,7 +96,6 @@ T_DIMSE_Message response_to(const T_DIMSE_Message& request, const NRequestFields
 
 bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
                                    T_DIMSE_Message& message, std::string& outcome) {
-    ++n_requests_;
     const NRequestFields fields = fields_of(message);
     T_ASC_PresentationContext context;
     if (ASC_findAcceptedPresentationContext(association_.get()->params, pres_id, &context)
@@ -130,13 +129,11 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
         T_ASC_PresentationContextID data_pres_id = 0;
         DcmDataset* received_raw = nullptr;
         const OFCondition cond = DIMSE_receiveDataSetInMemory(
-            association_.get(), DIMSE_NONBLOCKING, engine_.config().dimse_timeout,
+            association_.get(), DIMSE_NONBLOCKING, config_->dimse_timeout,
             &data_pres_id, &received_raw, nullptr, nullptr);
         std::unique_ptr<DcmDataset> received(received_raw);
         if (cond.bad() || !received) {
-            outcome = std::string("aborted while receiving the data set of an ") + fields.name +
-                      ": " + condition_text(cond);
-            abort();
+            outcome = failure_outcome(cond, std::string("receiving the data set of an ") + fields.name);
             return false;
         }
         if (encode_data_set(*received, syntax, up.data_set).bad()) up.data_set.clear();
@@ -167,9 +164,7 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
     const OFCondition cond = DIMSE_sendMessageUsingMemoryData(
         association_.get(), pres_id, &response, nullptr, reply.get(), nullptr, nullptr);
     if (cond.bad()) {
-        outcome = std::string("aborted: cannot answer an ") + fields.name + ": " +
-                  condition_text(cond);
-        abort();
+        outcome = failure_outcome(cond, std::string("answering an ") + fields.name);
         return false;
     }
     return true;

@@ -15,16 +15,22 @@ constexpr const char* kApplicationContext = "1.2.840.10008.3.1.1.1";
 const Refusal kTooMany{ASC_RESULT_REJECTEDTRANSIENT,
                        ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
                        ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED,
-                       "too many associations (local-limit-exceeded)"};
+                       "too many associations (local-limit-exceeded)",
+                       "local limit exceeded (rejected transient, service provider "
+                       "(presentation))"};
 const Refusal kContext{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                        ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED,
-                       "application context name not supported"};
+                       "application context name not supported",
+                       "application context name not supported (rejected permanent, "
+                       "service user)"};
 const Refusal kCalling{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                        ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED,
-                       "calling AE title not recognized"};
+                       "calling AE title not recognized",
+                       "calling AE title not recognised (rejected permanent, service user)"};
 const Refusal kCalled{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
                       ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED,
-                      "called AE title not recognized"};
+                      "called AE title not recognized",
+                      "called AE title not recognised (rejected permanent, service user)"};
 
 bool contains(const std::vector<std::string>& titles, const std::string& title) {
     return std::any_of(titles.begin(), titles.end(),

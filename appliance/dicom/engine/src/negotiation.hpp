@@ -20,6 +20,9 @@ struct Refusal {
     T_ASC_RejectParametersSource source;
     T_ASC_RejectParametersReason reason;
     const char* words;
+    //! As the association log writes an A-ASSOCIATE-RJ (association_log.reject_reason, from
+    //! pynetdicom's texts), after "rejected: ".
+    const char* outcome;
 };
 
 //! What the requester asked for, as the A-ASSOCIATE-RQ says (AE titles without padding).
