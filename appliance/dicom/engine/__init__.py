@@ -122,7 +122,8 @@ def _timeout_seconds(value: int) -> int:
 
 class DicomEngine:
     """The listener. `start()` binds and returns; `stop(grace)` stops accepting, gives open
-    associations `grace` seconds, then aborts them."""
+    associations `grace` seconds, then aborts them; `update_policy(settings)` changes titles,
+    allow-list, limits and timeouts for new connections while it runs."""
 
     def __init__(self, settings: EngineSettings, incoming_dir: Path,
                  on_store: StoreCallback | None = None,
@@ -131,6 +132,14 @@ class DicomEngine:
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
         self._native = _engine.Engine(
+            **self._native_settings(settings), on_store=on_store, on_request=on_request,
+            on_association=on_association)
+        self.apply_log_level()
+        # Native threads must be gone before the interpreter is: stop at exit at the latest.
+        weakref.finalize(self, self._native.stop, 0.0)
+
+    def _native_settings(self, settings: EngineSettings) -> dict:
+        return dict(
             ae_title=settings.ae_title, extra_called_aets=list(settings.extra_called_aets),
             strict_called_aet=settings.strict_called_aet,
             allowed_calling_aets=list(settings.allowed_calling_aets), bind=settings.bind,
@@ -143,11 +152,22 @@ class DicomEngine:
             network_timeout=_timeout_seconds(settings.network_timeout),
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
-            incoming_dir=str(self.incoming_dir), on_store=on_store, on_request=on_request,
-            on_association=on_association)
-        self.apply_log_level()
-        # Native threads must be gone before the interpreter is: stop at exit at the latest.
-        weakref.finalize(self, self._native.stop, 0.0)
+            incoming_dir=str(self.incoming_dir))
+
+    def update_policy(self, settings: EngineSettings) -> None:
+        """Apply `settings` to connections accepted from now on: ae_title, extra_called_aets,
+        strict_called_aet, allowed_calling_aets, max_associations, artim_timeout, max_pending,
+        max_pending_per_host, the ACSE/DIMSE/network timeouts and max_pdu. Open associations
+        keep the policy they were accepted with. bind, port and contexts cannot change this
+        way (the listener and the services' declarations): ValueError naming the key."""
+        for key in ("bind", "port", "contexts"):
+            if getattr(settings, key) != getattr(self.settings, key):
+                raise ValueError(f"{key} cannot change while the engine runs: "
+                                 f"{getattr(self.settings, key)!r} -> "
+                                 f"{getattr(settings, key)!r} (restart the engine)")
+        self._native.update_policy(**self._native_settings(settings))
+        self.settings = settings
+        log.debug("engine policy updated for new connections: ae_title %s", settings.ae_title)
 
     def apply_log_level(self) -> None:
         """Send up only what this module's logger passes now (DCMTK's log and the engine's

@@ -81,7 +81,7 @@ def test_an_echo_association_opens_is_established_and_ends_released(engine, capl
     assert not any("MODALITY -> EDGEBOX" in r.message for r in caplog.records)
 
 
-def test_operations_count_each_request_and_an_abort_by_the_peer_is_aborted(engine):
+def test_operations_count_each_request(engine):
     events = Events()
     dicom_engine = start(engine, events)
     ae = AE(ae_title="PYSCU")
@@ -90,11 +90,22 @@ def test_operations_count_each_request_and_an_abort_by_the_peer_is_aborted(engin
     assert assoc.is_established
     for _ in range(3):
         assert assoc.send_c_echo().Status == 0
-    assoc.abort()
+    assoc.release()
     ended = events.ended()[0]
     assert ended["operations"] == {"C-ECHO": 3}
-    assert ended["outcome"] == "aborted"
+    assert ended["outcome"] == "released"
     assert ended["calling_ae"] == "PYSCU"
+
+
+def test_an_a_abort_from_the_peer_ends_aborted(engine):
+    events = Events()
+    dicom_engine = start(engine, events)
+    request = port_probe.echo_pdus(dicom_engine.port)[0]
+    with port_probe.associate(dicom_engine.port, request) as sock:
+        sock.sendall(bytes([7, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-ABORT, service user
+        assert port_probe.closed_or_aborted(sock, 5) == "closed"
+    ended = events.ended(2)[1]  # after echo_pdus' own association
+    assert ended["outcome"] == "aborted" and ended["association_id"] > 0
 
 
 def test_refused_associations_end_with_the_association_logs_reject_words(engine):

@@ -108,6 +108,21 @@ std::shared_ptr<const EngineConfig> checked(EngineConfig config) {
 Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
     : config_(checked(std::move(config))), callbacks_(std::move(callbacks)) {}
 
+void Engine::update_policy(EngineConfig config) {
+    auto next = checked(std::move(config));
+    std::lock_guard<std::mutex> lock(config_mutex_);
+    const char* fixed = next->bind != config_->bind                 ? "bind"
+                        : next->port != config_->port               ? "port"
+                        : next->contexts != config_->contexts       ? "contexts"
+                        : next->incoming_dir != config_->incoming_dir ? "incoming_dir"
+                                                                      : nullptr;
+    if (fixed != nullptr) {
+        throw std::invalid_argument(std::string(fixed) + " cannot change while the engine runs "
+                                    "(restart it)");
+    }
+    config_ = std::move(next);
+}
+
 Engine::~Engine() {
     stop(0.0);
 }

@@ -200,6 +200,10 @@ public:
     //! The lowest level sent up (the Python logger's effective level): cheaper than a call
     //! into Python per line that would be dropped there.
     void set_log_level(int level) { log_level_ = level; }
+    //! A new policy (titles, allow-list, limits, timeouts, max PDU) for connections accepted
+    //! from now on; open ones keep theirs. bind, port, contexts and incoming_dir cannot change
+    //! this way: std::invalid_argument naming the key when they differ.
+    void update_policy(EngineConfig config);
     //! Queue an N-EVENT-REPORT on association `id` (sent between its commands); false when
     //! that association is no longer open.
     bool send_event(uint64_t id, EventReport event);

@@ -244,6 +244,10 @@ public:
     }
     bool running() const { return engine_->running(); }
     void set_log_level(int level) { engine_->set_log_level(level); }
+    void update_policy(engine::EngineConfig config) {
+        py::gil_scoped_release release;
+        engine_->update_policy(std::move(config));
+    }
     bool send_event(uint64_t association_id, engine::EventReport event) {
         py::gil_scoped_release release;
         return engine_->send_event(association_id, std::move(event));
@@ -341,6 +345,29 @@ PYBIND11_MODULE(_engine, module) {
             py::arg("sop_class_uid"), py::arg("sop_instance_uid"), py::arg("event_type_id"),
             py::arg("data_set"), py::arg("transfer_syntax_uid"),
             "Queue an N-EVENT-REPORT on an open association; False when it is gone.")
+        .def(
+            "update_policy",
+            [](PyEngine& self, const std::string& ae_title,
+               const std::vector<std::string>& extra, bool strict_called_aet,
+               const std::vector<std::string>& allowed, const std::string& bind, int port,
+               int max_associations, int artim_timeout, int max_pending,
+               int max_pending_per_host, int acse_timeout, int dimse_timeout,
+               int network_timeout, long max_pdu,
+               const std::map<std::string, std::vector<std::string>>& contexts,
+               const std::string& incoming_dir) {
+                self.update_policy(make_config(
+                    ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
+                    artim_timeout, max_pending, max_pending_per_host, acse_timeout,
+                    dimse_timeout, network_timeout, max_pdu, contexts, incoming_dir));
+            },
+            py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
+            py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
+            py::arg("port"), py::arg("max_associations"), py::arg("artim_timeout"),
+            py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
+            py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
+            py::arg("contexts"), py::arg("incoming_dir"),
+            "The policy for connections accepted from now on (ValueError when bind, port, "
+            "contexts or incoming_dir differ).")
         .def("set_log_level", &PyEngine::set_log_level, py::arg("level"),
              "Lowest Python logging level the engine sends up.")
         .def_property_readonly("port", &PyEngine::port)
