@@ -29,9 +29,11 @@ IMPLEMENTATION_CLASS_UID: str = _engine.IMPLEMENTATION_CLASS_UID
 IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 
 #: on_store(path, calling_ae, called_ae, sop_class_uid, sop_instance_uid, transfer_syntax_uid)
-#: -> DIMSE status. `path` is the temp file (preamble, File Meta, data set as received); move it
+#: -> DIMSE status, or (status, error_comment): the comment goes into the C-STORE-RSP as Error
+#: Comment (0000,0902) with a failure or warning status (cut to 64 printable ASCII
+#: characters). `path` is the temp file (preamble, File Meta, data set as received); move it
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
-StoreCallback = Callable[[str, str, str, str, str, str], int]
+StoreCallback = Callable[[str, str, str, str, str, str], int | tuple[int, str | None]]
 #: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
 #: every request the engine does not answer itself (C-FIND, N-CREATE/SET/GET/ACTION/DELETE).
 #: `request` is a dict: command ("C-FIND-RQ", "N-SET-RQ", ...), command_field, message_id,
@@ -42,8 +44,11 @@ StoreCallback = Callable[[str, str, str, str, str, str], int]
 #: (0xFF00/0xFF01) are sent as they are yielded, the first other status is the final one
 #: (none: Success); a C-CANCEL closes the iterator (generator.close()) and answers 0xFE00; a
 #: handler that raises answers 0xC000. N-requests: the first answer is the response (none:
-#: Success); `fields` may give {"affected_sop_instance_uid": ...} (N-CREATE); a handler that
-#: raises answers 0x0110.
+#: Success); a handler that raises answers 0x0110. `fields` (a dict, optional) may give
+#: "affected_sop_instance_uid" (N-CREATE: the new instance's UID), and for a failure or warning
+#: status (C-FIND: the final one) "error_comment" (Error Comment (0000,0902), cut to 64
+#: printable ASCII characters), "offending_element" (a list of tags as ints, (0000,0901)) and
+#: "error_id" (an int, (0000,0903)); they are not sent with Success, Pending or Cancel.
 RequestHandler = Callable[[dict, bytes], Iterable[tuple[int, bytes | None]]]
 #: on_association(event) for the association log and the activity LED, called on the
 #: connection's own native thread (exceptions are logged and ignored):

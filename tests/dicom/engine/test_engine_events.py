@@ -166,6 +166,16 @@ def test_connections_that_never_negotiate_end_with_the_gates_words(engine):
     assert len(events.of_kind("opened")) == 5
 
 
+def test_a_request_dcmtk_cannot_decode_ends_aborted_like_the_gates(engine):
+    events = Events()
+    dicom_engine = start(engine, events)
+    with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=5) as sock:
+        sock.sendall(b"\x01\x00\x00\x00\x00\x10" + bytes(16))  # too short to be an RQ
+        assert sock.recv(10) == bytes([7, 0, 0, 0, 0, 4, 0, 0, 2, 6])
+    assert events.ended()[0]["outcome"] == ("aborted: A-ASSOCIATE-RQ of 16 bytes cannot be "
+                                            "decoded")
+
+
 def test_a_peer_closing_before_its_request_ends_closed_by_peer(engine):
     events = Events()
     dicom_engine = start(engine, events)

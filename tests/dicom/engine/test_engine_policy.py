@@ -57,8 +57,11 @@ def test_a_lower_association_limit_applies_to_the_next_association(engine):
     assert echoscu(dicom_engine.port).returncode == 0
 
 
+ONLY_VERIFICATION = {"1.2.840.10008.1.1": ("1.2.840.10008.1.2",)}
+
+
 @pytest.mark.parametrize("key, value", [("bind", "127.0.0.2"), ("port", 1),
-                                        ("contexts", {"1.2.840.10008.1.1": ("1.2.840.10008.1.2",)})])
+                                        ("contexts", ONLY_VERIFICATION)])
 def test_bind_port_and_contexts_cannot_change_this_way(engine, key, value):
     dicom_engine, _ = engine()
     settings = dicom_engine.settings

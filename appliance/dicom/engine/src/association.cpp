@@ -269,6 +269,7 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
     }
     const std::string path = temp_path();
     uint16_t status = kSuccess;
+    StatusDetail detail;
     OFCondition cond;
     std::unique_ptr<DcmOutputFileStream> stream = create_with_meta(
         path,
@@ -311,7 +312,10 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
             std::remove(path.c_str());
             status = kOutOfResources;
         } else {
-            status = call_store_callback(path, request, context.acceptedTransferSyntax);
+            const StoreAnswer answer =
+                call_store_callback(path, request, context.acceptedTransferSyntax);
+            status = answer.status;
+            detail = answer.detail;
             // The callback moves the file into place; whatever it left is not kept.
             std::remove(path.c_str());
         }
@@ -329,7 +333,9 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
     if (request.opts & O_STORE_RQ_BLANK_PADDING) {
         response.opts |= O_STORE_PEER_REQUIRES_EXACT_UID_COPY;
     }
-    cond = DIMSE_sendStoreResponse(association_.get(), pres_id, &request, &response, nullptr);
+    std::unique_ptr<DcmDataset> status_fields = status_detail(status, detail);
+    cond = DIMSE_sendStoreResponse(association_.get(), pres_id, &request, &response,
+                                   status_fields.get());
     if (cond.bad()) {
         outcome = failure_outcome(cond, "sending a C-STORE-RSP");
         return false;
@@ -337,13 +343,13 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
     return true;
 }
 
-uint16_t Association::call_store_callback(const std::string& path,
+StoreAnswer Association::call_store_callback(const std::string& path,
                                           const T_DIMSE_C_StoreRQ& request,
                                           const std::string& transfer_syntax) {
     StoreRequest store{path, peer_.calling_ae, peer_.called_ae,
                        trimmed(request.AffectedSOPClassUID),
                        trimmed(request.AffectedSOPInstanceUID), transfer_syntax};
-    if (!engine_.callbacks().on_store) return kProcessingFailure;
+    if (!engine_.callbacks().on_store) return StoreAnswer{kProcessingFailure, {}};
     return engine_.callbacks().on_store(store);
 }
 

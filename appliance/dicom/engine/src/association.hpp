@@ -21,6 +21,7 @@ namespace engine {
 class Engine;
 struct EventReport;
 struct ConnectionRecord;
+struct StoreAnswer;
 struct EngineConfig;
 
 struct NetworkDeleter {
@@ -74,7 +75,7 @@ private:
                           std::string& outcome);
     //! A C-CANCEL-RQ for `message_id` waiting? Anything else arriving meanwhile is an abort.
     bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken);
-    uint16_t call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
+    StoreAnswer call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
                                  const std::string& transfer_syntax);
     std::string temp_path();
     void abort();

@@ -92,6 +92,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
     std::unique_ptr<ResponseStream> stream;
     if (engine_.callbacks().on_request) stream = engine_.callbacks().on_request(up);
     uint16_t final_status = kUnableToProcess;
+    StatusDetail final_detail;
     if (stream) {
         final_status = 0x0000;
         DimseResponse answer;
@@ -103,6 +104,7 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
             }
             if (!is_pending(answer.status)) {
                 final_status = answer.status;
+                final_detail = answer.detail;
                 break;
             }
             // Looked for just before each Pending answer goes out, however long the handler
@@ -136,8 +138,9 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
     }
     response.DimseStatus = final_status;
     response.DataSetType = DIMSE_DATASET_NULL;
+    std::unique_ptr<DcmDataset> status_fields = status_detail(final_status, final_detail);
     cond = DIMSE_sendFindResponse(association_.get(), pres_id, &request, &response, nullptr,
-                                  nullptr);
+                                  status_fields.get());
     if (cond.bad()) {
         outcome = failure_outcome(cond, "sending a C-FIND-RSP");
         return false;

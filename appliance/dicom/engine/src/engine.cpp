@@ -360,11 +360,19 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
     const Request request = read_request(params);
     record.calling_ae = request.calling_ae;
     record.called_ae = request.called_ae;
+    if (cond == DUL_PEERABORTEDASSOCIATION) {
+        record.outcome = "aborted during negotiation";
+        connection_log(kInfo, "connection from " + address + " " + record.outcome);
+        return nullptr;
+    }
     if (cond.bad()) {
-        record.outcome = cond == DUL_PEERABORTEDASSOCIATION ? "aborted during negotiation"
-                                                            : "closed during negotiation";
-        connection_log(kInfo, "connection from " + address + " " + record.outcome + ": " +
-                                  condition_text(cond));
+        // The whole RQ was in the socket: DCMTK could not make sense of it. A-ABORT (as the
+        // gate does, PS3.8 9.3.1), on the socket DCMTK holds until the association is dropped.
+        send_abort(fd, kReasonInvalidParameter);
+        record.outcome = "aborted: A-ASSOCIATE-RQ of " + std::to_string(length) +
+                         " bytes cannot be decoded";
+        connection_log(kInfo, "connection from " + address + " " + record.outcome + " (" +
+                                  condition_text(cond) + ")");
         return nullptr;
     }
     const Refusal* refusal = refusal_for(policy, request, !admit(slot, policy.max_associations));

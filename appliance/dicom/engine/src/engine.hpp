@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "status_detail.hpp"
+
 namespace engine {
 
 //! The product's own Implementation Class UID (under 2.25, a UUID) and Version Name.
@@ -74,6 +76,8 @@ struct DimseResponse {
     std::string data_set;
     //! N-CREATE: the SOP Instance UID the SCP gave the new instance (empty: the request's).
     std::string affected_sop_instance_uid;
+    //! Error Comment, Offending Element, Error ID: sent with failure and warning statuses.
+    StatusDetail detail;
     //! The handler failed (raised): the engine answers its failure status for the command.
     bool failed = false;
 };
@@ -111,9 +115,15 @@ struct AssociationEvent {
     double duration = 0.0;        //!< seconds since the connection was accepted
 };
 
+//! What the store callback answers: the status of the C-STORE-RSP and its Error Comment.
+struct StoreAnswer {
+    uint16_t status = 0;
+    StatusDetail detail;
+};
+
 struct EngineCallbacks {
     //! Returns the DIMSE status to answer; called once per image, after the file is written.
-    std::function<uint16_t(const StoreRequest&)> on_store;
+    std::function<StoreAnswer(const StoreRequest&)> on_store;
     //! The handler of every other request; empty: such requests are refused.
     std::function<std::unique_ptr<ResponseStream>(const DimseRequest&)> on_request;
     //! Connection and association events (empty: the engine logs one line per connection).

@@ -62,6 +62,29 @@ void log_to_python(int level, const std::string& message) {
     }
 }
 
+//! Error Comment, Offending Element and Error ID from a response's fields (GIL held).
+engine::StatusDetail detail_of(const py::dict& fields) {
+    engine::StatusDetail detail;
+    if (fields.contains("error_comment") && !fields["error_comment"].is_none()) {
+        detail.error_comment = py::str(fields["error_comment"]).cast<std::string>();
+    }
+    if (fields.contains("offending_element") && !fields["offending_element"].is_none()) {
+        py::object tags = fields["offending_element"];
+        if (py::isinstance<py::int_>(tags)) tags = py::make_tuple(tags);
+        for (const auto& tag : tags) {
+            const long long value = tag.cast<long long>();
+            if (value < 0 || value > 0xFFFFFFFFLL) throw py::value_error("tag out of range");
+            detail.offending_elements.push_back(static_cast<uint32_t>(value));
+        }
+    }
+    if (fields.contains("error_id") && !fields["error_id"].is_none()) {
+        const long value = fields["error_id"].cast<long>();
+        if (value < 0 || value > 0xFFFF) throw py::value_error("error_id out of range");
+        detail.error_id = static_cast<int>(value);
+    }
+    return detail;
+}
+
 //! A handler's responses: an iterator of (status, data set bytes or None), pulled under the GIL.
 class PyResponseStream : public engine::ResponseStream {
 public:
@@ -88,13 +111,15 @@ public:
             response.data_set = response.has_data_set ? std::string(pair[1].cast<py::bytes>())
                                                       : std::string();
             response.affected_sop_instance_uid.clear();
+            response.detail = engine::StatusDetail{};
             response.failed = false;
-            if (pair.size() == 3) {
+            if (pair.size() == 3 && !pair[2].is_none()) {
                 auto extra = pair[2].cast<py::dict>();
                 if (extra.contains("affected_sop_instance_uid")) {
                     response.affected_sop_instance_uid =
                         extra["affected_sop_instance_uid"].cast<std::string>();
                 }
+                response.detail = detail_of(extra);
             }
             return true;
         } catch (std::exception& error) {
@@ -194,16 +219,27 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
     }
     if (!on_store.is_none()) {
         auto callable = share(std::move(on_store));
-        callbacks.on_store = [callable](const engine::StoreRequest& request) -> uint16_t {
+        callbacks.on_store = [callable](const engine::StoreRequest& request)
+            -> engine::StoreAnswer {
             py::gil_scoped_acquire gil;
             try {
                 py::object status = callable->object(
                     peer_text(request.path), peer_text(request.calling_ae),
                     peer_text(request.called_ae), peer_text(request.sop_class_uid),
                     peer_text(request.sop_instance_uid), peer_text(request.transfer_syntax_uid));
+                engine::StoreAnswer answer;
+                if (py::isinstance<py::tuple>(status)) {  // (status, error_comment)
+                    auto pair = status.cast<py::tuple>();
+                    if (pair.size() != 2) throw py::value_error("(status, error_comment)");
+                    status = pair[0];
+                    if (!pair[1].is_none()) {
+                        answer.detail.error_comment = py::str(pair[1]).cast<std::string>();
+                    }
+                }
                 const long value = status.cast<long>();
                 if (value < 0 || value > 0xFFFF) throw py::value_error("status out of range");
-                return static_cast<uint16_t>(value);
+                answer.status = static_cast<uint16_t>(value);
+                return answer;
             } catch (py::error_already_set& error) {
                 log_to_python(40, "store callback failed for " + request.sop_instance_uid +
                                       ": " + std::string(py::str(error.value())));
@@ -211,7 +247,7 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
                 log_to_python(40, "store callback gave no status for " +
                                       request.sop_instance_uid + ": " + error.what());
             }
-            return kProcessingFailure;
+            return engine::StoreAnswer{kProcessingFailure, {}};
         };
     }
     return callbacks;

@@ -161,8 +161,10 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
         }
     }
     T_DIMSE_Message response = response_to(message, fields, answer);
+    std::unique_ptr<DcmDataset> status_fields = status_detail(answer.status, answer.detail);
     const OFCondition cond = DIMSE_sendMessageUsingMemoryData(
-        association_.get(), pres_id, &response, nullptr, reply.get(), nullptr, nullptr);
+        association_.get(), pres_id, &response, status_fields.get(), reply.get(), nullptr,
+        nullptr);
     if (cond.bad()) {
         outcome = failure_outcome(cond, std::string("answering an ") + fields.name);
         return false;
