@@ -5,7 +5,7 @@ from __future__ import annotations
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.datadir import DataDirectoryMonitor
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
@@ -50,7 +50,7 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         DataDirectoryMonitor(config),
         storage,
         spool,
-        DicomServer(config, dicom_services(storage, worklist, PrintService(spool)), bus),
+        EngineServer(config, dicom_services(storage, worklist, PrintService(spool)), bus),
         Forwarder(config, bus),
         *worklist_components(config, bus, worklist),
         *hardware_components(config, bus, runtime),

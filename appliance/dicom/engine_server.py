@@ -6,7 +6,7 @@ titles, calling-AE allowlist, association limit, the pre-negotiation limits, tim
 C-ECHO and the reception of every C-STORE into a file. This component gives it the `[dicom]`
 settings and the contexts the services declare, hands each received object to the Storage
 service (`store_received`: check, durable store, index, queue; its status is the one sent),
-every other request to the services' own handlers through `RequestDispatcher`, and each
+every other request to the services' own handlers through `EngineDispatcher`, and each
 association's events to the association log. It applies a configuration change live (policy
 and log level to new associations; a new port or data directory gets a new listener).
 """
@@ -21,7 +21,7 @@ from appliance.component import Component
 from appliance.config.schema import ApplianceConfig, DicomConfig
 from appliance.dicom.association_log import AssociationLog
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
-from appliance.dicom.engine_dispatch import RequestDispatcher
+from appliance.dicom.engine_dispatch import EngineDispatcher
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
 
@@ -53,7 +53,7 @@ class EngineServer(Component):
         self.association_log = AssociationLog(bus)
         self.contexts = contexts_of(services)
         self.storage = next((s for s in services if hasattr(s, "store_received")), None)
-        self.dispatcher = RequestDispatcher(services)
+        self.dispatcher = EngineDispatcher(services, config.dicom.dimse_timeout)
         self.engine: DicomEngine | None = None
         self.configure(config)
 
@@ -110,10 +110,10 @@ class EngineServer(Component):
                                  on_store=self._on_store,
                                  on_request=self.dispatcher.on_request,
                                  on_association=self._on_association)
+            self.dispatcher.attach(engine)
             engine.start()
         except (OSError, RuntimeError, ValueError) as exc:
             raise ComponentFailure(f"cannot listen on {s.bind}:{s.port}: {exc}") from exc
-        self.dispatcher.engine = engine
         self.engine = engine
         log.info("DICOM listener on %s:%d as %s", s.bind, self.port, s.ae_title)
 

@@ -4,7 +4,8 @@ Success.
 
 It is both a supervised component (it opens the instance store, clears partial receptions
 left by a crash, and watches the free-space reserve) and a DICOM service served by the one
-DicomServer (its presentation contexts and the EVT_C_STORE handler).
+DICOM server (its presentation contexts; `store_received` for the native engine, the
+EVT_C_STORE handler for pynetdicom).
 
 Statuses: 0x0000 stored (or a duplicate kept per policy); 0x0124 refused, the calling AE title
 is not in `[storage] allowed_calling_aets`; 0xA700 out of resources (free space under

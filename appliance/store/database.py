@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,13 @@ class Migration:
     sql: str
 
 
+class _ThreadOwner:
+    """Kept in a thread's local data next to its connection: freed when the thread's Python
+    state is, which closes the connection (`Database._thread_gone`)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class Database:
     """Per-thread connections to one SQLite file."""
 
@@ -47,7 +55,7 @@ class Database:
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._open: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Database:
@@ -67,11 +75,22 @@ class Database:
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
                 raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
-            self._local.conn = conn
+            owner = _ThreadOwner()
+            self._local.conn, self._local.owner = conn, owner
             with self._lock:
                 self._close_dead_threads()
                 self._open[id(conn)] = (threading.current_thread(), conn)
+            weakref.finalize(owner, self._thread_gone, id(conn))
         return conn
+
+    def _thread_gone(self, key: int) -> None:
+        """The thread that opened a connection has ended (its thread-local data is freed):
+        close the connection. This is how the connections of threads Python did not start
+        (the native DICOM engine's) are closed: Python never sees those threads end."""
+        with self._lock:
+            entry = self._open.pop(key, None)
+        if entry is not None:
+            entry[1].close()
 
     def _close_dead_threads(self) -> None:
         for key, (thread, conn) in list(self._open.items()):

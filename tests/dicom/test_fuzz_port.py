@@ -24,7 +24,7 @@ from tests.storage.dicom_files import make_study
 SEED = 21
 MUTATED_PDUS = 5000
 WARM_UP = 300
-CONNECTIONS = 2500
+CONNECTIONS = 3000
 WORKERS = 8
 DEADLINE = 90.0  # seconds of sending at most; the count is asserted, so a cut run fails
 

@@ -76,7 +76,7 @@ def test_huge_pdu_length_after_association_is_aborted(appliance):
     log = proc.wait_log("aborted: P-DATA-TF length 4294967295 over announced max")
     line = next(x for x in log.splitlines() if "P-DATA-TF length 4294967295" in x
                 and "association from" in x and "calling='CAPTURE'" in x)
-    assert "262156" in line  # our max_pdu, 262144, plus the PDV header slack
+    assert "over announced max 131072" in line  # DCMTK 3.6.7 announces at most 128 KiB
     print(f"RSS {before.rss_mb:.1f} -> {during.rss_mb:.1f} MB, echo {seconds:.2f} s")
 
 
@@ -95,7 +95,9 @@ def test_idle_and_half_open_connections_do_not_lock_out_the_modality(appliance):
     result, seconds = timed_echo(port)
     assert result.returncode == 0, result.stderr
     assert seconds < 5
-    assert during.threads <= before.threads + 4, (before, during)
+    # The engine gives each pending connection its own thread (bounded by the pending
+    # limits: 8 per host here, 16 held), and none to what it refused or what closed.
+    assert during.threads <= before.threads + 2 * 8 + 4, (before, during)
     # The ARTIM timer closes every silent connection the gate held.
     held = idle + half_open
     assert wait_until(lambda: all(closed_or_aborted(s, 0.01) == "closed" for s in held), 8.0)

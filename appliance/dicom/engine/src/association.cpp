@@ -16,6 +16,7 @@
 #include <random>
 #include <sstream>
 
+#include "abort_pdu.hpp"
 #include "dcmtk/dcmdata/dcostrmf.h"
 #include "engine.hpp"
 #include "file_meta.hpp"
@@ -122,11 +123,15 @@ std::string Association::failure_outcome(const OFCondition& cond, const std::str
         text.find("Peer closed") != std::string::npos) {
         return "connection closed";
     }
-    abort();
-    // DCMTK's DUL refuses a PDU over our announced maximum before reading it; the words are
-    // those of the pynetdicom read path (pynetdicom_speedups.py).
+    // DCMTK's DUL refuses a PDU over our announced maximum before reading it: A-ABORT from
+    // the service provider, invalid-PDU-parameter-value, as the standard has it (DCMTK's own
+    // abort would come from the service user); the words are those of the association log.
     const auto at = text.find("DUL Illegal PDU Length");
     if (at != std::string::npos) {
+        {
+            std::lock_guard<std::mutex> lock(fd_mutex_);
+            if (fd_ >= 0) send_provider_abort(fd_, kReasonInvalidParameter);
+        }
         unsigned long length = 0, limit = 0;
         if (std::sscanf(text.c_str() + at, "DUL Illegal PDU Length %lu.  Max expected %lu",
                         &length, &limit) == 2) {
@@ -134,6 +139,7 @@ std::string Association::failure_outcome(const OFCondition& cond, const std::str
                    " over announced max " + std::to_string(limit);
         }
     }
+    abort();
     return "aborted: " + doing + ": " + text;
 }
 

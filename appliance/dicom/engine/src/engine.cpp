@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "abort_pdu.hpp"
 #include "association.hpp"
 #include "negotiation.hpp"
 #include "dcmtk/dcmnet/dul.h"
@@ -57,18 +58,6 @@ std::string peer_address(int fd) {
         port = ntohs(v6->sin6_port);
     }
     return std::string(text) + ":" + std::to_string(port);
-}
-
-//! A-ABORT reasons of the service provider (PS3.8 table 9-26).
-constexpr unsigned char kReasonUnexpectedPdu = 0x02;
-constexpr unsigned char kReasonInvalidParameter = 0x06;
-
-//! An A-ABORT from the service provider, then the connection shut (errors ignored: the peer
-//! may be gone already).
-void send_abort(int fd, unsigned char reason) {
-    const unsigned char pdu[10] = {0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, reason};
-    (void)!send(fd, pdu, sizeof(pdu), MSG_NOSIGNAL | MSG_DONTWAIT);
-    shutdown(fd, SHUT_RDWR);
 }
 
 //! Make the socket readable only once `count` bytes are in (or at its end); returns the mark.
@@ -268,7 +257,7 @@ bool Engine::wait_for_request(int fd, const EngineConfig& policy, ConnectionReco
         if (got < 0) continue;
         if (peek[0] == 0x07) return closed("closed before A-ASSOCIATE-RQ: A-ABORT from peer");
         if (peek[0] != 0x01) {
-            send_abort(fd, kReasonUnexpectedPdu);
+            send_provider_abort(fd, kReasonUnexpectedPdu);
             char type[3];
             std::snprintf(type, sizeof(type), "%02X", peek[0]);
             return closed(std::string("aborted: PDU type 0x") + type + " before A-ASSOCIATE-RQ");
@@ -278,7 +267,7 @@ bool Engine::wait_for_request(int fd, const EngineConfig& policy, ConnectionReco
             length = (uint32_t(peek[2]) << 24) | (uint32_t(peek[3]) << 16) |
                      (uint32_t(peek[4]) << 8) | uint32_t(peek[5]);
             if (length > kMaxAssociatePdu) {
-                send_abort(fd, kReasonInvalidParameter);
+                send_provider_abort(fd, kReasonInvalidParameter);
                 return closed("aborted: A-ASSOCIATE-RQ length " + std::to_string(length) +
                               " over the limit " + std::to_string(kMaxAssociatePdu));
             }
@@ -345,7 +334,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
         // DCMTK never took the socket: it is ours to close. The gate's words for a request
         // that does not decode (it sends an A-ABORT too).
         if (network_ready) {
-            send_abort(fd, kReasonInvalidParameter);
+            send_provider_abort(fd, kReasonInvalidParameter);
             record.outcome = "aborted: A-ASSOCIATE-RQ of " + std::to_string(length) +
                              " bytes cannot be decoded";
         } else {
@@ -368,7 +357,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
     if (cond.bad()) {
         // The whole RQ was in the socket: DCMTK could not make sense of it. A-ABORT (as the
         // gate does, PS3.8 9.3.1), on the socket DCMTK holds until the association is dropped.
-        send_abort(fd, kReasonInvalidParameter);
+        send_provider_abort(fd, kReasonInvalidParameter);
         record.outcome = "aborted: A-ASSOCIATE-RQ of " + std::to_string(length) +
                          " bytes cannot be decoded";
         connection_log(kInfo, "connection from " + address + " " + record.outcome + " (" +

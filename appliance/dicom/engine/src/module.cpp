@@ -19,6 +19,39 @@ namespace {
 constexpr const char* kLoggerName = "appliance.dicom.engine";
 constexpr uint16_t kProcessingFailure = 0x0110;
 
+//! Keeps the Python thread state of a native thread from its first call into Python until the
+//! thread ends (pybind11 would otherwise make and drop one per call). Python's thread-local
+//! data (a thread's database connection) then lives as long as the connection's thread and
+//! is freed with the thread state when the thread ends, instead of being made per call and
+//! never seen to end.
+class ThreadStateKeeper {
+public:
+    ThreadStateKeeper() = default;
+    ThreadStateKeeper(const ThreadStateKeeper&) = delete;
+    ThreadStateKeeper& operator=(const ThreadStateKeeper&) = delete;
+    void keep(py::gil_scoped_acquire& gil) {
+        if (kept_) return;
+        gil.inc_ref();
+        kept_ = true;
+    }
+    ~ThreadStateKeeper() {
+        if (!kept_ || !Py_IsInitialized()) return;
+        py::gil_scoped_acquire gil;
+        gil.dec_ref();  // the scope's own release then drops the thread state
+    }
+
+private:
+    bool kept_ = false;
+};
+
+thread_local ThreadStateKeeper thread_state_keeper;
+
+//! The GIL for one call into Python from a native thread, its thread state kept.
+struct PythonCall {
+    py::gil_scoped_acquire gil;
+    PythonCall() { thread_state_keeper.keep(gil); }
+};
+
 //! A Python object that native threads may hold and drop: released under the GIL.
 struct HeldObject {
     py::object object;
@@ -53,7 +86,7 @@ py::str peer_text(const std::string& text) {
 
 void log_to_python(int level, const std::string& message) {
     if (!Py_IsInitialized()) return;
-    py::gil_scoped_acquire gil;
+    PythonCall call;
     try {
         py::module_::import("logging").attr("getLogger")(kLoggerName).attr("log")(
             level, "%s", peer_text(message));
@@ -92,7 +125,7 @@ public:
         : iterator_(std::move(iterator)) {}
 
     bool next(engine::DimseResponse& response) override {
-        py::gil_scoped_acquire gil;
+        PythonCall call;
         try {
             PyObject* item = PyIter_Next(iterator_->object.ptr());
             if (item == nullptr) {
@@ -131,7 +164,7 @@ public:
     }
 
     void cancel() override {
-        py::gil_scoped_acquire gil;
+        PythonCall call;
         try {
             if (py::hasattr(iterator_->object, "close")) iterator_->object.attr("close")();
         } catch (py::error_already_set& error) {
@@ -182,7 +215,7 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
     if (!on_association.is_none()) {
         auto callable = share(std::move(on_association));
         callbacks.on_association = [callable](const engine::AssociationEvent& event) {
-            py::gil_scoped_acquire gil;
+            PythonCall call;
             try {
                 callable->object(event_dict(event));
             } catch (std::exception& error) {
@@ -194,7 +227,7 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
         auto handler = share(std::move(on_request));
         callbacks.on_request = [handler](const engine::DimseRequest& request)
             -> std::unique_ptr<engine::ResponseStream> {
-            py::gil_scoped_acquire gil;
+            PythonCall call;
             try {
                 py::dict fields;
                 fields["command"] = request.command;
@@ -221,7 +254,7 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
         auto callable = share(std::move(on_store));
         callbacks.on_store = [callable](const engine::StoreRequest& request)
             -> engine::StoreAnswer {
-            py::gil_scoped_acquire gil;
+            PythonCall call;
             try {
                 py::object status = callable->object(
                     peer_text(request.path), peer_text(request.calling_ae),
