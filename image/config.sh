@@ -29,3 +29,28 @@ EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
 edge_cmdline() {  # $1 = console argument(s)
     echo "$1 root=PARTUUID=${EDGE_PARTUUID_PREFIX}-02 rootfstype=ext4 ro rootwait fsck.mode=skip edge.data=LABEL=${EDGE_DATA_LABEL} net.ifnames=0 quiet"
 }
+
+# Mirrors for mmdebstrap (the root file system, rootfs.sh, and the build sysroot, sysroot.sh):
+# taken from this host's apt configuration so that no host name is baked into the recipe;
+# EDGE_MIRROR / EDGE_SECURITY_MIRROR override them. Prints one "deb URI SUITE COMPONENTS" line
+# per source, nothing when no mirror is known.
+edge_host_uri() {  # $1 = suite to look for in the host's deb822 or one-line sources
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -e "$f" ] || continue
+        awk -v s="$1" 'BEGIN{RS=""} $0 ~ ("Suites:[^\n]*[ ]" s "([ \n]|$)") {
+            for (i = 1; i <= NF; i++) if ($i == "URIs:") { print $(i+1); exit } }' "$f"
+    done | head -n1
+    grep -hsE "^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+$1[[:space:]]" \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{for(i=2;i<=NF;i++) if ($i ~ /:\/\//) {print $i; exit}}' | head -n1
+    return 0
+}
+edge_apt_sources() {
+    local mirror secmirror comps="main non-free-firmware"
+    mirror=${EDGE_MIRROR:-$(set +o pipefail; edge_host_uri "$EDGE_SUITE" | head -n1)}
+    secmirror=${EDGE_SECURITY_MIRROR:-$(set +o pipefail; edge_host_uri "$EDGE_SUITE-security" | head -n1)}
+    [ -n "$mirror" ] || return 0
+    echo "deb $mirror $EDGE_SUITE $comps"
+    echo "deb $mirror $EDGE_SUITE-updates $comps"
+    if [ -n "$secmirror" ]; then echo "deb $secmirror $EDGE_SUITE-security $comps"; fi
+}
