@@ -16,11 +16,13 @@ EDGE_PARTUUID_PREFIX=ed6e0001
 EDGE_BOOT_LABEL=EDGEBOOT
 EDGE_DATA_LABEL=edge-data
 
-# Debian packages in every image; arch-specific ones are added in rootfs.sh.
+# Debian packages in every image; arch-specific ones are added in rootfs.sh. libdcmtk17: the
+# runtime libraries (and data dictionary) of DCMTK 3.6.7 that the native DICOM engine
+# (appliance.dicom.engine._engine) links against; not DCMTK's tools nor its -dev package.
 EDGE_PACKAGES="systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved kmod \
 initramfs-tools busybox e2fsprogs dosfstools fdisk util-linux openssh-server openssl \
 python3 python3-venv python3-systemd iproute2 ca-certificates procps less netbase \
-rauc rauc-service"
+rauc rauc-service libdcmtk17"
 EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware"
 # amd64 boots through UEFI + GRUB (BOOTX64.EFI is made in the root; grub-editenv for RAUC)
 EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
