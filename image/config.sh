@@ -16,11 +16,13 @@ EDGE_PARTUUID_PREFIX=ed6e0001
 EDGE_BOOT_LABEL=EDGEBOOT
 EDGE_DATA_LABEL=edge-data
 
-# Debian packages in every image; arch-specific ones are added in rootfs.sh.
+# Debian packages in every image; arch-specific ones are added in rootfs.sh. libdcmtk17: the
+# runtime libraries (and data dictionary) of DCMTK 3.6.7 that the native DICOM engine
+# (appliance.dicom.engine._engine) links against; not DCMTK's tools nor its -dev package.
 EDGE_PACKAGES="systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved kmod \
 initramfs-tools busybox e2fsprogs dosfstools fdisk util-linux openssh-server openssl \
 python3 python3-venv python3-systemd iproute2 ca-certificates procps less netbase \
-rauc rauc-service"
+rauc rauc-service libdcmtk17"
 EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware"
 # amd64 boots through UEFI + GRUB (BOOTX64.EFI is made in the root; grub-editenv for RAUC)
 EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
@@ -28,4 +30,29 @@ EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
 # Kernel command line shared by the Pi (cmdline.txt) and QEMU (the runner swaps console=).
 edge_cmdline() {  # $1 = console argument(s)
     echo "$1 root=PARTUUID=${EDGE_PARTUUID_PREFIX}-02 rootfstype=ext4 ro rootwait fsck.mode=skip edge.data=LABEL=${EDGE_DATA_LABEL} net.ifnames=0 quiet"
+}
+
+# Mirrors for mmdebstrap (the root file system, rootfs.sh, and the build sysroot, sysroot.sh):
+# taken from this host's apt configuration so that no host name is baked into the recipe;
+# EDGE_MIRROR / EDGE_SECURITY_MIRROR override them. Prints one "deb URI SUITE COMPONENTS" line
+# per source, nothing when no mirror is known.
+edge_host_uri() {  # $1 = suite to look for in the host's deb822 or one-line sources
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -e "$f" ] || continue
+        awk -v s="$1" 'BEGIN{RS=""} $0 ~ ("Suites:[^\n]*[ ]" s "([ \n]|$)") {
+            for (i = 1; i <= NF; i++) if ($i == "URIs:") { print $(i+1); exit } }' "$f"
+    done | head -n1
+    grep -hsE "^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+$1[[:space:]]" \
+        /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{for(i=2;i<=NF;i++) if ($i ~ /:\/\//) {print $i; exit}}' | head -n1
+    return 0
+}
+edge_apt_sources() {
+    local mirror secmirror comps="main non-free-firmware"
+    mirror=${EDGE_MIRROR:-$(set +o pipefail; edge_host_uri "$EDGE_SUITE" | head -n1)}
+    secmirror=${EDGE_SECURITY_MIRROR:-$(set +o pipefail; edge_host_uri "$EDGE_SUITE-security" | head -n1)}
+    [ -n "$mirror" ] || return 0
+    echo "deb $mirror $EDGE_SUITE $comps"
+    echo "deb $mirror $EDGE_SUITE-updates $comps"
+    if [ -n "$secmirror" ]; then echo "deb $secmirror $EDGE_SUITE-security $comps"; fi
 }

@@ -22,7 +22,7 @@ IMAGE_IMG := $(IMAGE_OUT)/$(IMAGE_NAME).img
 IMAGE_XZ := $(IMAGE_IMG).xz
 IMAGE_DEBS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm \
   qemu-system-x86 bmap-tools dosfstools mtools fdisk e2fsprogs xz-utils dcmtk openssh-client \
-  systemd rauc squashfs-tools ovmf
+  systemd rauc squashfs-tools ovmf binutils g++ g++-aarch64-linux-gnu
 # What the image is made of: a change to any of these rebuilds it.
 IMAGE_INPUTS := $(shell find image systemd appliance hal docs -type f \
   -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) pyproject.toml

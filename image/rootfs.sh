@@ -18,25 +18,8 @@ if [ "$arch" != "$(dpkg --print-architecture)" ] && ! arch-test "$arch" >/dev/nu
     die "this host cannot run $arch binaries: install qemu-user-static and enable binfmt (make image-deps)"
 fi
 
-# Mirrors: taken from this host's apt configuration so that no host name is baked into the
-# recipe; EDGE_MIRROR / EDGE_SECURITY_MIRROR override them.
-host_uri() {  # $1 = suite to look for in the host's deb822 or one-line sources
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -e "$f" ] || continue
-        awk -v s="$1" 'BEGIN{RS=""} $0 ~ ("Suites:[^\n]*[ ]" s "([ \n]|$)") {
-            for (i = 1; i <= NF; i++) if ($i == "URIs:") { print $(i+1); exit } }' "$f"
-    done | head -n1
-    grep -hsE "^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+$1[[:space:]]" \
-        /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{for(i=2;i<=NF;i++) if ($i ~ /:\/\//) {print $i; exit}}' | head -n1
-    return 0
-}
-mirror=${EDGE_MIRROR:-$(set +o pipefail; host_uri "$EDGE_SUITE" | head -n1)}
-secmirror=${EDGE_SECURITY_MIRROR:-$(set +o pipefail; host_uri "$EDGE_SUITE-security" | head -n1)}
-[ -n "$mirror" ] || die "cannot find a Debian mirror for $EDGE_SUITE in /etc/apt: set EDGE_MIRROR=URI"
-comps="main non-free-firmware"
-sources=("deb $mirror $EDGE_SUITE $comps" "deb $mirror $EDGE_SUITE-updates $comps")
-[ -n "$secmirror" ] && sources+=("deb $secmirror $EDGE_SUITE-security $comps")
+mapfile -t sources < <(edge_apt_sources)
+[ "${#sources[@]}" -gt 0 ] || die "cannot find a Debian mirror for $EDGE_SUITE in /etc/apt: set EDGE_MIRROR=URI"
 
 pkgs="$EDGE_PACKAGES"
 eval "pkgs=\"\$pkgs \$EDGE_PACKAGES_$arch\""

@@ -45,6 +45,15 @@ in_root env PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/appliance/bin/pip install --qui
     die "pip could not install $app_whl and its dependencies into /opt/appliance"
 in_root /opt/appliance/bin/python -c 'import systemd.daemon, appliance' ||
     die "the venv cannot import appliance and systemd (python3-systemd)"
+# The native DICOM engine: built for this architecture, its libraries (DCMTK: libdcmtk17) in
+# the root, and importable by the image's Python (under qemu-user for arm64).
+engine_so=$(find "$root/opt/appliance/lib" -path '*/appliance/dicom/engine/_engine*.so' | head -n1)
+[ -n "$engine_so" ] || die "the appliance venv has no native DICOM engine (appliance/dicom/engine/_engine*.so)"
+"$here/check-engine.sh" "$arch" "$engine_so" "$root"
+engine_uid=$(in_root /opt/appliance/bin/python -c \
+    'import appliance.dicom.engine._engine as e; print(e.IMPLEMENTATION_CLASS_UID)') ||
+    die "the image's Python cannot import the native DICOM engine (appliance.dicom.engine._engine)"
+step "native DICOM engine imports (Implementation Class UID $engine_uid)"
 app_version=$(in_root /opt/appliance/bin/appliance --version | awk '{print $NF}')
 rm -rf "$root/tmp/edge-wheels"
 step "installed appliance $app_version"

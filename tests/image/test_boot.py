@@ -5,7 +5,9 @@ One guest goes through a technician's and a power cut's life, in order:
   1. first power-on with appliance.toml and authorized_keys put on the boot partition:
      DICOM-ready time printed, C-ECHO answered on the forwarded port, /api/health answered
      on the forwarded web port (when the build has the web component);
-  2. / is read-only, /data is the grown data partition, first-boot setup happened;
+  2. the image's Python imports the native DICOM engine (built for the image's architecture,
+     DCMTK's libraries in the root); / is read-only, /data is the grown data partition,
+     first-boot setup happened;
   3. a configuration change made over the forwarded SSH port survives a reboot;
   4. power cut (QEMU killed during writes), power on: data partition and appliance healthy;
   5. clean power-off, then the data file system checks clean from the host.
@@ -88,6 +90,13 @@ def test_web_health_over_the_forwarded_port(box):
         pytest.skip("this build of the appliance has no web component (/api/health)")
     status, body = box.http_get_json("/api/health")
     assert status == 200 and body["healthy"] is True, (status, body)
+
+
+def test_native_dicom_engine_imports(box):
+    from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID
+    uid = box.ssh("/opt/appliance/bin/python -c 'import appliance.dicom.engine._engine as e; "
+                  "print(e.IMPLEMENTATION_CLASS_UID)'", timeout=120).strip()
+    assert uid == IMPLEMENTATION_CLASS_UID
 
 
 def test_root_is_read_only(box):

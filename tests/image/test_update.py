@@ -3,7 +3,7 @@ runs only through `make test-update`, which builds the image and `make bundle` a
 EDGE_TEST_IMAGE and EDGE_TEST_BUNDLE.
 
 One guest, in order (the tests share it and must run in file order):
-  1. first boot on slot A; the technician changes the AE title; the box is set to give a new
+  1. first boot on slot A, the native DICOM engine imports; the technician changes the AE title; the box is set to give a new
      slot 2 trial boots (grubenv EDGE_MAX_TRIES) to keep the test short;
   2. a tampered bundle (bytes flipped in `make bundle`'s output), a bundle signed by a foreign
      CA and an unsigned one are refused by `appliance update FILE` with a clear message, and
@@ -239,6 +239,11 @@ def test_first_boot_on_slot_a(box):
     state = json.loads(box.ssh("rauc status --output-format=json"))
     assert state["booted"] == "A", state
     assert box.ssh("cat /etc/rauc/keyring.pem") == (REPO / "build/keys/ca.cert.pem").read_text()
+    # the native DICOM engine is built for amd64 and finds DCMTK's libraries in the root
+    from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID
+    uid = box.ssh("/opt/appliance/bin/python -c 'import appliance.dicom.engine._engine as e; "
+                  "print(e.IMPLEMENTATION_CLASS_UID)'", timeout=120).strip()
+    assert uid == IMPLEMENTATION_CLASS_UID
     # the technician's change that the updates must keep
     box.ssh(f"runuser -u appliance -- /opt/appliance/bin/appliance config set dicom.ae_title "
             f"{AET} --config /data/config/appliance.toml")
