@@ -224,8 +224,11 @@ def items_from_dataset(data: dict[str, Any] | Dataset, where: str = "item") -> l
             Dataset.from_json(data)  # refuses malformed tags and VRs
     except Exception as exc:
         raise ItemError(f"{where}: not a valid DICOM JSON data set: {exc}") from None
-    if caught:  # never let a pydicom warning be the only sign of a bad value
-        raise ItemError(f"{where}: {caught[0].message}")
+    # Never let a pydicom warning be the only sign of a bad value. (A ResourceWarning is the
+    # garbage collector's news of some other object, whatever thread: not about this item.)
+    about_the_item = [w for w in caught if not issubclass(w.category, ResourceWarning)]
+    if about_the_item:
+        raise ItemError(f"{where}: {about_the_item[0].message}")
     notes = [f"{where}: {change}" for change in changes]
     data = {k.upper(): v for k, v in data.items() if k.upper() not in ("00080005",)}
     sequence = data.get(SPS_TAG, {}).get("Value") or []

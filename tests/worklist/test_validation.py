@@ -175,3 +175,21 @@ def test_an_item_without_a_patient_name_is_refused():
     del data["00100010"]
     with pytest.raises(ItemError, match=r"PatientName \(0010,0010\) is required"):
         items_from_dataset(data)
+
+
+def test_a_resource_warning_from_elsewhere_does_not_refuse_an_item(monkeypatch):
+    """The garbage collector may report some other unclosed file while an item is checked
+    (a ResourceWarning): that says nothing about the item."""
+    import warnings
+
+    from pydicom import Dataset
+
+    real = Dataset.from_json
+
+    def collecting(*args, **kwargs):
+        warnings.warn("unclosed file <somebody else's>", ResourceWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "from_json", collecting)
+    [item] = items_from_dataset(pydicom_item("P1", "A^B", "X1"))
+    assert item.value("PatientID") == "P1"
