@@ -101,19 +101,26 @@ def main(images: int = 300, rounds: int = 3) -> None:
             for _ in range(rounds):
                 for kind in kinds:
                     results[kind].append(run(kind, work, files, associations))
-            base = results["storescp"]
             print(f"\n{images} CT 512x512x16, {associations} association(s), {rounds} rounds")
-            print("| receiver | images/s | CPU ms/image | x storescp (same round) |")
-            print("|---|---|---|---|")
-            for kind in kinds:
-                rates = [rate for rate, _ in results[kind]]
-                cpus = [cpu for _, cpu in results[kind]]
-                ratios = [rate / ref for (rate, _), (ref, _) in zip(results[kind], base,
-                                                                     strict=True)]
-                print(f"| {kind} | {min(rates):.0f}-{max(rates):.0f} | "
-                      f"{min(cpus):.2f}-{max(cpus):.2f} | {min(ratios):.2f}-{max(ratios):.2f} |")
+            print_ranges(results, ("images/s", "CPU ms/image"), 2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def print_ranges(results: dict[str, list[tuple[float, float]]], headings: tuple[str, str],
+                 cpu_digits: int) -> None:
+    """A table of each receiver's (rate, CPU) rounds as ranges, with its rate against
+    storescp's in the same round."""
+    base = results["storescp"]
+    print(f"| receiver | {headings[0]} | {headings[1]} | x storescp (same round) |")
+    print("|---|---|---|---|")
+    for kind, rounds in results.items():
+        rates = [rate for rate, _ in rounds]
+        cpus = [cpu for _, cpu in rounds]
+        ratios = [rate / ref for (rate, _), (ref, _) in zip(rounds, base, strict=True)]
+        print(f"| {kind} | {min(rates):.0f}-{max(rates):.0f} | "
+              f"{min(cpus):.{cpu_digits}f}-{max(cpus):.{cpu_digits}f} | "
+              f"{min(ratios):.2f}-{max(ratios):.2f} |")
 
 
 def echo(rounds: int = 3) -> None:
@@ -136,17 +143,8 @@ def echo(rounds: int = 3) -> None:
                         proc.wait(30)
                     count = associations * repeat
                     results[kind].append((count / wall, cpu * 1000 / count))
-            base = results["storescp"]
             print(f"\n{label}, {rounds} rounds")
-            print("| receiver | per second | CPU ms each | x storescp (same round) |")
-            print("|---|---|---|---|")
-            for kind in kinds:
-                rates = [rate for rate, _ in results[kind]]
-                cpus = [cpu for _, cpu in results[kind]]
-                ratios = [rate / ref for (rate, _), (ref, _) in zip(results[kind], base,
-                                                                     strict=True)]
-                print(f"| {kind} | {min(rates):.0f}-{max(rates):.0f} | "
-                      f"{min(cpus):.3f}-{max(cpus):.3f} | {min(ratios):.2f}-{max(ratios):.2f} |")
+            print_ranges(results, ("per second", "CPU ms each"), 3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -99,17 +99,24 @@ def run_connection(port: int, source: str, pdus: list[bytes], mutated: list[bool
     return address, sum(mutated[:sent])
 
 
-def test_fuzzed_pdus_leave_the_port_answering_without_leaks(appliance, tmp_path):
-    proc, port, _ = appliance({"dicom": {"artim_timeout": 2.0, "max_associations": 16}})
-    study = make_study(tmp_path / "study", 2)
+def fuzz_jobs(port: int, study_dir, seed: int, count: int) -> list[tuple]:
+    """`count` client jobs (source address, PDUs, which are mutated, abrupt end) planned from
+    a real echoscu association and a real storescu one with the server on `port`."""
+    study = make_study(study_dir, 2)
     streams = [echo_pdus(port),
                capture(port, ["storescu", "-aet", "FUZZSTORE", "-aec", "EDGEBOX"],
                        tuple(map(str, study)))]
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     jobs = []
-    for number in range(WARM_UP + CONNECTIONS):
+    for number in range(count):
         pdus, mutated = plan(streams, rng)
         jobs.append((f"127.0.1.{number % WORKERS + 1}", pdus, mutated, rng.random() < 0.3))
+    return jobs
+
+
+def test_fuzzed_pdus_leave_the_port_answering_without_leaks(appliance, tmp_path):
+    proc, port, _ = appliance({"dicom": {"artim_timeout": 2.0, "max_associations": 16}})
+    jobs = fuzz_jobs(port, tmp_path / "study", SEED, WARM_UP + CONNECTIONS)
     # A first round loads what the error paths use once (modules, source lines for the
     # tracebacks pynetdicom logs, allocator arenas of the peak): that is not growth.
     warm_up = _send_all(port, jobs[:WARM_UP], time.monotonic())

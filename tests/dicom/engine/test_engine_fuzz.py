@@ -6,14 +6,12 @@ descriptors are back where they were, and every connection has its one log line.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 
 from tests.conftest import echoscu
-from tests.dicom.port_probe import capture, echo_pdus, stats, wait_until
-from tests.dicom.test_fuzz_port import MUTATED_PDUS, WORKERS, _send_all, plan
-from tests.storage.dicom_files import make_study
+from tests.dicom.port_probe import stats, wait_until
+from tests.dicom.test_fuzz_port import MUTATED_PDUS, _send_all, fuzz_jobs
 
 SEED = 14
 WARM_UP = 300
@@ -22,15 +20,7 @@ CONNECTIONS = 3800  # about 6,500 mutated PDUs: the count sent depends on when t
 
 def test_fuzzed_pdus_leave_the_engine_answering_without_leaks(engine_process, tmp_path):
     proc, port, log = engine_process
-    study = make_study(tmp_path / "study", 2)
-    streams = [echo_pdus(port),
-               capture(port, ["storescu", "-aet", "FUZZSTORE", "-aec", "EDGEBOX"],
-                       tuple(map(str, study)))]
-    rng = random.Random(SEED)
-    jobs = []
-    for number in range(WARM_UP + CONNECTIONS):
-        pdus, mutated = plan(streams, rng)
-        jobs.append((f"127.0.1.{number % WORKERS + 1}", pdus, mutated, rng.random() < 0.3))
+    jobs = fuzz_jobs(port, tmp_path / "study", SEED, WARM_UP + CONNECTIONS)
     warm_up = _send_all(port, jobs[:WARM_UP], time.monotonic())
     assert echoscu(port).returncode == 0
     assert wait_until(lambda: stats(proc.pid).threads <= 4, 20.0, 0.5), stats(proc.pid)
