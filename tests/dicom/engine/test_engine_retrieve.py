@@ -231,3 +231,115 @@ def test_a_failing_n_event_report_handler_answers_processing_failure(engine):
                                           STORAGE_COMMITMENT_INSTANCE)
     assoc.release()
     assert status.Status == 0x0110
+
+
+# -- C-GET -----------------------------------------------------------------------------------
+
+class GetSide:
+    """A C-GET handler: each file as a C-STORE sub-operation on the requester's association,
+    counting the statuses the engine hands back; Pending answers with counts between them."""
+
+    def __init__(self, files: list[tuple[Path, Dataset]], pause: float = 0.0):
+        self.files, self.pause = files, pause
+        self.requests: list[tuple[dict, Dataset]] = []
+        self.statuses: list[int] = []
+        self.closed = False
+
+    def __call__(self, request: dict, data_set: bytes):
+        self.requests.append((request, decode(data_set, request["transfer_syntax_uid"])))
+        return self.answers(request["transfer_syntax_uid"])
+
+    def answers(self, syntax: str):
+        counts = {"remaining": len(self.files), "completed": 0, "failed": 0, "warning": 0}
+        failed: list[str] = []
+        try:
+            for path, ds in self.files:
+                time.sleep(self.pause)
+                status = yield ("store", path, ds.SOPClassUID, ds.SOPInstanceUID,
+                                ds.file_meta.TransferSyntaxUID)
+                self.statuses.append(status)
+                counts["remaining"] -= 1
+                if status == 0x0000:
+                    counts["completed"] += 1
+                elif status == 0x0001 or 0xB000 <= status <= 0xBFFF:
+                    counts["warning"] += 1
+                else:
+                    counts["failed"] += 1
+                    failed.append(ds.SOPInstanceUID)
+                if counts["remaining"]:
+                    yield 0xFF00, None, dict(counts)
+        except GeneratorExit:
+            self.closed = True
+            raise
+        if not failed and not counts["warning"]:
+            yield 0x0000, None, dict(counts)
+            return
+        identifier = Dataset()
+        identifier.FailedSOPInstanceUIDList = failed
+        yield 0xB000, encode(identifier, syntax), dict(counts)
+
+
+def get_responses(stderr: str) -> list[str]:
+    return re.findall(r"Received C-GET Response \(([^):]*)", stderr)
+
+
+def get_counts(stderr: str) -> tuple[int, ...]:
+    """(remaining, completed, failed, warning) as getscu -v reports them at the end."""
+    return tuple(int(re.search(rf"Number of {kind} Suboperations\s*: (\d+)", stderr).group(1))
+                 for kind in ("Remaining", "Completed", "Failed", "Warning"))
+
+
+def getscu(port: int, directory: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["getscu", "-v", "-S", "-aet", "VIEWER", "-aec", "EDGEBOX", "-od",
+                           str(directory), *extra, "-k", "QueryRetrieveLevel=STUDY",
+                           "-k", "StudyInstanceUID=1.2.3.4", "127.0.0.1", str(port)],
+                          capture_output=True, text=True, env=DCMTK_ENV, timeout=60)
+
+
+def get_engine(engine, handler):
+    storage = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+    return engine(contexts={STUDY_ROOT_GET: QR_SYNTAXES},
+                  retrieve_storage={CT_IMAGE: storage, MR_IMAGE: storage},
+                  on_request=handler)[0]
+
+
+def test_c_get_sends_the_files_on_the_requesters_association(engine, tmp_path):
+    sources, received = tmp_path / "sources", tmp_path / "received-by-getscu"
+    sources.mkdir()
+    received.mkdir()
+    files = [make_image(sources, "ct0"), make_image(sources, "mr1", sop_class=MR_IMAGE)]
+    handler = GetSide(files)
+    dicom_engine = get_engine(engine, handler)
+    result = getscu(dicom_engine.port, received)
+    assert get_responses(result.stderr) == ["Pending", "Success"], result.stderr
+    assert get_counts(result.stderr) == (0, 2, 0, 0)
+    assert "Association Release Failed" not in result.stderr
+    assert handler.statuses == [0x0000, 0x0000]
+    [(request, identifier)] = handler.requests
+    assert request["command"] == "C-GET-RQ" and request["sop_class_uid"] == STUDY_ROOT_GET
+    assert identifier.StudyInstanceUID == "1.2.3.4"
+    arrived = {path.name: path for path in received.iterdir()}
+    assert len(arrived) == 2, (arrived, result.stderr)
+    for path, ds in files:
+        [copy] = [p for name, p in arrived.items() if ds.SOPInstanceUID in name]
+        assert data_set_part(copy) == data_set_part(path)
+
+
+def test_a_c_get_sub_operation_the_requester_cannot_take_counts_as_failed(engine, tmp_path):
+    sources, received = tmp_path / "sources", tmp_path / "received-by-getscu"
+    sources.mkdir()
+    received.mkdir()
+    explicit = make_image(sources, "explicit", ExplicitVRLittleEndian)
+    implicit = make_image(sources, "implicit", ImplicitVRLittleEndian)
+    handler = GetSide([explicit, implicit])
+    dicom_engine = get_engine(engine, handler)
+    # getscu proposes Explicit VR Little Endian first for each storage class, so that is the
+    # one accepted: the implicit file cannot be sent as stored (no transcoding)
+    result = getscu(dicom_engine.port, received)
+    assert handler.statuses == [0x0000, 0x0122], result.stderr
+    assert get_responses(result.stderr) == ["Pending", "Warning"], result.stderr
+    assert get_counts(result.stderr) == (0, 1, 1, 0)
+    # getscu does not read the Failed SOP Instance UID List of the final response (its
+    # release then meets that P-DATA and aborts): DCMTK's, not ours; pynetdicom reads it
+    assert [path.name for path in received.iterdir()] == \
+        [f"CT.{explicit[1].SOPInstanceUID}"]
