@@ -343,3 +343,39 @@ def test_a_c_get_sub_operation_the_requester_cannot_take_counts_as_failed(engine
     # release then meets that P-DATA and aborts): DCMTK's, not ours; pynetdicom reads it
     assert [path.name for path in received.iterdir()] == \
         [f"CT.{explicit[1].SOPInstanceUID}"]
+
+
+def test_c_cancel_during_a_c_get_ends_it_with_the_counts_so_far(engine, tmp_path):
+    from pynetdicom import AE, build_role, evt
+
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    handler = GetSide([make_image(sources, f"ct{n}") for n in range(4)], pause=0.3)
+    dicom_engine = get_engine(engine, handler)
+    stored: list[str] = []
+
+    def on_store(event):
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    ae = AE("VIEWER")
+    ae.add_requested_context(STUDY_ROOT_GET, ImplicitVRLittleEndian)
+    ae.add_requested_context(CT_IMAGE, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX",
+                         ext_neg=[build_role(CT_IMAGE, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", "1.2.3.4"
+    get_context = next(cx for cx in assoc.accepted_contexts
+                       if cx.abstract_syntax == STUDY_ROOT_GET)
+    answers = []
+    for status, _ in assoc.send_c_get(query, STUDY_ROOT_GET, msg_id=9):
+        answers.append(status)
+        if len(answers) == 1:
+            assoc.send_c_cancel(9, get_context.context_id)
+    assoc.release()
+    final = answers[-1]
+    assert [a.Status for a in answers] == [0xFF00, 0xFE00], answers
+    assert (final.NumberOfRemainingSuboperations, final.NumberOfCompletedSuboperations,
+            final.NumberOfFailedSuboperations) == (3, 1, 0)
+    assert handler.closed and len(stored) == 1
