@@ -29,8 +29,17 @@ from pydicom import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
 from pynetdicom import evt
-from pynetdicom.dimse_primitives import (C_FIND, C_GET, C_MOVE, N_ACTION, N_CREATE, N_DELETE,
-                                        N_EVENT_REPORT, N_GET, N_SET)
+from pynetdicom.dimse_primitives import (
+    C_FIND,
+    C_GET,
+    C_MOVE,
+    N_ACTION,
+    N_CREATE,
+    N_DELETE,
+    N_EVENT_REPORT,
+    N_GET,
+    N_SET,
+)
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext, PresentationContextTuple
 

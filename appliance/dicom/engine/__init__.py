@@ -5,7 +5,8 @@ This package is the Python face of the engine: `DicomEngine` takes the `[dicom]`
 the presentation contexts the services declare, listens on its own native threads, answers
 C-ECHO natively, writes each C-STORE data set as received to a temp file in the directory it is
 given and calls `on_store` once per image; the status `on_store` returns is the one sent, and
-only after it returns. Other requests (C-FIND and the DIMSE-N requests so far) go to
+only after it returns. Other requests (C-FIND, C-MOVE, C-GET with its C-STORE sub-operations on
+the same association, the DIMSE-N requests and an N-EVENT-REPORT from the peer) go to
 `on_request`, whose answers are streamed back one by one. DCMTK's own log goes to this
 module's logger.
 

@@ -379,3 +379,26 @@ def test_c_cancel_during_a_c_get_ends_it_with_the_counts_so_far(engine, tmp_path
     assert (final.NumberOfRemainingSuboperations, final.NumberOfCompletedSuboperations,
             final.NumberOfFailedSuboperations) == (3, 1, 0)
     assert handler.closed and len(stored) == 1
+
+
+def test_storage_for_c_get_needs_a_get_model_among_the_contexts():
+    import pytest
+
+    from appliance.dicom.engine import EngineSettings
+
+    with pytest.raises(ValueError, match="C-GET model"):
+        EngineSettings(contexts={STUDY_ROOT_MOVE: QR_SYNTAXES},
+                       retrieve_storage={CT_IMAGE: (ExplicitVRLittleEndian,)})
+
+
+def test_without_retrieve_storage_a_scp_role_proposal_gets_the_default_roles(engine):
+    from pynetdicom import AE, build_role
+
+    dicom_engine, _ = engine()  # the storage contexts, no C-GET
+    ae = AE("VIEWER")
+    ae.add_requested_context(CT_IMAGE, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX",
+                         ext_neg=[build_role(CT_IMAGE, scp_role=True)])
+    [context] = assoc.accepted_contexts
+    assoc.release()
+    assert (context.as_scu, context.as_scp) == (True, False)  # we stay the storage SCP

@@ -19,8 +19,17 @@ from appliance.dicom.engine import retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from tests.conftest import DCMTK_ENV
 from tests.dicom.engine.test_engine_retrieve import (
-    CT_IMAGE, STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE, STUDY_ROOT_GET, STUDY_ROOT_MOVE,
-    data_set_part, get_counts, get_responses, getscu, make_image)
+    CT_IMAGE,
+    STORAGE_COMMITMENT,
+    STORAGE_COMMITMENT_INSTANCE,
+    STUDY_ROOT_GET,
+    STUDY_ROOT_MOVE,
+    data_set_part,
+    get_counts,
+    get_responses,
+    getscu,
+    make_image,
+)
 
 SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
 
