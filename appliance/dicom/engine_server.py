@@ -20,7 +20,7 @@ from pathlib import Path
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig, DicomConfig
 from appliance.dicom.association_log import AssociationLog
-from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
+from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of, retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
@@ -52,6 +52,7 @@ class EngineServer(Component):
         self.services = services
         self.association_log = AssociationLog(bus)
         self.contexts = contexts_of(services)
+        self.retrieve_storage = retrieve_storage_of(services)
         self.storage = next((s for s in services if hasattr(s, "store_received")), None)
         self.dispatcher = EngineDispatcher(services, config.dicom.dimse_timeout)
         self.engine: DicomEngine | None = None
@@ -65,7 +66,8 @@ class EngineServer(Component):
 
     def _engine_settings(self) -> EngineSettings:
         return EngineSettings.from_config(self.settings, self.contexts,
-                                          sorted(offered_called_titles(self.services)))
+                                          sorted(offered_called_titles(self.services)),
+                                          self.retrieve_storage)
 
     def _incoming_dir(self) -> Path:
         """Where received objects are written: the instance store's `.incoming` (same file
