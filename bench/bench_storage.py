@@ -47,7 +47,8 @@ WHERE_THE_TIME_GOES = [
     "this machine, CT one association, 5 runs each: median 4.8 ms per image with syncfs, "
     "7.6 ms with fsync of file + directory (two associations: 5.6 vs 6.4 ms).",
     "- pynetdicom's polling (appliance/dicom/pynetdicom_speedups.py, acceptor associations "
-    "only): the DUL reactor waits in `select()` on its socket (wakes at once on data) and, "
+    "only; deleted with the pynetdicom server in issue 14): the DUL reactor waits in "
+    "`select()` on its socket (wakes at once on data) and, "
     "for 0.5 s after traffic, looks at its outgoing queue every 0.2 ms instead of 1 ms; the "
     "association reactor waits on the DIMSE queue instead of sleeping 1 ms. Idle cost: one "
     "open idle association used 0.10-0.14 s CPU over 3 s (0.10 s without the change). A "

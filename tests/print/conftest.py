@@ -1,5 +1,5 @@
-"""Print fixtures: an in-process DICOM server with the Print SCP and spool on a free port, and
-a small pynetdicom Print SCU that drives it the way a modality does."""
+"""Print fixtures: an in-process DICOM server (EngineServer) with the Print SCP and spool on a
+free port, and a small pynetdicom Print SCU that drives it the way a modality does."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pynetdicom.sop_class import (
 )
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
 from appliance.print.service import PrintService
@@ -39,7 +39,7 @@ class PrintServer:
         self.bus = bus or EventBus()
         self.spool = PrintSpool(config, self.bus)
         self.service = PrintService(self.spool)
-        self.server = DicomServer(config, [VerificationService(), self.service], self.bus)
+        self.server = EngineServer(config, [VerificationService(), self.service], self.bus)
 
     @property
     def port(self) -> int:
