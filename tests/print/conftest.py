@@ -10,6 +10,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, evt
+from pynetdicom.dimse_messages import N_CREATE_RSP
 from pynetdicom.sop_class import (
     BasicAnnotationBox,
     BasicColorImageBox,
@@ -134,8 +135,10 @@ class PrintScu:
         assert self.assoc.is_established
 
     def _on_dimse(self, event):
-        # pynetdicom's send_n_create does not return the response's Affected SOP Instance UID
-        self.last_command = event.message.command_set
+        # pynetdicom's send_n_create does not return the response's Affected SOP Instance UID;
+        # only N-CREATE-RSPs count: an N-EVENT-REPORT of an earlier job may come in between
+        if isinstance(event.message, N_CREATE_RSP):
+            self.last_command = event.message.command_set
 
     def _on_event(self, event):
         req = event.request
