@@ -16,6 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Protocol
+
+from pynetdicom.presentation import PresentationContext
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig, DicomConfig
@@ -31,7 +34,22 @@ log = logging.getLogger(__name__)
 OUT_OF_RESOURCES = 0xA700
 
 
-def offered_called_titles(services: list) -> set[str]:
+class DicomService(Protocol):
+    """What a DICOM service plugs into the server: its presentation contexts (the engine
+    accepts each abstract syntax with the transfer syntaxes the services declare) and its
+    pynetdicom-style `(event, handler)` pairs (read by `EngineDispatcher`). A service may also
+    offer `extra_ae_titles() -> list[str]`: further called AE titles it answers to (the print
+    service's printer profiles), accepted even with strict called-AE checking; the one with
+    `store_received` (Storage) gets every received object."""
+
+    name: str
+
+    def contexts(self) -> list[PresentationContext]: ...
+
+    def handlers(self) -> list[tuple]: ...
+
+
+def offered_called_titles(services: list[DicomService]) -> set[str]:
     """Called AE titles the services answer to besides ours (`extra_ae_titles()`: the print
     service's printer profiles), as they are now."""
     titles: set[str] = set()
@@ -48,7 +66,8 @@ class EngineServer(Component):
     name = "dicom"
     essential = True
 
-    def __init__(self, config: ApplianceConfig, services: list, bus: EventBus | None = None):
+    def __init__(self, config: ApplianceConfig, services: list[DicomService],
+                 bus: EventBus | None = None):
         self.services = services
         self.association_log = AssociationLog(bus)
         self.contexts = contexts_of(services)
