@@ -46,15 +46,31 @@ class Orthanc:
             "OverwriteInstances": False,
         }
         directory.mkdir(parents=True, exist_ok=True)
+        self.config = config
         self.config_path.write_text(json.dumps(config, indent=2))
         self.proc: subprocess.Popen | None = None
+        self.started_once = False
 
     def start(self) -> Orthanc:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([ORTHANC, str(self.config_path)], env=DCMTK_ENV,
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
-        wait_listening(self.http_port, timeout=30)
-        wait_listening(self.dicom_port, timeout=30)
+        # A port free_port() found free can be taken by someone else's connection before
+        # Orthanc binds it: on its first start only, Orthanc gets fresh ports then (a restart
+        # keeps its ports, the appliance is configured with them).
+        for attempt in range(3):
+            log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen([ORTHANC, str(self.config_path)], env=DCMTK_ENV,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=self.directory)
+            log.close()
+            if self._listening(30.0):
+                break
+            in_use = "already in use" in self.log_path.read_text(errors="replace")
+            if self.started_once or not in_use or attempt == 2:
+                raise AssertionError(f"Orthanc is not listening; log:\n"
+                                     f"{self.log_path.read_text(errors='replace')}")
+            self.http_port, self.dicom_port = free_port(), free_port()
+            self.config.update(HttpPort=self.http_port, DicomPort=self.dicom_port)
+            self.config_path.write_text(json.dumps(self.config, indent=2))
+        self.started_once = True
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -63,6 +79,20 @@ class Orthanc:
             except OSError:
                 time.sleep(0.1)
         raise AssertionError(f"Orthanc did not answer; log:\n{self.log_path.read_text()}")
+
+    def _listening(self, timeout: float) -> bool:
+        """Both ports accept connections (False when Orthanc exited or the time is up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                wait_listening(self.http_port, timeout=0.2)
+                wait_listening(self.dicom_port, timeout=0.2)
+                return True
+            except AssertionError:
+                continue
+        return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
