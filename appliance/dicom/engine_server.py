@@ -96,7 +96,7 @@ class EngineServer(Component):
         return Path(self.config.device.data_dir).absolute() / "instances" / ".incoming"
 
     def reconfigure(self, config: ApplianceConfig) -> None:
-        old, old_incoming = self.settings, self._incoming_dir()
+        old = self.settings
         self.configure(config)
         new = self.settings
         if self.engine is None:
@@ -108,7 +108,7 @@ class EngineServer(Component):
             self.start()  # bind the new port first: if that fails we raise and get restarted
             threading.Thread(target=previous.stop, args=(30.0,), name="dicom-drain",
                              daemon=True).start()
-        elif self._incoming_dir() != old_incoming:
+        elif self._incoming_dir() != self.engine.incoming_dir:  # storage moved already
             log.info("DICOM listener restarting: received objects now go to %s",
                      self._incoming_dir())
             previous, self.engine = self.engine, None

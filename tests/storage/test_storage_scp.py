@@ -246,3 +246,18 @@ def test_routes_choose_destinations_by_calling_ae_modality_and_sop_class(storage
         by_uid[ids[q["instance_id"]]].add(q["destination"])
     assert by_uid[ct.SOPInstanceUID] == {"ct", "all"}
     assert by_uid[mr.SOPInstanceUID] == {"mr", "all"}
+
+
+def test_a_new_data_dir_takes_received_objects_after_a_reload(storage_server, tmp_path):
+    """Reload order is storage first, then the DICOM server: the server must see that the
+    storage has moved and receive into the new data directory (a rename across file systems
+    would fail every store)."""
+    server = storage_server()
+    data = server.config.model_dump()
+    data["device"]["data_dir"] = str(tmp_path / "moved")
+    moved = type(server.config).model_validate(data)
+    server.storage.reconfigure(moved)
+    server.server.reconfigure(moved)
+    assert server.server.engine.incoming_dir == tmp_path / "moved" / "instances" / ".incoming"
+    assert send(server.port, image()) == [0x0000]
+    assert list((tmp_path / "moved" / "instances").glob("*/*.dcm"))
