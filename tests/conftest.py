@@ -21,8 +21,12 @@ DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}  # Debian's DCMTK disables Nagle 
 
 
 def free_port() -> int:
+    """A TCP port no socket on any address uses now. Bound on the wildcard address, not on
+    127.0.0.1: the fuzz tests' thousands of connections from 127.0.1.x leave TIME_WAIT sockets
+    that a 127.0.0.1 bind does not conflict with, but a peer listening on every address
+    (storescp, Orthanc) does, and then cannot start."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("0.0.0.0", 0))
         return sock.getsockname()[1]
 
 
