@@ -306,7 +306,11 @@ def _process_ratio(ours: ProcessFigure, theirs: ProcessFigure) -> str:
 
 #: Where the time of the 100,000-item "date range + modality" query goes (34 answers),
 #: profiled with py-spy in the appliance process; kept with the table it explains.
-NOTES = """**Where the time goes** (100,000 items, "date range + modality", 34 answers; py-spy
+NOTES = """*Measured on the pynetdicom server, before issue 14: the modules named below
+(`find_responses.py`, `pynetdicom_speedups.py`, `dicom/server.py`) were deleted when the native
+engine took over the DICOM port; `make bench` measures the engine.*
+
+**Where the time goes** (100,000 items, "date range + modality", 34 answers; py-spy
 profiles of the appliance process and its CPU time from /proc). The search itself is small:
 about 0.3 ms to read the 34 candidate rows through the (modality, date) index, 0.1 ms to check
 them exactly, 0.1 ms to pick the requested attributes. Before this round the query took
@@ -341,7 +345,7 @@ time came out as 31.5, 63.5, 113.5 ... ms (now a blocking wait); and the applian
 of CPU to accept each association, because pynetdicom deep-copies the AE's 177 supported
 presentation contexts (6,646 transfer syntax entries, mostly Storage) for every association and
 leaves ~7,500 objects in reference cycles for the garbage collector. `appliance/dicom/server.py`
-now hands it a list whose copy is equal but cheap (0.3 ms; every service's associations gain).
+then handed it a list whose copy is equal but cheap (0.3 ms; every service's associations gain).
 What remains: a full (generation 2) garbage collection of the appliance's heap takes 50-65 ms
 and falls, every few dozen associations, on whichever thread is allocating, often one setting
 up an association; the upper ends of the intervals show it. (`gc.freeze()` after start-up

@@ -32,5 +32,5 @@ def test_wheel_contains_code_templates_and_static_files(tmp_path):
     assert expected_files
     missing = [f for f in expected_files if f not in names]
     assert not missing, f"not in the wheel: {missing}"
-    for module in ("appliance/cli.py", "appliance/dicom/server.py", "hal/board.py"):
+    for module in ("appliance/cli.py", "appliance/dicom/engine_server.py", "hal/board.py"):
         assert module in names

@@ -1,6 +1,6 @@
 """The DICOM services' pynetdicom-style handlers served by the native engine: the engine's
-`on_request(request, data_set)` for C-FIND and the DIMSE-N requests, and its association
-events.
+`on_request(request, data_set)` for C-FIND, C-GET, C-MOVE, the DIMSE-N requests and an
+N-EVENT-REPORT from the peer, and its association events (C-GET/C-MOVE: `engine_retrieve.py`).
 
 The services (worklist, print, ...) bind handlers to pynetdicom events (`evt.EVT_C_FIND`,
 `evt.EVT_N_SET`, ...) and read a small part of pynetdicom's `Event`: the request primitive, the
@@ -29,16 +29,32 @@ from pydicom import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID
 from pynetdicom import evt
-from pynetdicom.dimse_primitives import C_FIND, N_ACTION, N_CREATE, N_DELETE, N_GET, N_SET
+from pynetdicom.dimse_primitives import (
+    C_FIND,
+    C_GET,
+    C_MOVE,
+    N_ACTION,
+    N_CREATE,
+    N_DELETE,
+    N_EVENT_REPORT,
+    N_GET,
+    N_SET,
+)
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext, PresentationContextTuple
+
+from appliance.dicom.engine_retrieve import GET_FAILED, MOVE_FAILED, get_answers, move_answers
 
 log = logging.getLogger(__name__)
 
 #: The engine's request names and the pynetdicom event their handler is bound to.
-COMMAND_EVENTS = {"C-FIND-RQ": evt.EVT_C_FIND, "N-CREATE-RQ": evt.EVT_N_CREATE,
+COMMAND_EVENTS = {"C-FIND-RQ": evt.EVT_C_FIND, "C-GET-RQ": evt.EVT_C_GET,
+                  "C-MOVE-RQ": evt.EVT_C_MOVE, "N-CREATE-RQ": evt.EVT_N_CREATE,
                   "N-SET-RQ": evt.EVT_N_SET, "N-GET-RQ": evt.EVT_N_GET,
-                  "N-ACTION-RQ": evt.EVT_N_ACTION, "N-DELETE-RQ": evt.EVT_N_DELETE}
+                  "N-ACTION-RQ": evt.EVT_N_ACTION, "N-DELETE-RQ": evt.EVT_N_DELETE,
+                  "N-EVENT-REPORT-RQ": evt.EVT_N_EVENT_REPORT}
+#: The failure status when no handler is bound or the handler fails before answering.
+FAILED_STATUS = {"C-FIND-RQ": 0xC000, "C-GET-RQ": GET_FAILED, "C-MOVE-RQ": MOVE_FAILED}
 #: Events that mean "this association is over"; the engine reports its end once.
 ENDING_EVENTS = (evt.EVT_RELEASED, evt.EVT_ABORTED, evt.EVT_CONN_CLOSE)
 PENDING = (0xFF00, 0xFF01)
@@ -114,19 +130,32 @@ class EngineEvent:
         syntax = UID(self.context.transfer_syntax)
         return decode(BytesIO(self._data_set), syntax.is_implicit_VR, syntax.is_little_endian)
 
-    identifier = attribute_list = modification_list = action_information = property(
-        lambda self: self._decoded)
+    identifier = attribute_list = modification_list = action_information = \
+        event_information = property(lambda self: self._decoded)
+
+    @property
+    def move_destination(self) -> str | None:
+        """C-MOVE: the Move Destination (pynetdicom's `Event.move_destination`)."""
+        return getattr(self.request, "MoveDestination", None)
 
 
 def _primitive(request: dict, data_set: bytes):
     """The pynetdicom request primitive the handler would have been given."""
     command = request["command"]
     data = BytesIO(data_set) if data_set else None
-    if command == "C-FIND-RQ":
-        primitive = C_FIND()
+    if command in ("C-FIND-RQ", "C-GET-RQ", "C-MOVE-RQ"):
+        primitive = {"C-FIND-RQ": C_FIND, "C-GET-RQ": C_GET, "C-MOVE-RQ": C_MOVE}[command]()
         primitive.AffectedSOPClassUID = request["sop_class_uid"]
         primitive.Priority = request.get("priority", 2)
         primitive.Identifier = data
+        if command == "C-MOVE-RQ":
+            primitive.MoveDestination = request["move_destination"]
+    elif command == "N-EVENT-REPORT-RQ":
+        primitive = N_EVENT_REPORT()
+        primitive.AffectedSOPClassUID = request["sop_class_uid"]
+        primitive.AffectedSOPInstanceUID = request["sop_instance_uid"]
+        primitive.EventTypeID = request["event_type_id"]
+        primitive.EventInformation = data
     else:
         primitive = {"N-CREATE-RQ": N_CREATE, "N-SET-RQ": N_SET, "N-GET-RQ": N_GET,
                      "N-ACTION-RQ": N_ACTION, "N-DELETE-RQ": N_DELETE}[command]()
@@ -238,7 +267,7 @@ class EngineDispatcher:
     def on_request(self, request: dict, data_set: bytes) -> Iterator[tuple]:
         """The engine's request handler: the answers of the service bound to the command."""
         event_type = COMMAND_EVENTS.get(request["command"])
-        failed = C_FIND_FAILED if request["command"] == "C-FIND-RQ" else N_FAILED
+        failed = FAILED_STATUS.get(request["command"], N_FAILED)
         handler = self._handlers.get(event_type)
         if handler is None:
             log.warning("%s from %s: no service handles it", request["command"],
@@ -255,6 +284,10 @@ class EngineDispatcher:
             return iter([(failed, None, {"error_comment": str(exc)[:64]})])
         if event_type is evt.EVT_C_FIND:
             return self._find_answers(handler, event)
+        if event_type is evt.EVT_C_GET:
+            return get_answers(handler, event, encode)
+        if event_type is evt.EVT_C_MOVE:
+            return move_answers(handler, event, encode)
         return self._n_answer(handler, event, failed)
 
     def _context(self, assoc: EngineAssociation, request: dict,

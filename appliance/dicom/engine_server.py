@@ -16,11 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Protocol
+
+from pynetdicom.presentation import PresentationContext
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig, DicomConfig
 from appliance.dicom.association_log import AssociationLog
-from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
+from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of, retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
@@ -31,7 +34,22 @@ log = logging.getLogger(__name__)
 OUT_OF_RESOURCES = 0xA700
 
 
-def offered_called_titles(services: list) -> set[str]:
+class DicomService(Protocol):
+    """What a DICOM service plugs into the server: its presentation contexts (the engine
+    accepts each abstract syntax with the transfer syntaxes the services declare) and its
+    pynetdicom-style `(event, handler)` pairs (read by `EngineDispatcher`). A service may also
+    offer `extra_ae_titles() -> list[str]`: further called AE titles it answers to (the print
+    service's printer profiles), accepted even with strict called-AE checking; the one with
+    `store_received` (Storage) gets every received object."""
+
+    name: str
+
+    def contexts(self) -> list[PresentationContext]: ...
+
+    def handlers(self) -> list[tuple]: ...
+
+
+def offered_called_titles(services: list[DicomService]) -> set[str]:
     """Called AE titles the services answer to besides ours (`extra_ae_titles()`: the print
     service's printer profiles), as they are now."""
     titles: set[str] = set()
@@ -48,10 +66,12 @@ class EngineServer(Component):
     name = "dicom"
     essential = True
 
-    def __init__(self, config: ApplianceConfig, services: list, bus: EventBus | None = None):
+    def __init__(self, config: ApplianceConfig, services: list[DicomService],
+                 bus: EventBus | None = None):
         self.services = services
         self.association_log = AssociationLog(bus)
         self.contexts = contexts_of(services)
+        self.retrieve_storage = retrieve_storage_of(services)
         self.storage = next((s for s in services if hasattr(s, "store_received")), None)
         self.dispatcher = EngineDispatcher(services, config.dicom.dimse_timeout)
         self.engine: DicomEngine | None = None
@@ -65,7 +85,8 @@ class EngineServer(Component):
 
     def _engine_settings(self) -> EngineSettings:
         return EngineSettings.from_config(self.settings, self.contexts,
-                                          sorted(offered_called_titles(self.services)))
+                                          sorted(offered_called_titles(self.services)),
+                                          self.retrieve_storage)
 
     def _incoming_dir(self) -> Path:
         """Where received objects are written: the instance store's `.incoming` (same file

@@ -4,8 +4,8 @@ Success.
 
 It is both a supervised component (it opens the instance store, clears partial receptions
 left by a crash, and watches the free-space reserve) and a DICOM service served by the one
-DICOM server (its presentation contexts; `store_received` for the native engine, the
-EVT_C_STORE handler for pynetdicom).
+DICOM server (its presentation contexts; `store_received`, the native engine's store callback:
+the engine writes each object to a file and sends the status this returns).
 
 Statuses: 0x0000 stored (or a duplicate kept per policy); 0x0124 refused, the calling AE title
 is not in `[storage] allowed_calling_aets`; 0xA700 out of resources (free space under
@@ -29,7 +29,6 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import evt
 from pynetdicom.presentation import (
     AllStoragePresentationContexts,
     PresentationContext,
@@ -38,10 +37,8 @@ from pynetdicom.presentation import (
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom import pynetdicom_speedups
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.dataset_check import MalformedDataSet, check_received_file
-from appliance.dicom.storage_receive import receive_into, write_failure
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
 from appliance.forward.router import Router
@@ -92,7 +89,7 @@ def is_disk_full(exc: BaseException | None) -> bool:
 
 
 def discard(path: Path) -> None:
-    """Remove a refused object's file at once (pynetdicom would only do it later)."""
+    """Remove a refused object's file at once."""
     try:
         path.unlink()
     except OSError:
@@ -133,7 +130,8 @@ def read_meta(path: Path, calling_aet: str) -> InstanceMeta:
 
 
 class StorageService(Component):
-    """Storage SCP: component (store, reserve watch) and DICOM service (contexts, handler)."""
+    """Storage SCP: component (store, reserve watch) and DICOM service (contexts, the
+    engine's store callback)."""
 
     name = "storage"
 
@@ -154,7 +152,8 @@ class StorageService(Component):
                 for sop_class in STORAGE_SOP_CLASSES]
 
     def handlers(self) -> list[tuple]:
-        return [(evt.EVT_C_STORE, self.handle_store)]
+        """None: the engine hands C-STOREs to `store_received`, not to a handler."""
+        return []
 
     @property
     def incoming_dir(self) -> Path:
@@ -188,8 +187,6 @@ class StorageService(Component):
                                    f"{exc}") from exc
         except Exception as exc:  # e.g. DatabaseError
             raise ComponentFailure(str(exc)) from exc
-        receive_into(store.incoming)
-        pynetdicom_speedups.install()  # no 1 ms polls between request and handler
         self.store = store
         self._next_space_check = 0.0
         self.check()
@@ -236,17 +233,6 @@ class StorageService(Component):
 
     # -- C-STORE --------------------------------------------------------------------------
 
-    def handle_store(self, event: evt.Event) -> Dataset | int:
-        """pynetdicom's EVT_C_STORE: the data set is in the file pynetdicom wrote for us."""
-        path = Path(event.dataset_path)
-        calling = event.assoc.requestor.ae_title
-        req = event.request
-        failure = write_failure(path)
-        if failure is not None:  # its partial file is already removed
-            return self.write_failed(failure, str(req.AffectedSOPInstanceUID), calling)
-        return self.accept(path, calling, str(req.AffectedSOPClassUID),
-                           str(req.AffectedSOPInstanceUID))
-
     def store_received(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
                        sop_instance_uid: str, transfer_syntax_uid: str) -> int | tuple[int, str]:
         """The native engine's store callback: `path` is the complete file it wrote (File
@@ -255,17 +241,6 @@ class StorageService(Component):
         if isinstance(answer, Dataset):
             return int(answer.Status), str(answer.get("ErrorComment", ""))
         return answer
-
-    def write_failed(self, failure: OSError, sop_instance_uid: str, calling: str) -> Dataset:
-        """The answer for an object whose file could not be written (disk full: 0xA700)."""
-        full = is_disk_full(failure)
-        log.error("C-STORE %s from %s: cannot write the received data set (%s); answered "
-                  "%s", sop_instance_uid, calling, failure.strerror or failure,
-                  "0xA700" if full else "0x0110")
-        if full:
-            self._next_space_check = 0.0
-            return status(OUT_OF_RESOURCES, "disk full")
-        return status(PROCESSING_FAILURE, "write error")
 
     def accept(self, path: Path, calling: str, sop_class_uid: str,
                sop_instance_uid: str) -> Dataset | int:

@@ -1,8 +1,10 @@
-"""The Modality Worklist C-FIND SCP (PS3.4 Annex K) on the DICOM server's one AE.
+"""The Modality Worklist C-FIND SCP (PS3.4 Annex K) on the DICOM server's one AE (served by
+the native engine through appliance.dicom.engine_dispatch).
 
 Each request is matched over the store's indexed columns, then checked exactly by
 `WorklistQuery`; answers are streamed as Pending responses one by one (so the first arrives
-before the last is built), C-CANCEL is honoured between answers, and at most
+before the last is built; the engine pulls one at a time), C-CANCEL is honoured between
+answers (the engine closes the handler's generator and answers Cancel), and at most
 `[worklist] max_answers` are sent. A caller not in `[worklist] allowed_calling_aets` (when
 set) gets 0x0124 Refused: Not Authorized and no answers. Answers are encoded in the query's
 Specific Character Set when it can carry every value (ISO_IR 100), otherwise in ISO_IR 192
@@ -13,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from pydicom import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import ModalityWorklistInformationFind
@@ -25,7 +25,6 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from appliance.config.schema import ApplianceConfig, WorklistConfig
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.events import EventBus
-from appliance.worklist import find_responses
 from appliance.worklist.answers import answer_dataset
 from appliance.worklist.matcher import WorklistQuery
 from appliance.worklist.store import WorklistStore
@@ -34,7 +33,7 @@ log = logging.getLogger(__name__)
 
 TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
 PENDING, PENDING_WARNING = 0xFF00, 0xFF01
-CANCELLED, SUCCESS = 0xFE00, 0x0000
+SUCCESS = 0x0000
 IDENTIFIER_DOES_NOT_MATCH, UNABLE_TO_PROCESS = 0xA900, 0xC000
 
 
@@ -68,7 +67,6 @@ class WorklistService:
         return [build_context(ModalityWorklistInformationFind, TRANSFER_SYNTAXES)]
 
     def handlers(self) -> list[tuple]:
-        find_responses.install()  # Pending responses reuse their command set
         return [(evt.EVT_C_FIND, self.handle_find)]
 
     # -- C-FIND -----------------------------------------------------------------------------
@@ -84,7 +82,6 @@ class WorklistService:
                         "allowed_calling_aets; answered 0x0124", calling)
             yield _failure(NOT_AUTHORIZED, refusal_comment("the worklist"))
             return
-        _quiet_identifier_logs()
         try:
             identifier = event.identifier
             implicit_vr = UID(event.context.transfer_syntax).is_implicit_VR
@@ -102,11 +99,6 @@ class WorklistService:
             for item, ascii_only in self.store.scan_items(where, params):
                 if not query.matches(item):
                     continue
-                _wait_for_the_network(event)
-                if event.is_cancelled:
-                    log.info("worklist C-FIND from %s cancelled after %d answers", calling, sent)
-                    yield CANCELLED, None
-                    return
                 if sent >= settings.max_answers:
                     log.warning("worklist C-FIND from %s: more than %d matches; the rest are "
                                 "left out ([worklist] max_answers)", calling, settings.max_answers)
@@ -114,48 +106,18 @@ class WorklistService:
                 yield PENDING, answer_dataset(query.answer(item), query_charset, implicit_vr,
                                               ascii_only)
                 sent += 1
+        except GeneratorExit:  # the engine closed the search: C-CANCEL or the association ended
+            log.info("worklist C-FIND from %s stopped after %d answers (cancelled or the "
+                     "association ended)", calling, sent)
+            raise
         except Exception as exc:
             log.exception("worklist C-FIND from %s failed", calling)
             yield _failure(UNABLE_TO_PROCESS, f"worklist store error: {exc}")
-            return
-        if event.is_cancelled:
-            yield CANCELLED, None
             return
         log.info("worklist C-FIND from %s: %d answers", calling, sent)
         if self.bus is not None:
             self.bus.publish("worklist.query", calling_aet=calling, answers=sent)
         yield SUCCESS, None
-
-
-#: Answers encoded but not yet handed to the network that one C-FIND may have at once.
-MAX_ANSWERS_IN_FLIGHT = 16
-
-
-def _wait_for_the_network(event: evt.Event) -> None:
-    """Keep the search only a few answers ahead of the socket. pynetdicom queues responses
-    without limit, so a fast search would encode every answer before the first leaves: memory
-    grows with the result, and a C-CANCEL would only be seen after all were queued.
-    The native engine has no such queue (its association has no `dul`): it pulls one answer
-    at a time, so there is nothing to wait for."""
-    dul = getattr(event.assoc, "dul", None)
-    if dul is None:
-        return
-    outgoing = dul.to_provider_queue
-    deadline = time.monotonic() + event.assoc.dimse_timeout if event.assoc.dimse_timeout \
-        else None
-    while outgoing.qsize() > MAX_ANSWERS_IN_FLIGHT and not event.is_cancelled:
-        if deadline is not None and time.monotonic() > deadline:
-            return  # the peer stopped reading; pynetdicom's own timeouts will end it
-        time.sleep(0.0002)
-
-
-def _quiet_identifier_logs() -> None:
-    """pynetdicom formats every C-FIND request and response identifier for its log (about
-    0.05 ms per answer) even when its logger drops the lines: format them only when the lines
-    would be written (pynetdicom logs requests at INFO and responses at DEBUG)."""
-    pynetdicom_log = logging.getLogger("pynetdicom")
-    pynetdicom_config.LOG_REQUEST_IDENTIFIERS = pynetdicom_log.isEnabledFor(logging.INFO)
-    pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = pynetdicom_log.isEnabledFor(logging.DEBUG)
 
 
 def _charset(identifier: Dataset) -> str:

@@ -1,5 +1,5 @@
-"""Print fixtures: an in-process DICOM server with the Print SCP and spool on a free port, and
-a small pynetdicom Print SCU that drives it the way a modality does."""
+"""Print fixtures: an in-process DICOM server (EngineServer) with the Print SCP and spool on a
+free port, and a small pynetdicom Print SCU that drives it the way a modality does."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, evt
+from pynetdicom.dimse_messages import N_CREATE_RSP
 from pynetdicom.sop_class import (
     BasicAnnotationBox,
     BasicColorImageBox,
@@ -25,7 +26,7 @@ from pynetdicom.sop_class import (
 )
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
 from appliance.print.service import PrintService
@@ -39,7 +40,7 @@ class PrintServer:
         self.bus = bus or EventBus()
         self.spool = PrintSpool(config, self.bus)
         self.service = PrintService(self.spool)
-        self.server = DicomServer(config, [VerificationService(), self.service], self.bus)
+        self.server = EngineServer(config, [VerificationService(), self.service], self.bus)
 
     @property
     def port(self) -> int:
@@ -134,8 +135,10 @@ class PrintScu:
         assert self.assoc.is_established
 
     def _on_dimse(self, event):
-        # pynetdicom's send_n_create does not return the response's Affected SOP Instance UID
-        self.last_command = event.message.command_set
+        # pynetdicom's send_n_create does not return the response's Affected SOP Instance UID;
+        # only N-CREATE-RSPs count: an N-EVENT-REPORT of an earlier job may come in between
+        if isinstance(event.message, N_CREATE_RSP):
+            self.last_command = event.message.command_set
 
     def _on_event(self, event):
         req = event.request

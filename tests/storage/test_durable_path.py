@@ -1,30 +1,13 @@
-"""The durable write path's parts: the incoming file pynetdicom streams into, the flush before
-an index commit (a replaced copy is flushed before its rename), and the reactor clock's
-pass-through for threads that are not acceptor reactors."""
+"""The durable write path's parts: the flush before an index commit (a replaced copy is
+flushed before its rename) and the fallback to fsyncs outside the data root. (The native
+engine writes each received file; tests/dicom/engine/test_engine_store.py covers that part.)"""
 
 from __future__ import annotations
 
 import os
-import threading
-import time
 
-from appliance.dicom import pynetdicom_speedups
-from appliance.dicom.storage_receive import WRITEBACK_CHUNK, IncomingFile
 from appliance.store import instances
 from appliance.store.instances import InstanceMeta, InstanceStore
-
-
-def test_incoming_file_writes_every_fragment_unbuffered(tmp_path):
-    incoming = IncomingFile(tmp_path)
-    chunks = [os.urandom(1000), os.urandom(WRITEBACK_CHUNK + 5), b"", os.urandom(7)]
-    for chunk in chunks:
-        incoming.write(chunk)
-        incoming.file.flush()
-        assert os.path.getsize(incoming.name) == incoming.size  # on disk at once
-    incoming.close()
-    assert incoming.closed
-    assert open(incoming.name, "rb").read() == b"".join(chunks)
-    assert os.path.dirname(incoming.name) == str(tmp_path)
 
 
 def meta(uid: str) -> InstanceMeta:
@@ -64,42 +47,3 @@ def test_durability_flush_falls_back_to_fsyncs_outside_the_root(tmp_path, monkey
     durable.add(tmp_path)
     durable.flush()
     assert synced == [str(outside), str(tmp_path)]
-
-
-def test_reactor_clock_sleeps_normally_outside_acceptor_reactors():
-    pynetdicom_speedups.install()
-    clock = pynetdicom_speedups.ReactorClock()
-    assert clock.monotonic is time.monotonic
-    took: list[float] = []
-
-    def nap():
-        start = time.monotonic()
-        clock.sleep(0.02)
-        took.append(time.monotonic() - start)
-
-    worker = threading.Thread(target=nap)
-    worker.start()
-    worker.join()
-    assert took[0] >= 0.019
-
-
-def test_whole_pdu_reads_return_what_pynetdicom_expects():
-    import socket
-
-    from pynetdicom.transport import AssociationSocket
-
-    left, right = socket.socketpair()
-    holder = AssociationSocket.__new__(AssociationSocket)
-    holder.socket = left
-    payload = os.urandom(300_000)
-    sender = threading.Thread(target=lambda: (right.sendall(payload[:1000]), time.sleep(0.05),
-                                              right.sendall(payload[1000:]), right.close()))
-    sender.start()
-    try:
-        got = pynetdicom_speedups.recv_whole(holder, 200_000)
-        assert isinstance(got, bytearray) and got == payload[:200_000]
-        rest = pynetdicom_speedups.recv_whole(holder, 500_000)  # the peer closes early
-        assert rest == payload[200_000:]
-    finally:
-        sender.join()
-        left.close()

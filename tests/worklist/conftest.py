@@ -1,5 +1,6 @@
-"""Worklist fixtures: items to load, an in-process DICOM server with the worklist service on a
-free port, and DCMTK `findscu -W` as the querying modality (responses extracted to files)."""
+"""Worklist fixtures: items to load, an in-process DICOM server (EngineServer) with the
+worklist service on a free port, and DCMTK `findscu -W` as the querying modality (responses
+extracted to files)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pydicom
 import pytest
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.verification import VerificationService
 from appliance.worklist.item import items_from_dataset
 from appliance.worklist.scp import WorklistService
@@ -92,7 +93,8 @@ def findscu(port: int, *keys: str | bytes, calling: str = "FINDSCU", extra: tupl
 
 @pytest.fixture
 def worklist_server(tmp_path):
-    """Factory: an in-process DicomServer with the worklist service, loaded with `items`."""
+    """Factory: an in-process EngineServer (the native engine) with the worklist service,
+    loaded with `items`."""
     servers = []
 
     def start(worklist: dict | None = None, items: list[dict] | None = None):
@@ -102,7 +104,7 @@ def worklist_server(tmp_path):
             "worklist": worklist or {}})
         service = WorklistService(config)
         load(service, ITEMS if items is None else items)
-        server = DicomServer(config, [VerificationService(), service])
+        server = EngineServer(config, [VerificationService(), service])
         server.start()
         servers.append(server)
         return server.port, service

@@ -1,26 +1,15 @@
-"""The C-FIND answer fast paths send exactly the bytes pynetdicom and pydicom would have sent:
-answers handed to pydicom as pre-encoded raw elements (appliance/worklist/answers.py), the
-memoised C-FIND-RSP command sets (appliance/worklist/find_responses.py), pynetdicom's identifier
-and per-message logging skipped unless it would be written (scp.py, dicom/server.py)."""
+"""The C-FIND answer fast path sends exactly the bytes pydicom would have sent: answers handed
+to pydicom as pre-encoded raw elements (appliance/worklist/answers.py); end to end through the
+native engine to findscu and a pynetdicom SCU."""
 
 from __future__ import annotations
 
-import logging
-from io import BytesIO
-from types import SimpleNamespace
-
 import pytest
 from pydicom.dataelem import RawDataElement
-from pynetdicom import AE, _config
-from pynetdicom.association import Association
-from pynetdicom.dimse_messages import C_FIND_RSP
-from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom import AE
 from pynetdicom.dsutils import encode
 
-from appliance.dicom import server as dicom_server
-from appliance.worklist import find_responses
 from appliance.worklist.answers import answer_charset, answer_dataset, json_to_dataset
-from appliance.worklist.scp import _quiet_identifier_logs
 from tests.worklist.conftest import ITEMS, findscu, item
 
 
@@ -94,99 +83,6 @@ def test_text_values_are_written_without_being_converted_again():
         sps = ds.get_item(0x00400100).value[0]
         assert isinstance(sps.get_item(0x00400006), RawDataElement)
         assert ds.SpecificCharacterSet == "ISO_IR 100"
-
-
-# -- C-FIND-RSP command sets ------------------------------------------------------------------
-
-def primitive(message_id, status, identifier=None, comment=None, offending=None):
-    rsp = C_FIND()
-    rsp.MessageIDBeingRespondedTo = message_id
-    rsp.AffectedSOPClassUID = "1.2.840.10008.5.1.4.31"
-    rsp.Status = status
-    if identifier is not None:
-        rsp.Identifier = BytesIO(identifier)
-    if comment is not None:
-        rsp.ErrorComment = comment
-    if offending is not None:
-        rsp.OffendingElement = offending
-    return rsp
-
-
-def pdvs(message, rsp):
-    message.primitive_to_message(rsp)
-    return [p.presentation_data_value_list for p in message.encode_msg(1, 16384)]
-
-
-RESPONSES = [(1, 0xFF00, b"\x10\x00\x10\x00\x04\x00\x00\x00DOE "),
-             (1, 0xFF00, b"\x10\x00\x20\x00\x02\x00\x00\x0012"),
-             (2, 0xFF00, b"\x10\x00\x20\x00\x02\x00\x00\x0034"),
-             (1, 0x0000, None), (1, 0xFE00, None), (3, 0xC000, None, "store error"),
-             (4, 0xA900, None, "bad key", [0x00100010, 0x00100020])]
-
-
-def test_memoised_responses_are_byte_identical_to_pynetdicoms(monkeypatch):
-    monkeypatch.setattr(find_responses, "_cache", {})
-    for _ in range(2):  # first from pynetdicom and remembered, then from the cache
-        for args in RESPONSES:
-            assert pdvs(find_responses.response_message(), primitive(*args)) == \
-                pdvs(C_FIND_RSP(), primitive(*args))
-
-
-def test_pending_responses_reuse_the_command_set(monkeypatch):
-    monkeypatch.setattr(find_responses, "_cache", {})
-    built = []
-    original = C_FIND_RSP.primitive_to_message
-    monkeypatch.setattr(C_FIND_RSP, "primitive_to_message",
-                        lambda self, p: built.append(p.Status) or original(self, p))
-    for _ in range(5):
-        pdvs(find_responses.response_message(), primitive(1, 0xFF00, b"\x10\x00\x20\x00\x00"
-                                                          b"\x00\x00\x00"))
-    pdvs(find_responses.response_message(), primitive(1, 0x0000))
-    assert built == [0xFF00, 0x0000]  # once per kind of response
-    # a list-valued Offending Element cannot be a key: built by pynetdicom every time
-    for _ in range(2):
-        pdvs(find_responses.response_message(), primitive(5, 0xA900, None, None, [1, 2]))
-    assert built == [0xFF00, 0x0000, 0xA900, 0xA900]
-
-
-def test_install_puts_the_memoised_message_in_pynetdicoms_table():
-    from pynetdicom import dimse
-
-    find_responses.install()
-    find_responses.install()
-    assert dimse._RSP_TO_MESSAGE[C_FIND] is find_responses.response_message
-    assert type(dimse._RSP_TO_MESSAGE[C_FIND]()) is C_FIND_RSP  # handlers see pynetdicom's type
-
-
-# -- logging that nobody reads ----------------------------------------------------------------
-
-@pytest.fixture
-def pynetdicom_level():
-    logger = logging.getLogger("pynetdicom")
-    before = logger.level, _config.LOG_REQUEST_IDENTIFIERS, _config.LOG_RESPONSE_IDENTIFIERS
-    yield logger.setLevel
-    logger.setLevel(before[0])
-    _config.LOG_REQUEST_IDENTIFIERS, _config.LOG_RESPONSE_IDENTIFIERS = before[1:]
-
-
-def test_identifiers_are_formatted_for_the_log_only_when_it_is_written(pynetdicom_level):
-    pynetdicom_level("WARNING")
-    _quiet_identifier_logs()
-    assert not _config.LOG_REQUEST_IDENTIFIERS and not _config.LOG_RESPONSE_IDENTIFIERS
-    pynetdicom_level("DEBUG")
-    _quiet_identifier_logs()
-    assert _config.LOG_REQUEST_IDENTIFIERS and _config.LOG_RESPONSE_IDENTIFIERS
-
-
-def test_pynetdicom_message_logging_is_unbound_unless_debugging(pynetdicom_level):
-    standard = dict(dicom_server.PYNETDICOM_LOG_HANDLERS)
-    for level, kept in (("WARNING", False), ("DEBUG", True)):
-        pynetdicom_level(level)
-        assoc = Association(AE(), "acceptor")
-        dicom_server._skip_unused_logging(SimpleNamespace(assoc=assoc))
-        for event, handler in standard.items():
-            bound = [h for h, _ in assoc.get_handlers(event)]
-            assert (handler in bound) is kept, (level, event.name)
 
 
 # -- end to end -------------------------------------------------------------------------------

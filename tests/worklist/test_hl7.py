@@ -9,7 +9,7 @@ import hl7.client
 import pytest
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.worklist.hl7_listener import Hl7Listener
 from appliance.worklist.scp import WorklistService
 from tests.conftest import free_port
@@ -50,7 +50,7 @@ def hl7_box(tmp_path):
         service = WorklistService(config)
         listener = Hl7Listener(config, service)
         listener.start()
-        server = DicomServer(config, [service])
+        server = EngineServer(config, [service])
         server.start()
         made.append((listener, server))
         return listener, server.port, service

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.server import DicomServer
+from appliance.dicom.engine_server import EngineServer
 from appliance.events import EventBus
 from appliance.worklist.lifecycle import WorklistLifecycle, expire
 from appliance.worklist.scp import WorklistService
@@ -33,7 +33,7 @@ def test_study_arrival_completes_the_item(tmp_path):
     config, bus, service = make(tmp_path, {"expire_after_hours": 0.0})
     lifecycle = WorklistLifecycle(config, bus, service)
     lifecycle.start()
-    server = DicomServer(config, [service])
+    server = EngineServer(config, [service])
     server.start()
     try:
         seen = []

@@ -5,7 +5,8 @@ This package is the Python face of the engine: `DicomEngine` takes the `[dicom]`
 the presentation contexts the services declare, listens on its own native threads, answers
 C-ECHO natively, writes each C-STORE data set as received to a temp file in the directory it is
 given and calls `on_store` once per image; the status `on_store` returns is the one sent, and
-only after it returns. Other requests (C-FIND and the DIMSE-N requests so far) go to
+only after it returns. Other requests (C-FIND, C-MOVE, C-GET with its C-STORE sub-operations on
+the same association, the DIMSE-N requests and an N-EVENT-REPORT from the peer) go to
 `on_request`, whose answers are streamed back one by one. DCMTK's own log goes to this
 module's logger.
 
@@ -35,16 +36,40 @@ IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
 StoreCallback = Callable[[str, str, str, str, str, str], int | tuple[int, str | None]]
 #: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
-#: every request the engine does not answer itself (C-FIND, N-CREATE/SET/GET/ACTION/DELETE).
-#: `request` is a dict: command ("C-FIND-RQ", "N-SET-RQ", ...), command_field, message_id,
-#: association_id (for `DicomEngine.send_event`),
-#: sop_class_uid, sop_instance_uid (N-), priority, action_type_id (N-ACTION), attribute_list
-#: (N-GET, tags as ints), calling_ae, called_ae, transfer_syntax_uid; `data_set` (b"" when
-#: none) and each response's are encoded in that transfer syntax. C-FIND: Pending answers
-#: (0xFF00/0xFF01) are sent as they are yielded, the first other status is the final one
-#: (none: Success); a C-CANCEL closes the iterator (generator.close()) and answers 0xFE00; a
-#: handler that raises answers 0xC000. N-requests: the first answer is the response (none:
-#: Success); a handler that raises answers 0x0110. `fields` (a dict, optional) may give
+#: every request the engine does not answer itself (C-FIND, C-MOVE, C-GET, N-CREATE/SET/GET/
+#: ACTION/DELETE and an N-EVENT-REPORT from the peer).
+#: `request` is a dict: command ("C-FIND-RQ", "C-MOVE-RQ", "C-GET-RQ", "N-SET-RQ",
+#: "N-EVENT-REPORT-RQ", ...), command_field, message_id, association_id (for
+#: `DicomEngine.send_event`), sop_class_uid, sop_instance_uid (N-), priority, action_type_id
+#: (N-ACTION), attribute_list (N-GET, tags as ints), move_destination (C-MOVE, (0000,0600)
+#: without padding), event_type_id (N-EVENT-REPORT), calling_ae, called_ae,
+#: transfer_syntax_uid; `data_set` (b"" when none: the identifier, attribute list, Event
+#: Information, ...) and each response's are encoded in that transfer syntax.
+#: C-FIND: Pending answers (0xFF00/0xFF01) are sent as they are yielded, the first other status
+#: is the final one (none: Success); a C-CANCEL closes the iterator (generator.close()) and
+#: answers 0xFE00; a handler that raises answers 0xC000.
+#: C-MOVE and C-GET: the same, and each answer's `fields` may give the sub-operation counts
+#: "remaining", "completed", "failed", "warning" ((0000,1020)-(0000,1023); each count given
+#: stays until a later answer gives it again; Remaining is sent only with Pending and Cancel);
+#: the final answer's data set is its identifier (the Failed SOP Instance UID List with a
+#: failure or warning status); a C-CANCEL answers 0xFE00 with the counts last given. A C-MOVE
+#: handler opens its own association to the Move Destination (pynetdicom's SCU API).
+#: A C-GET handler also yields sub-operations, `("store", source, sop_class_uid,
+#: sop_instance_uid, transfer_syntax_uid)`: `source` is a DICOM file's path (str or PathLike;
+#: its data set is sent in the transfer syntax it is stored in, which must be
+#: `transfer_syntax_uid`) or bytes of a data set encoded in `transfer_syntax_uid`. The engine
+#: sends it as a C-STORE-RQ on this association's context of that SOP class and transfer syntax
+#: accepted with the requester as SCP (`EngineSettings.retrieve_storage`), waits for the
+#: C-STORE-RSP and hands its status to the generator: `status = yield ("store", ...)` (pulled
+#: with generator.send(status); a plain iterator just gets next()). Nothing is transcoded: with
+#: no such context the sub-operation is not sent and the status is 0x0122 (SOP class not
+#: supported; also when the file is in another transfer syntax), with an unreadable source
+#: 0x0110. The handler counts completed/failed/warning itself and yields Pending answers with
+#: the counts as it likes. A C-CANCEL that arrives while a sub-operation waits for its answer
+#: ends the C-GET (0xFE00) once that answer is in.
+#: N-requests (N-EVENT-REPORT from the peer included, e.g. a Storage Commitment result): the
+#: first answer is the response (none: Success); a handler that raises answers 0x0110.
+#: `fields` (a dict, optional) may give
 #: "affected_sop_instance_uid" (N-CREATE: the new instance's UID), and for a failure or warning
 #: status (C-FIND: the final one) "error_comment" (Error Comment (0000,0902), cut to 64
 #: printable ASCII characters), "offending_element" (a list of tags as ints, (0000,0901)) and
@@ -91,11 +116,23 @@ class EngineSettings:
     max_pdu: int = 262144
     #: abstract syntax UID -> transfer syntax UIDs, in our order of preference
     contexts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: storage SOP class UID -> transfer syntax UIDs: accepted when the requester proposes it
+    #: with the SCP role (SCP/SCU Role Selection), for the C-STORE sub-operations of a C-GET.
+    #: Only with a C-GET model among `contexts` (`retrieve_storage_of(services)`).
+    retrieve_storage: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.retrieve_storage and not set(self.contexts) & set(GET_MODELS):
+            raise ValueError("retrieve_storage needs a C-GET model among the contexts (a "
+                             "Query/Retrieve service declaring e.g. Study Root GET)")
 
     @classmethod
     def from_config(cls, dicom, contexts: dict[str, tuple[str, ...]],
-                    extra_called_aets: Iterable[str] = ()) -> EngineSettings:
-        """From a `DicomConfig` (`[dicom]`), the services' contexts and extra called titles."""
+                    extra_called_aets: Iterable[str] = (),
+                    retrieve_storage: dict[str, tuple[str, ...]] | None = None
+                    ) -> EngineSettings:
+        """From a `DicomConfig` (`[dicom]`), the services' contexts (`contexts_of`), extra
+        called titles and storage classes for C-GET (`retrieve_storage_of`)."""
         return cls(ae_title=dicom.ae_title, extra_called_aets=tuple(extra_called_aets),
                    strict_called_aet=dicom.strict_called_aet,
                    allowed_calling_aets=tuple(dicom.allowed_calling_aets), bind=dicom.bind,
@@ -105,20 +142,53 @@ class EngineSettings:
                    max_pending_per_host=dicom.max_pending_per_host,
                    acse_timeout=int(dicom.acse_timeout), dimse_timeout=int(dicom.dimse_timeout),
                    network_timeout=int(dicom.network_timeout), max_pdu=dicom.max_pdu,
-                   contexts=contexts)
+                   contexts=contexts, retrieve_storage=retrieve_storage or {})
+
+
+#: The Query/Retrieve C-GET information models (PS3.4 C.6, Z, U, V, X, ...): a service that
+#: declares one of these may also declare storage classes for C-GET (`retrieve_storage_of`).
+GET_MODELS = frozenset({
+    "1.2.840.10008.5.1.4.1.2.1.3",   # Patient Root Query/Retrieve Information Model - GET
+    "1.2.840.10008.5.1.4.1.2.2.3",   # Study Root Query/Retrieve Information Model - GET
+    "1.2.840.10008.5.1.4.1.2.3.3",   # Patient/Study Only (retired) - GET
+    "1.2.840.10008.5.1.4.1.2.4.3",   # Composite Instance Root Retrieve - GET
+    "1.2.840.10008.5.1.4.1.2.5.3",   # Composite Instance Retrieve Without Bulk Data - GET
+    "1.2.840.10008.5.1.4.38.4",      # Hanging Protocol Information Model - GET
+    "1.2.840.10008.5.1.4.39.4",      # Color Palette Query/Retrieve Information Model - GET
+})
+
+
+def _role_only(context) -> bool:
+    """A context declared only for the requester's SCP role (pynetdicom's
+    `build_context(..., scp_role=True, scu_role=False)` style): storage classes for C-GET."""
+    return getattr(context, "scp_role", None) is True and \
+        getattr(context, "scu_role", None) is not True
+
+
+def _merged(contexts) -> dict[str, tuple[str, ...]]:
+    merged: dict[str, list[str]] = {}
+    for context in contexts:
+        syntaxes = merged.setdefault(str(context.abstract_syntax), [])
+        for syntax in context.transfer_syntax:
+            if str(syntax) not in syntaxes:
+                syntaxes.append(str(syntax))
+    return {abstract: tuple(syntaxes) for abstract, syntaxes in merged.items()}
 
 
 def contexts_of(services) -> dict[str, tuple[str, ...]]:
     """The presentation contexts DICOM services declare (pynetdicom `PresentationContext`s from
-    each service's `contexts()`), merged per abstract syntax in the order first seen."""
-    merged: dict[str, list[str]] = {}
-    for service in services:
-        for context in service.contexts():
-            syntaxes = merged.setdefault(str(context.abstract_syntax), [])
-            for syntax in context.transfer_syntax:
-                if str(syntax) not in syntaxes:
-                    syntaxes.append(str(syntax))
-    return {abstract: tuple(syntaxes) for abstract, syntaxes in merged.items()}
+    each service's `contexts()`), merged per abstract syntax in the order first seen; contexts
+    declared only for the requester's SCP role are left to `retrieve_storage_of`."""
+    return _merged(cx for service in services for cx in service.contexts()
+                   if not _role_only(cx))
+
+
+def retrieve_storage_of(services) -> dict[str, tuple[str, ...]]:
+    """The storage SOP classes a Query/Retrieve service offers for the C-STORE sub-operations
+    of its C-GET: the contexts of `contexts()` with `scp_role=True` (pynetdicom's way to accept
+    an SCP/SCU Role Selection proposing the requester as SCP), for `EngineSettings`."""
+    return _merged(cx for service in services for cx in service.contexts()
+                   if getattr(cx, "scp_role", None) is True)
 
 
 def _timeout_seconds(value: int) -> int:
@@ -157,6 +227,7 @@ class DicomEngine:
             network_timeout=_timeout_seconds(settings.network_timeout),
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
+            retrieve_storage={k: list(v) for k, v in settings.retrieve_storage.items()},
             incoming_dir=str(self.incoming_dir))
 
     def update_policy(self, settings: EngineSettings) -> None:
@@ -165,7 +236,7 @@ class DicomEngine:
         max_pending_per_host, the ACSE/DIMSE/network timeouts and max_pdu. Open associations
         keep the policy they were accepted with. bind, port and contexts cannot change this
         way (the listener and the services' declarations): ValueError naming the key."""
-        for key in ("bind", "port", "contexts"):
+        for key in ("bind", "port", "contexts", "retrieve_storage"):
             if getattr(settings, key) != getattr(self.settings, key):
                 raise ValueError(f"{key} cannot change while the engine runs: "
                                  f"{getattr(self.settings, key)!r} -> "

@@ -1,7 +1,8 @@
 """The engine's association events (`on_association`): "opened" when a connection is accepted,
 "established" after the A-ASSOCIATE-AC, and exactly one "ended" per connection with the
-association log's outcome words (association_log.py, connection_gate.py, pdu_limits.py), for
-associations and for connections that never became one. Real DCMTK and pynetdicom peers on
+association log's outcome words (association_log.py; the words of the pynetdicom server's
+pre-negotiation gate and PDU limit, since deleted), for associations and for connections that
+never became one. Real DCMTK and pynetdicom peers on
 127.0.0.1."""
 
 from __future__ import annotations

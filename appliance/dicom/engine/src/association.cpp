@@ -190,6 +190,11 @@ void Association::run(ConnectionRecord& record) {
             case DIMSE_N_EVENT_REPORT_RSP:
                 event_answered(message.msg.NEventReportRSP);
                 break;
+            case DIMSE_C_GET_RQ:
+            case DIMSE_C_MOVE_RQ:
+                carry_on = handle_retrieve(pres_id, message, outcome);
+                break;
+            case DIMSE_N_EVENT_REPORT_RQ:
             case DIMSE_N_CREATE_RQ:
             case DIMSE_N_SET_RQ:
             case DIMSE_N_GET_RQ:
@@ -218,13 +223,15 @@ void Association::run(ConnectionRecord& record) {
         return found == operations_.end() ? 0u : found->second;
     };
     const unsigned n_requests = counted("N-CREATE") + counted("N-SET") + counted("N-GET") +
-                                counted("N-ACTION") + counted("N-DELETE");
+                                counted("N-ACTION") + counted("N-DELETE") +
+                                counted("N-EVENT-REPORT");
     std::ostringstream line;
     line.precision(3);
     line << "association from " << peer_.address << " (" << peer_.calling_ae << " -> "
          << peer_.called_ae << "): " << counted("C-ECHO") << " C-ECHO, " << counted("C-STORE")
          << " C-STORE (" << failed_stores_ << " not Success), " << counted("C-FIND")
-         << " C-FIND, " << n_requests << " N-, " << events_sent_ << " N-EVENT-REPORT, "
+         << " C-FIND, " << counted("C-MOVE") << " C-MOVE, " << counted("C-GET") << " C-GET, "
+         << n_requests << " N-, " << events_sent_ << " N-EVENT-REPORT, "
          << seconds << " s, " << outcome;
     engine_.log(kInfo, line.str());
 }

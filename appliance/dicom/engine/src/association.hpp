@@ -22,6 +22,7 @@ class Engine;
 struct EventReport;
 struct ConnectionRecord;
 struct StoreAnswer;
+struct StoreSubOperation;
 struct EngineConfig;
 
 struct NetworkDeleter {
@@ -73,8 +74,23 @@ private:
                      std::string& outcome);
     bool handle_n_request(T_ASC_PresentationContextID pres_id, T_DIMSE_Message& message,
                           std::string& outcome);
+    //! C-MOVE and C-GET (retrieve.cpp): the handler's answers, and for C-GET its C-STORE
+    //! sub-operations on this association.
+    bool handle_retrieve(T_ASC_PresentationContextID pres_id, T_DIMSE_Message& message,
+                         std::string& outcome);
+    //! Send one C-STORE sub-operation and wait for its response: `status` is the peer's, or
+    //! ours when it could not be sent (no context, unreadable source). `cancelled`: a C-CANCEL
+    //! for `retrieve_id` came meanwhile. False when the association broke.
+    bool store_sub_operation(const StoreSubOperation& store, uint16_t retrieve_id,
+                             T_DIMSE_Priority priority, uint16_t& status, bool& cancelled,
+                             std::string& outcome);
+    //! The accepted context for a sub-operation: that SOP class, that transfer syntax, the
+    //! requester in the SCP role; 0 when there is none.
+    T_ASC_PresentationContextID storage_context(const std::string& sop_class,
+                                                const std::string& transfer_syntax);
     //! A C-CANCEL-RQ for `message_id` waiting? Anything else arriving meanwhile is an abort.
-    bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken);
+    bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken,
+                          const char* during = "C-FIND");
     StoreAnswer call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
                                  const std::string& transfer_syntax);
     std::string temp_path();
@@ -97,6 +113,7 @@ private:
     std::set<uint16_t> events_unanswered_;
     uint16_t next_event_message_id_ = 0x7000;  //!< well apart from typical SCU numbering
     unsigned events_sent_ = 0;
+    uint16_t next_sub_message_id_ = 0x5000;  //!< C-STORE sub-operations of C-GET
 };
 
 //! Text of a DCMTK condition, for log lines.

@@ -24,7 +24,8 @@ bool is_pending(uint16_t status) {
 
 }  // namespace
 
-bool Association::cancel_requested(uint16_t message_id, std::string& outcome, bool& broken) {
+bool Association::cancel_requested(uint16_t message_id, std::string& outcome, bool& broken,
+                                   const char* during) {
     broken = false;
     if (!ASC_dataWaiting(association_.get(), 0)) return false;
     T_ASC_PresentationContextID pres_id = 0;
@@ -42,9 +43,9 @@ bool Association::cancel_requested(uint16_t message_id, std::string& outcome, bo
     // Only a C-CANCEL may come while we answer (no asynchronous operations negotiated).
     broken = true;
     if (cond.bad()) {
-        outcome = failure_outcome(cond, "during a C-FIND");
+        outcome = failure_outcome(cond, std::string("during a ") + during);
     } else {
-        outcome = "aborted: another request during a C-FIND";
+        outcome = std::string("aborted: another request during a ") + during;
         abort();
     }
     return false;

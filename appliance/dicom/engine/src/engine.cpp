@@ -103,6 +103,8 @@ void Engine::update_policy(EngineConfig config) {
     const char* fixed = next->bind != config_->bind                 ? "bind"
                         : next->port != config_->port               ? "port"
                         : next->contexts != config_->contexts       ? "contexts"
+                        : next->retrieve_storage != config_->retrieve_storage
+                            ? "retrieve_storage"
                         : next->incoming_dir != config_->incoming_dir ? "incoming_dir"
                                                                       : nullptr;
     if (fixed != nullptr) {
@@ -373,7 +375,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
                                   " -> " + request.called_ae + ") refused: " + refusal->words);
         return nullptr;
     }
-    accept_contexts(params, policy.contexts);
+    accept_contexts(params, policy.contexts, policy.retrieve_storage);
     // Answer as the title called (ours or a printer profile's), with our implementation.
     answer_as(params, called_title_known(policy, request.called_ae) ? request.called_ae
                                                                      : policy.ae_title);

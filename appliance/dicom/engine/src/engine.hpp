@@ -66,6 +66,26 @@ struct DimseRequest {
     uint64_t association_id = 0;  //!< for Engine::send_event on this association
     std::string transfer_syntax_uid;  //!< of the presentation context (and of `data_set`)
     std::string data_set;         //!< encoded in that transfer syntax; empty when none
+    std::string move_destination; //!< C-MOVE: Move Destination (0000,0600), without padding
+    uint16_t event_type_id = 0;   //!< N-EVENT-REPORT (from the peer)
+};
+
+//! The sub-operation counts of a C-GET/C-MOVE response, as the handler last gave them; -1: not
+//! given (left out of the response).
+struct SubOperationCounts {
+    int remaining = -1;
+    int completed = -1;
+    int failed = -1;
+    int warning = -1;
+};
+
+//! A C-STORE sub-operation a C-GET handler asks for, sent on the same association.
+struct StoreSubOperation {
+    std::string path;       //!< a DICOM file (File Meta and data set); empty: `data_set`
+    std::string data_set;   //!< a data set encoded in `transfer_syntax_uid` (when no path)
+    std::string sop_class_uid;
+    std::string sop_instance_uid;
+    std::string transfer_syntax_uid;  //!< the syntax it is in: sent only in that one
 };
 
 //! One response a handler gives: a status, and a data set (encoded in the request's transfer
@@ -78,6 +98,12 @@ struct DimseResponse {
     std::string affected_sop_instance_uid;
     //! Error Comment, Offending Element, Error ID: sent with failure and warning statuses.
     StatusDetail detail;
+    //! C-GET/C-MOVE: "remaining", "completed", "failed", "warning" from the answer's fields.
+    SubOperationCounts counts;
+    //! C-GET: not an answer but a C-STORE sub-operation to send; its status goes back to the
+    //! handler through ResponseStream::reply before the next answer is pulled.
+    bool is_store = false;
+    StoreSubOperation store;
     //! The handler failed (raised): the engine answers its failure status for the command.
     bool failed = false;
 };
@@ -90,6 +116,9 @@ public:
     virtual bool next(DimseResponse& response) = 0;
     //! The requester cancelled: stop producing (C-CANCEL).
     virtual void cancel() = 0;
+    //! The status of the sub-operation the last response asked for: handed to the handler
+    //! with the next pull (a generator's send()).
+    virtual void reply(uint16_t status) = 0;
 };
 
 //! A presentation context the association accepted.
@@ -152,6 +181,9 @@ struct EngineConfig {
     long max_pdu = 262144;                          //!< our Maximum Length Received
     //! abstract syntax -> accepted transfer syntaxes, in our order of preference
     std::map<std::string, std::vector<std::string>> contexts;
+    //! Storage SOP classes the requester may propose with the SCP role (role selection), for
+    //! the C-STORE sub-operations of a C-GET: abstract syntax -> transfer syntaxes.
+    std::map<std::string, std::vector<std::string>> retrieve_storage;
     std::string incoming_dir;                       //!< where C-STORE temp files are written
 };
 

@@ -118,6 +118,22 @@ engine::StatusDetail detail_of(const py::dict& fields) {
     return detail;
 }
 
+//! Number of Remaining/Completed/Failed/Warning Sub-operations from a response's fields.
+engine::SubOperationCounts counts_of(const py::dict& fields) {
+    engine::SubOperationCounts counts;
+    auto read = [&](const char* key, int& target) {
+        if (!fields.contains(key) || fields[key].is_none()) return;
+        const long value = fields[key].cast<long>();
+        if (value < 0 || value > 0xFFFF) throw py::value_error(std::string(key) + " out of range");
+        target = static_cast<int>(value);
+    };
+    read("remaining", counts.remaining);
+    read("completed", counts.completed);
+    read("failed", counts.failed);
+    read("warning", counts.warning);
+    return counts;
+}
+
 //! A handler's responses: an iterator of (status, data set bytes or None), pulled under the GIL.
 class PyResponseStream : public engine::ResponseStream {
 public:
@@ -127,13 +143,18 @@ public:
     bool next(engine::DimseResponse& response) override {
         PythonCall call;
         try {
-            PyObject* item = PyIter_Next(iterator_->object.ptr());
+            PyObject* item = pull();
             if (item == nullptr) {
                 if (PyErr_Occurred()) throw py::error_already_set();
                 return false;
             }
             py::object answer = py::reinterpret_steal<py::object>(item);
             auto pair = answer.cast<py::tuple>();
+            response = engine::DimseResponse{};
+            if (pair.size() > 0 && py::isinstance<py::str>(pair[0])) {
+                read_sub_operation(pair, response);
+                return true;
+            }
             if (pair.size() != 2 && pair.size() != 3) {
                 throw py::value_error("a response is (status, data set[, fields])");
             }
@@ -143,9 +164,6 @@ public:
             response.has_data_set = !pair[1].is_none();
             response.data_set = response.has_data_set ? std::string(pair[1].cast<py::bytes>())
                                                       : std::string();
-            response.affected_sop_instance_uid.clear();
-            response.detail = engine::StatusDetail{};
-            response.failed = false;
             if (pair.size() == 3 && !pair[2].is_none()) {
                 auto extra = pair[2].cast<py::dict>();
                 if (extra.contains("affected_sop_instance_uid")) {
@@ -153,6 +171,7 @@ public:
                         extra["affected_sop_instance_uid"].cast<std::string>();
                 }
                 response.detail = detail_of(extra);
+                response.counts = counts_of(extra);
             }
             return true;
         } catch (std::exception& error) {
@@ -162,6 +181,8 @@ public:
             return true;
         }
     }
+
+    void reply(uint16_t status) override { reply_ = status; }
 
     void cancel() override {
         PythonCall call;
@@ -173,7 +194,40 @@ public:
     }
 
 private:
+    //! The next item (a new reference, or nullptr at the end or on an error): with a
+    //! sub-operation's status waiting, through the generator's send().
+    PyObject* pull() {
+        const int status = reply_;
+        reply_ = -1;
+        PyObject* iterator = iterator_->object.ptr();
+        if (status < 0 || !PyObject_HasAttrString(iterator, "send")) return PyIter_Next(iterator);
+        PyObject* item = PyObject_CallMethod(iterator, "send", "i", status);
+        if (item == nullptr && PyErr_ExceptionMatches(PyExc_StopIteration)) PyErr_Clear();
+        return item;
+    }
+
+    //! ("store", file path or data set bytes, SOP class, SOP instance, transfer syntax).
+    static void read_sub_operation(const py::tuple& item, engine::DimseResponse& response) {
+        if (item.size() != 5 || item[0].cast<std::string>() != "store") {
+            throw py::value_error("a sub-operation is (\"store\", path or bytes, "
+                                  "sop_class_uid, sop_instance_uid, transfer_syntax_uid)");
+        }
+        response.is_store = true;
+        auto& store = response.store;
+        if (py::isinstance<py::bytes>(item[1])) {
+            store.data_set = item[1].cast<std::string>();
+        } else {
+            store.path = py::str(py::module_::import("os").attr("fspath")(item[1]))
+                             .cast<std::string>();
+            if (store.path.empty()) throw py::value_error("an empty path");
+        }
+        store.sop_class_uid = item[2].cast<std::string>();
+        store.sop_instance_uid = item[3].cast<std::string>();
+        store.transfer_syntax_uid = item[4].cast<std::string>();
+    }
+
     std::shared_ptr<HeldObject> iterator_;
+    int reply_ = -1;  //!< a sub-operation's status for the next pull; -1: none
 };
 
 //! An association event as the dict the facade documents (called with the GIL held).
@@ -242,6 +296,12 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
                 fields["calling_ae"] = peer_text(request.calling_ae);
                 fields["called_ae"] = peer_text(request.called_ae);
                 fields["transfer_syntax_uid"] = peer_text(request.transfer_syntax_uid);
+                if (request.command == "C-MOVE-RQ") {
+                    fields["move_destination"] = peer_text(request.move_destination);
+                }
+                if (request.command == "N-EVENT-REPORT-RQ") {
+                    fields["event_type_id"] = request.event_type_id;
+                }
                 py::object answers = handler->object(fields, py::bytes(request.data_set));
                 return std::make_unique<PyResponseStream>(share(answers.attr("__iter__")()));
             } catch (std::exception& error) {
@@ -333,6 +393,7 @@ engine::EngineConfig make_config(
     int max_pending, int max_pending_per_host, int acse_timeout, int dimse_timeout,
     int network_timeout, long max_pdu,
     const std::map<std::string, std::vector<std::string>>& contexts,
+    const std::map<std::string, std::vector<std::string>>& retrieve_storage,
     const std::string& incoming_dir) {
     engine::EngineConfig config;
     config.ae_title = ae_title;
@@ -350,6 +411,7 @@ engine::EngineConfig make_config(
     config.network_timeout = network_timeout;
     config.max_pdu = max_pdu;
     config.contexts = contexts;
+    config.retrieve_storage = retrieve_storage;
     config.incoming_dir = incoming_dir;
     return config;
 }
@@ -374,6 +436,7 @@ PYBIND11_MODULE(_engine, module) {
                          int acse_timeout,
                          int dimse_timeout, int network_timeout, long max_pdu,
                          const std::map<std::string, std::vector<std::string>>& contexts,
+                         const std::map<std::string, std::vector<std::string>>& retrieve_storage,
                          const std::string& incoming_dir, py::object on_store,
                          py::object on_request, py::object on_association) {
                  return std::make_unique<PyEngine>(
@@ -381,7 +444,7 @@ PYBIND11_MODULE(_engine, module) {
                                  max_associations, artim_timeout, max_pending,
                                  max_pending_per_host, acse_timeout,
                                  dimse_timeout, network_timeout, max_pdu, contexts,
-                                 incoming_dir),
+                                 retrieve_storage, incoming_dir),
                      std::move(on_store), std::move(on_request), std::move(on_association));
              }),
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
@@ -389,7 +452,8 @@ PYBIND11_MODULE(_engine, module) {
              py::arg("port"), py::arg("max_associations"), py::arg("artim_timeout"),
              py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
              py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
-             py::arg("contexts"), py::arg("incoming_dir"), py::arg("on_store"),
+             py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
+             py::arg("on_store"),
              py::arg("on_request") = py::none(), py::arg("on_association") = py::none())
         .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
         .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
@@ -423,18 +487,20 @@ PYBIND11_MODULE(_engine, module) {
                int max_pending_per_host, int acse_timeout, int dimse_timeout,
                int network_timeout, long max_pdu,
                const std::map<std::string, std::vector<std::string>>& contexts,
+               const std::map<std::string, std::vector<std::string>>& retrieve_storage,
                const std::string& incoming_dir) {
                 self.update_policy(make_config(
                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
-                    dimse_timeout, network_timeout, max_pdu, contexts, incoming_dir));
+                    dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
+                    incoming_dir));
             },
             py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
             py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
             py::arg("port"), py::arg("max_associations"), py::arg("artim_timeout"),
             py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
             py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
-            py::arg("contexts"), py::arg("incoming_dir"),
+            py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
             "The policy for connections accepted from now on (ValueError when bind, port, "
             "contexts or incoming_dir differ).")
         .def("set_log_level", &PyEngine::set_log_level, py::arg("level"),

@@ -1,5 +1,6 @@
-// N-CREATE, N-SET, N-GET, N-ACTION and N-DELETE handed to the Python handler (the DIMSE-N
-// side of Print Management, and later MPPS and Storage Commitment): the request's fields and
+// N-CREATE, N-SET, N-GET, N-ACTION, N-DELETE and an N-EVENT-REPORT from the peer (a Storage
+// Commitment result) handed to the Python handler (the DIMSE-N side of Print Management, and
+// later MPPS and Storage Commitment): the request's fields and
 // data set up, one answer (status, data set, the new instance's UID for N-CREATE) back.
 #include <memory>
 
@@ -35,6 +36,10 @@ NRequestFields fields_of(const T_DIMSE_Message& message) {
         case DIMSE_N_GET_RQ:
             return {"N-GET-RQ", m.NGetRQ.MessageID, m.NGetRQ.RequestedSOPClassUID,
                     m.NGetRQ.RequestedSOPInstanceUID, m.NGetRQ.DataSetType};
+        case DIMSE_N_EVENT_REPORT_RQ:
+            return {"N-EVENT-REPORT-RQ", m.NEventReportRQ.MessageID,
+                    m.NEventReportRQ.AffectedSOPClassUID, m.NEventReportRQ.AffectedSOPInstanceUID,
+                    m.NEventReportRQ.DataSetType};
         case DIMSE_N_ACTION_RQ:
             return {"N-ACTION-RQ", m.NActionRQ.MessageID, m.NActionRQ.RequestedSOPClassUID,
                     m.NActionRQ.RequestedSOPInstanceUID, m.NActionRQ.DataSetType};
@@ -85,6 +90,13 @@ T_DIMSE_Message response_to(const T_DIMSE_Message& request, const NRequestFields
             m.NActionRSP.ActionTypeID = request.msg.NActionRQ.ActionTypeID;
             m.NActionRSP.opts |= O_NACTION_ACTIONTYPEID;
             break;
+        case DIMSE_N_EVENT_REPORT_RQ:
+            response.CommandField = DIMSE_N_EVENT_REPORT_RSP;
+            fill(m.NEventReportRSP, O_NEVENTREPORT_AFFECTEDSOPCLASSUID,
+                 O_NEVENTREPORT_AFFECTEDSOPINSTANCEUID);
+            m.NEventReportRSP.EventTypeID = request.msg.NEventReportRQ.EventTypeID;
+            m.NEventReportRSP.opts |= O_NEVENTREPORT_EVENTTYPEID;
+            break;
         default:
             response.CommandField = DIMSE_N_DELETE_RSP;
             fill(m.NDeleteRSP, O_NDELETE_AFFECTEDSOPCLASSUID, O_NDELETE_AFFECTEDSOPINSTANCEUID);
@@ -117,6 +129,9 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
     up.transfer_syntax_uid = context.acceptedTransferSyntax;
     if (message.CommandField == DIMSE_N_ACTION_RQ) {
         up.action_type_id = message.msg.NActionRQ.ActionTypeID;
+    }
+    if (message.CommandField == DIMSE_N_EVENT_REPORT_RQ) {
+        up.event_type_id = message.msg.NEventReportRQ.EventTypeID;
     }
     if (message.CommandField == DIMSE_N_GET_RQ) {
         const auto& get = message.msg.NGetRQ;

@@ -73,13 +73,18 @@ const Refusal* refusal_for(const EngineConfig& config, const Request& request,
 }
 
 void accept_contexts(T_ASC_Parameters* params,
-                     const std::map<std::string, std::vector<std::string>>& declared) {
+                     const std::map<std::string, std::vector<std::string>>& declared,
+                     const std::map<std::string, std::vector<std::string>>& retrieve_storage) {
     const int count = ASC_countPresentationContexts(params);
     for (int position = 0; position < count; ++position) {
         T_ASC_PresentationContext proposed;
         if (ASC_getPresentationContext(params, position, &proposed).bad()) continue;
-        const auto ours = declared.find(proposed.abstractSyntax);
-        if (ours == declared.end()) {
+        const bool wants_scp_role = proposed.proposedRole == ASC_SC_ROLE_SCP ||
+                                    proposed.proposedRole == ASC_SC_ROLE_SCUSCP;
+        const auto storage = retrieve_storage.find(proposed.abstractSyntax);
+        const bool as_scp = wants_scp_role && storage != retrieve_storage.end();
+        const auto ours = as_scp ? storage : declared.find(proposed.abstractSyntax);
+        if (ours == (as_scp ? retrieve_storage.end() : declared.end())) {
             ASC_refusePresentationContext(params, proposed.presentationContextID,
                                           ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
             continue;
@@ -95,9 +100,18 @@ void accept_contexts(T_ASC_Parameters* params,
         if (chosen == nullptr) {
             ASC_refusePresentationContext(params, proposed.presentationContextID,
                                           ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
-        } else {
-            ASC_acceptPresentationContext(params, proposed.presentationContextID, chosen);
+            continue;
         }
+        // The requester as SCP (and also as SCU when it asks for both and we store that
+        // class too); otherwise the default roles, whatever was proposed.
+        T_ASC_SC_ROLE role = ASC_SC_ROLE_DEFAULT;
+        if (as_scp) {
+            role = proposed.proposedRole == ASC_SC_ROLE_SCUSCP &&
+                           declared.count(proposed.abstractSyntax) != 0
+                       ? ASC_SC_ROLE_SCUSCP
+                       : ASC_SC_ROLE_SCP;
+        }
+        ASC_acceptPresentationContext(params, proposed.presentationContextID, chosen, role);
     }
 }
 

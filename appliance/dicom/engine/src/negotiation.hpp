@@ -42,9 +42,13 @@ const Refusal* refusal_for(const EngineConfig& config, const Request& request, b
 bool called_title_known(const EngineConfig& config, const std::string& called);
 
 //! Each proposed context: accepted with the first transfer syntax the requester proposes that
-//! we declare for its abstract syntax, else refused with the standard's reason.
+//! we declare for its abstract syntax, else refused with the standard's reason. A context the
+//! requester proposes with the SCP role (SCP/SCU Role Selection) for a SOP class in
+//! `retrieve_storage` is accepted with that role (C-STORE sub-operations of C-GET go to it),
+//! from that table's transfer syntaxes; any other role proposal gets the default roles.
 void accept_contexts(T_ASC_Parameters* params,
-                     const std::map<std::string, std::vector<std::string>>& declared);
+                     const std::map<std::string, std::vector<std::string>>& declared,
+                     const std::map<std::string, std::vector<std::string>>& retrieve_storage);
 
 //! Our A-ASSOCIATE-AC identity: responding AE title, Implementation Class UID and Version.
 void answer_as(T_ASC_Parameters* params, const std::string& responding_ae);
