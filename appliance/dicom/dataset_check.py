@@ -10,7 +10,9 @@ sequences unparsed. A PACS is not lenient: an object it cannot parse is refused 
 attempt. So the appliance refuses it while the sender still has it (0xC000, with the reason).
 
 The walk reads the received file through mmap and touches only element headers: about the same
-cost for a 0.5 MB CT as for an 18 MB DX (see docs/benchmarks.md).
+cost for a 0.5 MB CT as for an 18 MB DX (see docs/benchmarks.md). On its way it copies out the
+raw values of the top-level elements a caller asks for (the storage index's few attributes), so
+they need no second parse of the file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import mmap
 import os
 import struct
 import zlib
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.datadict import dictionary_VR
@@ -60,8 +64,11 @@ def _tag(tag: int) -> str:
 class _Walker:
     """Walks one encoded data set (explicit or implicit VR, either byte order)."""
 
-    def __init__(self, buf, implicit: bool, little: bool, native_pixels: bool):
+    def __init__(self, buf, implicit: bool, little: bool, native_pixels: bool,
+                 wanted: Collection[int] = ()):
         self.buf = buf
+        self.wanted = wanted
+        self.values: dict[int, bytes] = {}
         self.implicit = implicit
         order = "<" if little else ">"
         self.tag_length = struct.Struct(order + "HHL").unpack_from   # tag + 32-bit length
@@ -177,7 +184,10 @@ class _Walker:
             pos = end
 
     def _top_level(self, tag: int, vr, value: int, length: int, implicit: bool) -> None:
-        """Note the Image Pixel sizes and check native pixel data against them."""
+        """Copy a wanted value; note the Image Pixel sizes and check native pixel data against
+        them."""
+        if tag in self.wanted:
+            self.values[tag] = bytes(self.buf[value:value + length])
         name = _PIXEL_SIZE_TAGS.get(tag)
         if name == "frames":
             text = bytes(self.buf[value:value + length]).strip(b" \0")
@@ -250,8 +260,19 @@ def _inflate(data) -> bytes:
     return out
 
 
-def check_received_file(path: str | os.PathLike) -> None:
-    """Raise MalformedDataSet unless the file's data set parses to its very end."""
+@dataclass(frozen=True)
+class CheckedFile:
+    """What the check learnt of a file that parses: its transfer syntax and the raw values
+    (as encoded, padding included) of the wanted top-level elements present."""
+
+    transfer_syntax: str
+    values: dict[int, bytes]
+
+
+def check_received_file(path: str | os.PathLike,
+                        wanted: Collection[int] = frozenset()) -> CheckedFile:
+    """Raise MalformedDataSet unless the file's data set parses to its very end; the raw
+    values of the `wanted` top-level tags (ints, group << 16 | element) found on the way."""
     with open(Path(path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
@@ -267,10 +288,11 @@ def check_received_file(path: str | os.PathLike) -> None:
             else:
                 data = buf
             walker = _Walker(data, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
-                             native_pixels=not ts.is_encapsulated)
+                             native_pixels=not ts.is_encapsulated, wanted=wanted)
             try:
                 walker.data_set(start, size, False, ts.is_implicit_VR, top=True)
             except RecursionError:
                 raise MalformedDataSet("sequences nested too deeply") from None
             except struct.error as exc:  # cannot happen with the bounds checked; be safe
                 raise MalformedDataSet(f"cut element: {exc}") from None
+    return CheckedFile(syntax, walker.values)

@@ -38,7 +38,7 @@ from pynetdicom.presentation import (
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
-from appliance.dicom.dataset_check import MalformedDataSet, check_received_file
+from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet, check_received_file
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
 from appliance.forward.router import Router
@@ -64,12 +64,14 @@ CANNOT_UNDERSTAND = 0xC000
 PROCESSING_FAILURE = 0x0110
 
 # Looked up by tag, not keyword: a third of the cost of the header parse per image.
-_INDEX_TAGS = [Tag(keyword) for keyword in (
-    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
-    "SeriesInstanceUID", "PatientID", "PatientName", "Modality", "AccessionNumber")]
-_TAG = {keyword: Tag(keyword) for keyword in (
+_TAG = {keyword: int(Tag(keyword)) for keyword in (
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
     "PatientName", "Modality", "AccessionNumber")}
+_INDEX_TAGS = frozenset(_TAG.values())
+_UI_TAGS = frozenset(_TAG[k] for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
+                                       "SeriesInstanceUID"))
+#: Printable ASCII but the value separator: read as it is, in every character set.
+_PLAIN = re.compile(rb"[\x20-\x5b\x5d-\x7e]*")
 _SPACE_CHECK_INTERVAL = 2.0
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -106,15 +108,34 @@ def status(code: int, comment: str = "") -> Dataset | int:
     return ds
 
 
-def read_meta(path: Path, calling_aet: str) -> InstanceMeta:
-    """Index values from a received file's header (pixel data is never read)."""
-    ds = dcmread(path, stop_before_pixels=True, specific_tags=_INDEX_TAGS)
-    tsyntax = str(ds.file_meta.TransferSyntaxUID)
+def _plain_text(tag: int, raw: bytes) -> str | None:
+    """A value's text when no decoding can change it (one value of printable ASCII, UIDs'
+    trailing NUL pad aside); None when it needs pydicom (character sets, several values)."""
+    if tag in _UI_TAGS and raw.endswith(b"\0"):
+        raw = raw[:-1]
+    return raw.decode("ascii").strip() if _PLAIN.fullmatch(raw) else None
+
+
+def read_meta(path: Path, calling_aet: str, checked: CheckedFile | None = None) -> InstanceMeta:
+    """Index values of a received file: from the values the structural check copied out
+    (`checked`, asked for `_INDEX_TAGS`) when they are plain ASCII, else from pydicom's parse
+    of the header (pixel data is never read). Both give the same text."""
+    values: dict[int, str | None] = {}
+    if checked is not None:
+        values = {tag: _plain_text(tag, raw) for tag, raw in checked.values.items()}
+        tsyntax = checked.transfer_syntax
+    if checked is None or None in values.values():
+        ds = dcmread(path, stop_before_pixels=True,
+                     specific_tags=[Tag(0x00080005), *map(Tag, _INDEX_TAGS)])
+        tsyntax = str(ds.file_meta.TransferSyntaxUID)
+        values = {}
+        for tag in _INDEX_TAGS:
+            element = ds.get(tag)
+            value = None if element is None else element.value
+            values[tag] = "" if value is None else str(value).strip()
 
     def text(keyword: str) -> str:
-        element = ds.get(_TAG[keyword])
-        value = None if element is None else element.value
-        return "" if value is None else str(value).strip()
+        return values.get(_TAG[keyword]) or ""
 
     sop_class, sop_instance = text("SOPClassUID"), text("SOPInstanceUID")
     # pydicom reads almost anything; a data set is understood when it names itself properly.
@@ -265,8 +286,7 @@ class StorageService(Component):
             discard(path)
             return status(OUT_OF_RESOURCES, f"data directory: {exc.strerror}")
         try:
-            check_received_file(path)
-            meta = read_meta(path, calling)
+            meta = read_meta(path, calling, check_received_file(path, _INDEX_TAGS))
         except MalformedDataSet as exc:
             discard(path)
             log.warning("C-STORE %s from %s refused with 0xC000: the data set does not parse: "

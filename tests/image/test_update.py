@@ -3,8 +3,9 @@ runs only through `make test-update`, which builds the image and `make bundle` a
 EDGE_TEST_IMAGE and EDGE_TEST_BUNDLE.
 
 One guest, in order (the tests share it and must run in file order):
-  1. first boot on slot A, the native DICOM engine imports; the technician changes the AE title; the box is set to give a new
-     slot 2 trial boots (grubenv EDGE_MAX_TRIES) to keep the test short;
+  1. first boot on slot A, the native DICOM engine imports; the technician changes the AE
+     title; the box is set to give a new slot 2 trial boots (grubenv EDGE_MAX_TRIES) to keep
+     the test short;
   2. a tampered bundle (bytes flipped in `make bundle`'s output), a bundle signed by a foreign
      CA and an unsigned one are refused by `appliance update FILE` with a clear message, and
      nothing changes: RAUC's slot status, grubenv, the start of the inactive slot;

@@ -187,7 +187,7 @@ def test_a_resource_warning_from_elsewhere_does_not_refuse_an_item(monkeypatch):
     real = Dataset.from_json
 
     def collecting(*args, **kwargs):
-        warnings.warn("unclosed file <somebody else's>", ResourceWarning)
+        warnings.warn("unclosed file <somebody else's>", ResourceWarning, stacklevel=2)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(Dataset, "from_json", collecting)
