@@ -10,7 +10,7 @@ import pytest
 from pydicom import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.dimse_messages import N_CREATE_RSP
+from pynetdicom.dimse_messages import N_CREATE_RSP, N_EVENT_REPORT_RSP
 from pynetdicom.sop_class import (
     BasicAnnotationBox,
     BasicColorImageBox,
@@ -122,6 +122,7 @@ class PrintScu:
         #: (DONE or FAILURE) has arrived: close() lets those reports in before it releases.
         self.jobs: set[str] = set()
         self.finished_jobs: set[str] = set()
+        self.replies_sent = 0
         ae = AE(ae_title="PRINTSCU")
         ae.dimse_timeout = ae.acse_timeout = ae.network_timeout = 20
         ae.add_requested_context(self.meta, ImplicitVRLittleEndian)
@@ -131,7 +132,8 @@ class PrintScu:
         self.last_command: Dataset | None = None
         self.assoc = ae.associate("127.0.0.1", port, ae_title=called,
                                   evt_handlers=[(evt.EVT_N_EVENT_REPORT, self._on_event),
-                                                (evt.EVT_DIMSE_RECV, self._on_dimse)])
+                                                (evt.EVT_DIMSE_RECV, self._on_dimse),
+                                                (evt.EVT_DIMSE_SENT, self._on_sent)])
         assert self.assoc.is_established
 
     def _on_dimse(self, event):
@@ -139,6 +141,13 @@ class PrintScu:
         # only N-CREATE-RSPs count: an N-EVENT-REPORT of an earlier job may come in between
         if isinstance(event.message, N_CREATE_RSP):
             self.last_command = event.message.command_set
+
+    def _on_sent(self, event):
+        # pynetdicom sends an event's N-EVENT-REPORT-RSP after the handler returns: a release
+        # queued before it would have the RSP sent in Sta7, which kills pynetdicom's DUL thread
+        if isinstance(event.message, N_EVENT_REPORT_RSP):
+            self.replies_sent += 1
+            self.got_event.set()
 
     def _on_event(self, event):
         req = event.request
@@ -173,8 +182,10 @@ class PrintScu:
         timer = threading.Timer(settle, deadline.set)
         timer.start()
         try:
-            while self.jobs - self.finished_jobs and not deadline.is_set():
+            while (self.jobs - self.finished_jobs or self.replies_sent < len(self.events)) \
+                    and not deadline.is_set():
                 self.got_event.wait(0.05)
+                self.got_event.clear()
         finally:
             timer.cancel()
         if not self.assoc.is_established:
@@ -238,8 +249,10 @@ class PrintScu:
     def action(self, sop_class: str = BasicFilmBox, uid: str | None = None):
         uid = uid or (self.film_box_uid if sop_class == BasicFilmBox else self.session_uid)
         status, reply = self.assoc.send_n_action(None, 1, sop_class, uid, meta_uid=self.meta)
+        job_events = any(cx.abstract_syntax == PrintJob for cx in self.assoc.accepted_contexts)
         for item in getattr(reply, "ReferencedPrintJobSequence", None) or []:
-            self.jobs.add(str(item.ReferencedSOPInstanceUID))
+            if job_events:  # only then can the job's final N-EVENT-REPORT come
+                self.jobs.add(str(item.ReferencedSOPInstanceUID))
         return status, reply
 
     def delete(self, sop_class: str, uid: str):
