@@ -1,8 +1,13 @@
 """Storage benchmark: the appliance's Storage SCP against DCMTK storescp, same storescu sender,
 same run, TCP_NODELAY on every side, maximum PDU 131072 bytes on both receivers.
 
-Scenarios: 300 CT images 512x512 16-bit and 20 DX images 3000x3000 16-bit, over one and two
-concurrent associations; plus the receiver's peak memory while receiving one 500 MB object.
+Scenarios: CT images 512x512 16-bit (300, or BENCH_CT_IMAGES) and 20 DX images 3000x3000 16-bit,
+over one and two concurrent associations; plus the receiver's peak memory while receiving one
+500 MB object (one round). The machine is shared and noisy, so every scenario runs in rounds
+(3, or BENCH_ROUNDS), the receivers alternating (storescp, appliance, storescp, appliance, ...)
+and each receiver started afresh per run; the table gives medians with their range, and the
+ratio of the medians with the range of the per-round ratios (each round pairs one storescp run
+with the appliance run right after it).
 The appliance answers Success only after rename + syncfs of the data file system (file data and
 directory entries; fsyncs where syncfs cannot report errors) + SQLite commit; storescp writes
 without fsync, so the comparison is conservative for us.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +33,16 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from bench.report import cpu_seconds, machine, peak_rss_mb
+from bench.report import (
+    cpu_seconds,
+    env_int,
+    machine,
+    median_range,
+    paired_ratio,
+    peak_rss_mb,
+    rounds,
+    rss_mb,
+)
 from tests.conftest import free_port, wait_listening
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -73,6 +88,8 @@ WHERE_THE_TIME_GOES = [
     "only to download test data): about 13 MB less before the first association.",
 ]
 PDU = 131072
+KINDS = ("dcmtk", "appliance")  # the order of the runs in every round
+NAMES = {"dcmtk": "DCMTK storescp", "appliance": "appliance"}
 
 
 def make_images(directory: Path, count: int, rows: int, columns: int, sop_class: str,
@@ -117,6 +134,7 @@ class Receiver:
             config.write_text(
                 f'[device]\ndata_dir = "{self.out}"\n[dicom]\nport = {self.port}\n'
                 f'bind = "127.0.0.1"\nmax_pdu = {PDU}\n[storage]\nreserve_mb = 0\n'
+                f'[web]\nbind = "127.0.0.1"\nport = {free_port()}\n'
                 '[log]\nlevel = "WARNING"\n')
             cmd = [sys.executable, "-m", "appliance", "run", "--config", str(config)]
         self.proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL,
@@ -124,7 +142,7 @@ class Receiver:
         wait_listening(self.port, 30)
         time.sleep(0.5)
         self.cpu0 = cpu_seconds(self.proc.pid)
-        self.rss0 = current_rss_mb(self.proc.pid)
+        self.rss0 = rss_mb(self.proc.pid)
 
     def cpu(self) -> float:
         return cpu_seconds(self.proc.pid) - self.cpu0
@@ -142,19 +160,12 @@ class Receiver:
         shutil.rmtree(self.out, ignore_errors=True)
 
 
-def current_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def send(port: int, files: list[Path], associations: int) -> float:
+def send(port: int, files: list[Path], associations: int, called: str = "EDGEBOX") -> float:
     """storescu over `associations` concurrent associations; returns the wall time."""
     parts = [files[i::associations] for i in range(associations)]
     started = time.perf_counter()
     procs = [subprocess.Popen(["storescu", "--max-send-pdu", str(PDU), "-aet", "BENCH", "-aec",
-                               "EDGEBOX", "127.0.0.1", str(port), *map(str, part)], env=ENV,
+                               called, "127.0.0.1", str(port), *map(str, part)], env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for part in parts]
     for proc in procs:
@@ -174,63 +185,97 @@ def run_case(kind: str, work: Path, files: list[Path], associations: int) -> dic
         receiver.stop()
 
 
+def run_rounds(work: Path, files: list[Path], associations: int, count: int
+               ) -> dict[str, list[dict]]:
+    """`count` rounds of one run per receiver, in the order of KINDS."""
+    results: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    for number in range(count):
+        for kind in KINDS:
+            r = run_case(kind, work, files, associations)
+            results[kind].append(r)
+            print(f"  round {number + 1}/{count} {NAMES[kind]}: "
+                  f"{r['images'] / r['wall']:.1f} images/s", flush=True)
+    return results
+
+
+def case_rows(label: str, associations: int, results: dict[str, list[dict]]) -> list[str]:
+    """Table rows of one scenario: per receiver median (range) of each measure; the ratio of
+    the appliance's images/s (= MB/s: the same files) to storescp's."""
+    rates = {kind: [r["images"] / r["wall"] for r in rs] for kind, rs in results.items()}
+    rows = []
+    for kind, rs in results.items():
+        mbs = [r["mb"] / r["wall"] for r in rs]
+        cpu_ms = [1000 * r["cpu"] / r["images"] for r in rs]
+        ratio = "1" if kind == "dcmtk" else paired_ratio(rates[kind], rates["dcmtk"])
+        rows.append(f"| {label} | {associations} | {NAMES[kind]} | {median_range(rates[kind])} |"
+                    f" {median_range(mbs)} | {median_range(cpu_ms, 2)} |"
+                    f" {median_range([r['rss'] for r in rs], 0)} | {ratio} |")
+    return rows
+
+
 def main() -> str:
+    count = rounds()
+    ct_images = env_int("BENCH_CT_IMAGES", 300)
     work = Path(tempfile.mkdtemp(prefix="bench-storage-", dir=os.environ.get("BENCH_TMP")))
     try:
-        ct = make_images(work / "ct", 300, 512, 512, CTImageStorage, "CT")
+        ct = make_images(work / "ct", ct_images, 512, 512, CTImageStorage, "CT")
         dx = make_images(work / "dx", 20, 3000, 3000, DigitalXRayImageStorageForPresentation,
                          "DX")
         lines = [
             "## Storage SCP vs DCMTK storescp",
             "",
-            f"Machine: {machine()}. Sender: DCMTK storescu (TCP_NODELAY=1), max PDU {PDU}. "
+            f"Machine: {machine()}; {time.strftime('%Y-%m-%d')}. Sender: DCMTK storescu "
+            f"(TCP_NODELAY=1), max PDU {PDU}. "
             "Appliance: `appliance run`, Success only after the rename into place, one syncfs of "
             "the data file system per commit group (file data + directory entries) and the "
             "SQLite commit (WAL, synchronous=FULL); storescp writes without fsync.",
             "",
-            "| Data | Assoc. | Receiver | images/s | MB/s | receiver CPU s | peak RSS MB | "
-            "ratio images/s | ratio MB/s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"{count} rounds per scenario, the receivers alternating (storescp, appliance, "
+            "storescp, ...), each started afresh for its run. Each cell: median of the rounds "
+            "(min–max). Ratio: the appliance's images/s (the same as its MB/s ratio) over "
+            "storescp's, ratio of the medians (in brackets the range of the per-round ratios, "
+            "each round pairing one storescp run with the appliance run after it). Receiver CPU: "
+            "user + system time of the receiver process during the transfer, per image.",
+            "",
+            "| Data | Assoc. | Receiver | images/s | MB/s | receiver CPU ms/image | "
+            "peak RSS MB | ratio (appliance / storescp) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         per_image: dict = {}
-        for label, files in (("CT 300 x 512x512x16", ct), ("DX 20 x 3000x3000x16", dx)):
+        for label, files in ((f"CT {ct_images} x 512x512x16", ct),
+                             ("DX 20 x 3000x3000x16", dx)):
             for associations in (1, 2):
-                results = {kind: run_case(kind, work, files, associations)
-                           for kind in ("dcmtk", "appliance")}
+                print(f"{label}, {associations} association(s)", flush=True)
+                results = run_rounds(work, files, associations, count)
                 per_image[(label[:2], associations)] = results
-                ref = results["dcmtk"]
-                for kind, r in results.items():
-                    ips, mbs = r["images"] / r["wall"], r["mb"] / r["wall"]
-                    ratio_i = ips / (ref["images"] / ref["wall"])
-                    ratio_m = mbs / (ref["mb"] / ref["wall"])
-                    name = "DCMTK storescp" if kind == "dcmtk" else "appliance"
-                    lines.append(f"| {label} | {associations} | {name} | {ips:.1f} | {mbs:.1f} |"
-                                 f" {r['cpu']:.2f} | {r['rss']:.0f} | {ratio_i:.2f} |"
-                                 f" {ratio_m:.2f} |")
-                    print(lines[-1], flush=True)
+                lines += case_rows(label, associations, results)
+                print("\n".join(lines[-2:]), flush=True)
         shutil.rmtree(work / "ct")
         shutil.rmtree(work / "dx")
         big = make_images(work / "big", 1, 16384, 16000, DigitalXRayImageStorageForPresentation,
                           "DX")
         big_mb = big[0].stat().st_size / 1e6
         rows = []
-        for kind in ("dcmtk", "appliance"):
+        for kind in KINDS:
             r = run_case(kind, work, big, 1)
-            rows.append(f"| {'DCMTK storescp' if kind == 'dcmtk' else 'appliance'} | "
+            rows.append(f"| {NAMES[kind]} | "
                         f"{big_mb:.0f} | {r['wall']:.1f} | {r['rss0']:.0f} | {r['rss']:.0f} |"
                         f" {r['rss'] - r['rss0']:.0f} |")
-        lines += ["", f"One {big_mb:.0f} MB object (peak RSS of the receiver process while "
-                  "receiving it; target for the appliance: under 100 MB):", "",
+        lines += ["", f"One {big_mb:.0f} MB object, one round (peak RSS of the receiver process "
+                  "while receiving it; target for the appliance: under 100 MB):", "",
                   "| Receiver | object MB | seconds | RSS before MB | peak RSS MB | growth MB |",
                   "|---|---|---|---|---|---|", *rows]
         ct1 = per_image[("CT", 1)]
-        app, ref = ct1["appliance"], ct1["dcmtk"]
-        wall_ms, cpu_ms = 1000 * app["wall"] / app["images"], 1000 * app["cpu"] / app["images"]
+
+        def ms_per_image(kind: str, key: str) -> float:
+            return statistics.median(1000 * r[key] / r["images"] for r in ct1[kind])
+
         lines += ["", "### Where the time goes (CT, one association)", "",
-                  f"This run: the appliance takes {wall_ms:.1f} ms per CT image, of which "
-                  f"{cpu_ms:.1f} ms is CPU in the receiver (DCMTK: "
-                  f"{1000 * ref['wall'] / ref['images']:.1f} ms, "
-                  f"{1000 * ref['cpu'] / ref['images']:.2f} ms CPU).", "",
+                  f"This run (medians of {count} rounds): the appliance takes "
+                  f"{ms_per_image('appliance', 'wall'):.1f} ms per CT image, of which "
+                  f"{ms_per_image('appliance', 'cpu'):.1f} ms is CPU in the receiver (DCMTK: "
+                  f"{ms_per_image('dcmtk', 'wall'):.1f} ms, "
+                  f"{ms_per_image('dcmtk', 'cpu'):.2f} ms CPU).", "",
                   *WHERE_THE_TIME_GOES]
         return "\n".join(lines)
     finally:
