@@ -185,11 +185,16 @@ class Durability:
     def add(self, directory: Path) -> None:  # a set-like `add`: older jobs pass directories
         self.dirs.add(directory)
 
+    def _under_root(self, path: Path) -> bool:
+        # string prefix, not Path.parents: a third of the group's CPU time per CT image
+        root, text = os.fspath(self.root), os.fspath(path)
+        return text == root or text.startswith(root.rstrip("/") + "/")
+
     def flush(self) -> None:
         if not self.files and not self.dirs:
             return
         if _syncfs is not None and self.root_fd is not None and all(
-                self.root in (p, *p.parents) for p in (*self.files, *self.dirs)):
+                self._under_root(p) for p in (*self.files, *self.dirs)):
             if _syncfs(self.root_fd) != 0:
                 code = ctypes.get_errno()
                 raise OSError(code, f"syncfs: {os.strerror(code)}")

@@ -12,17 +12,19 @@ import logging
 import socket
 import threading
 import time
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ComponentFailure
 from appliance.runtime import Runtime
 from appliance.web import system_info
-from appliance.web.app import create_app
 from appliance.web.context import WebContext
 from appliance.web.providers import Providers
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,19 @@ class WebComponent(Component):
                  providers: Providers | None = None):
         self.config = config
         self.context = WebContext(config, runtime, providers)
-        self.app = create_app(self.context)
+        self._app: FastAPI | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._listening: tuple[str, int, bool] | None = None
+
+    @property
+    def app(self) -> FastAPI:
+        """The FastAPI app, built on first use: FastAPI and the app take ~0.3 s to import,
+        which `appliance run` spends after the DICOM port is open (the web page starts last)."""
+        if self._app is None:
+            from appliance.web.app import create_app
+            self._app = create_app(self.context)
+        return self._app
 
     def configure(self, config: ApplianceConfig) -> None:
         self.config = config
@@ -77,9 +88,12 @@ class WebComponent(Component):
             cert, key = ensure_certificate(self.config.device.data_dir, self.config.device.name,
                                            system_info.ip_addresses())
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        import uvicorn
+        app = self.app
+
         # proxy_headers off: uvicorn would take X-Forwarded-For from 127.0.0.1 by default;
         # only `[web] trusted_proxies` may name a client (security.client_address).
-        config = uvicorn.Config(self.app, log_config=None, access_log=False,
+        config = uvicorn.Config(app, log_config=None, access_log=False,
                                 proxy_headers=False, timeout_graceful_shutdown=3,
                                 lifespan="off", **options)
         server = uvicorn.Server(config)

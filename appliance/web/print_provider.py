@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import HTTPException
-
 from appliance.print.profiles import printer_profiles
 from appliance.print.spool import JobNotFound, PrintSpool, QueueFull
 from appliance.web.context import NotAvailable
@@ -47,6 +45,7 @@ class SpoolPrintProvider:
         except JobNotFound as exc:
             raise NotAvailable(str(exc)) from None
         except QueueFull as exc:
+            from fastapi import HTTPException  # only the web page calls this: FastAPI is loaded
             raise HTTPException(503, f"cannot reprint: {exc}") from None
         log.info("print job %s reprinted from the web page as %s", job_id, uid)
 
