@@ -70,16 +70,23 @@ WHERE_THE_TIME_GOES = [
     "8 MB) went with it.",
     "- Header parse for the index: the 8 attributes looked up by tag instead of keyword, "
     "0.69 -> about 0.2 ms per image.",
+    "- Index values from the structural check's walk (2026-12-04, later): the check copies "
+    "out the raw values of the 8 index attributes as it passes them; pydicom parses the header "
+    "again only when a value needs decoding (a character set other than ASCII, several "
+    "values). Check + index values 1.9-2.2 -> 0.34-0.44 ms per CT image (500 files in a loop); "
+    "whole receiver 3.0 -> 2.0 ms CPU and 0.22 -> 0.32x storescp per CT image in `make bench`.",
     "- What remains per CT image (2026-12-04, one association, in-process with per-thread "
-    "CPU clocks, 300 images): 3.1 ms process CPU per image, of which 1.26 ms in the store "
-    "callback (header parse with pydicom 0.79 ms, structural check 0.29 ms, hand-off to the "
-    "index writer 0.11 ms), 0.90 ms in the index writer thread (rename, syncfs, SQLite "
-    "inserts and WAL commit; one image per group on one association) and about 0.9 ms native "
-    "(DCMTK's receive and file write; storescp needs 0.6 ms). The throughput is set by the two "
-    "flushes per group (syncfs of a data file system shared with the other sessions' builds "
-    "and QEMU images in this run, then the WAL commit), which storescp does not do. Next: the "
-    "index values read by the engine (DCMTK already parses the header) or by the structural "
-    "check's own walk instead of a second parse with pydicom; a native group commit.",
+    "CPU clocks, 300 images, two runs): 1.5-1.7 ms process CPU per image, of which 0.37-0.48 "
+    "ms in the store callback (structural check 0.21-0.30 ms, index values 0.03 ms, hand-off "
+    "to the index writer 0.08 ms), 0.48-0.53 ms in the index writer thread (rename, syncfs, "
+    "7 SQLite statements and the WAL commit; one image per group on one association) and "
+    "about 0.6-0.7 ms native (DCMTK's receive and file write; storescp needs 0.6-0.7 ms). "
+    "The wall time beyond the CPU is the two flushes per group (syncfs of a data file system "
+    "shared with other work, then the WAL commit), which storescp does not do. The targets "
+    "(CPU <= 1.5x storescp, >= 0.5x its images/s) need the per-image Python work gone: the "
+    "structural check and the index commit done natively (a SQLite group commit in the engine, "
+    "Python told afterwards for routing and events), as the 0.51-0.57x native receiver in "
+    "issue 14 did.",
     "- DX is bound by the disk: `dd conv=fdatasync` of 360 MB writes 626 MB/s here, the "
     "appliance receives durably at 430-730 MB/s, while storescp only fills the page cache "
     "(570-1300 MB/s in the same runs), so the DX ratio follows DCMTK's page-cache speed.",
