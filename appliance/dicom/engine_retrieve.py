@@ -120,20 +120,13 @@ def get_answers(handler, event, encode) -> Iterator[tuple]:
         if total < 1:
             yield 0x0000, None, counts.fields()
             return
-        for status, dataset in answers:
-            code, fields = _status_of(status)
-            if code in PENDING and dataset is not None:
-                item = _store_item(dataset, event.assoc.accepted_contexts)
-                uid = item[3] if item else str(getattr(dataset, "SOPInstanceUID", ""))
-                store_status = NOT_SENT if item is None else (yield item)
-                counts.count(store_status, uid)
-                yield 0xFF00, None, counts.fields()
-                continue
-            if code in PENDING:
-                continue
-            yield _final(code, fields, counts, syntax, encode)
-            return
-        yield _final(0x0000, {}, counts, syntax, encode)
+
+        def store(dataset) -> tuple:  # sent by the engine on this association
+            item = _store_item(dataset, event.assoc.accepted_contexts)
+            uid = item[3] if item else str(getattr(dataset, "SOPInstanceUID", ""))
+            return item, uid, NOT_SENT
+
+        yield from _sub_operations(answers, counts, store, syntax, encode)
     except Exception:
         log.exception("the C-GET handler %s failed", handler)
         yield GET_FAILED, None, {}
@@ -170,22 +163,15 @@ def move_answers(handler, event, encode) -> Iterator[tuple]:
             yield DESTINATION_UNKNOWN, None, {"error_comment": "move destination refused"}
             return
         originator = event.assoc.requestor.ae_title
-        for status, dataset in answers:
-            code, fields = _status_of(status)
-            if code in PENDING and dataset is not None:
-                answer = assoc.send_c_store(dataset, originator_aet=originator,
-                                            originator_id=event.request.MessageID)
-                uid = str(getattr(dataset, "SOPInstanceUID", "")) \
-                    if isinstance(dataset, Dataset) else str(dataset)
-                counts.count(int(answer.Status) if answer and "Status" in answer else None,
-                             uid)
-                yield 0xFF00, None, counts.fields()
-                continue
-            if code in PENDING:
-                continue
-            yield _final(code, fields, counts, syntax, encode)
-            return
-        yield _final(0x0000, {}, counts, syntax, encode)
+
+        def store(dataset) -> tuple:  # sent over our association to the destination
+            answer = assoc.send_c_store(dataset, originator_aet=originator,
+                                        originator_id=event.request.MessageID)
+            uid = str(getattr(dataset, "SOPInstanceUID", "")) \
+                if isinstance(dataset, Dataset) else str(dataset)
+            return None, uid, int(answer.Status) if answer and "Status" in answer else None
+
+        yield from _sub_operations(answers, counts, store, syntax, encode)
     except Exception:
         log.exception("the C-MOVE handler %s failed", handler)
         yield MOVE_FAILED, None, {}
@@ -195,6 +181,28 @@ def move_answers(handler, event, encode) -> Iterator[tuple]:
         close = getattr(answers, "close", None)
         if close is not None:
             close()
+
+
+def _sub_operations(answers, counts: SubOperations, store, syntax: UID,
+                    encode) -> Iterator[tuple]:
+    """The handler's (status, data set) yields after its count: each Pending data set is a
+    C-STORE sub-operation, made by `store(dataset)` -> (item for the engine to send or None,
+    SOP Instance UID, status when not sent by the engine); counted and answered Pending. The
+    first status that is not Pending, or the handler's end, gives the final answer."""
+    for status, dataset in answers:
+        code, fields = _status_of(status)
+        if code in PENDING and dataset is not None:
+            item, uid, store_status = store(dataset)
+            if item is not None:
+                store_status = yield item  # the engine sends it and gives back the status
+            counts.count(store_status, uid)
+            yield 0xFF00, None, counts.fields()
+            continue
+        if code in PENDING:
+            continue
+        yield _final(code, fields, counts, syntax, encode)
+        return
+    yield _final(0x0000, {}, counts, syntax, encode)
 
 
 def _status_of(status) -> tuple[int, dict]:

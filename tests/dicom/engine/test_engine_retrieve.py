@@ -181,9 +181,32 @@ def test_c_cancel_during_a_c_move_closes_the_handler(engine, storescp, tmp_path)
 
 # -- N-EVENT-REPORT from the peer ---------------------------------------------------------------
 
-def test_an_n_event_report_from_the_peer_reaches_the_handler(engine):
+def commitment_report(port: int, transaction_uid: str, event_type: int,
+                      instances: tuple[str, ...] = ()) -> tuple[Dataset, Dataset | None]:
+    """A PACS's Storage Commitment result sent to us as an N-EVENT-REPORT (pynetdicom):
+    (status, reply)."""
     from pynetdicom import AE
 
+    ae = AE("PACS")
+    ae.add_requested_context(STORAGE_COMMITMENT, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="EDGEBOX")
+    information = Dataset()
+    information.TransactionUID = transaction_uid
+    if instances:
+        items = []
+        for uid in instances:
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = CT_IMAGE, uid
+            items.append(item)
+        information.ReferencedSOPSequence = items
+    try:
+        return assoc.send_n_event_report(information, event_type, STORAGE_COMMITMENT,
+                                         STORAGE_COMMITMENT_INSTANCE)
+    finally:
+        assoc.release()
+
+
+def test_an_n_event_report_from_the_peer_reaches_the_handler(engine):
     seen: list[tuple[dict, Dataset]] = []
 
     def commitment_result(request, data_set):
@@ -195,17 +218,7 @@ def test_an_n_event_report_from_the_peer_reaches_the_handler(engine):
 
     dicom_engine, _ = engine(contexts={STORAGE_COMMITMENT: QR_SYNTAXES},
                              on_request=commitment_result)
-    ae = AE("PACS")
-    ae.add_requested_context(STORAGE_COMMITMENT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX")
-    information = Dataset()
-    information.TransactionUID = "1.2.3.99"
-    item = Dataset()
-    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = CT_IMAGE, "1.2.3.4.5"
-    information.ReferencedSOPSequence = [item]
-    status, reply = assoc.send_n_event_report(information, 1, STORAGE_COMMITMENT,
-                                              STORAGE_COMMITMENT_INSTANCE)
-    assoc.release()
+    status, reply = commitment_report(dicom_engine.port, "1.2.3.99", 1, ("1.2.3.4.5",))
     assert status.Status == 0x0000
     assert reply.TransactionUID == "1.2.3.99"
     [(request, data)] = seen
@@ -216,20 +229,12 @@ def test_an_n_event_report_from_the_peer_reaches_the_handler(engine):
 
 
 def test_a_failing_n_event_report_handler_answers_processing_failure(engine):
-    from pynetdicom import AE
 
     def broken(request, data_set):
         raise RuntimeError("no such transaction")
 
     dicom_engine, _ = engine(contexts={STORAGE_COMMITMENT: QR_SYNTAXES}, on_request=broken)
-    ae = AE("PACS")
-    ae.add_requested_context(STORAGE_COMMITMENT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX")
-    information = Dataset()
-    information.TransactionUID = "1.2.3.98"
-    status, _ = assoc.send_n_event_report(information, 2, STORAGE_COMMITMENT,
-                                          STORAGE_COMMITMENT_INSTANCE)
-    assoc.release()
+    status, _ = commitment_report(dicom_engine.port, "1.2.3.98", 2)
     assert status.Status == 0x0110
 
 

@@ -21,9 +21,9 @@ from tests.conftest import DCMTK_ENV
 from tests.dicom.engine.test_engine_retrieve import (
     CT_IMAGE,
     STORAGE_COMMITMENT,
-    STORAGE_COMMITMENT_INSTANCE,
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
+    commitment_report,
     data_set_part,
     get_counts,
     get_responses,
@@ -129,18 +129,9 @@ def test_a_pynetdicom_c_move_handler_sends_to_the_destination(engine, storescp, 
 
 
 def test_a_pynetdicom_n_event_report_handler_answers_the_pacs(engine, tmp_path):
-    from pynetdicom import AE
-
     service = RetrieveService([], {})
     dicom_engine = serve(engine, service)
-    ae = AE("PACS")
-    ae.add_requested_context(STORAGE_COMMITMENT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX")
-    information = Dataset()
-    information.TransactionUID = "1.2.3.77"
-    status, _ = assoc.send_n_event_report(information, 1, STORAGE_COMMITMENT,
-                                          STORAGE_COMMITMENT_INSTANCE)
-    assoc.release()
+    status, _ = commitment_report(dicom_engine.port, "1.2.3.77", 1)
     assert status.Status == 0x0000
     [(event_type, info)] = service.reports
     assert event_type == 1 and info.TransactionUID == "1.2.3.77"

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "abort_pdu.hpp"
+#include "dimse_status.hpp"
 #include "dcmtk/dcmdata/dcostrmf.h"
 #include "engine.hpp"
 #include "file_meta.hpp"
@@ -25,9 +26,6 @@ namespace engine {
 
 namespace {
 
-constexpr uint16_t kSuccess = 0x0000;
-constexpr uint16_t kOutOfResources = 0xA700;
-constexpr uint16_t kProcessingFailure = 0x0110;
 constexpr int kDropWaitSeconds = 1;
 //! How often an idle association looks at its outbox, the stop flag and the idle timeout.
 constexpr int kCommandPollMs = 100;

@@ -21,6 +21,7 @@ namespace engine {
 class Engine;
 struct EventReport;
 struct ConnectionRecord;
+struct DimseRequest;
 struct StoreAnswer;
 struct StoreSubOperation;
 struct EngineConfig;
@@ -88,6 +89,11 @@ private:
     //! requester in the SCP role; 0 when there is none.
     T_ASC_PresentationContextID storage_context(const std::string& sop_class,
                                                 const std::string& transfer_syntax);
+    //! A request for the Python services with the fields every command has: who asks, on
+    //! which association, in which context's transfer syntax.
+    DimseRequest request_up(const char* command, uint16_t command_field, uint16_t message_id,
+                            const std::string& sop_class_uid,
+                            const T_ASC_PresentationContext& context) const;
     //! A C-CANCEL-RQ for `message_id` waiting? Anything else arriving meanwhile is an abort.
     bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken,
                           const char* during = "C-FIND");

@@ -6,23 +6,26 @@
 
 #include "association.hpp"
 #include "data_set_bytes.hpp"
+#include "dimse_status.hpp"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "engine.hpp"
 
 namespace engine {
 
-namespace {
-
-constexpr uint16_t kCancel = 0xFE00;
-constexpr uint16_t kUnableToProcess = 0xC000;
-constexpr uint16_t kPending = 0xFF00;
-constexpr uint16_t kPendingWarning = 0xFF01;
-
-bool is_pending(uint16_t status) {
-    return status == kPending || status == kPendingWarning;
+DimseRequest Association::request_up(const char* command, uint16_t command_field,
+                                     uint16_t message_id, const std::string& sop_class_uid,
+                                     const T_ASC_PresentationContext& context) const {
+    DimseRequest up;
+    up.command = command;
+    up.command_field = command_field;
+    up.message_id = message_id;
+    up.sop_class_uid = sop_class_uid;
+    up.calling_ae = peer_.calling_ae;
+    up.called_ae = peer_.called_ae;
+    up.association_id = id_;
+    up.transfer_syntax_uid = context.acceptedTransferSyntax;
+    return up;
 }
-
-}  // namespace
 
 bool Association::cancel_requested(uint16_t message_id, std::string& outcome, bool& broken,
                                    const char* during) {
@@ -72,16 +75,9 @@ bool Association::handle_find(T_ASC_PresentationContextID pres_id,
         outcome = failure_outcome(cond, "receiving a C-FIND identifier");
         return false;
     }
-    DimseRequest up;
-    up.command = "C-FIND-RQ";
-    up.command_field = DIMSE_C_FIND_RQ;
-    up.message_id = request.MessageID;
-    up.sop_class_uid = request.AffectedSOPClassUID;
+    DimseRequest up = request_up("C-FIND-RQ", DIMSE_C_FIND_RQ, request.MessageID,
+                                 request.AffectedSOPClassUID, context);
     up.priority = static_cast<uint16_t>(request.Priority);
-    up.calling_ae = peer_.calling_ae;
-    up.called_ae = peer_.called_ae;
-    up.association_id = id_;
-    up.transfer_syntax_uid = context.acceptedTransferSyntax;
     if (encode_data_set(*identifier, syntax, up.data_set).bad()) up.data_set.clear();
 
     T_DIMSE_C_FindRSP response{};

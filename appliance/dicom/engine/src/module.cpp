@@ -10,6 +10,7 @@
 #include <string>
 
 #include "dcmtk_log.hpp"
+#include "dimse_status.hpp"
 #include "engine.hpp"
 
 namespace py = pybind11;
@@ -17,7 +18,6 @@ namespace py = pybind11;
 namespace {
 
 constexpr const char* kLoggerName = "appliance.dicom.engine";
-constexpr uint16_t kProcessingFailure = 0x0110;
 
 //! Keeps the Python thread state of a native thread from its first call into Python until the
 //! thread ends (pybind11 would otherwise make and drop one per call). Python's thread-local
@@ -340,7 +340,7 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
                 log_to_python(40, "store callback gave no status for " +
                                       request.sop_instance_uid + ": " + error.what());
             }
-            return engine::StoreAnswer{kProcessingFailure, {}};
+            return engine::StoreAnswer{engine::kProcessingFailure, {}};
         };
     }
     return callbacks;

@@ -6,14 +6,13 @@
 
 #include "association.hpp"
 #include "data_set_bytes.hpp"
+#include "dimse_status.hpp"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "engine.hpp"
 
 namespace engine {
 
 namespace {
-
-constexpr uint16_t kProcessingFailure = 0x0110;
 
 //! The fields every N-request has, whatever its command.
 struct NRequestFields {
@@ -117,16 +116,9 @@ bool Association::handle_n_request(T_ASC_PresentationContextID pres_id,
         return false;
     }
     const E_TransferSyntax syntax = DcmXfer(context.acceptedTransferSyntax).getXfer();
-    DimseRequest up;
-    up.command = fields.name;
-    up.command_field = message.CommandField;
-    up.message_id = fields.message_id;
-    up.sop_class_uid = fields.sop_class;
+    DimseRequest up = request_up(fields.name, message.CommandField, fields.message_id,
+                                 fields.sop_class, context);
     up.sop_instance_uid = fields.sop_instance;
-    up.calling_ae = peer_.calling_ae;
-    up.called_ae = peer_.called_ae;
-    up.association_id = id_;
-    up.transfer_syntax_uid = context.acceptedTransferSyntax;
     if (message.CommandField == DIMSE_N_ACTION_RQ) {
         up.action_type_id = message.msg.NActionRQ.ActionTypeID;
     }

@@ -8,6 +8,7 @@
 
 #include "association.hpp"
 #include "data_set_bytes.hpp"
+#include "dimse_status.hpp"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "engine.hpp"
@@ -17,15 +18,6 @@ namespace engine {
 
 namespace {
 
-constexpr uint16_t kCancel = 0xFE00;
-constexpr uint16_t kUnableToProcess = 0xC000;
-constexpr uint16_t kPending = 0xFF00;
-constexpr uint16_t kPendingWarning = 0xFF01;
-//! Sub-operation statuses of our own, when nothing was sent: no context for the SOP class in
-//! that transfer syntax (SOP class not supported) and an unreadable source (processing failure).
-constexpr uint16_t kNotSent = 0x0122;
-constexpr uint16_t kProcessingFailure = 0x0110;
-
 // One set of option flags serves both responses.
 static_assert(O_GET_AFFECTEDSOPCLASSUID == O_MOVE_AFFECTEDSOPCLASSUID &&
                   O_GET_NUMBEROFREMAININGSUBOPERATIONS == O_MOVE_NUMBEROFREMAININGSUBOPERATIONS &&
@@ -33,10 +25,6 @@ static_assert(O_GET_AFFECTEDSOPCLASSUID == O_MOVE_AFFECTEDSOPCLASSUID &&
                   O_GET_NUMBEROFFAILEDSUBOPERATIONS == O_MOVE_NUMBEROFFAILEDSUBOPERATIONS &&
                   O_GET_NUMBEROFWARNINGSUBOPERATIONS == O_MOVE_NUMBEROFWARNINGSUBOPERATIONS,
               "C-GET and C-MOVE response flags differ");
-
-bool is_pending(uint16_t status) {
-    return status == kPending || status == kPendingWarning;
-}
 
 //! The counts given so far, each replaced by a newer one the handler gives.
 void merge(SubOperationCounts& counts, const SubOperationCounts& given) {
@@ -127,16 +115,9 @@ bool Association::handle_retrieve(T_ASC_PresentationContextID pres_id, T_DIMSE_M
         outcome = failure_outcome(cond, std::string("receiving a ") + name + " identifier");
         return false;
     }
-    DimseRequest up;
-    up.command = std::string(name) + "-RQ";
-    up.command_field = message.CommandField;
-    up.message_id = fields.message_id;
-    up.sop_class_uid = fields.sop_class;
+    DimseRequest up = request_up(fields.get ? "C-GET-RQ" : "C-MOVE-RQ", message.CommandField,
+                                 fields.message_id, fields.sop_class, context);
     up.priority = static_cast<uint16_t>(fields.priority);
-    up.calling_ae = peer_.calling_ae;
-    up.called_ae = peer_.called_ae;
-    up.association_id = id_;
-    up.transfer_syntax_uid = context.acceptedTransferSyntax;
     if (!fields.get) up.move_destination = trim(message.msg.CMoveRQ.MoveDestination);
     if (encode_data_set(*identifier, syntax, up.data_set).bad()) up.data_set.clear();
 

@@ -3,13 +3,14 @@
 
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcelem.h"
+#include "dimse_status.hpp"
 
 namespace engine {
 
 namespace {
 
 bool carries_detail(uint16_t status) {
-    return status != 0x0000 && status != 0xFF00 && status != 0xFF01 && status != 0xFE00;
+    return status != kSuccess && !is_pending(status) && status != kCancel;
 }
 
 std::string printable(const std::string& text) {
