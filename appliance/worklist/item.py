@@ -114,8 +114,10 @@ class WorklistItem:
         source = self.sps if keyword in SPS_ITEM else self.data
         return json_text(source.get(tag_of(keyword)))
 
-    def columns(self) -> dict[str, str]:
-        """Values of the indexed columns."""
+    def columns(self) -> dict[str, str | int]:
+        """Values of the indexed columns, and `multi_valued`: 1 when one of them holds several
+        values (joined by backslashes; e.g. two Scheduled Station AE Titles), which an SQL
+        equality cannot match by one of them."""
         out = {column: json_text(self.data.get(tag_of(kw))) for kw, column in INDEXED_TOP.items()}
         out.update({column: json_text(self.sps.get(tag_of(kw)))
                     for kw, column in INDEXED_SPS.items()})
@@ -123,6 +125,7 @@ class WorklistItem:
         out["patient_name_upper"] = out["patient_name"].upper()
         out["referring_physician_upper"] = out["referring_physician"].upper()
         out["performing_physician_upper"] = out["performing_physician"].upper()
+        out["multi_valued"] = int(any("\\" in value for value in out.values()))
         return out
 
     def to_json(self) -> str:

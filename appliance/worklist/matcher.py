@@ -185,7 +185,8 @@ class WorklistQuery:
     # -- SQL prefilter ----------------------------------------------------------------------
 
     def sql(self) -> tuple[str, list[str]]:
-        """A condition over indexed columns selecting a superset of the matches."""
+        """A condition over indexed columns selecting a superset of the matches (with every
+        row that holds several values in one of them)."""
         clauses, params = [], []
         indexed = {tag_of(k): c for k, c in {**INDEXED_TOP, **INDEXED_SPS}.items()}
         for tag, cond in self.top + self.sps:
@@ -211,7 +212,12 @@ class WorklistQuery:
         if self.station_aet is not None:
             clauses.append("station_aet = ?")
             params.append(self.station_aet)
-        return " AND ".join(clauses) or "1", params
+        if not clauses:
+            return "1", params
+        # A row holding several values in a column (two station AE titles) matches when one of
+        # them does, which no equality over the joined text can say: such rows are always
+        # candidates, and `matches` decides (SQLite serves each side of the OR by an index).
+        return f"({' AND '.join(clauses)}) OR multi_valued = 1", params
 
     # -- exact matching ---------------------------------------------------------------------
 

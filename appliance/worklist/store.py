@@ -35,6 +35,9 @@ COLUMNS = ("patient_name", "patient_name_upper", "patient_id", "accession_number
            "performing_physician_upper", "sps_id", "station_name", "sps_date", "sps_time")
 
 _INDEXED = [c for c in COLUMNS if c not in ("sps_time",)]
+#: What a row write sets: the columns, and whether one of them holds several values (those
+#: rows are candidates of every query: the exact matching looks at each value).
+WRITTEN = (*COLUMNS, "multi_valued")
 
 MIGRATIONS = [
     Migration(OWNER, 1, "CREATE TABLE worklist_items (\n"
@@ -55,6 +58,12 @@ MIGRATIONS = [
               "(modality, sps_date);\n"
               "CREATE INDEX worklist_items_station_date ON worklist_items "
               "(station_aet, sps_date);\n"),
+    Migration(OWNER, 3, "ALTER TABLE worklist_items ADD COLUMN multi_valued INTEGER NOT NULL "
+              "DEFAULT 0;\n"
+              "UPDATE worklist_items SET multi_valued = 1 WHERE "
+              + " OR ".join(f"instr({c}, '\\') > 0" for c in COLUMNS) + ";\n"
+              "CREATE INDEX worklist_items_multi_valued ON worklist_items (multi_valued) "
+              "WHERE multi_valued = 1;\n"),
 ]
 
 
@@ -108,15 +117,15 @@ class WorklistStore:
         if row is not None and item.generated:
             _keep_generated(item, json.loads(row["item_json"]))
         cols = item.columns()
-        names = ", ".join(COLUMNS)
-        marks = ", ".join("?" for _ in COLUMNS)
-        values = [cols[c] for c in COLUMNS]
+        names = ", ".join(WRITTEN)
+        marks = ", ".join("?" for _ in WRITTEN)
+        values = [cols[c] for c in WRITTEN]
         if row is None:
             tx.execute(f"INSERT INTO worklist_items (item_key, source, status, {names}, item_json,"
                        f" created_at, updated_at) VALUES (?, ?, 'SCHEDULED', {marks}, ?, ?, ?)",
                        (item.key, source, *values, item.to_json(), now, now))
             return True
-        sets = ", ".join(f"{c}=?" for c in COLUMNS)
+        sets = ", ".join(f"{c}=?" for c in WRITTEN)
         tx.execute(f"UPDATE worklist_items SET source=?, status='SCHEDULED', {sets}, item_json=?,"
                    " updated_at=? WHERE id=?", (source, *values, item.to_json(), now, row["id"]))
         return False
@@ -135,11 +144,11 @@ class WorklistStore:
                 if not fill_generated(item.data):
                     continue
                 cols = item.columns()
-                sets = ", ".join(f"{c}=?" for c in COLUMNS)
+                sets = ", ".join(f"{c}=?" for c in WRITTEN)
                 # another process may have filled it meanwhile: the first one's values stay
                 tx.execute(f"UPDATE worklist_items SET {sets}, item_json=? WHERE id=? AND "
                            "(study_instance_uid = '' OR requested_procedure_id = '')",
-                           (*[cols[c] for c in COLUMNS], item.to_json(), row["id"]))
+                           (*[cols[c] for c in WRITTEN], item.to_json(), row["id"]))
         log.info("worklist: generated missing Study Instance UIDs / Requested Procedure IDs "
                  "for %d stored item(s)", len(rows))
 

@@ -138,3 +138,63 @@ def test_malformed_date_is_refused_with_a900(mwl):
                      extra=("-v",))
     assert result.answers == []
     assert "Error: DataSetDoesNotMatchSOPClass" in result.log, result.log  # 0xA900
+
+
+def two_stations() -> list[dict]:
+    """An item for two stations (Scheduled Station AE Title and Name are VM 1-n) and one for
+    a third."""
+    from tests.worklist.conftest import item
+
+    both = item("2001", "TWO^STATIONS", "A2001", "CT", "CT1", "20260115", "093000",
+                study="1.2.3.21", sps_id="S21")
+    step = both["00400100"]["Value"][0]
+    step["00400001"] = {"vr": "AE", "Value": ["CT1", "CT2"]}
+    step["00400010"] = {"vr": "SH", "Value": ["ROOM1", "ROOM2"]}
+    other = item("2002", "ONE^STATION", "A2002", "CT", "CT3", "20260115", "100000",
+                 study="1.2.3.22", sps_id="S22")
+    return [both, other]
+
+
+@pytest.mark.parametrize("key, expected", [
+    (f"{SPS}ScheduledStationAETitle=CT2", ["2001"]),
+    (f"{SPS}ScheduledStationAETitle=CT1", ["2001"]),
+    (f"{SPS}ScheduledStationAETitle=CT3", ["2002"]),
+    (f"{SPS}ScheduledStationAETitle=CT?", ["2001", "2002"]),
+    (f"{SPS}ScheduledStationName=ROOM2", ["2001"]),
+    (f"{SPS}ScheduledStationAETitle=CT1\\CT2", []),  # not a list for an AE: one value
+])
+def test_a_value_stored_with_several_values_matches_when_any_one_does(worklist_server, key,
+                                                                        expected):
+    port, _ = worklist_server(items=two_stations())
+    assert ids(findscu(port, "PatientID", key)) == expected
+
+
+def test_the_station_filter_finds_an_item_for_several_stations(worklist_server):
+    port, _ = worklist_server({"own_station_only_aets": ["CT2", "CT3"]}, items=two_stations())
+    assert ids(findscu(port, "PatientID", calling="CT2")) == ["2001"]
+    assert ids(findscu(port, "PatientID", calling="CT3")) == ["2002"]
+
+
+def test_rows_stored_before_the_upgrade_are_marked_by_the_migration(tmp_path):
+    """A database written by the firmware before (worklist migrations 1-2) gets its rows with
+    several values marked, so they are found after the upgrade."""
+    from appliance.store.database import Database
+    from appliance.worklist.item import items_from_dataset
+    from appliance.worklist.matcher import WorklistQuery
+    from appliance.worklist.store import COLUMNS, MIGRATIONS, WorklistStore
+
+    db = Database.in_data_dir(tmp_path)
+    db.migrate(MIGRATIONS[:2])
+    with db.transaction() as tx:
+        for number, stored in enumerate(items_from_dataset(d)[0] for d in two_stations()):
+            cols = stored.columns()
+            tx.execute(f"INSERT INTO worklist_items (item_key, source, {', '.join(COLUMNS)}, "
+                       f"item_json, created_at, updated_at) VALUES (?, 'old', "
+                       f"{', '.join('?' for _ in COLUMNS)}, ?, 0, 0)",
+                       (f"k{number}", *[cols[c] for c in COLUMNS], stored.to_json()))
+    store = WorklistStore(db)
+    query = WorklistQuery({"00400100": {"vr": "SQ", "Value": [
+        {"00400001": {"vr": "AE", "Value": ["CT2"]}}]}, "00100020": {"vr": "LO"}})
+    where, params = query.sql()
+    found = [item for item, _ in store.scan_items(where, params) if query.matches(item)]
+    assert [item["00100020"]["Value"] for item in found] == [["2001"]]
