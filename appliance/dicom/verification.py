@@ -1,5 +1,6 @@
-"""Verification (C-ECHO): the SCP that answers "are you there?", and the SCU behind
-`appliance echo`, the web page's "Test" button and the front panel's peer check.
+"""Verification (C-ECHO): the SCP's presentation contexts (the native engine answers "are you
+there?" itself), and the SCU behind `appliance echo`, the web page's "Test" button and the
+front panel's peer check.
 
 The SCU turns every way an echo can fail into one sentence a technician can act on:
 connection refused, no answer in time, association rejected (with the standard's reason),
@@ -39,7 +40,7 @@ TRANSFER_SYNTAXES = [
 
 
 class VerificationService:
-    """The Verification SCP: its presentation contexts and its C-ECHO handler."""
+    """The Verification SCP: its presentation contexts (the engine answers C-ECHO itself)."""
 
     name = "verification"
 
@@ -47,11 +48,8 @@ class VerificationService:
         return [build_context(Verification, TRANSFER_SYNTAXES)]
 
     def handlers(self) -> list[tuple]:
-        return [(evt.EVT_C_ECHO, self.handle_echo)]
-
-    @staticmethod
-    def handle_echo(event: evt.Event) -> int:
-        return 0x0000
+        """None: C-ECHO never reaches Python."""
+        return []
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from appliance.worklist.store import WorklistStore
 log = logging.getLogger(__name__)
 
 TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
-PENDING, PENDING_WARNING = 0xFF00, 0xFF01
+PENDING = 0xFF00
 SUCCESS = 0x0000
 IDENTIFIER_DOES_NOT_MATCH, UNABLE_TO_PROCESS = 0xA900, 0xC000
 
