@@ -11,6 +11,7 @@ SCUs receive (forwarding, echo).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ def reject_reason(primitive) -> str:
     return text.replace("ae title", "AE title")
 
 
+@functools.lru_cache(maxsize=1024)
 def describe_uids(abstract_syntax: str, transfer_syntax: str) -> str:
     """An accepted context as the line shows it: 'CT Image Storage [Explicit VR Little
     Endian]'."""
