@@ -86,13 +86,21 @@ def hostname() -> str:
 
 
 def format_duration(seconds: float | None) -> str:
+    """A span as a person says it: '12 s', '5 min', '2 h 3 min', '3 d 4 h' (the two largest
+    units; never '0 h 0 min')."""
     if seconds is None:
         return "unknown"
-    seconds = int(seconds)
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
-    return (f"{days} d " if days else "") + f"{hours} h {minutes} min"
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
 
 
 def format_bytes(count: float) -> str:
