@@ -8,11 +8,11 @@ session is locked again after `[console] idle_logout` seconds.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 
+from appliance import logsetup
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.console import ConsoleSession
@@ -25,25 +25,6 @@ from hal.serial_link import LineReader, SerialLink
 log = logging.getLogger(__name__)
 
 
-class RecentLog(logging.Handler):
-    """Keeps the last log lines for `log tail`."""
-
-    def __init__(self, size: int = 500):
-        super().__init__(logging.INFO)
-        self.lines: collections.deque[str] = collections.deque(maxlen=size)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                            "%Y-%m-%d %H:%M:%S"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record))
-        except Exception:
-            self.handleError(record)
-
-    def tail(self, count: int) -> list[str]:
-        return list(self.lines)[-count:]
-
-
 class SerialConsole(Component):
     name = "console"
 
@@ -52,7 +33,10 @@ class SerialConsole(Component):
         self.board = board
         self.maintenance = maintenance
         self.retry = retry
-        self.recent = RecentLog()
+        # the process's lines since it started (`appliance run`); a test's own otherwise
+        installed = logsetup.recent_lines()
+        self.recent = installed or logsetup.RecentLines(500)
+        self._own_recent = installed is None
         self.link: SerialLink | None = None
         self.connected = False
         self._stop = threading.Event()
@@ -67,7 +51,7 @@ class SerialConsole(Component):
         if not self.settings.url:
             log.info("serial console off ([console] url is empty)")
             return
-        logging.getLogger().addHandler(self.recent)
+        self.recent.attach()  # a no-op for the process's, already on the root logger
         self.link = self.board.serial(self.settings.url, self.settings.baudrate)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="console", daemon=True)
@@ -150,7 +134,8 @@ class SerialConsole(Component):
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        logging.getLogger().removeHandler(self.recent)
+        if self._own_recent:
+            self.recent.detach()
         self.connected = False
 
     def reconfigure(self, config: ApplianceConfig) -> None:

@@ -1,4 +1,6 @@
-"""Logging for the appliance process: journald when systemd started us, stderr otherwise.
+"""Logging for the appliance process: journald when systemd started us, stderr otherwise, and
+the last lines kept in memory from the first one on (the web page's logs view, the serial
+console's `log tail`).
 
 Only the entry points (`appliance run` and the CLI commands) call this; library modules just
 use `logging.getLogger(__name__)`.
@@ -9,8 +11,46 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import deque
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+RECENT_LINES = 2000
+
+
+class RecentLines(logging.Handler):
+    """The last lines logged (INFO and up), in memory."""
+
+    def __init__(self, capacity: int = RECENT_LINES):
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=capacity)
+        self.setFormatter(logging.Formatter(FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def text(self) -> str:
+        return "\n".join(list(self.lines)) + ("\n" if self.lines else "")
+
+    def tail(self, count: int) -> list[str]:
+        return list(self.lines)[-count:]
+
+    def attach(self) -> None:
+        logging.getLogger().addHandler(self)
+
+    def detach(self) -> None:
+        logging.getLogger().removeHandler(self)
+
+
+_recent: RecentLines | None = None
+
+
+def recent_lines() -> RecentLines | None:
+    """The process's recent lines, kept since `configure` (None when it was not called: a
+    test or a library user keeps its own)."""
+    return _recent
 
 
 def stderr_is_journal(env: dict[str, str] | None = None) -> bool:
@@ -43,6 +83,10 @@ def configure(level: str = "INFO") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
+    global _recent
+    if _recent is None:
+        _recent = RecentLines()
+    root.addHandler(_recent)  # the same one on every call: its lines are kept
     set_level(level)
 
 

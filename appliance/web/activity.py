@@ -18,8 +18,6 @@ from appliance.events import Event, EventBus
 log = logging.getLogger(__name__)
 
 RECENT_ASSOCIATIONS = 50
-RECENT_LOG_LINES = 2000
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -82,27 +80,3 @@ class Activity:
     def snapshot_recent(self) -> list[AssociationSummary]:
         with self._lock:
             return list(self.recent)
-
-
-class RecentLog(logging.Handler):
-    """Keeps the last lines logged by the process, for the logs view and download."""
-
-    def __init__(self, capacity: int = RECENT_LOG_LINES):
-        super().__init__(logging.INFO)
-        self.lines: deque[str] = deque(maxlen=capacity)
-        self.setFormatter(logging.Formatter(LOG_FORMAT))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record))
-        except Exception:
-            self.handleError(record)
-
-    def text(self) -> str:
-        return "\n".join(list(self.lines)) + ("\n" if self.lines else "")
-
-    def attach(self) -> None:
-        logging.getLogger().addHandler(self)
-
-    def detach(self) -> None:
-        logging.getLogger().removeHandler(self)

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__
+from appliance import __version__, logsetup
 from appliance.atomic_file import write_atomically
 from appliance.config import loader
 from appliance.config.access import doors
@@ -24,7 +24,7 @@ from appliance.errors import ApplianceError
 from appliance.events import EventBus
 from appliance.runtime import Runtime
 from appliance.web import system_info
-from appliance.web.activity import Activity, RecentLog
+from appliance.web.activity import Activity
 from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
@@ -51,7 +51,10 @@ class WebContext:
         self.setup_code = SetupCode(setup_code_file(config.device.data_dir), self.passwords,
                                     runtime.bus)
         self.activity = Activity(runtime.bus)
-        self.recent_log = RecentLog()
+        # the process's lines since it started (`appliance run`); a test's own otherwise
+        installed = logsetup.recent_lines()
+        self.recent_log = installed or logsetup.RecentLines()
+        self._own_recent_log = installed is None
         self.started = time.time()
 
     @property
@@ -70,12 +73,13 @@ class WebContext:
 
     def attach(self) -> None:
         self.activity.attach()
-        self.recent_log.attach()
+        self.recent_log.attach()  # a no-op for the process's, already on the root logger
         self.setup_code.ensure()
 
     def detach(self) -> None:
         self.activity.detach()
-        self.recent_log.detach()
+        if self._own_recent_log:
+            self.recent_log.detach()
 
     # -- configuration -----------------------------------------------------------------------
 

@@ -114,7 +114,7 @@ async def restore(request: Request):
 def logs(request: Request, name: str = "appliance.log"):
     ctx = context(request)
     text = ctx.log_text(name)
-    lines = text.splitlines()[-500:]
+    lines = text.splitlines()[-500:][::-1]  # newest first: what a technician looks for
     return render(request, "logs.html", title="Logs", names=ctx.log_names(), name=name,
                   lines=lines)
 

@@ -25,8 +25,10 @@ def csrf_of(setup, path="/operations") -> str:
 def test_logs_view_and_download(logged_in):
     setup, token = logged_in
     logging.getLogger("appliance.test").warning("a line the technician needs to see")
+    logging.getLogger("appliance.test").warning("and the newest one")
     page = setup.client.get("/logs")
     assert page.status_code == 200 and "a line the technician needs to see" in page.text
+    assert page.text.index("and the newest one") < page.text.index("needs to see")
     download = setup.client.get("/logs/appliance.log/download")
     assert download.headers["content-disposition"] == 'attachment; filename="appliance.log"'
     assert "a line the technician needs to see" in download.text
