@@ -27,6 +27,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["duration"] = system_info.format_duration
 templates.env.filters["bytes"] = system_info.format_bytes
+templates.env.filters["short_uid"] = system_info.short_uid
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -103,6 +103,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes} min"
 
 
+def short_uid(uid: str, keep: int = 12) -> str:
+    """A long UID as a person can read and compare it: its end (where UIDs of one system
+    differ), after an ellipsis; the whole one goes in a tooltip next to it."""
+    uid = str(uid)
+    return uid if len(uid) <= keep + 4 else "…" + uid[-keep:]
+
+
 def format_bytes(count: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if count < 1024 or unit == "TiB":

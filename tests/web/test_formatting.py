@@ -1,10 +1,11 @@
-"""How the web page writes spans of time: as a technician reads them, never '0 h 0 min'."""
+"""How the web page writes spans of time and UIDs: as a technician reads them (never
+'0 h 0 min', no 64-character job UIDs)."""
 
 from __future__ import annotations
 
 import pytest
 
-from appliance.web.system_info import format_duration
+from appliance.web.system_info import format_duration, short_uid
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -14,3 +15,9 @@ from appliance.web.system_info import format_duration
 ])
 def test_durations_read_as_people_say_them(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_long_uids_show_their_end():
+    uid = "1.2.826.0.1.3680043.8.498.12345678901234567890123456789012345678901234"
+    assert short_uid(uid) == "…345678901234" and short_uid("7") == "7"
+    assert short_uid("1.2.840.10008.1") == "1.2.840.10008.1"  # short enough: whole

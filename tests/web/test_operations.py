@@ -185,13 +185,17 @@ class RecordingPrint:
         return [PrinterState("dryview", "normal")]
 
     def jobs(self, limit=50):
-        return [PrintJobInfo("7", "2026-01-01 10:00", "done", "dryview")]
+        return [PrintJobInfo("7", "2026-01-01 10:00", "done", "dryview"),
+                PrintJobInfo(LONG_JOB, "2026-01-01 10:05", "done", "dryview")]
 
     def preview(self, job_id):
         return b"\x89PNG\r\n\x1a\n" if job_id == "7" else None
 
     def reprint(self, job_id):
         self.reprinted.append(job_id)
+
+
+LONG_JOB = "1.2.826.0.1.3680043.8.498.123456789012345678901234567890123456789"
 
 
 class RecordingWorklist:
@@ -239,6 +243,8 @@ def test_provided_services_are_shown_and_operated(web):
     assert setup.client.get("/print/8/preview.png").status_code == 404
     setup.client.post("/print/7/reprint", data={"csrf_token": page_csrf(page.text)})
     assert printing.reprinted == ["7"]
+    print_page = setup.client.get("/print").text
+    assert f'title="{LONG_JOB}">…{LONG_JOB[-12:]}</td>' in print_page
     worklist_page = setup.client.get("/worklist").text
     assert "DOE^JANE" in worklist_page and "hl7</th><td>2 items" in worklist_page
     setup.client.post("/worklist/add", data={"csrf_token": page_csrf(page.text),
