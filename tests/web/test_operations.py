@@ -156,6 +156,9 @@ def test_services_not_built_yet_answer_404_with_a_sentence(logged_in):
     assert "printing is not part of this appliance yet" in dashboard
 
 
+LAST_ERROR = "pacs (PACS@10.0.0.5:104): association rejected: called AE title not recognised"
+
+
 class RecordingQueue:
     """A forward queue exercising the provider interface the forwarder (issue 3) implements."""
 
@@ -164,7 +167,7 @@ class RecordingQueue:
 
     def destinations(self):
         return [QueueDestination("pacs", pending=3, failed=1, held=False,
-                                 oldest_age_seconds=42.0, last_error="")]
+                                 oldest_age_seconds=42.0, last_error=LAST_ERROR)]
 
     def hold(self, destination):
         self.calls.append(("hold", destination))
@@ -233,6 +236,9 @@ def test_provided_services_are_shown_and_operated(web):
     # a source's item count, not the dict's `items` method (seen in a field trial)
     assert "source hl7</th><td>2 items" in dashboard and "built-in method" not in dashboard
     page = setup.client.get("/queue")
+    # the last error in a row of its own, readable at full width
+    for html in (dashboard, page.text):
+        assert '<tr class="last-error"><td colspan' in html and LAST_ERROR in html
     setup.client.post("/queue/pacs/hold", data={"csrf_token": page_csrf(page.text)})
     assert setup.client.post("/api/v1/queue/pacs/retry", headers={"X-CSRF-Token": token}
                              ).json()["result"] == 1
