@@ -44,6 +44,12 @@ class FieldSpec:
     step: str = ""
     error: str = ""
 
+    @property
+    def label(self) -> str:
+        """The key as words for the form ('max_pdu' -> 'Max PDU'); the key itself is shown
+        beside it, as written in the configuration file."""
+        return human_label(self.name)
+
 
 @dataclass
 class FormSpec:
@@ -108,6 +114,28 @@ def form_for(model: type[BaseModel], prefix: str, instance: BaseModel | None,
             None if info.is_required() else info.get_default(call_default_factory=True))
         fields.append(_field_spec(f"{prefix}.{fname}", fname, info, value))
     return FormSpec(prefix, title or prefix, _doc(model), fields)
+
+
+#: Words written as people write them in labels.
+_WORDS = {"ae": "AE", "aet": "AE title", "aets": "AE titles", "id": "ID", "ids": "IDs",
+          "mb": "MB", "kb": "KB", "gb": "GB", "pdu": "PDU", "dicom": "DICOM", "hl7": "HL7",
+          "url": "URL", "ip": "IP", "tls": "TLS", "https": "HTTPS", "http": "HTTP",
+          "dpi": "dpi", "led": "LED", "leds": "LEDs", "mwl": "MWL", "ris": "RIS",
+          "pacs": "PACS", "uid": "UID", "uids": "UIDs", "lut": "LUT", "ntp": "NTP",
+          "dns": "DNS", "dhcp": "DHCP", "cidr": "CIDR", "ca": "CA", "cups": "CUPS",
+          "gpio": "GPIO", "i2c": "I2C", "lcd": "LCD", "artim": "ARTIM", "rx": "RX",
+          "tx": "TX"}
+
+
+def human_label(name: str) -> str:
+    """A configuration key as words: underscores to spaces, known abbreviations in capitals,
+    the first letter capitalised."""
+    words = [_WORDS.get(word, word) for word in name.split("_") if word]
+    if not words:
+        return name
+    first = words[0]
+    words[0] = first if first != first.lower() else first[:1].upper() + first[1:]
+    return " ".join(words)
 
 
 def _field_spec(key: str, name: str, info: Any, value: Any) -> FieldSpec:

@@ -30,6 +30,9 @@ def test_every_section_of_the_schema_has_a_form_with_its_descriptions(logged_in)
     assert 'name="ae_title" value="EDGEBOX"' in dicom
     assert "Our AE title (called AE title)" in dicom  # the Field description
     assert 'type="checkbox" id="dicom-strict_called_aet"' in dicom
+    # labels in words, the file's key beside them
+    assert '>Max PDU <code class="key">max_pdu</code></label>' in dicom
+    assert '>Strict called AE title <code class="key">strict_called_aet</code></label>' in dicom
     hal = setup.client.get("/config/hal").text
     assert 'action="/config/hal"' in hal and 'value="hal.leds"' in hal  # nested sections
     assert '<option value="sim" selected>' in hal
@@ -181,3 +184,11 @@ def test_web_keys_are_refused_with_file_key_and_reason(tmp_path, toml, message):
     with pytest.raises(ConfigError) as refused:
         load_file(path)
     assert f"{path}: {message}" in refused.value.problems[0]
+
+
+def test_labels_are_words_for_every_key_of_the_schema():
+    from appliance.web.config_forms import human_label
+
+    assert human_label("allowed_calling_aets") == "Allowed calling AE titles"
+    assert human_label("max_message_kb") == "Max message KB"
+    assert human_label("hl7") == "HL7" and human_label("url") == "URL"
