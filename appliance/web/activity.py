@@ -1,8 +1,6 @@
-"""What the web page remembers from the event bus and the log: associations now and recently,
-counters for /metrics, and the most recent log lines for the logs view.
-
-It only listens (bus subscriptions and a log handler that keeps lines in memory); it never
-changes where or how the appliance logs.
+"""What the web page remembers from the event bus: associations now and recently, counters for
+/metrics. It only listens (bus subscriptions). The log lines of the logs view are kept by
+appliance.logsetup.RecentLines.
 """
 
 from __future__ import annotations

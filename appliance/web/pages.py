@@ -162,6 +162,13 @@ def dashboard(request: Request):
                   access=access, now=time.time())
 
 
+@router.get("/associations", dependencies=[Depends(page_login)])
+def associations(request: Request):
+    """The recent DICOM associations (the dashboard shows the last few)."""
+    return render(request, "associations.html", title="Associations",
+                  status=context(request).status(), now=time.time())
+
+
 # -- configuration ---------------------------------------------------------------------------
 
 
