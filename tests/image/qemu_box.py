@@ -120,6 +120,22 @@ class Box:
         raise AssertionError(f"no C-ECHO answer from {called} within {timeout:.0f} s; "
                              f"serial console:\n{self.serial_tail()}")
 
+    def wait_active(self, unit: str = "appliance", timeout: float = 120) -> float:
+        """Seconds until systemd reports `unit` active: the appliance answers C-ECHO as soon as
+        its DICOM component runs, and reports READY once the last component (the web page,
+        whose imports take seconds on an emulated CPU) has started too."""
+        started = time.monotonic()
+        state = ""
+        while time.monotonic() - started < timeout:
+            state = self.ssh(f"systemctl is-active {unit}", check=False).strip()
+            if state == "active":
+                return time.monotonic() - started
+            if state == "failed":
+                break
+            time.sleep(1)
+        raise AssertionError(f"{unit} is {state!r}, not active, {timeout:.0f} s after DICOM was "
+                             f"ready:\n{self.ssh(f'journalctl -b -u {unit} -n 30', check=False)}")
+
     # -- web -------------------------------------------------------------------------
     def http_get_json(self, path: str, timeout: float = 30) -> tuple[int, object]:
         """GET http://127.0.0.1:WEB_PORT/path over the forwarded web port."""
