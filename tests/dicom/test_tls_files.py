@@ -1,0 +1,138 @@
+"""The DICOM TLS key material is checked before anything listens on it: each problem named
+with its file and a reason a technician can act on (issue 15)."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from appliance.dicom.tls_files import EXPIRY_WARNING, TlsFileError, check_tls_files
+
+NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
+DAY = datetime.timedelta(days=1)
+
+
+def name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def issue(subject: str, key, issuer_name: str, issuer_key, start: datetime.datetime,
+          end: datetime.datetime, ca: bool = False) -> x509.Certificate:
+    builder = (x509.CertificateBuilder().subject_name(name(subject))
+               .issuer_name(name(issuer_name)).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(end)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key, password: bytes | None = None) -> bytes:
+    encryption = serialization.BestAvailableEncryption(password) if password else \
+        serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             encryption)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A hospital CA, the box's certificate signed by it, and the box's key."""
+    ca_key, box_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = issue("Hospital CA", ca_key, "Hospital CA", ca_key, NOW - 400 * DAY, NOW + 3650 * DAY,
+               ca=True)
+    box = issue("edgebox.ct-room", box_key, "Hospital CA", ca_key, NOW - DAY, NOW + 365 * DAY)
+    paths = {"cert": tmp_path / "box.pem", "key": tmp_path / "box.key", "ca": tmp_path / "ca.pem"}
+    paths["cert"].write_bytes(pem(box) + pem(ca))  # with its chain
+    paths["key"].write_bytes(key_pem(box_key))
+    paths["ca"].write_bytes(pem(ca))
+    return paths, ca, ca_key, box_key
+
+
+def check(paths: dict[str, Path], now: datetime.datetime = NOW):
+    return check_tls_files(paths["cert"], paths["key"], paths["ca"], now=now)
+
+
+def refusal(paths: dict[str, Path], now: datetime.datetime = NOW) -> TlsFileError:
+    with pytest.raises(TlsFileError) as caught:
+        check(paths, now)
+    return caught.value
+
+
+def test_good_files_are_described(files):
+    paths, *_ = files
+    info = check(paths)
+    assert info.subject == "CN=edgebox.ct-room" and info.issuer == "CN=Hospital CA"
+    assert not info.expires_within(EXPIRY_WARNING, NOW)
+    assert info.expires_within(EXPIRY_WARNING, NOW + 340 * DAY)
+
+
+@pytest.mark.parametrize("which, damage, reason", [
+    ("cert", "missing", "certificate file does not exist"),
+    ("key", "missing", "private key file does not exist"),
+    ("ca", "missing", "CA certificate file does not exist"),
+    ("cert", "directory", "is a directory"),
+    ("cert", "der", "not a PEM file"),
+    ("cert", "garbage", "no readable certificate"),
+    ("key", "garbage", "not a readable private key"),
+    ("ca", "empty", "not a PEM file"),
+])
+def test_unusable_files_are_named_with_the_reason(files, which, damage, reason):
+    paths, *_ = files
+    path = paths[which]
+    if damage == "missing":
+        path.unlink()
+    elif damage == "directory":
+        path.unlink()
+        path.mkdir()
+    elif damage == "der":
+        path.write_bytes(b"\x30\x82\x01\x00" + bytes(200))
+    elif damage == "garbage":
+        kind = b"CERTIFICATE" if which == "cert" else b"PRIVATE KEY"
+        path.write_bytes(b"-----BEGIN " + kind + b"-----\nbm90IGl0\n-----END " + kind + b"-----\n")
+    else:
+        path.write_bytes(b"")
+    error = refusal(paths)
+    assert error.path == str(path) and reason in error.reason, error
+
+
+def test_an_expired_or_future_certificate_is_refused(files):
+    paths, *_ = files
+    assert "expired on 2027-12-04" in refusal(paths, NOW + 366 * DAY).reason
+    assert "not valid before 2026-12-03" in refusal(paths, NOW - 2 * DAY).reason
+
+
+def test_a_key_of_another_certificate_is_refused(files):
+    paths, *_ = files
+    paths["key"].write_bytes(key_pem(ec.generate_private_key(ec.SECP256R1())))
+    error = refusal(paths)
+    assert error.path == str(paths["key"])
+    assert "does not belong to the certificate" in error.reason
+
+
+def test_a_password_protected_key_is_refused_with_what_to_do(files):
+    paths, _, _, box_key = files
+    paths["key"].write_bytes(key_pem(box_key, b"secret"))
+    assert "encrypted with a password" in refusal(paths).reason
+
+
+def test_an_expired_ca_in_the_bundle_is_refused(files):
+    paths, _, ca_key, _ = files
+    old = issue("Old CA", ca_key, "Old CA", ca_key, NOW - 800 * DAY, NOW - DAY, ca=True)
+    paths["ca"].write_bytes(paths["ca"].read_bytes() + pem(old))
+    error = refusal(paths)
+    assert error.path == str(paths["ca"]) and "CN=Old CA expired" in error.reason
+
+
+def test_no_ca_bundle_is_needed_without_client_certificates(files):
+    paths, *_ = files
+    assert check_tls_files(paths["cert"], paths["key"], None, now=NOW).subject
