@@ -150,14 +150,30 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     if args.file:
         path = Path(args.file)
-        notes = loader.inspect_file(path).notes()
+        inspected = loader.inspect_file(path)
+        config, notes = inspected.config, inspected.notes()
     else:
         loaded = loader.load(args.config)
-        path, notes = loaded.path, loaded.notes()
+        path, config, notes = loaded.path, loaded.config, loaded.notes()
+    check_key_material(config, path)
     for note in notes:
         print(f"{path}: {note}")
     print(f"{path or 'built-in defaults'}: OK")
     return EXIT_OK
+
+
+def check_key_material(config, path: Path | None) -> None:
+    """The files the configuration names for DICOM TLS are usable now (ConfigError: the file
+    and the reason)."""
+    tls = config.dicom.tls
+    if not tls.enabled:
+        return
+    from appliance.dicom.tls_files import TlsFileError, check_tls_files
+
+    try:
+        check_tls_files(tls.certificate, tls.private_key, tls.ca_certificates or None)
+    except TlsFileError as exc:
+        raise ConfigError([f"{path or 'built-in defaults'}: dicom.tls: {exc}"]) from None
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:

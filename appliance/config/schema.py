@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 AE_TITLE_MAX = 16
@@ -145,6 +146,34 @@ class DeviceConfig(Section):
         return value
 
 
+class DicomTlsConfig(Section):
+    """[dicom.tls]: DICOM over TLS (BCP 195, TLS 1.2 or newer) on a second port, with the same
+    association policy as the plain port."""
+
+    enabled: bool = Field(False, description="Serve DICOM over TLS on its own port as well")
+    port: Port = Field(2762, description="TCP port of the DICOM TLS listener")
+    certificate: str = Field("", description="The box's certificate (PEM; its chain may "
+                             "follow it in the same file)")
+    private_key: str = Field("", description="The certificate's private key (PEM, "
+                             "unencrypted, readable only by the appliance)")
+    ca_certificates: str = Field("", description="The CAs whose client certificates are "
+                                 "accepted, and which sign the peers we connect to (PEM bundle)")
+    require_client_certificate: bool = Field(
+        True, description="Refuse a TLS client that presents no certificate from those CAs")
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> DicomTlsConfig:
+        if not self.enabled:
+            return self
+        missing = [key for key in ("certificate", "private_key") if not getattr(self, key)]
+        if self.require_client_certificate and not self.ca_certificates:
+            missing.append("ca_certificates")
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(f"TLS is enabled but {' and '.join(missing)} {verb} not set")
+        return self
+
+
 class DicomConfig(Section):
     """[dicom]: the one DICOM listener and its association policy."""
 
@@ -185,6 +214,13 @@ class DicomConfig(Section):
         8, description="Such connections from one source address; more are closed at once, "
         "so one host cannot lock out the others"
     )
+    tls: DicomTlsConfig = Field(default_factory=DicomTlsConfig)
+
+    @model_validator(mode="after")
+    def _tls_port_not_the_plain_one(self) -> DicomConfig:
+        if self.tls.enabled and self.tls.port == self.port:
+            raise ValueError(f"tls.port {self.tls.port} is the plain DICOM port too")
+        return self
 
 
 class PeerConfig(Section):

@@ -136,3 +136,37 @@ def test_an_expired_ca_in_the_bundle_is_refused(files):
 def test_no_ca_bundle_is_needed_without_client_certificates(files):
     paths, *_ = files
     assert check_tls_files(paths["cert"], paths["key"], None, now=NOW).subject
+
+
+def write_tls_config(path: Path, paths: dict[str, Path]) -> Path:
+    path.write_text(
+        "schema_version = 1\n[dicom.tls]\nenabled = true\n"
+        f'certificate = "{paths["cert"]}"\nprivate_key = "{paths["key"]}"\n'
+        f'ca_certificates = "{paths["ca"]}"\n')
+    return path
+
+
+def test_config_check_refuses_unusable_key_material_with_the_file(files, tmp_path, capsys):
+    from appliance.cli import main
+
+    paths, *_ = files
+    config = write_tls_config(tmp_path / "appliance.toml", paths)
+    assert main(["config", "check", str(config)]) == 0
+    paths["key"].write_bytes(key_pem(ec.generate_private_key(ec.SECP256R1())))
+    assert main(["config", "check", str(config)]) != 0
+    err = capsys.readouterr().err
+    assert f"{config}: dicom.tls: {paths['key']}: this key does not belong" in err
+
+
+def test_tls_without_its_files_or_on_the_plain_port_is_refused(tmp_path, capsys):
+    from appliance.cli import main
+
+    config = tmp_path / "appliance.toml"
+    config.write_text("schema_version = 1\n[dicom.tls]\nenabled = true\n")
+    assert main(["config", "check", str(config)]) != 0
+    assert "certificate and private_key and ca_certificates are not set" in \
+        capsys.readouterr().err
+    config.write_text('schema_version = 1\n[dicom]\nport = 2762\n[dicom.tls]\nenabled = true\n'
+                      'certificate = "a"\nprivate_key = "b"\nrequire_client_certificate = false\n')
+    assert main(["config", "check", str(config)]) != 0
+    assert "tls.port 2762 is the plain DICOM port too" in capsys.readouterr().err
