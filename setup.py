@@ -28,7 +28,7 @@ engine = Extension(
     sources=sorted(str(path) for path in ENGINE.glob("*.cpp")),
     depends=sorted(str(path) for path in ENGINE.glob("*.hpp")),
     include_dirs=pybind11_include(),
-    libraries=["dcmnet", "dcmdata", "oflog", "ofstd"],
+    libraries=["dcmtls", "dcmnet", "dcmdata", "oflog", "ofstd", "ssl", "crypto"],
     language="c++",
     extra_compile_args=["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
                         "-g0"],

@@ -95,6 +95,18 @@ AssociationCallback = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
+class EngineTls:
+    """DICOM over TLS on a second port (`[dicom.tls]`): BCP 195, the box's certificate and key,
+    the CAs whose client certificates are accepted; the same association policy."""
+
+    port: int = 2762
+    certificate: str = ""
+    private_key: str = ""
+    ca_certificates: str = ""
+    require_client_certificate: bool = True
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """What the engine is told at creation (the `[dicom]` keys of the same names)."""
 
@@ -120,6 +132,8 @@ class EngineSettings:
     #: with the SCP role (SCP/SCU Role Selection), for the C-STORE sub-operations of a C-GET.
     #: Only with a C-GET model among `contexts` (`retrieve_storage_of(services)`).
     retrieve_storage: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: a second listener for DICOM over TLS, or None
+    tls: EngineTls | None = None
 
     def __post_init__(self):
         if self.retrieve_storage and not set(self.contexts) & set(GET_MODELS):
@@ -209,6 +223,12 @@ class DicomEngine:
         self._native = _engine.Engine(
             **self._native_settings(settings), on_store=on_store, on_request=on_request,
             on_association=on_association)
+        if settings.tls is not None:
+            tls = settings.tls
+            self._native.enable_tls(port=tls.port, certificate=tls.certificate,
+                                    private_key=tls.private_key,
+                                    ca_certificates=tls.ca_certificates,
+                                    require_client_certificate=tls.require_client_certificate)
         self.apply_log_level()
         # Native threads must be gone before the interpreter is: stop at exit at the latest.
         weakref.finalize(self, self._native.stop, 0.0)
@@ -236,7 +256,7 @@ class DicomEngine:
         max_pending_per_host, the ACSE/DIMSE/network timeouts and max_pdu. Open associations
         keep the policy they were accepted with. bind, port and contexts cannot change this
         way (the listener and the services' declarations): ValueError naming the key."""
-        for key in ("bind", "port", "contexts", "retrieve_storage"):
+        for key in ("bind", "port", "contexts", "retrieve_storage", "tls"):
             if getattr(settings, key) != getattr(self.settings, key):
                 raise ValueError(f"{key} cannot change while the engine runs: "
                                  f"{getattr(self.settings, key)!r} -> "
@@ -277,6 +297,11 @@ class DicomEngine:
     def port(self) -> int:
         """The port actually bound (differs from the configured one only for port 0)."""
         return self._native.port
+
+    @property
+    def tls_port(self) -> int:
+        """The TLS listener's port (-1: none)."""
+        return self._native.tls_port
 
     @property
     def active_associations(self) -> int:

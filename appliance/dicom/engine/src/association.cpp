@@ -128,7 +128,7 @@ std::string Association::failure_outcome(const OFCondition& cond, const std::str
     if (at != std::string::npos) {
         {
             std::lock_guard<std::mutex> lock(fd_mutex_);
-            if (fd_ >= 0) send_provider_abort(fd_, kReasonInvalidParameter);
+            if (fd_ >= 0 && !peer_.tls) send_provider_abort(fd_, kReasonInvalidParameter);
         }
         unsigned long length = 0, limit = 0;
         if (std::sscanf(text.c_str() + at, "DUL Illegal PDU Length %lu.  Max expected %lu",

@@ -40,6 +40,7 @@ struct Peer {
     std::string address;
     std::string calling_ae;
     std::string called_ae;
+    bool tls = false;  //!< over TLS: no raw PDU is ever written to the socket
 };
 
 class Association {

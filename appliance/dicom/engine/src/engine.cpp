@@ -97,7 +97,29 @@ std::shared_ptr<const EngineConfig> checked(EngineConfig config) {
 Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
     : config_(checked(std::move(config))), callbacks_(std::move(callbacks)) {}
 
+void Engine::enable_tls(int port, std::string certificate, std::string private_key,
+                        std::string ca_certificates, bool require_client_certificate) {
+    if (accept_thread_.joinable()) throw std::runtime_error("TLS is set before start()");
+    if (port < 0 || port > 65535) throw std::invalid_argument("TLS port out of range");
+    std::lock_guard<std::mutex> lock(config_mutex_);
+    auto next = std::make_shared<EngineConfig>(*config_);
+    next->tls_port = port;
+    next->tls_certificate = std::move(certificate);
+    next->tls_private_key = std::move(private_key);
+    next->tls_ca_certificates = std::move(ca_certificates);
+    next->tls_require_client_certificate = require_client_certificate;
+    config_ = std::move(next);
+}
+
 void Engine::update_policy(EngineConfig config) {
+    {
+        std::lock_guard<std::mutex> lock(config_mutex_);  // TLS stays as started
+        config.tls_port = config_->tls_port;
+        config.tls_certificate = config_->tls_certificate;
+        config.tls_private_key = config_->tls_private_key;
+        config.tls_ca_certificates = config_->tls_ca_certificates;
+        config.tls_require_client_certificate = config_->tls_require_client_certificate;
+    }
     auto next = checked(std::move(config));
     std::lock_guard<std::mutex> lock(config_mutex_);
     const char* fixed = next->bind != config_->bind                 ? "bind"
@@ -118,15 +140,12 @@ Engine::~Engine() {
     stop(0.0);
 }
 
-void Engine::start() {
-    if (accept_thread_.joinable()) throw std::runtime_error("engine already started");
-    const auto config = this->config();
-    const EngineConfig& policy = *config;
+int Engine::listen_on(const std::string& bind_address, int port, int& bound) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(policy.port));
-    if (inet_pton(AF_INET, policy.bind.c_str(), &address.sin_addr) != 1) {
-        throw std::invalid_argument("bind address is not an IPv4 address: " + policy.bind);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, bind_address.c_str(), &address.sin_addr) != 1) {
+        throw std::invalid_argument("bind address is not an IPv4 address: " + bind_address);
     }
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
@@ -136,28 +155,52 @@ void Engine::start() {
         listen(fd, kListenBacklog) != 0) {
         const std::string reason = std::strerror(errno);
         close(fd);
-        throw std::runtime_error("cannot listen on " + policy.bind + ":" +
-                                 std::to_string(policy.port) + ": " + reason);
+        throw std::runtime_error("cannot listen on " + bind_address + ":" +
+                                 std::to_string(port) + ": " + reason);
     }
     socklen_t length = sizeof(address);
     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    bound_port_ = ntohs(address.sin_port);
-    listen_fd_ = fd;
+    bound = ntohs(address.sin_port);
+    return fd;
+}
+
+void Engine::start() {
+    if (accept_thread_.joinable()) throw std::runtime_error("engine already started");
+    const auto config = this->config();
+    const EngineConfig& policy = *config;
+    if (policy.tls_port >= 0) {
+        tls_ = std::make_unique<TlsServer>(policy.tls_certificate, policy.tls_private_key,
+                                           policy.tls_ca_certificates,
+                                           policy.tls_require_client_certificate);
+    }
+    listen_fd_ = listen_on(policy.bind, policy.port, bound_port_);
+    if (tls_) {
+        try {
+            tls_listen_fd_ = listen_on(policy.bind, policy.tls_port, bound_tls_port_);
+        } catch (...) {
+            close(listen_fd_);
+            listen_fd_ = -1;
+            throw;
+        }
+    }
     stopping_ = false;
     abort_ = false;
     dcmDisableGethostbyaddr.set(OFTrue);
     accept_thread_ = std::thread([this] { accept_loop(); });
     log(kInfo, "DICOM engine listening on " + policy.bind + ":" +
-                   std::to_string(bound_port_) + " as " + policy.ae_title);
+                   std::to_string(bound_port_) + " as " + policy.ae_title +
+                   (tls_ ? ", TLS on port " + std::to_string(bound_tls_port_) : ""));
 }
 
 void Engine::accept_loop() {
     while (!stopping_) {
         reap_finished(false);
-        pollfd waiting{listen_fd_, POLLIN, 0};
-        const int ready = poll(&waiting, 1, kAcceptPollMs);
+        pollfd waiting[2] = {{listen_fd_, POLLIN, 0}, {tls_listen_fd_, POLLIN, 0}};
+        const int ready = poll(waiting, tls_listen_fd_ >= 0 ? 2 : 1, kAcceptPollMs);
         if (ready <= 0 || stopping_) continue;
-        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        const bool tls = !(waiting[0].revents & POLLIN);
+        const int fd = accept4(tls ? tls_listen_fd_ : listen_fd_, nullptr, nullptr,
+                               SOCK_CLOEXEC);
         if (fd < 0) continue;
         const int yes = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
@@ -183,10 +226,10 @@ void Engine::accept_loop() {
         Worker* slot = worker.get();
         std::lock_guard<std::mutex> lock(workers_mutex_);
         workers_.push_back(std::move(worker));
-        slot->thread = std::thread([this, slot, fd, address, config] {
+        slot->thread = std::thread([this, slot, fd, address, config, tls] {
             ConnectionRecord record;
             record.peer = address;
-            serve_connection(slot, fd, record, config);
+            serve_connection(slot, fd, record, config, tls);
             std::shared_ptr<Association> finished;
             {
                 std::lock_guard<std::mutex> guard(workers_mutex_);
@@ -213,16 +256,39 @@ void Engine::refuse_at_once(int fd, const std::string& address, const std::strin
 }
 
 void Engine::serve_connection(Worker* slot, int fd, ConnectionRecord& record,
-                              const std::shared_ptr<const EngineConfig>& config) {
+                              const std::shared_ptr<const EngineConfig>& config, bool tls) {
     notify(record.event(AssociationEvent::kOpened));
     uint32_t length = 0;
-    if (!wait_for_request(fd, *config, record, length)) {
+    SslPtr ssl;
+    if (tls) ssl = secure(fd, *config, record, length);
+    if (tls ? !ssl : !wait_for_request(fd, *config, record, length)) {
         close(fd);
-    } else if (auto association = negotiate(slot, fd, length, config, record)) {
+    } else if (auto association = negotiate(slot, fd, length, config, record, std::move(ssl))) {
         notify(record.event(AssociationEvent::kEstablished));
         association->run(record);
     }
     notify(record.event(AssociationEvent::kEnded));
+}
+
+SslPtr Engine::secure(int fd, const EngineConfig& policy, ConnectionRecord& record,
+                      uint32_t& length) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::seconds(policy.artim_timeout);
+    set_blocking(fd, false);
+    std::string outcome, subject;
+    SslPtr ssl = tls_->handshake(fd, deadline, outcome, subject);
+    if (ssl && !whole_request_buffered(ssl.get(), fd, deadline, kMaxAssociatePdu, length,
+                                       outcome)) {
+        ssl.reset();
+    }
+    set_blocking(fd, true);
+    if (!ssl) {
+        record.outcome = outcome;
+        connection_log(kInfo, "TLS connection from " + record.peer + " " + outcome);
+        return nullptr;
+    }
+    record.peer += " (TLS" + (subject.empty() ? std::string() : ", " + subject) + ")";
+    return ssl;
 }
 
 bool Engine::wait_for_request(int fd, const EngineConfig& policy, ConnectionRecord& record,
@@ -311,8 +377,11 @@ std::vector<AcceptedContext> accepted_contexts(T_ASC_Parameters* params) {
 
 std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t length,
                                                const std::shared_ptr<const EngineConfig>& config,
-                                               ConnectionRecord& record) {
+                                               ConnectionRecord& record, SslPtr ssl) {
     const EngineConfig& policy = *config;
+    // On a TLS connection every byte goes through the TLS session: no raw A-ABORT on the
+    // socket (DCMTK aborts through it, or the connection is closed).
+    const bool tls = ssl != nullptr;
     const std::string& address = record.peer;
     T_ASC_Network* network_raw = nullptr;
     T_ASC_Association* association_raw = nullptr;
@@ -324,8 +393,13 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
         cond = ASC_initializeNetwork(NET_ACCEPTOR, 0, policy.acse_timeout, &network_raw);
         if (cond.good()) {
             network_ready = true;
+            if (tls) {  // the network owns the layer, DCMTK's association the connection
+                ASC_setTransportLayer(
+                    network_raw, std::make_unique<HandedConnectionLayer>(std::move(ssl)).release(),
+                    1);
+            }
             cond = ASC_receiveAssociation(network_raw, &association_raw, policy.max_pdu,
-                                          nullptr, nullptr, OFFalse, DUL_NOBLOCK,
+                                          nullptr, nullptr, tls ? OFTrue : OFFalse, DUL_NOBLOCK,
                                           policy.acse_timeout);
         }
         dcmExternalSocketHandle.set(-1);
@@ -336,7 +410,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
         // DCMTK never took the socket: it is ours to close. The gate's words for a request
         // that does not decode (it sends an A-ABORT too).
         if (network_ready) {
-            send_provider_abort(fd, kReasonInvalidParameter);
+            if (!tls) send_provider_abort(fd, kReasonInvalidParameter);
             record.outcome = "aborted: A-ASSOCIATE-RQ of " + std::to_string(length) +
                              " bytes cannot be decoded";
         } else {
@@ -359,7 +433,11 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
     if (cond.bad()) {
         // The whole RQ was in the socket: DCMTK could not make sense of it. A-ABORT (as the
         // gate does, PS3.8 9.3.1), on the socket DCMTK holds until the association is dropped.
-        send_provider_abort(fd, kReasonInvalidParameter);
+        if (tls) {
+            ASC_abortAssociation(association.get());
+        } else {
+            send_provider_abort(fd, kReasonInvalidParameter);
+        }
         record.outcome = "aborted: A-ASSOCIATE-RQ of " + std::to_string(length) +
                          " bytes cannot be decoded";
         connection_log(kInfo, "connection from " + address + " " + record.outcome + " (" +
@@ -391,7 +469,7 @@ std::shared_ptr<Association> Engine::negotiate(Worker* slot, int fd, uint32_t le
     record.outcome = "connection closed";
     auto accepted = std::make_shared<Association>(
         *this, config, std::move(network), std::move(association), fd,
-        Peer{address, request.calling_ae, request.called_ae}, record.association_id);
+        Peer{address, request.calling_ae, request.called_ae, tls}, record.association_id);
     std::lock_guard<std::mutex> lock(workers_mutex_);
     slot->association = accepted;
     return accepted;
@@ -471,6 +549,8 @@ void Engine::stop(double grace) {
     accept_thread_.join();
     close(listen_fd_);
     listen_fd_ = -1;
+    if (tls_listen_fd_ >= 0) close(tls_listen_fd_);
+    tls_listen_fd_ = -1;
     {
         std::unique_lock<std::mutex> lock(workers_mutex_);
         const auto deadline = std::chrono::steady_clock::now() +

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "status_detail.hpp"
+#include "tls.hpp"
 
 namespace engine {
 
@@ -185,6 +186,12 @@ struct EngineConfig {
     //! the C-STORE sub-operations of a C-GET: abstract syntax -> transfer syntaxes.
     std::map<std::string, std::vector<std::string>> retrieve_storage;
     std::string incoming_dir;                       //!< where C-STORE temp files are written
+    //! DICOM over TLS on a second port (same policy): -1 none, 0 any free port.
+    int tls_port = -1;
+    std::string tls_certificate;                    //!< PEM, the box's (its chain may follow)
+    std::string tls_private_key;                    //!< PEM, unencrypted
+    std::string tls_ca_certificates;                //!< PEM bundle: accepted clients' CAs
+    bool tls_require_client_certificate = true;
 };
 
 class Association;
@@ -216,6 +223,8 @@ public:
     //! Stop accepting, give open associations `grace` seconds, then A-ABORT what is left.
     void stop(double grace);
     int port() const { return bound_port_; }
+    //! The TLS listener's port (-1: none).
+    int tls_port() const { return bound_tls_port_; }
     int active_associations();
     bool running() const { return accept_thread_.joinable() && !stopping_; }
     //! The policy new connections get now (see update_policy).
@@ -246,6 +255,11 @@ public:
     //! from now on; open ones keep theirs. bind, port, contexts and incoming_dir cannot change
     //! this way: std::invalid_argument naming the key when they differ.
     void update_policy(EngineConfig config);
+    //! DICOM over TLS on `port` as well (0: any free port), before start(); the files are
+    //! read by start() (std::runtime_error naming the file and the reason). A running engine
+    //! keeps its TLS settings through update_policy.
+    void enable_tls(int port, std::string certificate, std::string private_key,
+                    std::string ca_certificates, bool require_client_certificate);
     //! Queue an N-EVENT-REPORT on association `id` (sent between its commands); false when
     //! that association is no longer open.
     bool send_event(uint64_t id, EventReport event);
@@ -262,12 +276,16 @@ private:
 
     void accept_loop();
     void serve_connection(Worker* slot, int fd, ConnectionRecord& record,
-                          const std::shared_ptr<const EngineConfig>& config);
+                          const std::shared_ptr<const EngineConfig>& config, bool tls);
+    //! The TLS handshake and the whole A-ASSOCIATE-RQ, in the connection's thread.
+    SslPtr secure(int fd, const EngineConfig& policy, ConnectionRecord& record,
+                  uint32_t& length);
     bool wait_for_request(int fd, const EngineConfig& config, ConnectionRecord& record,
                           uint32_t& length);
     std::shared_ptr<Association> negotiate(Worker* slot, int fd, uint32_t length,
                                            const std::shared_ptr<const EngineConfig>& config,
-                                           ConnectionRecord& record);
+                                           ConnectionRecord& record, SslPtr ssl = nullptr);
+    int listen_on(const std::string& bind, int port, int& bound);
     bool admit(Worker* slot, int max_associations);
     //! A connection closed by the accept loop itself (pending limits): opened and ended.
     void refuse_at_once(int fd, const std::string& address, const std::string& outcome);
@@ -279,6 +297,9 @@ private:
     EngineCallbacks callbacks_;
     int listen_fd_ = -1;
     int bound_port_ = 0;
+    int tls_listen_fd_ = -1;
+    int bound_tls_port_ = -1;
+    std::unique_ptr<TlsServer> tls_;
     std::thread accept_thread_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> abort_{false};

@@ -367,6 +367,12 @@ public:
         engine_->stop(grace);
     }
     int port() const { return engine_->port(); }
+    int tls_port() const { return engine_->tls_port(); }
+    void enable_tls(int port, std::string certificate, std::string private_key,
+                    std::string ca_certificates, bool require_client_certificate) {
+        engine_->enable_tls(port, std::move(certificate), std::move(private_key),
+                            std::move(ca_certificates), require_client_certificate);
+    }
     int active_associations() {
         py::gil_scoped_release release;
         return engine_->active_associations();
@@ -503,6 +509,11 @@ PYBIND11_MODULE(_engine, module) {
             py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
             "The policy for connections accepted from now on (ValueError when bind, port, "
             "contexts or incoming_dir differ).")
+        .def("enable_tls", &PyEngine::enable_tls, py::kw_only(), py::arg("port"),
+             py::arg("certificate"), py::arg("private_key"), py::arg("ca_certificates"),
+             py::arg("require_client_certificate") = true,
+             "DICOM over TLS on `port` as well (0: any free port), before start().")
+        .def_property_readonly("tls_port", &PyEngine::tls_port)
         .def("set_log_level", &PyEngine::set_log_level, py::arg("level"),
              "Lowest Python logging level the engine sends up.")
         .def_property_readonly("port", &PyEngine::port)

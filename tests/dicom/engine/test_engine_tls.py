@@ -1,0 +1,118 @@
+"""DICOM over TLS on the engine's second port (issue 15), with DCMTK's echoscu/storescu as the
+modality: a client certificate from the configured CA is accepted, none or one from another
+CA is refused in the handshake, a plain client on the TLS port gets nothing, and plain and TLS
+associations are served at the same time."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from appliance.dicom.engine import EngineTls
+from tests.conftest import DCMTK_ENV
+from tests.storage.dicom_files import make_study
+
+NOW = datetime.datetime.now(datetime.UTC)
+DAY = datetime.timedelta(days=1)
+
+
+def issue(subject: str, key, issuer: str, issuer_key, ca: bool = False) -> x509.Certificate:
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256()))
+
+
+def write_pair(directory: Path, stem: str, certificate: x509.Certificate, key) -> None:
+    (directory / f"{stem}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{stem}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+@pytest.fixture
+def pki(tmp_path) -> Path:
+    """The hospital CA, the box's certificate and a modality's, both from that CA, and a
+    modality certificate from a stranger's CA."""
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    keys = {n: ec.generate_private_key(ec.SECP256R1())
+            for n in ("ca", "box", "modality", "other-ca", "stranger")}
+    ca = issue("Hospital CA", keys["ca"], "Hospital CA", keys["ca"], ca=True)
+    other = issue("Other CA", keys["other-ca"], "Other CA", keys["other-ca"], ca=True)
+    write_pair(directory, "ca", ca, keys["ca"])
+    write_pair(directory, "box", issue("edgebox", keys["box"], "Hospital CA", keys["ca"]),
+               keys["box"])
+    write_pair(directory, "modality",
+               issue("CT1", keys["modality"], "Hospital CA", keys["ca"]), keys["modality"])
+    write_pair(directory, "stranger",
+               issue("CT9", keys["stranger"], "Other CA", keys["other-ca"]), keys["stranger"])
+    write_pair(directory, "other-ca", other, keys["other-ca"])
+    return directory
+
+
+def tls_engine(engine, pki: Path, **tls):
+    settings = EngineTls(port=0, certificate=str(pki / "box.pem"),
+                         private_key=str(pki / "box.key"), ca_certificates=str(pki / "ca.pem"),
+                         **tls)
+    return engine(tls=settings)
+
+
+def echoscu(port: int, *tls: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["echoscu", "-aec", "EDGEBOX", *tls, "127.0.0.1", str(port)],
+                          capture_output=True, text=True, env=DCMTK_ENV, timeout=60)
+
+
+def test_a_modality_with_a_certificate_from_the_ca_is_served(engine, pki):
+    dicom_engine, _ = tls_engine(engine, pki)
+    assert dicom_engine.tls_port > 0 and dicom_engine.tls_port != dicom_engine.port
+    result = echoscu(dicom_engine.tls_port, "+tls", str(pki / "modality.key"),
+                     str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("client", ["no certificate", "another CA's", "plain DICOM"])
+def test_other_clients_are_refused_on_the_tls_port(engine, pki, client):
+    dicom_engine, _ = tls_engine(engine, pki)
+    args = {"no certificate": ["+tla", "+cf", str(pki / "ca.pem")],
+            "another CA's": ["+tls", str(pki / "stranger.key"), str(pki / "stranger.pem"),
+                             "+cf", str(pki / "ca.pem")],
+            "plain DICOM": []}[client]
+    result = echoscu(dicom_engine.tls_port, *args)
+    assert result.returncode != 0, result.stdout
+    # and the port still serves the next, good client
+    good = echoscu(dicom_engine.tls_port, "+tls", str(pki / "modality.key"),
+                   str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"))
+    assert good.returncode == 0, good.stderr
+
+
+def test_plain_and_tls_at_once_store_bit_identical(engine, pki, tmp_path):
+    dicom_engine, receiver = tls_engine(engine, pki)
+    files = make_study(tmp_path / "study", 4)
+    tls = subprocess.Popen(["storescu", "-aec", "EDGEBOX", "+tls", str(pki / "modality.key"),
+                            str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"), "127.0.0.1",
+                            str(dicom_engine.tls_port), *map(str, files[:2])],
+                           env=DCMTK_ENV, stderr=subprocess.PIPE, text=True)
+    plain = subprocess.run(["storescu", "-aec", "EDGEBOX", "127.0.0.1", str(dicom_engine.port),
+                            *map(str, files[2:])], env=DCMTK_ENV, capture_output=True,
+                           text=True, timeout=60)
+    assert tls.wait(60) == 0, tls.stderr.read()
+    assert plain.returncode == 0, plain.stderr
+    assert len(receiver.images) == 4
+
+
+def test_the_tls_files_are_checked_at_start(engine, pki):
+    (pki / "box.key").write_bytes((pki / "modality.key").read_bytes())
+    with pytest.raises(RuntimeError, match="does not belong to the certificate"):
+        tls_engine(engine, pki)
