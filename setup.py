@@ -1,7 +1,8 @@
 """Build of the native DICOM engine (`appliance.dicom.engine._engine`), a C++17 pybind11
 extension on Debian's DCMTK; everything else about the package is in pyproject.toml.
 
-It needs a C++ compiler, DCMTK's headers and libraries (`libdcmtk-dev`) and pybind11's headers
+It needs a C++ compiler, DCMTK's headers and libraries (`libdcmtk-dev`, which brings OpenSSL's
+`libssl-dev` for dcmtls) and pybind11's headers
 (`pybind11-dev`, or the `pybind11` package from PyPI when it is importable): `make venv` installs
 them through apt (Makefile RUN_PACKAGES).
 """

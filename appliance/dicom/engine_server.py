@@ -25,6 +25,7 @@ from appliance.config.schema import ApplianceConfig, DicomConfig
 from appliance.dicom.association_log import AssociationLog
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of, retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
+from appliance.dicom.tls_files import TlsFileError, check_tls_files
 from appliance.errors import ComponentFailure
 from appliance.events import EventBus
 
@@ -101,9 +102,9 @@ class EngineServer(Component):
         new = self.settings
         if self.engine is None:
             return
-        if (new.bind, new.port) != (old.bind, old.port):
-            log.info("DICOM listener moving from %s:%d to %s:%d", old.bind, old.port,
-                     new.bind, new.port)
+        if (new.bind, new.port, new.tls) != (old.bind, old.port, old.tls):
+            log.info("DICOM listener moving from %s:%d to %s:%d%s", old.bind, old.port,
+                     new.bind, new.port, f" (TLS on {new.tls.port})" if new.tls.enabled else "")
             previous, self.engine = self.engine, None
             self.start()  # bind the new port first: if that fails we raise and get restarted
             threading.Thread(target=previous.stop, args=(30.0,), name="dicom-drain",
@@ -126,6 +127,12 @@ class EngineServer(Component):
 
     def start(self) -> None:
         s = self.settings
+        if s.tls.enabled:  # the files named and usable now: the file and the reason otherwise
+            try:
+                check_tls_files(s.tls.certificate, s.tls.private_key,
+                                s.tls.ca_certificates or None)
+            except TlsFileError as exc:
+                raise ComponentFailure(f"DICOM TLS: {exc}") from exc
         try:
             engine = DicomEngine(self._engine_settings(), self._incoming_dir(),
                                  on_store=self._on_store,
@@ -136,7 +143,8 @@ class EngineServer(Component):
         except (OSError, RuntimeError, ValueError) as exc:
             raise ComponentFailure(f"cannot listen on {s.bind}:{s.port}: {exc}") from exc
         self.engine = engine
-        log.info("DICOM listener on %s:%d as %s", s.bind, self.port, s.ae_title)
+        log.info("DICOM listener on %s:%d as %s%s", s.bind, self.port, s.ae_title,
+                 f", TLS on port {engine.tls_port}" if s.tls.enabled else "")
 
     def _on_store(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
                   sop_instance_uid: str, transfer_syntax_uid: str):
@@ -168,9 +176,17 @@ class EngineServer(Component):
         if self.engine is None or not self.engine.running:
             raise ComponentFailure("DICOM listener stopped")
 
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS port actually bound; None without TLS."""
+        if not self.settings.tls.enabled:
+            return None
+        return self.settings.tls.port if self.engine is None else self.engine.tls_port
+
     def status(self) -> str:
         s = self.settings
-        return f"{s.ae_title}@{s.bind}:{self.port}"
+        tls = f", TLS :{self.tls_port}" if s.tls.enabled else ""
+        return f"{s.ae_title}@{s.bind}:{self.port}{tls}"
 
     def stop(self, timeout: float) -> None:
         """Stop accepting, give open associations `timeout` seconds, then abort them."""

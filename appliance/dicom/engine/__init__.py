@@ -156,7 +156,12 @@ class EngineSettings:
                    max_pending_per_host=dicom.max_pending_per_host,
                    acse_timeout=int(dicom.acse_timeout), dimse_timeout=int(dicom.dimse_timeout),
                    network_timeout=int(dicom.network_timeout), max_pdu=dicom.max_pdu,
-                   contexts=contexts, retrieve_storage=retrieve_storage or {})
+                   contexts=contexts, retrieve_storage=retrieve_storage or {},
+                   tls=EngineTls(port=dicom.tls.port, certificate=dicom.tls.certificate,
+                                 private_key=dicom.tls.private_key,
+                                 ca_certificates=dicom.tls.ca_certificates,
+                                 require_client_certificate=dicom.tls.require_client_certificate)
+                   if dicom.tls.enabled else None)
 
 
 #: The Query/Retrieve C-GET information models (PS3.4 C.6, Z, U, V, X, ...): a service that

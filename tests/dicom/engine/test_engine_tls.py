@@ -116,3 +116,30 @@ def test_the_tls_files_are_checked_at_start(engine, pki):
     (pki / "box.key").write_bytes((pki / "modality.key").read_bytes())
     with pytest.raises(RuntimeError, match="does not belong to the certificate"):
         tls_engine(engine, pki)
+
+
+def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
+    from tests.conftest import ApplianceProcess, free_port, write_config
+
+    port, tls_port = free_port(), free_port()
+    config = write_config(tmp_path / "appliance.toml", {
+        "device": {"data_dir": str(tmp_path / "data")},
+        "dicom": {"port": port, "bind": "127.0.0.1",
+                  "tls": {"enabled": True, "port": tls_port,
+                          "certificate": str(pki / "box.pem"),
+                          "private_key": str(pki / "box.key"),
+                          "ca_certificates": str(pki / "ca.pem")}},
+        "web": {"bind": "127.0.0.1", "port": free_port()}})
+    appliance = ApplianceProcess(config, tmp_path / "appliance.log")
+    try:
+        appliance.wait_ready()
+        good = echoscu(tls_port, "+tls", str(pki / "modality.key"), str(pki / "modality.pem"),
+                       "+cf", str(pki / "ca.pem"))
+        assert good.returncode == 0, good.stderr
+        assert echoscu(port).returncode == 0
+        assert echoscu(tls_port, "+tla", "+cf", str(pki / "ca.pem")).returncode != 0
+    finally:
+        appliance.stop()
+    log = (tmp_path / "appliance.log").read_text()
+    assert f"TLS on port {tls_port}" in log
+    assert "(TLS, /CN=CT1)" in log  # the association line names the client certificate
