@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -102,7 +103,7 @@ class EngineServer(Component):
         new = self.settings
         if self.engine is None:
             return
-        if (new.bind, new.port, new.tls) != (old.bind, old.port, old.tls):
+        if (new.bind, new.port) != (old.bind, old.port):
             log.info("DICOM listener moving from %s:%d to %s:%d%s", old.bind, old.port,
                      new.bind, new.port, f" (TLS on {new.tls.port})" if new.tls.enabled else "")
             previous, self.engine = self.engine, None
@@ -116,12 +117,37 @@ class EngineServer(Component):
             previous.stop(10.0)
             self.start()
         else:
-            self.engine.update_policy(self._engine_settings())
+            self._apply_tls()
+            self.engine.update_policy(replace(self._engine_settings(),
+                                              tls=self.engine.settings.tls))
             self.engine.apply_log_level()
             if new != old:
                 log.info("DICOM policy updated: AE title %s, strict called AE %s, %d allowed "
                          "callers", new.ae_title, new.strict_called_aet,
                          len(new.allowed_calling_aets))
+
+    def _apply_tls(self) -> None:
+        """A changed `[dicom.tls]` (or its files replaced) on the running engine: new
+        handshakes get the new certificate, the plain port and open associations stay. Files
+        that cannot be used leave the previous ones serving, with the file and the reason in
+        the log, tried again at the next reload (a restart would refuse them: see
+        `appliance config check`)."""
+        wanted = self._engine_settings().tls
+        if wanted == self.engine.settings.tls:
+            return
+        try:
+            if wanted is not None:
+                t = self.settings.tls
+                check_tls_files(t.certificate, t.private_key, t.ca_certificates or None)
+            self.engine.set_tls(wanted)
+        except (TlsFileError, RuntimeError, ValueError) as exc:
+            log.error("DICOM TLS settings not applied, the previous ones still serve: %s", exc)
+            return
+        if wanted is None:
+            log.info("DICOM TLS listener closed")
+        else:
+            log.info("DICOM TLS on port %d now with the certificate %s", self.engine.tls_port,
+                     wanted.certificate)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -179,13 +205,13 @@ class EngineServer(Component):
     @property
     def tls_port(self) -> int | None:
         """The TLS port actually bound; None without TLS."""
-        if not self.settings.tls.enabled:
-            return None
-        return self.settings.tls.port if self.engine is None else self.engine.tls_port
+        if self.engine is None:
+            return self.settings.tls.port if self.settings.tls.enabled else None
+        return self.engine.tls_port if self.engine.tls_port >= 0 else None
 
     def status(self) -> str:
         s = self.settings
-        tls = f", TLS :{self.tls_port}" if s.tls.enabled else ""
+        tls = f", TLS :{self.tls_port}" if self.tls_port is not None else ""
         return f"{s.ae_title}@{s.bind}:{self.port}{tls}"
 
     def stop(self, timeout: float) -> None:

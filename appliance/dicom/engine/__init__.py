@@ -8,18 +8,16 @@ given and calls `on_store` once per image; the status `on_store` returns is the 
 only after it returns. Other requests (C-FIND, C-MOVE, C-GET with its C-STORE sub-operations on
 the same association, the DIMSE-N requests and an N-EVENT-REPORT from the peer) go to
 `on_request`, whose answers are streamed back one by one. DCMTK's own log goes to this
-module's logger.
-
-Not wired into `appliance run` yet (issue 14): see README.md in this directory for what exists
-and what is left.
+module's logger. `appliance run` serves it through `appliance.dicom.engine_server`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from appliance.dicom.engine import _engine
@@ -104,6 +102,22 @@ class EngineTls:
     private_key: str = ""
     ca_certificates: str = ""
     require_client_certificate: bool = True
+    #: what the three files are now (`file_identities`): settings with the same paths but
+    #: files replaced since compare unequal, so a renewed certificate is applied
+    files: tuple = ()
+
+
+def file_identities(*paths: str) -> tuple:
+    """(device, inode, mtime, size) of each path, None for a missing one: changes when a file
+    is replaced (written atomically) or rewritten."""
+    found = []
+    for path in paths:
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        found.append(None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,10 @@ class EngineSettings:
                    tls=EngineTls(port=dicom.tls.port, certificate=dicom.tls.certificate,
                                  private_key=dicom.tls.private_key,
                                  ca_certificates=dicom.tls.ca_certificates,
-                                 require_client_certificate=dicom.tls.require_client_certificate)
+                                 require_client_certificate=dicom.tls.require_client_certificate,
+                                 files=file_identities(dicom.tls.certificate,
+                                                       dicom.tls.private_key,
+                                                       dicom.tls.ca_certificates))
                    if dicom.tls.enabled else None)
 
 
@@ -229,11 +246,7 @@ class DicomEngine:
             **self._native_settings(settings), on_store=on_store, on_request=on_request,
             on_association=on_association)
         if settings.tls is not None:
-            tls = settings.tls
-            self._native.enable_tls(port=tls.port, certificate=tls.certificate,
-                                    private_key=tls.private_key,
-                                    ca_certificates=tls.ca_certificates,
-                                    require_client_certificate=tls.require_client_certificate)
+            self._set_native_tls(settings.tls)
         self.apply_log_level()
         # Native threads must be gone before the interpreter is: stop at exit at the latest.
         weakref.finalize(self, self._native.stop, 0.0)
@@ -269,6 +282,22 @@ class DicomEngine:
         self._native.update_policy(**self._native_settings(settings))
         self.settings = settings
         log.debug("engine policy updated for new connections: ae_title %s", settings.ae_title)
+
+    def _set_native_tls(self, tls: EngineTls) -> None:
+        self._native.set_tls(port=tls.port, certificate=tls.certificate,
+                             private_key=tls.private_key, ca_certificates=tls.ca_certificates,
+                             require_client_certificate=tls.require_client_certificate)
+
+    def set_tls(self, tls: EngineTls | None) -> None:
+        """New TLS settings on a running engine: new handshakes use the files as they are now,
+        a new port gets a new listener, None closes it; the plain listener and every open
+        association (TLS ones included) are untouched. RuntimeError naming the file and the
+        reason, or the port, leaves the previous settings serving."""
+        if tls is None:
+            self._native.disable_tls()
+        else:
+            self._set_native_tls(tls)
+        self.settings = replace(self.settings, tls=tls)
 
     def apply_log_level(self) -> None:
         """Send up only what this module's logger passes now (DCMTK's log and the engine's

@@ -6,7 +6,9 @@ associations are served at the same time."""
 from __future__ import annotations
 
 import datetime
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,130 @@ def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
     log = (tmp_path / "appliance.log").read_text()
     assert f"TLS on port {tls_port}" in log
     assert "(TLS, /CN=CT1)" in log  # the association line names the client certificate
+
+
+# -- a running engine given new TLS settings ----------------------------------------------------
+
+def renewed(pki: Path, stem: str = "box-2027") -> tuple[Path, Path]:
+    """A new certificate for the box from the other CA (so a client trusting only that CA
+    tells the new certificate from the old), as cert.pem/key files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    other_key = serialization.load_pem_private_key((pki / "other-ca.key").read_bytes(), None)
+    write_pair(pki, stem, issue("edgebox-2027", key, "Other CA", other_key), key)
+    return pki / f"{stem}.pem", pki / f"{stem}.key"
+
+
+def trusted_by(pki: Path, port: int, ca: str) -> bool:
+    """Whether a C-ECHO over TLS works for a modality (its certificate from the hospital CA)
+    that trusts only the server certificates of `ca`: tells which certificate the box shows."""
+    return echoscu(port, "+tls", str(pki / "modality.key"), str(pki / "modality.pem"),
+                   "+cf", str(pki / f"{ca}.pem")).returncode == 0
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def plain_association(port: int):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title="EDGEBOX")
+    assert assoc.is_established
+    return assoc
+
+
+def test_a_renewed_certificate_serves_new_handshakes_and_open_associations_stay(engine, pki):
+    dicom_engine, _ = tls_engine(engine, pki)
+    tls_port = dicom_engine.tls_port
+    assert trusted_by(pki, tls_port, "ca") and not trusted_by(pki, tls_port, "other-ca")
+    assoc = plain_association(dicom_engine.port)
+    try:
+        certificate, key = renewed(pki)
+        dicom_engine.set_tls(EngineTls(port=0, certificate=str(certificate),
+                                       private_key=str(key),
+                                       ca_certificates=str(pki / "ca.pem")))
+        assert dicom_engine.tls_port == tls_port  # the same listener
+        assert trusted_by(pki, tls_port, "other-ca") and not trusted_by(pki, tls_port, "ca")
+        assert assoc.send_c_echo().Status == 0x0000  # the plain association never noticed
+    finally:
+        assoc.release()
+
+
+def test_a_new_tls_port_gets_a_new_listener_and_the_old_one_closes(engine, pki):
+    from tests.conftest import free_port
+
+    dicom_engine, _ = tls_engine(engine, pki)
+    old_port, new_port = dicom_engine.tls_port, free_port()
+    dicom_engine.set_tls(EngineTls(port=new_port, certificate=str(pki / "box.pem"),
+                                   private_key=str(pki / "box.key"),
+                                   ca_certificates=str(pki / "ca.pem")))
+    assert dicom_engine.tls_port == new_port
+    assert trusted_by(pki, new_port, "ca")
+    deadline = time.monotonic() + 5  # the accept loop closes the old one at its next turn
+    while time.monotonic() < deadline and port_open(old_port):
+        time.sleep(0.05)
+    assert not port_open(old_port)
+    assert not trusted_by(pki, old_port, "ca")
+    assert echoscu(dicom_engine.port).returncode == 0
+
+
+def test_unusable_files_leave_the_previous_certificate_serving_and_tls_can_be_closed(
+        engine, pki):
+    dicom_engine, _ = tls_engine(engine, pki)
+    tls_port = dicom_engine.tls_port
+    with pytest.raises(RuntimeError, match="does not belong to the certificate"):
+        dicom_engine.set_tls(EngineTls(port=0, certificate=str(pki / "box.pem"),
+                                       private_key=str(pki / "modality.key"),
+                                       ca_certificates=str(pki / "ca.pem")))
+    assert trusted_by(pki, tls_port, "ca")
+    dicom_engine.set_tls(None)
+    assert dicom_engine.tls_port == -1
+    assert not trusted_by(pki, tls_port, "ca")
+    assert echoscu(dicom_engine.port).returncode == 0
+
+
+def test_appliance_run_applies_a_replaced_certificate_on_reload_without_dropping_anyone(
+        pki, tmp_path):
+    import os
+    import signal
+
+    from tests.conftest import ApplianceProcess, free_port, write_config
+
+    port, tls_port = free_port(), free_port()
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("box.pem", "box.key"):
+        (live / name).write_bytes((pki / name).read_bytes())
+    config = write_config(tmp_path / "appliance.toml", {
+        "device": {"data_dir": str(tmp_path / "data")},
+        "dicom": {"port": port, "bind": "127.0.0.1",
+                  "tls": {"enabled": True, "port": tls_port,
+                          "certificate": str(live / "box.pem"),
+                          "private_key": str(live / "box.key"),
+                          "ca_certificates": str(pki / "ca.pem")}},
+        "web": {"bind": "127.0.0.1", "port": free_port()}})
+    appliance = ApplianceProcess(config, tmp_path / "appliance.log")
+    try:
+        appliance.wait_ready()
+        assert trusted_by(pki, tls_port, "ca")
+        assoc = plain_association(port)
+        # The technician's way: new files in place of the old (same paths), then a reload.
+        certificate, key = renewed(pki)
+        for source, target in ((certificate, "box.pem"), (key, "box.key")):
+            (live / f"{target}.new").write_bytes(source.read_bytes())
+            os.replace(live / f"{target}.new", live / target)
+        appliance.signal(signal.SIGHUP)
+        appliance.wait_log("now with the certificate")
+        assert trusted_by(pki, tls_port, "other-ca") and not trusted_by(pki, tls_port, "ca")
+        assert assoc.send_c_echo().Status == 0x0000
+        assoc.release()
+    finally:
+        appliance.stop()
+    assert "DICOM listener moving" not in (tmp_path / "appliance.log").read_text()

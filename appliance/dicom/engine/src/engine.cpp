@@ -97,20 +97,6 @@ std::shared_ptr<const EngineConfig> checked(EngineConfig config) {
 Engine::Engine(EngineConfig config, EngineCallbacks callbacks)
     : config_(checked(std::move(config))), callbacks_(std::move(callbacks)) {}
 
-void Engine::enable_tls(int port, std::string certificate, std::string private_key,
-                        std::string ca_certificates, bool require_client_certificate) {
-    if (accept_thread_.joinable()) throw std::runtime_error("TLS is set before start()");
-    if (port < 0 || port > 65535) throw std::invalid_argument("TLS port out of range");
-    std::lock_guard<std::mutex> lock(config_mutex_);
-    auto next = std::make_shared<EngineConfig>(*config_);
-    next->tls_port = port;
-    next->tls_certificate = std::move(certificate);
-    next->tls_private_key = std::move(private_key);
-    next->tls_ca_certificates = std::move(ca_certificates);
-    next->tls_require_client_certificate = require_client_certificate;
-    config_ = std::move(next);
-}
-
 void Engine::update_policy(EngineConfig config) {
     {
         std::lock_guard<std::mutex> lock(config_mutex_);  // TLS stays as started
@@ -168,15 +154,21 @@ void Engine::start() {
     if (accept_thread_.joinable()) throw std::runtime_error("engine already started");
     const auto config = this->config();
     const EngineConfig& policy = *config;
+    std::shared_ptr<const TlsServer> tls;
     if (policy.tls_port >= 0) {
-        tls_ = std::make_unique<TlsServer>(policy.tls_certificate, policy.tls_private_key,
-                                           policy.tls_ca_certificates,
-                                           policy.tls_require_client_certificate);
+        tls = std::make_shared<const TlsServer>(policy.tls_certificate, policy.tls_private_key,
+                                                policy.tls_ca_certificates,
+                                                policy.tls_require_client_certificate);
     }
     listen_fd_ = listen_on(policy.bind, policy.port, bound_port_);
-    if (tls_) {
+    if (tls) {
+        int bound = -1;
         try {
-            tls_listen_fd_ = listen_on(policy.bind, policy.tls_port, bound_tls_port_);
+            const int fd = listen_on(policy.bind, policy.tls_port, bound);
+            std::lock_guard<std::mutex> lock(tls_mutex_);
+            tls_ = std::move(tls);
+            tls_listen_fd_ = fd;
+            bound_tls_port_ = bound;
         } catch (...) {
             close(listen_fd_);
             listen_fd_ = -1;
@@ -189,18 +181,19 @@ void Engine::start() {
     accept_thread_ = std::thread([this] { accept_loop(); });
     log(kInfo, "DICOM engine listening on " + policy.bind + ":" +
                    std::to_string(bound_port_) + " as " + policy.ae_title +
-                   (tls_ ? ", TLS on port " + std::to_string(bound_tls_port_) : ""));
+                   (bound_tls_port_ >= 0 ? ", TLS on port " + std::to_string(bound_tls_port_)
+                                         : ""));
 }
 
 void Engine::accept_loop() {
     while (!stopping_) {
         reap_finished(false);
-        pollfd waiting[2] = {{listen_fd_, POLLIN, 0}, {tls_listen_fd_, POLLIN, 0}};
-        const int ready = poll(waiting, tls_listen_fd_ >= 0 ? 2 : 1, kAcceptPollMs);
+        const int tls_fd = tls_listener();  // set_tls may move it while we run
+        pollfd waiting[2] = {{listen_fd_, POLLIN, 0}, {tls_fd, POLLIN, 0}};
+        const int ready = poll(waiting, tls_fd >= 0 ? 2 : 1, kAcceptPollMs);
         if (ready <= 0 || stopping_) continue;
         const bool tls = !(waiting[0].revents & POLLIN);
-        const int fd = accept4(tls ? tls_listen_fd_ : listen_fd_, nullptr, nullptr,
-                               SOCK_CLOEXEC);
+        const int fd = accept4(tls ? tls_fd : listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (fd < 0) continue;
         const int yes = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
@@ -276,7 +269,9 @@ SslPtr Engine::secure(int fd, const EngineConfig& policy, ConnectionRecord& reco
                           std::chrono::seconds(policy.artim_timeout);
     set_blocking(fd, false);
     std::string outcome, subject;
-    SslPtr ssl = tls_->handshake(fd, deadline, outcome, subject);
+    const auto server = tls_server();
+    SslPtr ssl = server ? server->handshake(fd, deadline, outcome, subject) : nullptr;
+    if (!server) outcome = "closed before A-ASSOCIATE-RQ: the TLS listener was closed";
     if (ssl && !whole_request_buffered(ssl.get(), fd, deadline, kMaxAssociatePdu, length,
                                        outcome)) {
         ssl.reset();
@@ -549,8 +544,7 @@ void Engine::stop(double grace) {
     accept_thread_.join();
     close(listen_fd_);
     listen_fd_ = -1;
-    if (tls_listen_fd_ >= 0) close(tls_listen_fd_);
-    tls_listen_fd_ = -1;
+    close_tls_listener();
     {
         std::unique_lock<std::mutex> lock(workers_mutex_);
         const auto deadline = std::chrono::steady_clock::now() +

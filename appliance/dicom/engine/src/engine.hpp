@@ -255,11 +255,15 @@ public:
     //! from now on; open ones keep theirs. bind, port, contexts and incoming_dir cannot change
     //! this way: std::invalid_argument naming the key when they differ.
     void update_policy(EngineConfig config);
-    //! DICOM over TLS on `port` as well (0: any free port), before start(); the files are
-    //! read by start() (std::runtime_error naming the file and the reason). A running engine
-    //! keeps its TLS settings through update_policy.
-    void enable_tls(int port, std::string certificate, std::string private_key,
-                    std::string ca_certificates, bool require_client_certificate);
+    //! DICOM over TLS on `port` as well (0: any free port). Before start() the files are read
+    //! by start(); on a running engine they are read now, and the new certificate serves the
+    //! handshakes from now on, on a new listener when the port changes; the plain listener
+    //! and open associations are untouched. std::runtime_error naming the file and the
+    //! reason (or the port) leaves everything as it was. update_policy keeps these settings.
+    void set_tls(int port, std::string certificate, std::string private_key,
+                 std::string ca_certificates, bool require_client_certificate);
+    //! No TLS listener from now on (open TLS associations run to their end).
+    void disable_tls();
     //! Queue an N-EVENT-REPORT on association `id` (sent between its commands); false when
     //! that association is no longer open.
     bool send_event(uint64_t id, EventReport event);
@@ -297,9 +301,21 @@ private:
     EngineCallbacks callbacks_;
     int listen_fd_ = -1;
     int bound_port_ = 0;
+    //! The TLS context new handshakes use, and its listener (both swapped by set_tls).
+    std::shared_ptr<const TlsServer> tls_server() const;
+    //! The TLS listener to poll now; first closes the listeners set_tls has replaced.
+    int tls_listener();
+    void close_tls_listener();
+    //! Records a TLS setting change in the policy new connections get.
+    void store_tls_config(int port, std::string certificate, std::string private_key,
+                          std::string ca_certificates, bool require_client_certificate);
+
+    std::mutex tls_change_mutex_;                   //!< one set_tls/disable_tls at a time
+    mutable std::mutex tls_mutex_;                  //!< guards the three below
+    std::shared_ptr<const TlsServer> tls_;
     int tls_listen_fd_ = -1;
-    int bound_tls_port_ = -1;
-    std::unique_ptr<TlsServer> tls_;
+    std::vector<int> retired_tls_fds_;              //!< closed by the accept loop
+    std::atomic<int> bound_tls_port_{-1};
     std::thread accept_thread_;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> abort_{false};

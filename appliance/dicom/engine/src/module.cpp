@@ -368,10 +368,15 @@ public:
     }
     int port() const { return engine_->port(); }
     int tls_port() const { return engine_->tls_port(); }
-    void enable_tls(int port, std::string certificate, std::string private_key,
-                    std::string ca_certificates, bool require_client_certificate) {
-        engine_->enable_tls(port, std::move(certificate), std::move(private_key),
-                            std::move(ca_certificates), require_client_certificate);
+    void set_tls(int port, std::string certificate, std::string private_key,
+                 std::string ca_certificates, bool require_client_certificate) {
+        py::gil_scoped_release release;
+        engine_->set_tls(port, std::move(certificate), std::move(private_key),
+                         std::move(ca_certificates), require_client_certificate);
+    }
+    void disable_tls() {
+        py::gil_scoped_release release;
+        engine_->disable_tls();
     }
     int active_associations() {
         py::gil_scoped_release release;
@@ -509,10 +514,14 @@ PYBIND11_MODULE(_engine, module) {
             py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
             "The policy for connections accepted from now on (ValueError when bind, port, "
             "contexts or incoming_dir differ).")
-        .def("enable_tls", &PyEngine::enable_tls, py::kw_only(), py::arg("port"),
+        .def("set_tls", &PyEngine::set_tls, py::kw_only(), py::arg("port"),
              py::arg("certificate"), py::arg("private_key"), py::arg("ca_certificates"),
              py::arg("require_client_certificate") = true,
-             "DICOM over TLS on `port` as well (0: any free port), before start().")
+             "DICOM over TLS on `port` as well (0: any free port): before start(), or while "
+             "it runs (new handshakes get the new files; a new port gets a new listener; "
+             "RuntimeError naming the file or port leaves everything as it was).")
+        .def("disable_tls", &PyEngine::disable_tls,
+             "No TLS listener from now on (open TLS associations run to their end).")
         .def_property_readonly("tls_port", &PyEngine::tls_port)
         .def("set_log_level", &PyEngine::set_log_level, py::arg("level"),
              "Lowest Python logging level the engine sends up.")
