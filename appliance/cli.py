@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--aet", help="called AE title for HOST PORT (default: ANY-SCP)")
     echo.add_argument("--calling-aet", help="our AE title in the request (default: "
                       "[dicom] ae_title)")
+    echo.add_argument("--tls", action="store_true",
+                      help="over DICOM TLS with [dicom.tls] certificate, private_key and "
+                      "ca_certificates (a peer with `tls = true` always is)")
     echo.add_argument("--timeout", type=float, default=10.0,
                       help="seconds to wait for each step (default: 10)")
     from appliance.worklist import cli_commands as worklist_cli
@@ -166,14 +169,19 @@ def check_key_material(config, path: Path | None) -> None:
     """The files the configuration names for DICOM TLS are usable now (ConfigError: the file
     and the reason)."""
     tls = config.dicom.tls
-    if not tls.enabled:
+    tls_peers = [peer.name for peer in config.peers if peer.tls]
+    if not tls.enabled and not tls_peers:
         return
     from appliance.dicom.tls_files import TlsFileError, check_tls_files
 
     try:
-        check_tls_files(tls.certificate, tls.private_key, tls.ca_certificates or None)
+        check_tls_files(tls.certificate, tls.private_key,
+                        (tls.ca_certificates or None) if not tls_peers else tls.ca_certificates)
     except TlsFileError as exc:
-        raise ConfigError([f"{path or 'built-in defaults'}: dicom.tls: {exc}"]) from None
+        users = (["the TLS listener"] if tls.enabled else []) + \
+            [f"peer {name}" for name in tls_peers]
+        raise ConfigError([f"{path or 'built-in defaults'}: dicom.tls (for "
+                           f"{', '.join(users)}): {exc}"]) from None
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:
@@ -216,6 +224,7 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                   "or give HOST PORT", file=sys.stderr)
             return EXIT_USAGE
         host, port, called, label = peer.host, peer.port, peer.ae_title, peer.name
+        tls = config.dicom.tls if peer.tls or args.tls else None
     elif len(args.target) == 2:
         host, port_text = args.target
         try:
@@ -227,6 +236,7 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         called, label = args.aet or "ANY-SCP", None
+        tls = config.dicom.tls if args.tls else None
     else:
         parser.error("echo takes NAME or HOST PORT")
     for title, what in ((called, "--aet"), (calling, "--calling-aet")):
@@ -239,7 +249,7 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.timeout <= 0:
         print("appliance: echo: --timeout must be more than 0", file=sys.stderr)
         return EXIT_USAGE
-    result = echo(host, port, called, calling, timeout=args.timeout)
+    result = echo(host, port, called, calling, timeout=args.timeout, tls=tls)
     text = str(result) if label is None else str(result).replace("C-ECHO ", f"C-ECHO {label} ", 1)
     print(text, file=sys.stdout if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -26,7 +26,7 @@ from appliance.atomic_file import write_atomically
 from appliance.config.editor import set_value
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig, NetworkConfig
-from appliance.dicom.verification import EchoResult, echo
+from appliance.dicom.verification import EchoResult, echo_peer
 from appliance.errors import ApplianceError, ConfigError
 from appliance.health import HealthView
 from appliance.running import ReloadOutcome
@@ -85,7 +85,7 @@ class Maintenance:
     """The actions behind the panel's menus and the console's commands."""
 
     def __init__(self, config: ApplianceConfig, runtime: Runtime, health: HealthView,
-                 actions: SystemActions, echo_function: Callable[..., EchoResult] = echo):
+                 actions: SystemActions, echo_function: Callable[..., EchoResult] = echo_peer):
         self._config = config
         self.runtime = runtime
         self.health = health
@@ -159,9 +159,7 @@ class Maintenance:
         if peer is None:
             known = ", ".join(p.name for p in self._config.peers) or "none configured"
             raise ActionFailed(f"no peer named {name!r} (known: {known})")
-        result = self.echo_function(peer.host, peer.port, peer.ae_title,
-                                    self._config.dicom.ae_title, timeout=timeout)
-        return result
+        return self.echo_function(self._config, peer, timeout=timeout)
 
     def identify(self, seconds: float | None = None) -> float:
         seconds = self._config.hal.leds.identify_seconds if seconds is None else seconds

@@ -178,6 +178,14 @@ def appliance(tmp_path):
 
 
 @pytest.fixture
+def pki(tmp_path) -> Path:
+    """A throwaway PKI (tests/tls_pki.py): ca, box, modality, other-ca, stranger."""
+    from tests.tls_pki import make_pki
+
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
 def storescp(tmp_path):
     """Factory: DCMTK storescp (answers C-ECHO) as a real peer on a free port."""
     procs: list[subprocess.Popen] = []

@@ -230,6 +230,8 @@ class PeerConfig(Section):
     ae_title: AETitle = Field(description="The peer's AE title")
     host: Host = Field(description="Host name or IP address")
     port: Port = Field(104, description="The peer's DICOM port")
+    tls: bool = Field(False, description="Talk to this peer over DICOM TLS: its certificate "
+                      "checked against [dicom.tls] ca_certificates, ours presented")
 
 
 def check_ip_network(value: str) -> str:
@@ -536,6 +538,27 @@ class ApplianceConfig(Section):
             seen.add(peer.name)
         return peers
 
+    @field_validator("peers")
+    @classmethod
+    def _tls_peers_have_key_material(cls, peers: list[PeerConfig], info) -> list[PeerConfig]:
+        dicom = info.data.get("dicom")
+        tls = dicom.tls if dicom is not None else None
+        for index, peer in enumerate(peers):
+            if not peer.tls or tls is None:
+                continue
+            missing = [key for key in ("certificate", "private_key", "ca_certificates")
+                       if not getattr(tls, key)]
+            if missing:
+                raise ValueError(f"peers[{index}] ({peer.name}): tls = true needs [dicom.tls] "
+                                 f"{', '.join(missing)} (the certificate we present and the CAs "
+                                 "the peer's certificate is checked against)")
+        return peers
+
     def peer(self, name: str) -> PeerConfig | None:
         """The configured peer called `name`, or None."""
         return next((p for p in self.peers if p.name == name), None)
+
+    def tls_for(self, peer: PeerConfig) -> DicomTlsConfig | None:
+        """The key material for associations to `peer`: `[dicom.tls]` when the peer has
+        `tls = true`, None for a plain one."""
+        return self.dicom.tls if peer.tls else None

@@ -158,7 +158,8 @@ def move_answers(handler, event, encode) -> Iterator[tuple]:
             return
         ae = AE(ae_title=event.assoc.acceptor.ae_title or "EDGEBOX")
         ae.requested_contexts = options.get("contexts") or StoragePresentationContexts
-        assoc = ae.associate(address, port, ae_title=event.move_destination)
+        assoc = ae.associate(address, port, ae_title=event.move_destination,
+                             tls_args=options.get("tls_args"))
         if not assoc.is_established:
             yield DESTINATION_UNKNOWN, None, {"error_comment": "move destination refused"}
             return

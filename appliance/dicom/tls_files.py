@@ -10,6 +10,7 @@ certificate's, an empty CA bundle. `describe()` gives what the web page shows of
 from __future__ import annotations
 
 import datetime
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,20 @@ class TlsFileError(ApplianceError, ValueError):
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
+
+
+def file_identities(*paths: str | Path) -> tuple:
+    """(device, inode, mtime, size) of each path, None for a missing one: changes when a file
+    is replaced (written atomically) or rewritten, so settings naming the same paths can
+    still tell new files from the ones in use."""
+    found = []
+    for path in paths:
+        try:
+            st = os.stat(path) if str(path) else None
+        except OSError:
+            st = None
+        found.append(None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(found)
 
 
 @dataclass(frozen=True)

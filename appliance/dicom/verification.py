@@ -25,8 +25,11 @@ from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification
 
+from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
 from appliance.dicom.association_log import reject_reason
 from appliance.dicom.sockets import SCU_HANDLERS
+from appliance.dicom.tls_client import tls_args
+from appliance.dicom.tls_files import TlsFileError
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +87,22 @@ class _ConnectErrors(logging.Handler):
 _transport_lock = threading.Lock()
 
 
+def echo_peer(config: ApplianceConfig, peer: PeerConfig, timeout: float = 10.0) -> EchoResult:
+    """`echo` to a configured `[[peers]]` entry as ourselves (`[dicom] ae_title`), over TLS
+    when the peer has `tls = true`."""
+    return echo(peer.host, peer.port, peer.ae_title, config.dicom.ae_title, timeout=timeout,
+                tls=config.tls_for(peer))
+
+
 def echo(host: str, port: int, called_aet: str, calling_aet: str,
-         timeout: float = 10.0) -> EchoResult:
-    """Send one C-ECHO to host:port and report the outcome; never raises for network trouble."""
-    target = f"{called_aet}@{host}:{port}"
+         timeout: float = 10.0, tls: DicomTlsConfig | None = None) -> EchoResult:
+    """Send one C-ECHO to host:port (over TLS with `tls`, `[dicom.tls]`) and report the
+    outcome; never raises for network trouble or unusable TLS files."""
+    target = f"{called_aet}@{host}:{port}" + (" (TLS)" if tls is not None else "")
+    try:
+        secure = tls_args(tls, host)
+    except TlsFileError as exc:
+        return EchoResult(False, target, reason=f"TLS: {exc}")
     ae = AE(ae_title=calling_aet)
     ae.add_requested_context(Verification, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
     ae.connection_timeout = timeout
@@ -103,7 +118,8 @@ def echo(host: str, port: int, called_aet: str, calling_aet: str,
         transport_log.addHandler(catcher)
     started = time.monotonic()
     try:
-        assoc = ae.associate(host, port, ae_title=called_aet, evt_handlers=handlers)
+        assoc = ae.associate(host, port, ae_title=called_aet, evt_handlers=handlers,
+                             tls_args=secure)
     except socket.gaierror:
         return EchoResult(False, target, reason=f"unknown host name {host!r}")
     except (OSError, ValueError) as exc:
@@ -132,16 +148,25 @@ def echo(host: str, port: int, called_aet: str, calling_aet: str,
                           reason="association rejected: " + reject_reason(assoc.acceptor.primitive))
     if not connected.is_set():
         error = catcher.by_thread.get(assoc.dul.ident) or next(iter(catcher.by_thread.values()), "")
-        return EchoResult(False, target, reason=_connect_reason(error, timeout))
+        return EchoResult(False, target, reason=_connect_reason(error, timeout, tls is not None))
     if elapsed >= timeout * 0.95:
         return EchoResult(False, target, reason=f"connected, but no association response within "
                           f"{timeout:g} s (ACSE timeout)")
+    hint = " (over TLS: does it accept our certificate's CA?)" if tls is not None else ""
     return EchoResult(False, target, reason="connected, but the peer aborted or closed the "
-                      "connection without answering the association request")
+                      f"connection without answering the association request{hint}")
 
 
-def _connect_reason(error: str, timeout: float) -> str:
+def _connect_reason(error: str, timeout: float, tls: bool = False) -> str:
     lowered = error.lower()
+    if "certificate verify failed" in lowered:
+        return ("TLS: the peer's certificate was not accepted (is its CA in [dicom.tls] "
+                f"ca_certificates?): {error}")
+    if tls and any(sign in lowered for sign in ("wrong version number", "unexpected eof",
+                                                "reset by peer", "eof occurred")):
+        return f"TLS handshake failed (does the peer speak TLS on that port?): {error}"
+    if "[ssl" in lowered:
+        return f"TLS handshake failed: {error}"
     if "refused" in lowered:
         return "connection refused (nothing listening on that port)"
     if "timed out" in lowered:

@@ -59,7 +59,8 @@ class Forwarder(Component):
                 self.db, dest, peer, self.config.dicom.ae_title, root,
                 on_change=lambda name=peer.name: self._publish_queue(name),
                 on_sent=lambda sent, failed, name=peer.name: self.bus.publish(
-                    "forward", destination=name, sent=sent, failed=failed))
+                    "forward", destination=name, sent=sent, failed=failed),
+                tls=self.config.tls_for(peer))
             worker.start()
             self.workers.append(worker)
         self._retention = threading.Thread(target=self._retention_loop, name="retention",

@@ -24,9 +24,11 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 
-from appliance.config.schema import PeerConfig
+from appliance.config.schema import DicomTlsConfig, PeerConfig
 from appliance.dicom.association_log import reject_reason
 from appliance.dicom.sockets import SCU_HANDLERS
+from appliance.dicom.tls_client import tls_args
+from appliance.dicom.tls_files import TlsFileError
 from appliance.errors import ApplianceError
 from appliance.store.queue import QueueItem
 
@@ -85,8 +87,9 @@ def decodable(tsyntax: str) -> bool:
 
 
 def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root: Path,
-               timeout: float = 30.0) -> list[ItemResult]:
-    """Send `items` over one association; raise AssociationFailed when there is none."""
+               timeout: float = 30.0, tls: DicomTlsConfig | None = None) -> list[ItemResult]:
+    """Send `items` over one association (over TLS with `tls`, `[dicom.tls]`); raise
+    AssociationFailed when there is none."""
     ae = AE(ae_title=calling_aet)
     ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     for sop_class, tsyntax in contexts_for(items):
@@ -94,7 +97,9 @@ def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root:
     target = f"{peer.name} ({peer.ae_title}@{peer.host}:{peer.port})"
     try:
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
-                             evt_handlers=SCU_HANDLERS)
+                             evt_handlers=SCU_HANDLERS, tls_args=tls_args(tls, peer.host))
+    except TlsFileError as exc:
+        raise AssociationFailed(f"{target}: TLS: {exc}") from exc
     except (OSError, ValueError) as exc:
         raise AssociationFailed(f"{target}: cannot connect: {exc}") from exc
     if not assoc.is_established:

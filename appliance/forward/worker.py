@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.config.schema import DestinationConfig, PeerConfig
+from appliance.config.schema import DestinationConfig, DicomTlsConfig, PeerConfig
 from appliance.forward.sender import AssociationFailed, ItemResult, send_batch, split_by_contexts
 from appliance.store.database import Database
 from appliance.store.queue import ForwardQueue
@@ -34,12 +34,14 @@ SICK_AFTER = 3
 
 class DestinationWorker:
     def __init__(self, db: Database, destination: DestinationConfig, peer: PeerConfig,
-                 calling_aet: str, root: Path, on_change=None, on_sent=None):
+                 calling_aet: str, root: Path, on_change=None, on_sent=None,
+                 tls: DicomTlsConfig | None = None):
         self.queue = ForwardQueue(db)
         self.db = db
         self.settings = destination
         self.peer = peer
         self.calling_aet = calling_aet
+        self.tls = tls  # [dicom.tls] for a peer with tls = true
         self.root = root
         self.on_change = on_change or (lambda: None)
         # on_sent(sent, failed): instances delivered / given up in one batch (for metrics)
@@ -145,7 +147,8 @@ class DestinationWorker:
         (the destination backs off)."""
         s = self.settings
         try:
-            results = send_batch(self.peer, self.calling_aet, batch, self.root, s.timeout)
+            results = send_batch(self.peer, self.calling_aet, batch, self.root, s.timeout,
+                                 self.tls)
         except AssociationFailed as exc:
             delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
                                                   s.retry_max)

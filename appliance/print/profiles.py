@@ -48,6 +48,9 @@ def open_profile_printer(profile: PrinterProfileConfig, config: ApplianceConfig,
         options.update(host=peer.host, port=peer.port, called_aet=peer.ae_title,
                        calling_aet=config.dicom.ae_title,
                        status_every=profile.peer_status_interval)
+        if peer.tls:  # TlsFileError (the file and the reason) when the key material is unusable
+            from appliance.dicom.tls_client import client_context
+            options["tls_context"] = client_context(config.dicom.tls)
     elif profile.driver == "pacs":
         from appliance.print.print_to_pacs import PrintToPacs
         bridge = PrintToPacs(config, profile, hooks.get("bus"), hooks.get("store_source"))

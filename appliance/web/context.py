@@ -19,7 +19,7 @@ from appliance.atomic_file import write_atomically
 from appliance.config import loader
 from appliance.config.access import doors
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.verification import EchoResult, echo
+from appliance.dicom.verification import EchoResult, echo_peer
 from appliance.errors import ApplianceError
 from appliance.events import EventBus
 from appliance.runtime import Runtime
@@ -158,8 +158,7 @@ class WebContext:
         peer = self.config.peer(name)
         if peer is None:
             raise NotAvailable(f"no peer named {name!r}")
-        return echo(peer.host, peer.port, peer.ae_title, self.config.dicom.ae_title,
-                    timeout=self.config.web.echo_timeout)
+        return echo_peer(self.config, peer, timeout=self.config.web.echo_timeout)
 
     def identify(self) -> float:
         seconds = self.config.hal.leds.identify_seconds

@@ -19,8 +19,10 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from appliance.component import Component
-from appliance.config.schema import ApplianceConfig
+from appliance.config.schema import ApplianceConfig, DicomTlsConfig
 from appliance.dicom.sockets import SCU_HANDLERS
+from appliance.dicom.tls_client import tls_args
+from appliance.dicom.tls_files import TlsFileError
 from appliance.errors import ApplianceError
 from appliance.worklist.item import ItemError, items_from_dataset
 from appliance.worklist.keys import SPS_ITEM, TOP_LEVEL
@@ -53,14 +55,18 @@ def upstream_query(days_ahead: int, modality: str, today: datetime.date | None =
 
 
 def fetch(host: str, port: int, called: str, calling: str, query: Dataset,
-          timeout: float) -> list[Dataset]:
-    """All matches of one C-FIND, or UpstreamError."""
+          timeout: float, tls: DicomTlsConfig | None = None) -> list[Dataset]:
+    """All matches of one C-FIND (over TLS with `tls`, `[dicom.tls]`), or UpstreamError."""
     ae = AE(ae_title=calling)
     ae.add_requested_context(ModalityWorklistInformationFind,
                              [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = timeout
     ae.network_timeout = timeout
-    assoc = ae.associate(host, port, ae_title=called, evt_handlers=SCU_HANDLERS)
+    try:
+        assoc = ae.associate(host, port, ae_title=called, evt_handlers=SCU_HANDLERS,
+                             tls_args=tls_args(tls, host))
+    except TlsFileError as exc:
+        raise UpstreamError(f"TLS: {exc}") from exc
     if not assoc.is_established:
         raise UpstreamError(f"cannot associate with {called}@{host}:{port}")
     found = []
@@ -137,7 +143,8 @@ class UpstreamProxy(Component):
             if peer is None:
                 raise UpstreamError(f"no peer named {s.peer!r}")
             found = fetch(peer.host, peer.port, peer.ae_title, self.config.dicom.ae_title,
-                          upstream_query(s.days_ahead, s.modality), s.timeout)
+                          upstream_query(s.days_ahead, s.modality), s.timeout,
+                          self.config.tls_for(peer))
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
             if reason != self.last_error:

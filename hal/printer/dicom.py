@@ -12,6 +12,7 @@ The printer's status comes from Printer N-GET, asked at most every `status_every
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 
@@ -45,7 +46,8 @@ class DicomPrinter(PrinterDriver):
 
     def __init__(self, name: str, host: str = "", port: int = 104, called_aet: str = "",
                  calling_aet: str = "EDGEBOX", timeout: float = 30.0,
-                 job_timeout: float = 600.0, status_every: float = 10.0, **_ignored):
+                 job_timeout: float = 600.0, status_every: float = 10.0,
+                 tls_context: ssl.SSLContext | None = None, **_ignored):
         super().__init__(name)
         if not host or not called_aet:
             raise PrinterError("the dicom driver needs the printer's host, port and AE title "
@@ -53,6 +55,7 @@ class DicomPrinter(PrinterDriver):
         self.host, self.port, self.called_aet = host, int(port), called_aet
         self.calling_aet, self.timeout = calling_aet, timeout
         self.job_timeout, self.status_every = job_timeout, status_every
+        self.tls_context = tls_context  # an ssl client context: DICOM over TLS to the printer
         self._lock = threading.Lock()
         self._state: PrinterState | None = None
         self._state_at = 0.0
@@ -68,10 +71,14 @@ class DicomPrinter(PrinterDriver):
         ae.add_requested_context(meta, SYNTAXES)
         ae.add_requested_context(PrintJob, SYNTAXES)
         where = f"{self.called_aet}@{self.host}:{self.port}"
+        if self.tls_context is not None:
+            where += " (TLS)"
         try:
             assoc = ae.associate(self.host, self.port, ae_title=self.called_aet,
                                  evt_handlers=[(evt.EVT_N_EVENT_REPORT,
-                                                (events or _JobEvents()).on_event)])
+                                                (events or _JobEvents()).on_event)],
+                                 tls_args=None if self.tls_context is None
+                                 else (self.tls_context, self.host))
         except OSError as exc:  # pragma: no cover - pynetdicom reports it as not established
             raise PrinterError(f"DICOM printer {where}: {exc}") from exc
         if not assoc.is_established:

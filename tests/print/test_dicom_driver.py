@@ -151,3 +151,27 @@ def test_an_unreachable_dicom_printer_is_printer_down():
         assert "GONE@127.0.0.1" in str(exc)
     else:
         raise AssertionError("printing to nowhere succeeded")
+
+
+def test_a_film_goes_to_a_dicom_printer_over_tls(print_server, scu, pki):
+    """`[[peers]] tls = true` on the printer's peer: the film travels over TLS, the printer
+    (a Print SCP on the engine's TLS port, client certificates required) checks ours."""
+    files = {"certificate": str(pki / "box.pem"), "private_key": str(pki / "box.key"),
+             "ca_certificates": str(pki / "ca.pem")}
+    back = print_server([{"name": "film", "driver": "sim"}],
+                        dicom={"ae_title": "LASER",
+                               "tls": {"enabled": True, "port": free_port(), **files}})
+    front = print_server([{"name": "proxy", "driver": "dicom", "peer": "laser",
+                           "peer_status_interval": 0.2}],
+                         dicom={"tls": {**files, "certificate": str(pki / "modality.pem"),
+                                        "private_key": str(pki / "modality.key")}},
+                         peers=[{"name": "laser", "ae_title": "LASER", "host": "127.0.0.1",
+                                 "port": back.server.tls_port, "tls": True}])
+    client = scu(front.port)
+    client.session(NumberOfCopies="1")
+    _, reply = client.film_box("STANDARD\\1,1")
+    client.set_image(boxes_of(reply)[0], 1, GRADIENT)
+    _, action = client.action()
+    job = front.spool.wait_job(action.ReferencedPrintJobSequence[0].ReferencedSOPInstanceUID)
+    assert job["status"] == "DONE", job
+    assert len(back.spool.printers["film"].printed) == 1

@@ -94,20 +94,22 @@ def findscu(port: int, *keys: str | bytes, calling: str = "FINDSCU", extra: tupl
 @pytest.fixture
 def worklist_server(tmp_path):
     """Factory: an in-process EngineServer (the native engine) with the worklist service,
-    loaded with `items`."""
+    loaded with `items`; (port, service). `dicom` adds `[dicom]` keys; with `tls` enabled
+    there the port returned is the TLS one."""
     servers = []
 
-    def start(worklist: dict | None = None, items: list[dict] | None = None):
+    def start(worklist: dict | None = None, items: list[dict] | None = None,
+              dicom: dict | None = None):
         config = ApplianceConfig.model_validate({
             "device": {"data_dir": str(tmp_path / f"data{len(servers)}")},
-            "dicom": {"port": free_port(), "bind": "127.0.0.1"},
+            "dicom": {"port": free_port(), "bind": "127.0.0.1", **(dicom or {})},
             "worklist": worklist or {}})
         service = WorklistService(config)
         load(service, ITEMS if items is None else items)
         server = EngineServer(config, [VerificationService(), service])
         server.start()
         servers.append(server)
-        return server.port, service
+        return server.tls_port or server.port, service
 
     yield start
     for server in servers:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from datetime import date
 
+import pytest
+
 from appliance.config.schema import ApplianceConfig
 from appliance.worklist.scp import WorklistService
 from appliance.worklist.upstream import UpstreamProxy
@@ -81,3 +83,20 @@ def test_upstream_query_asks_for_today_and_the_days_ahead():
     assert step.ScheduledProcedureStepStartDate == "20260330-20260401"
     assert step.Modality == "MR"
     assert "PatientName" in query and "AccessionNumber" in query
+
+
+def test_the_upstream_worklist_is_fetched_over_tls(pki, worklist_server):
+    from appliance.config.schema import DicomTlsConfig
+    from appliance.worklist.upstream import UpstreamError, fetch, upstream_query
+
+    pki_tls = {"certificate": str(pki / "box.pem"), "private_key": str(pki / "box.key"),
+               "ca_certificates": str(pki / "ca.pem")}
+    port, _ = worklist_server(items=ris_items(2),
+                              dicom={"tls": {"enabled": True, "port": free_port(), **pki_tls}})
+    modality = DicomTlsConfig(certificate=str(pki / "modality.pem"),
+                              private_key=str(pki / "modality.key"),
+                              ca_certificates=str(pki / "ca.pem"))
+    found = fetch("127.0.0.1", port, "EDGEBOX", "CT1", upstream_query(30, ""), 10.0, modality)
+    assert sorted(str(item.AccessionNumber) for item in found) == ["RACC0", "RACC1"]
+    with pytest.raises(UpstreamError):  # the same port without TLS
+        fetch("127.0.0.1", port, "EDGEBOX", "CT1", upstream_query(30, ""), 3.0)

@@ -14,13 +14,13 @@ module's logger. `appliance run` serves it through `appliance.dicom.engine_serve
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from appliance.dicom.engine import _engine
+from appliance.dicom.tls_files import file_identities
 
 log = logging.getLogger(__name__)
 
@@ -105,19 +105,6 @@ class EngineTls:
     #: what the three files are now (`file_identities`): settings with the same paths but
     #: files replaced since compare unequal, so a renewed certificate is applied
     files: tuple = ()
-
-
-def file_identities(*paths: str) -> tuple:
-    """(device, inode, mtime, size) of each path, None for a missing one: changes when a file
-    is replaced (written atomically) or rewritten."""
-    found = []
-    for path in paths:
-        try:
-            st = os.stat(path) if path else None
-        except OSError:
-            st = None
-        found.append(None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
-    return tuple(found)
 
 
 @dataclass(frozen=True)

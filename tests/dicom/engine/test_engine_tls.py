@@ -5,63 +5,17 @@ associations are served at the same time."""
 
 from __future__ import annotations
 
-import datetime
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from appliance.dicom.engine import EngineTls
 from tests.conftest import DCMTK_ENV
 from tests.storage.dicom_files import make_study
-
-NOW = datetime.datetime.now(datetime.UTC)
-DAY = datetime.timedelta(days=1)
-
-
-def issue(subject: str, key, issuer: str, issuer_key, ca: bool = False) -> x509.Certificate:
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(issuer_key, hashes.SHA256()))
-
-
-def write_pair(directory: Path, stem: str, certificate: x509.Certificate, key) -> None:
-    (directory / f"{stem}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / f"{stem}.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-
-
-@pytest.fixture
-def pki(tmp_path) -> Path:
-    """The hospital CA, the box's certificate and a modality's, both from that CA, and a
-    modality certificate from a stranger's CA."""
-    directory = tmp_path / "pki"
-    directory.mkdir()
-    keys = {n: ec.generate_private_key(ec.SECP256R1())
-            for n in ("ca", "box", "modality", "other-ca", "stranger")}
-    ca = issue("Hospital CA", keys["ca"], "Hospital CA", keys["ca"], ca=True)
-    other = issue("Other CA", keys["other-ca"], "Other CA", keys["other-ca"], ca=True)
-    write_pair(directory, "ca", ca, keys["ca"])
-    write_pair(directory, "box", issue("edgebox", keys["box"], "Hospital CA", keys["ca"]),
-               keys["box"])
-    write_pair(directory, "modality",
-               issue("CT1", keys["modality"], "Hospital CA", keys["ca"]), keys["modality"])
-    write_pair(directory, "stranger",
-               issue("CT9", keys["stranger"], "Other CA", keys["other-ca"]), keys["stranger"])
-    write_pair(directory, "other-ca", other, keys["other-ca"])
-    return directory
+from tests.tls_pki import reissue
 
 
 def tls_engine(engine, pki: Path, **tls):
@@ -152,9 +106,7 @@ def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
 def renewed(pki: Path, stem: str = "box-2027") -> tuple[Path, Path]:
     """A new certificate for the box from the other CA (so a client trusting only that CA
     tells the new certificate from the old), as cert.pem/key files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    other_key = serialization.load_pem_private_key((pki / "other-ca.key").read_bytes(), None)
-    write_pair(pki, stem, issue("edgebox-2027", key, "Other CA", other_key), key)
+    reissue(pki, stem, "edgebox-2027", "other-ca")
     return pki / f"{stem}.pem", pki / f"{stem}.key"
 
 
@@ -272,3 +224,17 @@ def test_appliance_run_applies_a_replaced_certificate_on_reload_without_dropping
     finally:
         appliance.stop()
     assert "DICOM listener moving" not in (tmp_path / "appliance.log").read_text()
+
+
+@pytest.mark.parametrize("client, served", [("modality", True), ("stranger", False)])
+def test_pynetdicom_as_a_tls_client(engine, pki, client, served):
+    """Our own SCU side (pynetdicom with the ssl context of tls_client) against the engine."""
+    from appliance.config.schema import DicomTlsConfig
+    from appliance.dicom.verification import echo
+
+    dicom_engine, _ = tls_engine(engine, pki)
+    tls = DicomTlsConfig(certificate=str(pki / f"{client}.pem"),
+                         private_key=str(pki / f"{client}.key"),
+                         ca_certificates=str(pki / "ca.pem"))
+    result = echo("127.0.0.1", dicom_engine.tls_port, "EDGEBOX", "CT1", timeout=5, tls=tls)
+    assert result.ok is served, result.reason
