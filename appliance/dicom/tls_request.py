@@ -242,4 +242,8 @@ def _take_owner_of_directory(path: Path) -> None:
         return
     parent = path.parent.stat()
     if parent.st_uid != 0:
-        os.chown(path, parent.st_uid, parent.st_gid)
+        try:
+            os.chown(path, parent.st_uid, parent.st_gid)
+        except OSError as exc:
+            raise RequestWriteError(path, f"cannot give it the owner of its directory: "
+                                          f"{exc.strerror or exc}") from None
