@@ -1,5 +1,5 @@
-"""The `appliance` command line: run the supervisor, read and change the configuration, and
-test a DICOM peer.
+"""The `appliance` command line: run the supervisor, read and change the configuration,
+test a DICOM peer, and the other maintenance commands (each in its own package's cli module).
 
 Exit status: 0 success, 1 the operation failed (e.g. a peer did not answer), 2 bad usage or a
 refused configuration. Errors are one line each on stderr, never a traceback.
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     passwd_cli.add_parser(commands, common)
     from appliance.update import cli as update_cli
     update_cli.add_parser(commands, common)
+    from appliance.dicom import tls_cli
+    tls_cli.add_parser(commands, common)
     return parser
 
 
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "update":
             from appliance.update import cli as update_cli
             return update_cli.run(args)
+        if args.command == "tls":
+            from appliance.dicom import tls_cli
+            return tls_cli.run(args, loader.load(args.config).config)
     except ConfigError as exc:
         for line in exc.problems:
             print(f"appliance: {line}", file=sys.stderr)

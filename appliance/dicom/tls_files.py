@@ -4,7 +4,9 @@ bundle of CAs whose client certificates are accepted, checked before anything li
 Every problem is told with the file and the reason a technician can act on: missing, not
 readable, not PEM, not a certificate or key, expired (or not yet valid), the key not the
 certificate's, an empty CA bundle. `describe()` gives what the web page shows of a certificate
-(subject, issuer, expiry).
+(subject, issuer, expiry). `request_key_path()` and `request_csr_path()` are where
+`appliance tls create-csr` puts a new key and its signing request by default (the web page's
+certificate upload looks for the key there too).
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from appliance.errors import ApplianceError
 
 #: A certificate this close to its end is reported (web page, LED, /metrics).
 EXPIRY_WARNING = datetime.timedelta(days=30)
+
+
+def request_key_path(data_dir: str | Path) -> Path:
+    """The private key of the pending certificate request, in the data directory."""
+    return Path(data_dir).absolute() / "dicom" / "tls" / "request-key.pem"
+
+
+def request_csr_path(data_dir: str | Path) -> Path:
+    """The certificate signing request for the hospital's CA, beside its key."""
+    return Path(data_dir).absolute() / "dicom" / "tls" / "request.csr"
 
 
 class TlsFileError(ApplianceError, ValueError):
