@@ -185,8 +185,8 @@ def check_key_material(config, path: Path | None) -> None:
     except TlsFileError as exc:
         users = (["the TLS listener"] if tls.enabled else []) + \
             [f"peer {name}" for name in tls_peers]
-        raise ConfigError([f"{path or 'built-in defaults'}: dicom.tls (for "
-                           f"{', '.join(users)}): {exc}"]) from None
+        raise ConfigError([f"{path or 'built-in defaults'}: dicom.tls: {exc} (used by "
+                           f"{', '.join(users)})"]) from None
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:

@@ -122,5 +122,5 @@ def test_config_check_reads_the_files_a_tls_peer_needs(pki, tmp_path):
                                                       "peers": [peer(104)]})
     result = appliance_cli("config", "check", "--config", str(config), cwd=tmp_path)
     assert result.returncode != 0
-    assert "for peer pacs" in result.stderr and "expired.pem" in result.stderr
+    assert "used by peer pacs" in result.stderr and "expired.pem" in result.stderr
     assert "expired" in result.stderr
