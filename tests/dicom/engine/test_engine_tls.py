@@ -74,7 +74,9 @@ def test_the_tls_files_are_checked_at_start(engine, pki):
         tls_engine(engine, pki)
 
 
-def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
+def tls_appliance(tmp_path: Path, pki: Path, box: Path):
+    """`appliance run` with TLS on (started; `wait_ready()` it), the files box.pem/box.key in
+    `box`; (process, plain port, TLS port)."""
     from tests.conftest import ApplianceProcess, free_port, write_config
 
     port, tls_port = free_port(), free_port()
@@ -82,11 +84,15 @@ def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
         "device": {"data_dir": str(tmp_path / "data")},
         "dicom": {"port": port, "bind": "127.0.0.1",
                   "tls": {"enabled": True, "port": tls_port,
-                          "certificate": str(pki / "box.pem"),
-                          "private_key": str(pki / "box.key"),
+                          "certificate": str(box / "box.pem"),
+                          "private_key": str(box / "box.key"),
                           "ca_certificates": str(pki / "ca.pem")}},
         "web": {"bind": "127.0.0.1", "port": free_port()}})
-    appliance = ApplianceProcess(config, tmp_path / "appliance.log")
+    return ApplianceProcess(config, tmp_path / "appliance.log"), port, tls_port
+
+
+def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
+    appliance, port, tls_port = tls_appliance(tmp_path, pki, pki)
     try:
         appliance.wait_ready()
         good = echoscu(tls_port, "+tls", str(pki / "modality.key"), str(pki / "modality.pem"),
@@ -191,22 +197,11 @@ def test_appliance_run_applies_a_replaced_certificate_on_reload_without_dropping
     import os
     import signal
 
-    from tests.conftest import ApplianceProcess, free_port, write_config
-
-    port, tls_port = free_port(), free_port()
     live = tmp_path / "live"
     live.mkdir()
     for name in ("box.pem", "box.key"):
         (live / name).write_bytes((pki / name).read_bytes())
-    config = write_config(tmp_path / "appliance.toml", {
-        "device": {"data_dir": str(tmp_path / "data")},
-        "dicom": {"port": port, "bind": "127.0.0.1",
-                  "tls": {"enabled": True, "port": tls_port,
-                          "certificate": str(live / "box.pem"),
-                          "private_key": str(live / "box.key"),
-                          "ca_certificates": str(pki / "ca.pem")}},
-        "web": {"bind": "127.0.0.1", "port": free_port()}})
-    appliance = ApplianceProcess(config, tmp_path / "appliance.log")
+    appliance, port, tls_port = tls_appliance(tmp_path, pki, live)
     try:
         appliance.wait_ready()
         assert trusted_by(pki, tls_port, "ca")
