@@ -5,61 +5,23 @@ associations are served at the same time."""
 
 from __future__ import annotations
 
-import datetime
 import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from appliance.dicom.engine import EngineTls
 from tests.conftest import DCMTK_ENV
+from tests.pki import dcmtk_tls, make_pki
 from tests.storage.dicom_files import make_study
-
-NOW = datetime.datetime.now(datetime.UTC)
-DAY = datetime.timedelta(days=1)
-
-
-def issue(subject: str, key, issuer: str, issuer_key, ca: bool = False) -> x509.Certificate:
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(issuer_key, hashes.SHA256()))
-
-
-def write_pair(directory: Path, stem: str, certificate: x509.Certificate, key) -> None:
-    (directory / f"{stem}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / f"{stem}.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
 
 
 @pytest.fixture
 def pki(tmp_path) -> Path:
     """The hospital CA, the box's certificate and a modality's, both from that CA, and a
     modality certificate from a stranger's CA."""
-    directory = tmp_path / "pki"
-    directory.mkdir()
-    keys = {n: ec.generate_private_key(ec.SECP256R1())
-            for n in ("ca", "box", "modality", "other-ca", "stranger")}
-    ca = issue("Hospital CA", keys["ca"], "Hospital CA", keys["ca"], ca=True)
-    other = issue("Other CA", keys["other-ca"], "Other CA", keys["other-ca"], ca=True)
-    write_pair(directory, "ca", ca, keys["ca"])
-    write_pair(directory, "box", issue("edgebox", keys["box"], "Hospital CA", keys["ca"]),
-               keys["box"])
-    write_pair(directory, "modality",
-               issue("CT1", keys["modality"], "Hospital CA", keys["ca"]), keys["modality"])
-    write_pair(directory, "stranger",
-               issue("CT9", keys["stranger"], "Other CA", keys["other-ca"]), keys["stranger"])
-    write_pair(directory, "other-ca", other, keys["other-ca"])
-    return directory
+    directory = make_pki(tmp_path / "pki", {"box": "edgebox", "modality": "CT1"})
+    return make_pki(directory, {"stranger": "CT9"}, ca="other-ca", ca_name="Other CA")
 
 
 def tls_engine(engine, pki: Path, **tls):
@@ -77,8 +39,7 @@ def echoscu(port: int, *tls: str) -> subprocess.CompletedProcess:
 def test_a_modality_with_a_certificate_from_the_ca_is_served(engine, pki):
     dicom_engine, _ = tls_engine(engine, pki)
     assert dicom_engine.tls_port > 0 and dicom_engine.tls_port != dicom_engine.port
-    result = echoscu(dicom_engine.tls_port, "+tls", str(pki / "modality.key"),
-                     str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"))
+    result = echoscu(dicom_engine.tls_port, *dcmtk_tls(pki, "modality"))
     assert result.returncode == 0, result.stderr
 
 
@@ -86,23 +47,20 @@ def test_a_modality_with_a_certificate_from_the_ca_is_served(engine, pki):
 def test_other_clients_are_refused_on_the_tls_port(engine, pki, client):
     dicom_engine, _ = tls_engine(engine, pki)
     args = {"no certificate": ["+tla", "+cf", str(pki / "ca.pem")],
-            "another CA's": ["+tls", str(pki / "stranger.key"), str(pki / "stranger.pem"),
-                             "+cf", str(pki / "ca.pem")],
+            "another CA's": dcmtk_tls(pki, "stranger"),
             "plain DICOM": []}[client]
     result = echoscu(dicom_engine.tls_port, *args)
     assert result.returncode != 0, result.stdout
     # and the port still serves the next, good client
-    good = echoscu(dicom_engine.tls_port, "+tls", str(pki / "modality.key"),
-                   str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"))
+    good = echoscu(dicom_engine.tls_port, *dcmtk_tls(pki, "modality"))
     assert good.returncode == 0, good.stderr
 
 
 def test_plain_and_tls_at_once_store_bit_identical(engine, pki, tmp_path):
     dicom_engine, receiver = tls_engine(engine, pki)
     files = make_study(tmp_path / "study", 4)
-    tls = subprocess.Popen(["storescu", "-aec", "EDGEBOX", "+tls", str(pki / "modality.key"),
-                            str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"), "127.0.0.1",
-                            str(dicom_engine.tls_port), *map(str, files[:2])],
+    tls = subprocess.Popen(["storescu", "-aec", "EDGEBOX", *dcmtk_tls(pki, "modality"),
+                            "127.0.0.1", str(dicom_engine.tls_port), *map(str, files[:2])],
                            env=DCMTK_ENV, stderr=subprocess.PIPE, text=True)
     plain = subprocess.run(["storescu", "-aec", "EDGEBOX", "127.0.0.1", str(dicom_engine.port),
                             *map(str, files[2:])], env=DCMTK_ENV, capture_output=True,
@@ -133,8 +91,7 @@ def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
     appliance = ApplianceProcess(config, tmp_path / "appliance.log")
     try:
         appliance.wait_ready()
-        good = echoscu(tls_port, "+tls", str(pki / "modality.key"), str(pki / "modality.pem"),
-                       "+cf", str(pki / "ca.pem"))
+        good = echoscu(tls_port, *dcmtk_tls(pki, "modality"))
         assert good.returncode == 0, good.stderr
         assert echoscu(port).returncode == 0
         assert echoscu(tls_port, "+tla", "+cf", str(pki / "ca.pem")).returncode != 0
