@@ -126,6 +126,13 @@ def make_images(directory: Path, count: int, rows: int, columns: int, sop_class:
     return paths
 
 
+def make_ct(work: Path) -> list[Path]:
+    """The CT images of the storage scenarios (and the TLS benchmark's): BENCH_CT_IMAGES
+    (300) of 512x512 16-bit, in `work`/ct."""
+    return make_images(work / "ct", env_int("BENCH_CT_IMAGES", 300), 512, 512, CTImageStorage,
+                       "CT")
+
+
 def appliance_config(data_dir: Path, port: int, pki: Path | None) -> str:
     """The receiving appliance's configuration: DICOM on `port`; with `pki`, DICOM over TLS on
     `port` (client certificate required, the default) and plain DICOM on another port."""
@@ -249,10 +256,10 @@ def case_rows(label: str, associations: int, results: dict[str, list[dict]]) -> 
 
 def main() -> str:
     count = rounds()
-    ct_images = env_int("BENCH_CT_IMAGES", 300)
     work = Path(tempfile.mkdtemp(prefix="bench-storage-", dir=os.environ.get("BENCH_TMP")))
     try:
-        ct = make_images(work / "ct", ct_images, 512, 512, CTImageStorage, "CT")
+        ct = make_ct(work)
+        ct_images = len(ct)
         dx = make_images(work / "dx", 20, 3000, 3000, DigitalXRayImageStorageForPresentation,
                          "DX")
         lines = [
