@@ -16,6 +16,7 @@ without fsync, so the comparison is conservative for us.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +45,7 @@ from bench.report import (
     rss_mb,
 )
 from tests.conftest import free_port, wait_listening
+from tests.pki import dcmtk_tls
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 
@@ -124,10 +126,35 @@ def make_images(directory: Path, count: int, rows: int, columns: int, sop_class:
     return paths
 
 
-class Receiver:
-    """A receiver process on a free port: 'appliance' or 'dcmtk'."""
+def make_ct(work: Path) -> list[Path]:
+    """The CT images of the storage scenarios (and the TLS benchmark's): BENCH_CT_IMAGES
+    (300) of 512x512 16-bit, in `work`/ct."""
+    return make_images(work / "ct", env_int("BENCH_CT_IMAGES", 300), 512, 512, CTImageStorage,
+                       "CT")
 
-    def __init__(self, kind: str, work: Path):
+
+def appliance_config(data_dir: Path, port: int, pki: Path | None) -> str:
+    """The receiving appliance's configuration: DICOM on `port`; with `pki`, DICOM over TLS on
+    `port` (client certificate required, the default) and plain DICOM on another port."""
+    text = (f'[device]\ndata_dir = "{data_dir}"\n'
+            f'[dicom]\nport = {free_port() if pki else port}\nbind = "127.0.0.1"\n'
+            f'max_pdu = {PDU}\n'
+            '[storage]\nreserve_mb = 0\n'
+            f'[web]\nbind = "127.0.0.1"\nport = {free_port()}\n'
+            '[log]\nlevel = "WARNING"\n')
+    if pki:
+        text += (f'[dicom.tls]\nenabled = true\nport = {port}\n'
+                 f'certificate = "{pki / "server.pem"}"\nprivate_key = "{pki / "server.key"}"\n'
+                 f'ca_certificates = "{pki / "ca.pem"}"\nrequire_client_certificate = true\n')
+    return text
+
+
+class Receiver:
+    """A receiver process on a free port: 'appliance' or 'dcmtk'; with `pki` (a directory from
+    tests.pki.make_pki with server and client certificates) over TLS, a client certificate
+    required, and `port` is the TLS port."""
+
+    def __init__(self, kind: str, work: Path, pki: Path | None = None):
         self.kind = kind
         self.port = free_port()
         self.out = work / f"{kind}-out"
@@ -135,14 +162,10 @@ class Receiver:
         self.out.mkdir(parents=True)
         if kind == "dcmtk":
             cmd = ["storescp", "-pdu", str(PDU), "-aet", "EDGEBOX", "-od", str(self.out),
-                   str(self.port)]
+                   *(dcmtk_tls(pki, "server") if pki else []), str(self.port)]
         else:
             config = work / "appliance.toml"
-            config.write_text(
-                f'[device]\ndata_dir = "{self.out}"\n[dicom]\nport = {self.port}\n'
-                f'bind = "127.0.0.1"\nmax_pdu = {PDU}\n[storage]\nreserve_mb = 0\n'
-                f'[web]\nbind = "127.0.0.1"\nport = {free_port()}\n'
-                '[log]\nlevel = "WARNING"\n')
+            config.write_text(appliance_config(self.out, self.port, pki))
             cmd = [sys.executable, "-m", "appliance", "run", "--config", str(config)]
         self.proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, cwd=work)
@@ -167,13 +190,16 @@ class Receiver:
         shutil.rmtree(self.out, ignore_errors=True)
 
 
-def send(port: int, files: list[Path], associations: int, called: str = "EDGEBOX") -> float:
-    """storescu over `associations` concurrent associations; returns the wall time."""
+def send(port: int, files: list[Path], associations: int, called: str = "EDGEBOX",
+         pki: Path | None = None) -> float:
+    """storescu over `associations` concurrent associations (over TLS with `pki`'s client
+    certificate); returns the wall time."""
+    tls = dcmtk_tls(pki, "client") if pki else []
     parts = [files[i::associations] for i in range(associations)]
     started = time.perf_counter()
     procs = [subprocess.Popen(["storescu", "--max-send-pdu", str(PDU), "-aet", "BENCH", "-aec",
-                               called, "127.0.0.1", str(port), *map(str, part)], env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               called, *tls, "127.0.0.1", str(port), *map(str, part)],
+                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for part in parts]
     for proc in procs:
         _, err = proc.communicate(timeout=1800)
@@ -182,25 +208,33 @@ def send(port: int, files: list[Path], associations: int, called: str = "EDGEBOX
     return time.perf_counter() - started
 
 
-def run_case(kind: str, work: Path, files: list[Path], associations: int) -> dict:
-    receiver = Receiver(kind, work)
+def run_case(kind: str, work: Path, files: list[Path], associations: int,
+             pki: Path | None = None) -> dict:
+    receiver = Receiver(kind, work, pki)
     try:
-        wall = send(receiver.port, files, associations)
-        return {"wall": wall, "cpu": receiver.cpu(), "rss": receiver.rss(), "rss0": receiver.rss0,
-                "images": len(files), "mb": sum(f.stat().st_size for f in files) / 1e6}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the storescu processes'
+        wall = send(receiver.port, files, associations, pki=pki)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sender_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return {"wall": wall, "cpu": receiver.cpu(), "sender_cpu": sender_cpu,
+                "rss": receiver.rss(), "rss0": receiver.rss0, "images": len(files),
+                "mb": sum(f.stat().st_size for f in files) / 1e6}
     finally:
         receiver.stop()
 
 
-def run_rounds(work: Path, files: list[Path], associations: int, count: int
+def run_rounds(work: Path, files: list[Path], associations: int, count: int,
+               cases: dict[str, tuple[str, Path | None]] | None = None
                ) -> dict[str, list[dict]]:
-    """`count` rounds of one run per receiver, in the order of KINDS."""
-    results: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    """`count` rounds of one run per case, in the order of `cases` (name: the receiver's kind
+    and the PKI for TLS, None for plain; by default each of KINDS in plain), keyed by name."""
+    cases = cases or {kind: (kind, None) for kind in KINDS}
+    results: dict[str, list[dict]] = {name: [] for name in cases}
     for number in range(count):
-        for kind in KINDS:
-            r = run_case(kind, work, files, associations)
-            results[kind].append(r)
-            print(f"  round {number + 1}/{count} {NAMES[kind]}: "
+        for name, (kind, pki) in cases.items():
+            r = run_case(kind, work, files, associations, pki)
+            results[name].append(r)
+            print(f"  round {number + 1}/{count} {NAMES.get(name, name)}: "
                   f"{r['images'] / r['wall']:.1f} images/s", flush=True)
     return results
 
@@ -222,10 +256,10 @@ def case_rows(label: str, associations: int, results: dict[str, list[dict]]) -> 
 
 def main() -> str:
     count = rounds()
-    ct_images = env_int("BENCH_CT_IMAGES", 300)
     work = Path(tempfile.mkdtemp(prefix="bench-storage-", dir=os.environ.get("BENCH_TMP")))
     try:
-        ct = make_images(work / "ct", ct_images, 512, 512, CTImageStorage, "CT")
+        ct = make_ct(work)
+        ct_images = len(ct)
         dx = make_images(work / "dx", 20, 3000, 3000, DigitalXRayImageStorageForPresentation,
                          "DX")
         lines = [

@@ -179,10 +179,12 @@ def appliance(tmp_path):
 
 @pytest.fixture
 def pki(tmp_path) -> Path:
-    """A throwaway PKI (tests/tls_pki.py): ca, box, modality, other-ca, stranger."""
-    from tests.tls_pki import make_pki
+    """A throwaway PKI (tests/pki.py): the hospital CA `ca` with the box's certificate `box`
+    and a modality's `modality`, and a stranger's CA `other-ca` with `stranger` (CT9)."""
+    from tests.pki import make_pki
 
-    return make_pki(tmp_path / "pki")
+    directory = make_pki(tmp_path / "pki", {"box": "edgebox", "modality": "CT1"})
+    return make_pki(directory, {"stranger": "CT9"}, ca="other-ca", ca_name="Other CA")
 
 
 @pytest.fixture

@@ -7,40 +7,12 @@ import datetime
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from appliance.dicom.tls_files import EXPIRY_WARNING, TlsFileError, check_tls_files
+from tests.pki import DAY, issue, key_pem, pem
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
-DAY = datetime.timedelta(days=1)
-
-
-def name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def issue(subject: str, key, issuer_name: str, issuer_key, start: datetime.datetime,
-          end: datetime.datetime, ca: bool = False) -> x509.Certificate:
-    builder = (x509.CertificateBuilder().subject_name(name(subject))
-               .issuer_name(name(issuer_name)).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(start).not_valid_after(end)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key, password: bytes | None = None) -> bytes:
-    encryption = serialization.BestAvailableEncryption(password) if password else \
-        serialization.NoEncryption()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             encryption)
 
 
 @pytest.fixture
@@ -48,9 +20,10 @@ def files(tmp_path):
     """A hospital CA, the box's certificate signed by it, and the box's key."""
     ca_key, box_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
         ec.SECP256R1())
-    ca = issue("Hospital CA", ca_key, "Hospital CA", ca_key, NOW - 400 * DAY, NOW + 3650 * DAY,
-               ca=True)
-    box = issue("edgebox.ct-room", box_key, "Hospital CA", ca_key, NOW - DAY, NOW + 365 * DAY)
+    ca = issue("Hospital CA", ca_key, "Hospital CA", ca_key, ca=True,
+               start=NOW - 400 * DAY, end=NOW + 3650 * DAY)
+    box = issue("edgebox.ct-room", box_key, "Hospital CA", ca_key, start=NOW - DAY,
+                end=NOW + 365 * DAY)
     paths = {"cert": tmp_path / "box.pem", "key": tmp_path / "box.key", "ca": tmp_path / "ca.pem"}
     paths["cert"].write_bytes(pem(box) + pem(ca))  # with its chain
     paths["key"].write_bytes(key_pem(box_key))
@@ -127,7 +100,8 @@ def test_a_password_protected_key_is_refused_with_what_to_do(files):
 
 def test_an_expired_ca_in_the_bundle_is_refused(files):
     paths, _, ca_key, _ = files
-    old = issue("Old CA", ca_key, "Old CA", ca_key, NOW - 800 * DAY, NOW - DAY, ca=True)
+    old = issue("Old CA", ca_key, "Old CA", ca_key, ca=True, start=NOW - 800 * DAY,
+                end=NOW - DAY)
     paths["ca"].write_bytes(paths["ca"].read_bytes() + pem(old))
     error = refusal(paths)
     assert error.path == str(paths["ca"]) and "CN=Old CA expired" in error.reason

@@ -113,7 +113,7 @@ def test_a_tls_peer_needs_the_key_material(tmp_path):
 
 
 def test_config_check_reads_the_files_a_tls_peer_needs(pki, tmp_path):
-    from tests.tls_pki import reissue
+    from tests.pki import reissue
 
     reissue(pki, "expired", "edgebox", "ca", days=-2)
     tls = {**box_tls(pki), "certificate": str(pki / "expired.pem"),

@@ -14,8 +14,8 @@ import pytest
 
 from appliance.dicom.engine import EngineTls
 from tests.conftest import DCMTK_ENV
+from tests.pki import dcmtk_tls, reissue
 from tests.storage.dicom_files import make_study
-from tests.tls_pki import reissue
 
 
 def tls_engine(engine, pki: Path, **tls):
@@ -33,8 +33,7 @@ def echoscu(port: int, *tls: str) -> subprocess.CompletedProcess:
 def test_a_modality_with_a_certificate_from_the_ca_is_served(engine, pki):
     dicom_engine, _ = tls_engine(engine, pki)
     assert dicom_engine.tls_port > 0 and dicom_engine.tls_port != dicom_engine.port
-    result = echoscu(dicom_engine.tls_port, "+tls", str(pki / "modality.key"),
-                     str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"))
+    result = echoscu(dicom_engine.tls_port, *dcmtk_tls(pki, "modality"))
     assert result.returncode == 0, result.stderr
 
 
@@ -42,23 +41,20 @@ def test_a_modality_with_a_certificate_from_the_ca_is_served(engine, pki):
 def test_other_clients_are_refused_on_the_tls_port(engine, pki, client):
     dicom_engine, _ = tls_engine(engine, pki)
     args = {"no certificate": ["+tla", "+cf", str(pki / "ca.pem")],
-            "another CA's": ["+tls", str(pki / "stranger.key"), str(pki / "stranger.pem"),
-                             "+cf", str(pki / "ca.pem")],
+            "another CA's": dcmtk_tls(pki, "stranger"),
             "plain DICOM": []}[client]
     result = echoscu(dicom_engine.tls_port, *args)
     assert result.returncode != 0, result.stdout
     # and the port still serves the next, good client
-    good = echoscu(dicom_engine.tls_port, "+tls", str(pki / "modality.key"),
-                   str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"))
+    good = echoscu(dicom_engine.tls_port, *dcmtk_tls(pki, "modality"))
     assert good.returncode == 0, good.stderr
 
 
 def test_plain_and_tls_at_once_store_bit_identical(engine, pki, tmp_path):
     dicom_engine, receiver = tls_engine(engine, pki)
     files = make_study(tmp_path / "study", 4)
-    tls = subprocess.Popen(["storescu", "-aec", "EDGEBOX", "+tls", str(pki / "modality.key"),
-                            str(pki / "modality.pem"), "+cf", str(pki / "ca.pem"), "127.0.0.1",
-                            str(dicom_engine.tls_port), *map(str, files[:2])],
+    tls = subprocess.Popen(["storescu", "-aec", "EDGEBOX", *dcmtk_tls(pki, "modality"),
+                            "127.0.0.1", str(dicom_engine.tls_port), *map(str, files[:2])],
                            env=DCMTK_ENV, stderr=subprocess.PIPE, text=True)
     plain = subprocess.run(["storescu", "-aec", "EDGEBOX", "127.0.0.1", str(dicom_engine.port),
                             *map(str, files[2:])], env=DCMTK_ENV, capture_output=True,
@@ -95,8 +91,7 @@ def test_appliance_run_serves_tls_beside_the_plain_port(pki, tmp_path):
     appliance, port, tls_port = tls_appliance(tmp_path, pki, pki)
     try:
         appliance.wait_ready()
-        good = echoscu(tls_port, "+tls", str(pki / "modality.key"), str(pki / "modality.pem"),
-                       "+cf", str(pki / "ca.pem"))
+        good = echoscu(tls_port, *dcmtk_tls(pki, "modality"))
         assert good.returncode == 0, good.stderr
         assert echoscu(port).returncode == 0
         assert echoscu(tls_port, "+tla", "+cf", str(pki / "ca.pem")).returncode != 0
