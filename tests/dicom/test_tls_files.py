@@ -7,40 +7,12 @@ import datetime
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from appliance.dicom.tls_files import EXPIRY_WARNING, TlsFileError, check_tls_files
+from tests.tls_pki import DAY, issue, key_pem, pem
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.UTC)
-DAY = datetime.timedelta(days=1)
-
-
-def name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def issue(subject: str, key, issuer_name: str, issuer_key, start: datetime.datetime,
-          end: datetime.datetime, ca: bool = False) -> x509.Certificate:
-    builder = (x509.CertificateBuilder().subject_name(name(subject))
-               .issuer_name(name(issuer_name)).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(start).not_valid_after(end)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key, password: bytes | None = None) -> bytes:
-    encryption = serialization.BestAvailableEncryption(password) if password else \
-        serialization.NoEncryption()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             encryption)
 
 
 @pytest.fixture
