@@ -55,8 +55,9 @@ def checked_size(field: str, filename: str, data: bytes) -> Upload:
     """`data` read with one byte to spare: refused when over MAX_PEM_BYTES."""
     upload = Upload(field, filename, data)
     if len(data) > MAX_PEM_BYTES:
-        raise UploadRefused(f"{upload.label}: larger than {MAX_PEM_BYTES // 1024} KiB; a "
-                            "PEM certificate or key is a few KiB")
+        raise UploadRefused(f"refused, nothing changed: {upload.label}: larger than "
+                            f"{MAX_PEM_BYTES // 1024} KiB; a PEM certificate or key is a few "
+                            "KiB")
     return upload
 
 

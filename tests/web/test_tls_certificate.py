@@ -236,7 +236,7 @@ def test_a_bad_upload_is_refused_with_the_reason_and_nothing_changes(web, tmp_pa
     answer = upload(setup, cert, key)
     assert answer.status_code == 400
     assert message in tls_error(answer.text)
-    assert tls_error(answer.text).startswith("refused, nothing changed: ") or case == "oversized"
+    assert tls_error(answer.text).startswith("refused, nothing changed: ")
     assert setup.config_path.read_text() == before
     assert not certificate_path(setup.data_dir).exists()
     assert not private_key_path(setup.data_dir).exists()
