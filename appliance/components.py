@@ -7,6 +7,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.datadir import DataDirectoryMonitor
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
+from appliance.dicom.tls_watch import TlsCertificateWatch
 from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
 from appliance.forward.component import Forwarder
@@ -46,11 +47,13 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     # print spool + printer status; Print SCP prints through it; a `pacs` printer stores its
     # Secondary Captures through the running storage component's instance store
     spool = PrintSpool(config, bus, store_source=lambda: storage.store)
+    certificate = TlsCertificateWatch(config, bus)
     return [
         DataDirectoryMonitor(config),
         storage,
         spool,
         EngineServer(config, dicom_services(storage, worklist, PrintService(spool)), bus),
+        certificate,
         Forwarder(config, bus),
         *worklist_components(config, bus, worklist),
         *hardware_components(config, bus, runtime),
@@ -58,5 +61,6 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         WebComponent(config, runtime, Providers(worklist=WorklistWebProvider(worklist),
                                                 queue=ForwardQueueProvider(config),
                                                 printing=SpoolPrintProvider(spool),
-                                                firmware=FirmwareUploads(config))),
+                                                firmware=FirmwareUploads(config),
+                                                tls_certificate=certificate)),
     ]

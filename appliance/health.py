@@ -13,7 +13,9 @@ Topics read (fields in brackets; the README lists them for the developers who pu
   `storage` with kind "space" (low) from the Storage SCP counts as "full" while low;
 - `update` (state: "running", "done" or "failed", info);
 - `identify` (seconds; 0 stops);
-- `web_setup` (code: the one-time setup code while no web password is set, "" once it is).
+- `web_setup` (code: the one-time setup code while no web password is set, "" once it is);
+- `dicom_tls` (state: "none", "ok", "expiring", "expired" or "unreadable", reason): the DICOM
+  TLS certificate's watch; anything but "none" and "ok" is a warning with its reason.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from appliance.events import Event, EventBus
 log = logging.getLogger(__name__)
 
 TOPICS = ("component", "association_open", "association", "print_job", "queue", "printer",
-          "disk", "storage", "update", "identify", "web_setup")
+          "disk", "storage", "update", "identify", "web_setup", "dicom_tls")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class HealthView:
         self.identify_until = 0.0
         self.last_error = ""
         self.web_setup_code = ""
+        self.tls_warning = ""
         for topic in TOPICS:
             bus.subscribe(self._on_event, topic)
 
@@ -138,6 +141,10 @@ class HealthView:
     def _web_setup(self, data: dict) -> None:
         self.web_setup_code = str(data.get("code", ""))
 
+    def _dicom_tls(self, data: dict) -> None:
+        bad = data.get("state") in ("expiring", "expired", "unreadable")
+        self.tls_warning = str(data.get("reason") or "DICOM TLS certificate") if bad else ""
+
     # -- the picture ------------------------------------------------------------------------
 
     @property
@@ -163,6 +170,8 @@ class HealthView:
                     if s == "warning"]
             if self.disk == "high":
                 out.append("disk above its mark")
+            if self.tls_warning:
+                out.append(self.tls_warning)
             return out
 
     @property

@@ -5,10 +5,12 @@
 | booting (not every component up yet) | blink 0.5 s / 0.5 s | - | - |
 | ready | on | - | - |
 | DICOM activity (association open, print job printing) | - | blink 0.1 s / 0.1 s | - |
-| warning (queue backlog, printer warning, disk above its mark) | - | - | blink 1 s / 1 s |
+| warning (queue backlog, printer warning, disk high, TLS certificate*) | - | - | blink 1 s / 1 s |
 | fault (component down, disk full, printer failure) | - | - | on |
 | update in progress | blink 0.2 s / 0.2 s | - | - |
 | identify | blink 0.25 s / 0.25 s | blink 0.25 s / 0.25 s | blink 0.25 s / 0.25 s |
+
+*: the DICOM TLS certificate expires within 30 days, has expired or cannot be read.
 
 Identify overrides everything while it lasts; a fault outranks a warning. The LEDs are driven
 from the event bus through `HealthView`, never by the components themselves.

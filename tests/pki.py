@@ -80,3 +80,25 @@ def reissue(directory: Path, stem: str, subject: str, ca: str, days: int = 30) -
     certificate = issue(subject, key, issuer, ca_key, start=min(now, end) - DAY, end=end)
     (directory / f"{stem}.pem").write_bytes(pem(certificate))
     (directory / f"{stem}.key").write_bytes(key_pem(key))
+
+
+class HospitalCa:
+    """A CA in memory, valid for ten years around now; `box()` issues the box's certificate
+    as PEM bytes (for uploads and checks that do not need the files)."""
+
+    def __init__(self, subject: str = "Hospital CA"):
+        self.subject = subject
+        self.key = new_key()
+        now = datetime.datetime.now(datetime.UTC)
+        self.certificate = issue(subject, self.key, subject, self.key, ca=True,
+                                 start=now - 400 * DAY, end=now + 3650 * DAY)
+
+    def box(self, subject: str = "edgebox.ct-room", days: float = 365.0,
+            key=None, start_days_ago: float = 1.0) -> tuple[bytes, bytes]:
+        """(certificate PEM, key PEM) valid from `start_days_ago` until `days` from now."""
+        key = key or new_key()
+        now = datetime.datetime.now(datetime.UTC)
+        cert = issue(subject, key, self.subject, self.key,
+                     start=now - datetime.timedelta(days=start_days_ago),
+                     end=now + datetime.timedelta(days=days))
+        return pem(cert), key_pem(key)

@@ -26,16 +26,6 @@ from appliance.errors import ApplianceError
 EXPIRY_WARNING = datetime.timedelta(days=30)
 
 
-def request_key_path(data_dir: str | Path) -> Path:
-    """The private key of the pending certificate request, in the data directory."""
-    return Path(data_dir).absolute() / "dicom" / "tls" / "request-key.pem"
-
-
-def request_csr_path(data_dir: str | Path) -> Path:
-    """The certificate signing request for the hospital's CA, beside its key."""
-    return Path(data_dir).absolute() / "dicom" / "tls" / "request.csr"
-
-
 class TlsFileError(ApplianceError, ValueError):
     """A TLS file cannot be used: `path` and `reason`."""
 
@@ -58,6 +48,32 @@ def file_identities(*paths: str | Path) -> tuple:
     return tuple(found)
 
 
+def tls_dir(data_dir: str | Path) -> Path:
+    """Where the box keeps the DICOM TLS key material it writes itself."""
+    return Path(data_dir).absolute() / "dicom" / "tls"
+
+
+def certificate_path(data_dir: str | Path) -> Path:
+    """The certificate uploaded on the web page."""
+    return tls_dir(data_dir) / "certificate.pem"
+
+
+def private_key_path(data_dir: str | Path) -> Path:
+    """The private key uploaded with it (or taken from `request_key_path`), mode 0600."""
+    return tls_dir(data_dir) / "private_key.pem"
+
+
+def request_key_path(data_dir: str | Path) -> Path:
+    """The private key of the pending certificate request (`appliance tls create-csr`),
+    mode 0600; the web page's upload takes it when no key is uploaded."""
+    return tls_dir(data_dir) / "request-key.pem"
+
+
+def request_csr_path(data_dir: str | Path) -> Path:
+    """The certificate signing request for the hospital's CA, beside its key."""
+    return tls_dir(data_dir) / "request.csr"
+
+
 @dataclass(frozen=True)
 class CertificateInfo:
     subject: str
@@ -69,12 +85,49 @@ class CertificateInfo:
                        now: datetime.datetime | None = None) -> bool:
         return self.not_after - (now or _now()) <= span
 
+    def seconds_left(self, now: datetime.datetime | None = None) -> float:
+        """Seconds until notAfter (negative once expired)."""
+        return (self.not_after - (now or _now())).total_seconds()
+
+    def days_left(self, now: datetime.datetime | None = None) -> int:
+        """Whole days until notAfter (negative once expired)."""
+        return (self.not_after - (now or _now())).days
+
+    def expiry(self, now: datetime.datetime | None = None) -> str:
+        """"ok", "expiring" (within EXPIRY_WARNING) or "expired"."""
+        now = now or _now()
+        if now > self.not_after:
+            return "expired"
+        return "expiring" if self.expires_within(EXPIRY_WARNING, now) else "ok"
+
+    def warning(self, now: datetime.datetime | None = None) -> str:
+        """The sentence the health picture, the LEDs' reason and the web page give; "" while
+        the certificate is good for more than EXPIRY_WARNING."""
+        now = now or _now()
+        state = self.expiry(now)
+        if state == "expired":
+            return f"DICOM TLS certificate expired on {self.not_after:%Y-%m-%d}"
+        if state == "expiring":
+            days = self.days_left(now)
+            when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+            return f"DICOM TLS certificate expires {when} ({self.not_after:%Y-%m-%d})"
+        return ""
+
+
+@dataclass(frozen=True)
+class PemData:
+    """Key material not (yet) in its file: `label` names it in refusals (e.g. "uploaded
+    certificate box.pem")."""
+
+    label: str
+    data: bytes
+
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _read(path: str | Path, what: str) -> bytes:
+def _read(path: str | Path, what: str) -> PemData:
     file = Path(path)
     if not str(path):
         raise TlsFileError(path, f"no {what} file configured")
@@ -86,20 +139,28 @@ def _read(path: str | Path, what: str) -> bytes:
         raise TlsFileError(path, f"is a directory, not a {what} file") from None
     except OSError as exc:
         raise TlsFileError(path, f"cannot read the {what} file: {exc.strerror or exc}") from None
-    if b"-----BEGIN" not in data:
-        raise TlsFileError(path, f"not a PEM file (no -----BEGIN line): a {what} is expected")
-    return data
+    return _pem(PemData(str(path), data), what)
+
+
+def _pem(material: PemData, what: str) -> PemData:
+    if b"-----BEGIN" not in material.data:
+        raise TlsFileError(material.label, f"not a PEM file (no -----BEGIN line): a {what} is "
+                                           "expected")
+    return material
+
+
+def _parse_certificates(material: PemData) -> list[x509.Certificate]:
+    try:
+        certificates = x509.load_pem_x509_certificates(material.data)
+    except ValueError as exc:
+        raise TlsFileError(material.label, f"no readable certificate in it ({exc})") from None
+    if not certificates:
+        raise TlsFileError(material.label, "holds no certificate")
+    return certificates
 
 
 def _certificates(path: str | Path, what: str) -> list[x509.Certificate]:
-    data = _read(path, what)
-    try:
-        certificates = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise TlsFileError(path, f"no readable certificate in it ({exc})") from None
-    if not certificates:
-        raise TlsFileError(path, "holds no certificate")
-    return certificates
+    return _parse_certificates(_read(path, what))
 
 
 def describe(certificate: x509.Certificate) -> CertificateInfo:
@@ -125,24 +186,41 @@ def check_tls_files(certificate: str | Path, private_key: str | Path,
     once every file is usable; TlsFileError otherwise. `ca_certificates` may be None when no
     client certificate is asked for."""
     now = now or _now()
-    cert = _certificates(certificate, "certificate")[0]
+    material = _read(certificate, "certificate")
+    _box_certificate(material, now)  # a bad certificate is named before the key is read
+    return check_tls_material(material, _read(private_key, "private key"), ca_certificates,
+                              now)
+
+
+def _box_certificate(material: PemData, now: datetime.datetime) -> x509.Certificate:
+    cert = _parse_certificates(material)[0]
+    _check_dates(material.label, describe(cert), now)
+    return cert
+
+
+def check_tls_material(certificate: PemData, private_key: PemData,
+                       ca_certificates: str | Path | None,
+                       now: datetime.datetime | None = None) -> CertificateInfo:
+    """`check_tls_files` for key material held in memory (a web upload, before anything is
+    written): refusals name each by its label."""
+    now = now or _now()
+    cert = _box_certificate(_pem(certificate, "certificate"), now)
     info = describe(cert)
-    _check_dates(certificate, info, now)
-    key_data = _read(private_key, "private key")
+    _pem(private_key, "private key")
     try:
-        key = serialization.load_pem_private_key(key_data, password=None)
+        key = serialization.load_pem_private_key(private_key.data, password=None)
     except TypeError:
-        raise TlsFileError(private_key, "the private key is encrypted with a password: the "
-                                        "box needs it unencrypted (readable only by the "
-                                        "appliance user)") from None
+        raise TlsFileError(private_key.label, "the private key is encrypted with a password: "
+                                              "the box needs it unencrypted (readable only by "
+                                              "the appliance user)") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise TlsFileError(private_key, f"not a readable private key ({exc})") from None
+        raise TlsFileError(private_key.label, f"not a readable private key ({exc})") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     encoding = serialization.Encoding.DER
     if key.public_key().public_bytes(encoding, public) != \
             cert.public_key().public_bytes(encoding, public):
-        raise TlsFileError(private_key, f"this key does not belong to the certificate in "
-                                        f"{certificate} ({info.subject})")
+        raise TlsFileError(private_key.label, f"this key does not belong to the certificate "
+                                              f"in {certificate.label} ({info.subject})")
     if ca_certificates is not None:
         for ca in _certificates(ca_certificates, "CA certificate"):
             ca_info = describe(ca)
@@ -150,3 +228,35 @@ def check_tls_files(certificate: str | Path, private_key: str | Path,
                 raise TlsFileError(ca_certificates, f"the CA certificate {ca_info.subject} "
                                                     f"expired on {ca_info.not_after:%Y-%m-%d}")
     return info
+
+
+@dataclass(frozen=True)
+class TlsSurvey:
+    """What the configuration's TLS files hold now, read without raising: `certificate` ""
+    means none is configured; `error` (the file and the reason) when it cannot be read. An
+    expired certificate is still described (its `info.expiry()` says so)."""
+
+    certificate: str
+    info: CertificateInfo | None = None
+    error: str = ""
+    ca_certificates: str = ""
+    ca_subjects: tuple[str, ...] = ()
+    ca_error: str = ""
+
+
+def survey(certificate: str | Path, ca_certificates: str | Path = "") -> TlsSurvey:
+    info, error = None, ""
+    if str(certificate):
+        try:
+            info = describe(_certificates(certificate, "certificate")[0])
+        except TlsFileError as exc:
+            error = str(exc)
+    subjects: tuple[str, ...] = ()
+    ca_error = ""
+    if str(ca_certificates):
+        try:
+            subjects = tuple(describe(ca).subject
+                             for ca in _certificates(ca_certificates, "CA certificate"))
+        except TlsFileError as exc:
+            ca_error = str(exc)
+    return TlsSurvey(str(certificate), info, error, str(ca_certificates), subjects, ca_error)

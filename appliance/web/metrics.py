@@ -65,6 +65,12 @@ class ApplianceCollector:
         yield jobs
         yield CounterMetricFamily("appliance_worklist_queries", "worklist C-FIND queries "
                                   "answered", value=activity.worklist_queries)
+        certificate = ctx.providers.tls_certificate
+        info = certificate.current().info if certificate is not None else None
+        if info is not None:  # only when a certificate is configured (and readable)
+            yield GaugeMetricFamily("appliance_dicom_tls_certificate_expiry_seconds",
+                                    "seconds until the DICOM TLS certificate's notAfter "
+                                    "(negative once expired)", value=info.seconds_left())
         yield GaugeMetricFamily("appliance_process_uptime_seconds", "seconds since the web "
                                 "component started", value=time.time() - ctx.started)
 

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from appliance.config import editor
 from appliance.errors import ConfigError
-from appliance.web import config_forms
+from appliance.web import config_forms, tls_certificate
 from appliance.web.app import render, set_session_cookie
 from appliance.web.context import WebContext
 from appliance.web.passwords import PasswordError
@@ -183,9 +183,13 @@ def _section_or_404(name: str) -> str:
     return name
 
 
-def _show_section(request: Request, name: str, spec=None, status_code: int = 200, **extra):
+def show_section(request: Request, name: str, spec=None, status_code: int = 200, **extra):
+    """The configuration page of section `name` (the dicom page also shows the box's DICOM TLS
+    certificate, next to the dicom.tls form)."""
     ctx = context(request)
     spec = spec or config_forms.section_spec(ctx.config, name)
+    if name == "dicom":
+        extra.setdefault("tls", tls_certificate.card(ctx.config))
     return render(request, "config.html", status_code=status_code, title=f"Configuration: "
                   f"{name}", sections=config_forms.sections(), section=spec,
                   config_file=str(ctx.config_path()), **extra)
@@ -193,7 +197,7 @@ def _show_section(request: Request, name: str, spec=None, status_code: int = 200
 
 @router.get("/config/{name}", dependencies=[Depends(page_login)])
 def config_section(request: Request, name: str):
-    return _show_section(request, _section_or_404(name))
+    return show_section(request, _section_or_404(name))
 
 
 @router.post("/config/{name}", dependencies=[Depends(page_action)])
@@ -212,7 +216,7 @@ async def config_submit(request: Request, name: str):
     except ConfigError as exc:
         _keep_submitted(form, values)
         config_forms.attach_errors([form], exc)
-        return _show_section(request, name, spec, status_code=400)
+        return show_section(request, name, spec, status_code=400)
     if new is None:
         session(request).flash.append("nothing changed")
     else:
@@ -235,7 +239,7 @@ async def config_add(request: Request, name: str):
     except ConfigError as exc:
         _keep_submitted(spec.add_form, values)
         config_forms.attach_errors([spec.add_form], exc)
-        return _show_section(request, name, spec, status_code=400)
+        return show_section(request, name, spec, status_code=400)
     ctx.applied(new)
     session(request).flash.append(f"added to {name}")
     return RedirectResponse(f"/config/{name}", status_code=303)
@@ -255,7 +259,7 @@ async def config_delete(request: Request, name: str, index: int):
     except ConfigError as exc:
         spec = config_forms.section_spec(ctx.config, name)
         config_forms.attach_errors(spec.forms[index:index + 1] or spec.forms, exc)
-        return _show_section(request, name, spec, status_code=400)
+        return show_section(request, name, spec, status_code=400)
     ctx.applied(new)
     session(request).flash.append(f"removed {name} entry #{index + 1}")
     return RedirectResponse(f"/config/{name}", status_code=303)
@@ -265,7 +269,7 @@ async def config_delete(request: Request, name: str, index: int):
 def peer_test(request: Request, peer: str):
     ctx = context(request)
     result = ctx.echo_peer(peer)
-    return _show_section(request, "peers", echo_result={"peer": peer, "ok": result.ok,
+    return show_section(request, "peers", echo_result={"peer": peer, "ok": result.ok,
                                                         "text": str(result)})
 
 

@@ -99,6 +99,14 @@ class FirmwareProvider(Protocol):
     async def receive(self, filename: str, length: int | None, chunks) -> dict: ...
 
 
+@runtime_checkable
+class TlsCertificateProvider(Protocol):
+    """The DICOM TLS certificate as last read by its watch (appliance.dicom.tls_watch):
+    `current()` returns a `tls_files.TlsSurvey` without reading a file."""
+
+    def current(self): ...
+
+
 class IdentifyProvider(Protocol):
     def identify(self, seconds: float) -> None: ...
 
@@ -150,3 +158,5 @@ class Providers:
     system: SystemProvider = field(default_factory=SystemdReboot)
     #: Firmware upload and install progress (appliance.update.web_provider).
     firmware: FirmwareProvider | None = None
+    #: The DICOM TLS certificate's expiry for /metrics (appliance.dicom.tls_watch).
+    tls_certificate: TlsCertificateProvider | None = None

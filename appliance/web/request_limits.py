@@ -9,7 +9,8 @@ front of every route, so a stranger can make the box neither hold nor spool a la
   API, a redirect to the login page for pages) without reading it.
 
 The limits (the README lists them): 64 KiB for every form and JSON call, 1 MiB + 64 KiB for a
-configuration restore, 4 MiB for a worklist import (whose items are then streamed), and the
+configuration restore, 192 KiB for a DICOM TLS certificate and key (64 KiB each, and the
+form), 4 MiB for a worklist import (whose items are then streamed), and the
 bundle limit for a firmware upload (which streams to the data partition). Under 64 KiB
 Starlette's form parser never spools a part to a temporary file (it does at 1 MiB), so nothing
 a stranger sends reaches the disk.
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from appliance.update.web_provider import MAX_BUNDLE_BYTES
 from appliance.web.restore import MAX_CONFIG_BYTES
 from appliance.web.sessions import COOKIE_NAME
+from appliance.web.tls_certificate import UPLOAD_LIMIT as TLS_UPLOAD_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ ROUTE_LIMITS = {
     "/worklist/import": IMPORT_LIMIT,
     "/api/v1/config/restore": RESTORE_LIMIT,
     "/operations/restore": RESTORE_LIMIT,
+    "/config/dicom/certificate": TLS_UPLOAD_LIMIT,
 }
 #: The only paths that read a body from a visitor who is not logged in.
 OPEN_PATHS = frozenset({"/api/v1/login", "/api/v1/setup", "/login", "/setup", "/logout"})

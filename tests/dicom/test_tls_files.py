@@ -144,3 +144,43 @@ def test_tls_without_its_files_or_on_the_plain_port_is_refused(tmp_path, capsys)
                       'certificate = "a"\nprivate_key = "b"\nrequire_client_certificate = false\n')
     assert main(["config", "check", str(config)]) != 0
     assert "tls.port 2762 is the plain DICOM port too" in capsys.readouterr().err
+
+
+def test_material_in_memory_is_checked_like_files_and_named_by_its_label(files):
+    from appliance.dicom.tls_files import PemData, check_tls_material
+
+    paths, *_ = files
+    cert = PemData("uploaded certificate box.pem", paths["cert"].read_bytes())
+    key = PemData("uploaded private key box.key", paths["key"].read_bytes())
+    assert check_tls_material(cert, key, paths["ca"], now=NOW).subject == "CN=edgebox.ct-room"
+    with pytest.raises(TlsFileError) as caught:
+        check_tls_material(cert, key, paths["ca"], now=NOW + 366 * DAY)
+    assert caught.value.path == "uploaded certificate box.pem"
+
+
+def test_the_survey_describes_without_raising_and_the_warning_counts_days(files, tmp_path):
+    from appliance.dicom.tls_files import survey
+
+    paths, *_ = files
+    found = survey(paths["cert"], paths["ca"])
+    assert found.info.subject == "CN=edgebox.ct-room" and found.ca_subjects == ("CN=Hospital CA",)
+    assert found.info.warning(NOW) == "" and found.info.expiry(NOW) == "ok"
+    assert found.info.warning(NOW + 353 * DAY) == \
+        "DICOM TLS certificate expires in 12 days (2027-12-04)"
+    assert found.info.expiry(NOW + 366 * DAY) == "expired"
+    assert found.info.warning(NOW + 366 * DAY) == "DICOM TLS certificate expired on 2027-12-04"
+    assert survey("").info is None and survey("").error == ""
+    missing = survey(tmp_path / "none.pem")
+    assert missing.info is None and "certificate file does not exist" in missing.error
+
+
+def test_the_running_appliance_watches_the_certificate_for_the_web_page():
+    from appliance.components import build_components
+    from appliance.config.schema import ApplianceConfig
+    from appliance.dicom.tls_watch import TlsCertificateWatch
+    from appliance.events import EventBus
+
+    components = build_components(ApplianceConfig(), EventBus())
+    watch = next(c for c in components if isinstance(c, TlsCertificateWatch))
+    web = components[-1]
+    assert web.context.providers.tls_certificate is watch

@@ -18,6 +18,7 @@ with warnings.catch_warnings():  # Starlette's TestClient says it still uses htt
 from appliance.config.loader import load_file
 from appliance.datadir import DataDirectoryMonitor
 from appliance.events import EventBus
+from appliance.health import HealthView
 from appliance.runtime import Runtime
 from appliance.supervisor import Supervisor
 from appliance.web.app import create_app
@@ -38,7 +39,11 @@ class RebootRecorder:
 
 
 class WebSetup:
-    def __init__(self, tmp_path: Path, extra_toml: str = "", providers: Providers | None = None):
+    """`components(config, bus)` gives components supervised beside the data directory watch
+    (started before the web page is served); `health` is the LED's picture of the bus."""
+
+    def __init__(self, tmp_path: Path, extra_toml: str = "", providers: Providers | None = None,
+                 components=None):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.data_dir = tmp_path / "data"
         self.config_path = tmp_path / "appliance.toml"
@@ -47,8 +52,11 @@ class WebSetup:
         self.bus = EventBus()
         self.events = []
         self.bus.subscribe(self.events.append)
+        self.health = HealthView(self.bus)
         self.runtime = Runtime(self.bus, self.config_path)
-        self.supervisor = Supervisor(config, [DataDirectoryMonitor(config)],
+        extra = components(config, self.bus) if components else []
+        self.components = extra
+        self.supervisor = Supervisor(config, [DataDirectoryMonitor(config), *extra],
                                      config_path=self.config_path, bus=self.bus, tick=0.05)
         self.runtime.supervisor = self.supervisor
         self.reboots = RebootRecorder()
@@ -124,8 +132,9 @@ def web(tmp_path):
     """Factory: an app with the given extra TOML; the first one is also `web()`'s default."""
     made: list[WebSetup] = []
 
-    def make(extra_toml: str = "", providers: Providers | None = None) -> WebSetup:
-        setup = WebSetup(tmp_path / f"w{len(made)}", extra_toml, providers)
+    def make(extra_toml: str = "", providers: Providers | None = None,
+             components=None) -> WebSetup:
+        setup = WebSetup(tmp_path / f"w{len(made)}", extra_toml, providers, components)
         made.append(setup)
         return setup
 
