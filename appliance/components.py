@@ -12,6 +12,7 @@ from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
 from appliance.forward.component import Forwarder
 from appliance.hardware import hardware_components
+from appliance.mpps.scp import MppsService
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
 from appliance.runtime import Runtime
@@ -28,13 +29,16 @@ from appliance.worklist.web_provider import WorklistWebProvider
 
 def dicom_services(storage: StorageService | None = None,
                    worklist: WorklistService | None = None,
-                   printing: PrintService | None = None) -> list:
+                   printing: PrintService | None = None,
+                   mpps: MppsService | None = None) -> list:
     """The DICOM services served on our one AE, in the order their contexts are listed.
     `storage` is the running Storage SCP component (a stopped one answers 0xA700);
-    `worklist` the MWL SCP shared with the worklist components."""
-    return [VerificationService(), storage or StorageService(ApplianceConfig()),
-            worklist or WorklistService(),
-            printing or PrintService(PrintSpool(ApplianceConfig()))]
+    `worklist` the MWL SCP shared with the worklist components and the MPPS SCP (whose
+    N-CREATE/N-SET come after print's: see engine_dispatch `_bound_for`)."""
+    worklist = worklist or WorklistService()
+    return [VerificationService(), storage or StorageService(ApplianceConfig()), worklist,
+            printing or PrintService(PrintSpool(ApplianceConfig())),
+            mpps or MppsService(None, worklist)]
 
 
 def build_components(config: ApplianceConfig, bus: EventBus,
@@ -52,7 +56,8 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         DataDirectoryMonitor(config),
         storage,
         spool,
-        EngineServer(config, dicom_services(storage, worklist, PrintService(spool)), bus),
+        EngineServer(config, dicom_services(storage, worklist, PrintService(spool),
+                                            MppsService(config, worklist)), bus),
         certificate,
         Forwarder(config, bus),
         *worklist_components(config, bus, worklist),

@@ -453,6 +453,13 @@ class WorklistConfig(Section):
     upstream: WorklistUpstreamConfig = Field(default_factory=WorklistUpstreamConfig)
 
 
+class MppsConfig(Section):
+    """[mpps]: the Modality Performed Procedure Step SCP."""
+
+    enabled: bool = Field(True, description="Offer the MPPS SOP class (N-CREATE, N-SET); "
+                          "false: its presentation context is refused")
+
+
 from appliance.config import print_schema  # noqa: E402 - it needs Section etc. from above
 from appliance.config.hal_schema import (  # noqa: E402 - as print_schema
     ConsoleConfig,
@@ -476,6 +483,7 @@ class ApplianceConfig(Section):
     destinations: list[DestinationConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     worklist: WorklistConfig = Field(default_factory=WorklistConfig)
+    mpps: MppsConfig = Field(default_factory=MppsConfig)
     printers: list[print_schema.PrinterProfileConfig] = Field(default_factory=list)
     print: print_schema.PrintConfig = Field(default_factory=print_schema.PrintConfig)
 

@@ -196,7 +196,33 @@ def _status(status) -> tuple[int, dict]:
         fields["error_comment"] = str(status.ErrorComment)
     if status.get("AffectedSOPInstanceUID"):
         fields["affected_sop_instance_uid"] = str(status.AffectedSOPInstanceUID)
+    if status.get("OffendingElement"):
+        fields["offending_element"] = [int(tag) for tag in _tags(status.OffendingElement)]
+    if status.get("AttributeIdentifierList"):
+        fields["attribute_identifier_list"] = [
+            int(tag) for tag in _tags(status.AttributeIdentifierList)]
+    if status.get("ErrorID") is not None:
+        fields["error_id"] = int(status.ErrorID)
     return int(status.Status), fields
+
+
+def _tags(value) -> list:
+    """An AT element's value as a list (pydicom gives one tag for a single value)."""
+    return [value] if isinstance(value, int) else list(value)
+
+
+def _bound_for(bound: list[tuple], assoc: EngineAssociation,
+               request: dict) -> tuple[Callable, list[str]]:
+    """Which of the services bound to a request's event serves it: the one whose contexts
+    name the request's SOP class (MPPS), else the first whose contexts this association
+    accepted (print requests carry a SOP class of the meta class they came on), else the
+    first bound."""
+    sop_class = request.get("abstract_syntax") or request.get("sop_class_uid")
+    exact = next((entry for entry in bound if sop_class in entry[1]), None)
+    if exact is not None:
+        return exact
+    accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+    return next((entry for entry in bound if accepted.intersection(entry[1])), bound[0])
 
 
 class EngineDispatcher:
@@ -206,8 +232,8 @@ class EngineDispatcher:
 
     def __init__(self, services: Iterable, dimse_timeout: float | None = None):
         self.dimse_timeout = dimse_timeout
+        #: per event, each bound handler with its service's abstract syntaxes, in service order
         self._handlers: dict = {}
-        self._service_syntaxes: dict = {}
         self._ending: list[Callable] = []
         for service in services:
             syntaxes = [str(cx.abstract_syntax) for cx in service.contexts()]
@@ -216,8 +242,7 @@ class EngineDispatcher:
                     if handler not in self._ending:
                         self._ending.append(handler)
                 elif event_type in COMMAND_EVENTS.values():
-                    self._handlers[event_type] = handler  # the last bound wins, as in pynetdicom
-                    self._service_syntaxes[event_type] = syntaxes
+                    self._handlers.setdefault(event_type, []).append((handler, syntaxes))
         self._send: Callable[..., bool] | None = None
         self._lock = threading.Lock()
         self._associations: dict[int, EngineAssociation] = {}
@@ -275,14 +300,15 @@ class EngineDispatcher:
         """The engine's request handler: the answers of the service bound to the command."""
         event_type = COMMAND_EVENTS.get(request["command"])
         failed = FAILED_STATUS.get(request["command"], N_FAILED)
-        handler = self._handlers.get(event_type)
-        if handler is None:
+        bound = self._handlers.get(event_type)
+        if not bound:
             log.warning("%s from %s: no service handles it", request["command"],
                         request.get("calling_ae", "").strip())
             return iter([(failed, None, {"error_comment": "not supported here"})])
         try:
             assoc = self._association(request)
-            context = self._context(assoc, request, event_type)
+            handler, own = _bound_for(bound, assoc, request)
+            context = self._context(assoc, request, own)
             event = EngineEvent(event_type, assoc, context, _primitive(request, data_set),
                                 data_set)
         except Exception as exc:  # e.g. a UID pynetdicom's primitive refuses
@@ -298,7 +324,7 @@ class EngineDispatcher:
         return self._n_answer(handler, event, failed)
 
     def _context(self, assoc: EngineAssociation, request: dict,
-                 event_type) -> PresentationContextTuple:
+                 own: list[str]) -> PresentationContextTuple:
         """The presentation context the request came on: the engine's context ID when it
         gives one; else the context of its SOP class, else one of the handling service's
         (print requests come on the meta SOP class's context) in the request's syntax."""
@@ -309,7 +335,6 @@ class EngineDispatcher:
         syntax = request.get("transfer_syntax_uid")
         candidates = [cx for cx in assoc.accepted_contexts if cx.transfer_syntax[0] == syntax]
         wanted = request.get("abstract_syntax") or request["sop_class_uid"]
-        own = self._service_syntaxes.get(event_type, [])
         context = next((cx for cx in candidates if cx.abstract_syntax == wanted), None) or \
             next((cx for cx in candidates if cx.abstract_syntax in own), None)
         if context is None:

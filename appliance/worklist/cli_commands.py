@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Kept here (and checked equal by the tests) so that building the parser imports no pydicom.
-STATUSES = ("SCHEDULED", "COMPLETED", "EXPIRED", "CANCELLED", "DISCONTINUED")
+STATUSES = ("SCHEDULED", "IN PROGRESS", "COMPLETED", "EXPIRED", "CANCELLED", "DISCONTINUED")
+#: what `list` shows without --all: the items not yet done
+ACTIVE = ("SCHEDULED", "IN PROGRESS")
 FORMATS = ("json", "csv")
 
 
@@ -38,7 +40,8 @@ def build(commands, common: argparse.ArgumentParser) -> None:
     exp.add_argument("--format", choices=FORMATS, help="default: from the file name, else json")
     exp.add_argument("--status", action="append", choices=STATUSES,
                      help="items in this state (repeatable; default SCHEDULED)")
-    lst = actions.add_parser("list", parents=[common], help="show items, one per line")
+    lst = actions.add_parser("list", parents=[common], help="show items, one per line "
+                             "(scheduled and in progress)")
     lst.add_argument("--all", action="store_true", help="also completed, expired, cancelled "
                      "and discontinued items")
     dele = actions.add_parser("delete", parents=[common], help="delete items")
@@ -105,7 +108,7 @@ def _export(args, admin) -> int:
 def _list(args, admin) -> int:
     from appliance.worklist.transfer import describe
 
-    rows = admin.items(list(STATUSES) if args.all else None)
+    rows = admin.items(list(STATUSES if args.all else ACTIVE))
     for row in rows:
         print(describe(row))
     print(f"{len(rows)} items", file=sys.stderr)

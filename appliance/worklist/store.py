@@ -2,8 +2,9 @@
 
 One row per scheduled procedure step, with an indexed column for every key the C-FIND SCP
 matches on (so a query touches only candidate rows) and the full item as DICOM JSON for the
-return keys. Rows carry a lifecycle status: SCHEDULED items are served; COMPLETED, EXPIRED,
-CANCELLED and DISCONTINUED ones are kept for the record and no longer answered.
+return keys. Rows carry a lifecycle status: SCHEDULED items are served; IN PROGRESS (an MPPS
+said the exam started), COMPLETED, EXPIRED, CANCELLED and DISCONTINUED ones are kept for the
+record and no longer answered.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ log = logging.getLogger(__name__)
 
 OWNER = "worklist"
 SCHEDULED, COMPLETED, EXPIRED = "SCHEDULED", "COMPLETED", "EXPIRED"
-CANCELLED, DISCONTINUED = "CANCELLED", "DISCONTINUED"
-STATUSES = (SCHEDULED, COMPLETED, EXPIRED, CANCELLED, DISCONTINUED)
+CANCELLED, DISCONTINUED, IN_PROGRESS = "CANCELLED", "DISCONTINUED", "IN PROGRESS"
+STATUSES = (SCHEDULED, IN_PROGRESS, COMPLETED, EXPIRED, CANCELLED, DISCONTINUED)
+#: The keys of an MPPS Scheduled Step Attributes Sequence item and their columns, in the
+#: order they identify a scheduled step (see `scheduled_step_keys`).
+STEP_KEYS = (("ScheduledProcedureStepID", "sps_id"),
+             ("RequestedProcedureID", "requested_procedure_id"),
+             ("AccessionNumber", "accession_number"))
 
 COLUMNS = ("patient_name", "patient_name_upper", "patient_id", "accession_number",
            "requested_procedure_id", "study_instance_uid", "referring_physician",
@@ -174,9 +180,16 @@ class WorklistStore:
         return created, updated, removed
 
     def set_status(self, where: str, params: tuple, status: str,
-                   only_scheduled: bool = True) -> int:
-        """Set the status of the rows selected by an SQL condition; the number changed."""
-        condition = f"({where})" + (" AND status='SCHEDULED'" if only_scheduled else "")
+                   only_scheduled: bool = True, from_statuses: tuple[str, ...] = ()) -> int:
+        """Set the status of the rows selected by an SQL condition (and in one of
+        `from_statuses` when given, else SCHEDULED unless not `only_scheduled`); the number
+        changed."""
+        condition = f"({where})"
+        if from_statuses:
+            condition += f" AND status IN ({', '.join('?' for _ in from_statuses)})"
+            params = (*params, *from_statuses)
+        elif only_scheduled:
+            condition += " AND status='SCHEDULED'"
         with self.db.transaction() as tx:
             count = tx.execute(f"UPDATE worklist_items SET status=?, updated_at=? WHERE "
                                f"{condition}", (status, time.time(), *params)).rowcount
@@ -192,6 +205,28 @@ class WorklistStore:
         return count
 
     # -- reading ----------------------------------------------------------------------------
+
+    def scheduled_step_keys(self, study_instance_uid: str = "", **keys: str) -> list[str]:
+        """The item keys of the scheduled steps an MPPS Scheduled Step Attributes item names:
+        every one of its Scheduled Procedure Step ID, Requested Procedure ID and Accession
+        Number that is not empty must match; with none of them, its Study Instance UID (a
+        modality may make its own study UID, so it is not compared when the others are given).
+        """
+        clauses, params = [], []
+        for keyword, column in STEP_KEYS:
+            value = (keys.get(keyword) or "").strip()
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if not clauses and study_instance_uid.strip():
+            clauses.append("study_instance_uid = ?")
+            params.append(study_instance_uid.strip())
+        if not clauses:
+            return []
+        rows = self.db.connection().execute(
+            f"SELECT item_key FROM worklist_items WHERE {' AND '.join(clauses)} ORDER BY id",
+            params)
+        return [row["item_key"] for row in rows]
 
     def select(self, where: str = "1", params: tuple = (), limit: int | None = None,
                order: str = "sps_date, sps_time, id") -> Iterator[StoredItem]:

@@ -47,7 +47,9 @@ class WorklistWebProvider:
 
     def items(self, limit: int = 200) -> list[dict]:
         out = []
-        for row in self.service.store.select("status='SCHEDULED'", limit=limit):
+        # scheduled, and started by an MPPS (IN PROGRESS): the items not yet done
+        for row in self.service.store.select("status IN ('SCHEDULED', 'IN PROGRESS')",
+                                             limit=limit):
             entry = {"id": str(row.id), "status": row.status, "source": row.source}
             entry.update({keyword: row.item.value(keyword) for keyword in LISTED})
             out.append(entry)

@@ -71,7 +71,9 @@ StoreCallback = Callable[[str, str, str, str, str, str], int | tuple[int, str | 
 #: "affected_sop_instance_uid" (N-CREATE: the new instance's UID), and for a failure or warning
 #: status (C-FIND: the final one) "error_comment" (Error Comment (0000,0902), cut to 64
 #: printable ASCII characters), "offending_element" (a list of tags as ints, (0000,0901)) and
-#: "error_id" (an int, (0000,0903)); they are not sent with Success, Pending or Cancel.
+#: "error_id" (an int, (0000,0903)) and "attribute_identifier_list" (a list of tags as ints,
+#: (0000,1005): the attributes a 0x0105 No Such Attribute or 0x0120 Missing Attribute is
+#: about); they are not sent with Success, Pending or Cancel.
 RequestHandler = Callable[[dict, bytes], Iterable[tuple[int, bytes | None]]]
 #: on_association(event) for the association log and the activity LED, called on the
 #: connection's own native thread (exceptions are logged and ignored):

@@ -95,21 +95,27 @@ void log_to_python(int level, const std::string& message) {
     }
 }
 
-//! Error Comment, Offending Element and Error ID from a response's fields (GIL held).
+//! Tags (an int or a list of ints) from a response's field `name` into `out` (GIL held).
+void tags_of(const py::dict& fields, const char* name, std::vector<uint32_t>& out) {
+    if (!fields.contains(name) || fields[name].is_none()) return;
+    py::object tags = fields[name];
+    if (py::isinstance<py::int_>(tags)) tags = py::make_tuple(tags);
+    for (const auto& tag : tags) {
+        const long long value = tag.cast<long long>();
+        if (value < 0 || value > 0xFFFFFFFFLL) throw py::value_error("tag out of range");
+        out.push_back(static_cast<uint32_t>(value));
+    }
+}
+
+//! Error Comment, Offending Element, Error ID and Attribute Identifier List from a
+//! response's fields (GIL held).
 engine::StatusDetail detail_of(const py::dict& fields) {
     engine::StatusDetail detail;
     if (fields.contains("error_comment") && !fields["error_comment"].is_none()) {
         detail.error_comment = py::str(fields["error_comment"]).cast<std::string>();
     }
-    if (fields.contains("offending_element") && !fields["offending_element"].is_none()) {
-        py::object tags = fields["offending_element"];
-        if (py::isinstance<py::int_>(tags)) tags = py::make_tuple(tags);
-        for (const auto& tag : tags) {
-            const long long value = tag.cast<long long>();
-            if (value < 0 || value > 0xFFFFFFFFLL) throw py::value_error("tag out of range");
-            detail.offending_elements.push_back(static_cast<uint32_t>(value));
-        }
-    }
+    tags_of(fields, "offending_element", detail.offending_elements);
+    tags_of(fields, "attribute_identifier_list", detail.attribute_identifiers);
     if (fields.contains("error_id") && !fields["error_id"].is_none()) {
         const long value = fields["error_id"].cast<long>();
         if (value < 0 || value > 0xFFFF) throw py::value_error("error_id out of range");

@@ -22,6 +22,22 @@ std::string printable(const std::string& text) {
     return clean;
 }
 
+//! An AT element with every tag of `tags` (none: no element).
+void put_tags(DcmDataset& fields, const DcmTagKey& element_tag, const std::vector<uint32_t>& tags) {
+    for (size_t n = 0; n < tags.size(); ++n) {
+        const uint32_t tag = tags[n];
+        const DcmTagKey key(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF));
+        if (n == 0) {
+            fields.putAndInsertTagKey(element_tag, key);
+            continue;
+        }
+        DcmElement* element = nullptr;
+        if (fields.findAndGetElement(element_tag, element).good() && element) {
+            element->putTagVal(key, static_cast<unsigned long>(n));
+        }
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<DcmDataset> status_detail(uint16_t status, const StatusDetail& detail) {
@@ -33,18 +49,8 @@ std::unique_ptr<DcmDataset> status_detail(uint16_t status, const StatusDetail& d
     if (detail.error_id >= 0 && detail.error_id <= 0xFFFF) {
         fields->putAndInsertUint16(DCM_ErrorID, static_cast<Uint16>(detail.error_id));
     }
-    for (size_t n = 0; n < detail.offending_elements.size(); ++n) {
-        const uint32_t tag = detail.offending_elements[n];
-        const DcmTagKey key(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF));
-        if (n == 0) {
-            fields->putAndInsertTagKey(DCM_OffendingElement, key);
-            continue;
-        }
-        DcmElement* element = nullptr;
-        if (fields->findAndGetElement(DCM_OffendingElement, element).good() && element) {
-            element->putTagVal(key, static_cast<unsigned long>(n));
-        }
-    }
+    put_tags(*fields, DCM_OffendingElement, detail.offending_elements);
+    put_tags(*fields, DCM_AttributeIdentifierList, detail.attribute_identifiers);
     return fields;
 }
 

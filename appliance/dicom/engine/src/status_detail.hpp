@@ -1,5 +1,5 @@
 // The optional status fields of a DIMSE response (PS3.7 C.4): Offending Element (0000,0901),
-// Error Comment (0000,0902) and Error ID (0000,0903), as the Python services give them, turned
+// Error Comment (0000,0902), Error ID (0000,0903) and Attribute Identifier List (0000,1005), as the Python services give them, turned
 // into the status detail DCMTK merges into the response's command set.
 #pragma once
 
@@ -17,9 +17,11 @@ struct StatusDetail {
     std::string error_comment;               //!< empty: none
     std::vector<uint32_t> offending_elements;  //!< tags as (group << 16) | element
     int error_id = -1;                       //!< -1: none; else 0..0xFFFF
+    std::vector<uint32_t> attribute_identifiers;  //!< (0000,1005), tags as offending_elements
 
     bool empty() const {
-        return error_comment.empty() && offending_elements.empty() && error_id < 0;
+        return error_comment.empty() && offending_elements.empty() && error_id < 0 &&
+               attribute_identifiers.empty();
     }
 };
 

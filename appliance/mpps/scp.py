@@ -1,0 +1,114 @@
+"""The MPPS SCP on the DICOM server's one AE (served by the native engine through
+appliance.dicom.engine_dispatch): the Modality Performed Procedure Step SOP class, N-CREATE
+and N-SET (PS3.4 F.7).
+
+N-CREATE keeps a new instance IN PROGRESS and starts the worklist items its Scheduled Step
+Attributes Sequence names; N-SET updates it until a COMPLETED or DISCONTINUED makes it final
+and finishes those items. What is checked, and the statuses of a refusal: attributes.py;
+what is kept: store.py. `[mpps] enabled = false` leaves the context out of negotiation (read
+when the DICOM server starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pydicom import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pynetdicom import evt
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import ModalityPerformedProcedureStep
+
+from appliance.config.schema import ApplianceConfig
+from appliance.mpps.attributes import PROCESSING_FAILURE, MppsRefusal
+from appliance.mpps.store import MppsStore
+from appliance.worklist.scp import WorklistService
+
+log = logging.getLogger(__name__)
+
+TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
+SOP_CLASS = str(ModalityPerformedProcedureStep)
+UNRECOGNISED_OPERATION = 0x0211
+
+
+class MppsService:
+    """MPPS SCP: its presentation context and the N-CREATE/N-SET handlers over an
+    `MppsStore` kept beside the worklist's store (shared with `worklist`)."""
+
+    name = "mpps"
+
+    def __init__(self, config: ApplianceConfig | None, worklist: WorklistService):
+        self.config = config or ApplianceConfig()
+        self.worklist = worklist
+        self._lock = threading.Lock()
+        self._store: MppsStore | None = None
+
+    @property
+    def store(self) -> MppsStore:
+        """Opened on first use (the worklist store's database), so building the service never
+        touches the disk."""
+        worklist_store = self.worklist.store
+        with self._lock:
+            if self._store is None or self._store.worklist is not worklist_store:
+                self._store = MppsStore(worklist_store)
+            return self._store
+
+    def contexts(self) -> list[PresentationContext]:
+        if not self.config.mpps.enabled:
+            return []
+        return [build_context(SOP_CLASS, TRANSFER_SYNTAXES)]
+
+    def handlers(self) -> list[tuple]:
+        return [(evt.EVT_N_CREATE, self.handle_create), (evt.EVT_N_SET, self.handle_set)]
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def handle_create(self, event):
+        req = event.request
+        calling = event.assoc.requestor.ae_title.strip()
+        uid = str(req.AffectedSOPInstanceUID) if req.AffectedSOPInstanceUID else None
+        try:
+            _own_class(str(req.AffectedSOPClassUID), "N-CREATE")
+            ds = event.attribute_list if req.AttributeList is not None else Dataset()
+            step = self.store.create(uid or generate_uid(), ds, calling)
+        except MppsRefusal as exc:
+            return _refuse(exc, "N-CREATE", uid, calling), None
+        except Exception as exc:
+            log.exception("MPPS N-CREATE from %s failed", calling)
+            return _refuse(MppsRefusal(PROCESSING_FAILURE, f"cannot keep the MPPS: {exc}"),
+                           "N-CREATE", uid, calling), None
+        status = Dataset()
+        status.Status = 0x0000
+        reply = step.data
+        if uid is None:  # the dispatcher moves it into the response's command
+            reply.AffectedSOPInstanceUID = step.sop_instance_uid
+        return status, reply
+
+    def handle_set(self, event):
+        req = event.request
+        calling = event.assoc.requestor.ae_title.strip()
+        uid = str(req.RequestedSOPInstanceUID)
+        try:
+            _own_class(str(req.RequestedSOPClassUID), "N-SET")
+            ds = event.modification_list if req.ModificationList is not None else Dataset()
+            self.store.update(uid, ds)
+        except MppsRefusal as exc:
+            return _refuse(exc, "N-SET", uid, calling), None
+        except Exception as exc:
+            log.exception("MPPS N-SET from %s failed", calling)
+            return _refuse(MppsRefusal(PROCESSING_FAILURE, f"cannot update the MPPS: {exc}"),
+                           "N-SET", uid, calling), None
+        return 0x0000, None
+
+
+def _own_class(sop_class: str, operation: str) -> None:
+    if sop_class != SOP_CLASS:
+        raise MppsRefusal(UNRECOGNISED_OPERATION, f"{operation} is not supported for "
+                          f"SOP class {sop_class}")
+
+
+def _refuse(exc: MppsRefusal, operation: str, uid: str | None, calling: str) -> Dataset:
+    log.warning("MPPS %s %s from %s refused: 0x%04X %s", operation, uid or "(new)",
+                calling or "-", exc.code, exc.comment)
+    return exc.response()
