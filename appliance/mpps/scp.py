@@ -68,16 +68,14 @@ class MppsService:
         req = event.request
         calling = event.assoc.requestor.ae_title.strip()
         uid = str(req.AffectedSOPInstanceUID) if req.AffectedSOPInstanceUID else None
-        try:
+        def create():
             _own_class(str(req.AffectedSOPClassUID), "N-CREATE")
             ds = event.attribute_list if req.AttributeList is not None else Dataset()
-            step = self.store.create(uid or generate_uid(), ds, calling)
-        except MppsRefusal as exc:
-            return _refuse(exc, "N-CREATE", uid, calling), None
-        except Exception as exc:
-            log.exception("MPPS N-CREATE from %s failed", calling)
-            return _refuse(MppsRefusal(PROCESSING_FAILURE, f"cannot keep the MPPS: {exc}"),
-                           "N-CREATE", uid, calling), None
+            return self.store.create(uid or generate_uid(), ds, calling)
+
+        step, refusal = _attempt(create, "N-CREATE", uid, calling, "cannot keep the MPPS")
+        if refusal is not None:
+            return refusal, None
         status = Dataset()
         status.Status = 0x0000
         reply = step.data
@@ -89,17 +87,26 @@ class MppsService:
         req = event.request
         calling = event.assoc.requestor.ae_title.strip()
         uid = str(req.RequestedSOPInstanceUID)
-        try:
+        def update():
             _own_class(str(req.RequestedSOPClassUID), "N-SET")
             ds = event.modification_list if req.ModificationList is not None else Dataset()
             self.store.update(uid, ds)
-        except MppsRefusal as exc:
-            return _refuse(exc, "N-SET", uid, calling), None
-        except Exception as exc:
-            log.exception("MPPS N-SET from %s failed", calling)
-            return _refuse(MppsRefusal(PROCESSING_FAILURE, f"cannot update the MPPS: {exc}"),
-                           "N-SET", uid, calling), None
-        return 0x0000, None
+
+        _, refusal = _attempt(update, "N-SET", uid, calling, "cannot update the MPPS")
+        return (0x0000, None) if refusal is None else (refusal, None)
+
+
+def _attempt(action, operation: str, uid: str | None, calling: str, failing: str):
+    """(what `action` returned, None), or (None, the refusal's status data set): its own
+    MppsRefusal, or any other failure as a processing failure."""
+    try:
+        return action(), None
+    except MppsRefusal as exc:
+        return None, _refuse(exc, operation, uid, calling)
+    except Exception as exc:
+        log.exception("MPPS %s from %s failed", operation, calling)
+        return None, _refuse(MppsRefusal(PROCESSING_FAILURE, f"{failing}: {exc}"), operation,
+                             uid, calling)
 
 
 def _own_class(sop_class: str, operation: str) -> None:

@@ -4,6 +4,11 @@ as the modality (the N-CREATE/N-SET data sets a modality sends)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydicom import Dataset
 from pydicom.uid import generate_uid
@@ -59,6 +64,11 @@ def in_progress(step: Dataset | None = None, **changes) -> Dataset:
     ds.StudyID = "1"
     ds.PerformedProtocolCodeSequence = []
     ds.PerformedSeriesSequence = []
+    return changed(ds, changes)
+
+
+def changed(ds: Dataset, changes: dict) -> Dataset:
+    """`ds` with each keyword of `changes` set to its value, or removed for None."""
     for keyword, value in changes.items():
         if value is None:
             delattr(ds, keyword)
@@ -83,12 +93,7 @@ def final(status: str = "COMPLETED", **changes) -> Dataset:
     series.ReferencedImageSequence = []
     series.ReferencedNonImageCompositeSOPInstanceSequence = []
     ds.PerformedSeriesSequence = [series]
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    return ds
+    return changed(ds, changes)
 
 
 @pytest.fixture
@@ -134,3 +139,13 @@ def modality():
     for assoc in associations:
         if assoc.is_established:
             assoc.release()
+
+
+def worklist_list(config: Path, *options: str) -> subprocess.CompletedProcess:
+    """`appliance worklist list` with `config` (never the environment's)."""
+    env = {k: v for k, v in os.environ.items() if k != "APPLIANCE_CONFIG"}
+    listing = subprocess.run([sys.executable, "-m", "appliance", "worklist", "list", *options,
+                              "--config", str(config)], capture_output=True, text=True,
+                             env=env, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    return listing

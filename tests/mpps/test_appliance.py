@@ -4,10 +4,6 @@ each N-request reaching its own service, and the worklist item's status shown by
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from pydicom import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
@@ -15,7 +11,7 @@ from pynetdicom.sop_class import BasicFilmSession, BasicGrayscalePrintManagement
 
 from appliance.config.schema import ApplianceConfig
 from appliance.worklist.scp import WorklistService
-from tests.mpps.conftest import MPPS, final, in_progress
+from tests.mpps.conftest import MPPS, final, in_progress, worklist_list
 from tests.worklist.conftest import ITEMS, load
 
 
@@ -44,11 +40,7 @@ def test_mpps_and_print_on_one_association_of_the_running_appliance(appliance, t
     finally:
         assoc.release()
 
-    env = {k: v for k, v in os.environ.items() if k != "APPLIANCE_CONFIG"}
-    listing = subprocess.run([sys.executable, "-m", "appliance", "worklist", "list", "--all",
-                              "--config", str(config_path)], capture_output=True, text=True,
-                             env=env, timeout=60)
-    assert listing.returncode == 0, listing.stderr
+    listing = worklist_list(config_path, "--all")
     [line] = [row for row in listing.stdout.splitlines() if "A1001" in row]
     assert "COMPLETED" in line
 

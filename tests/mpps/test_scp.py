@@ -15,7 +15,7 @@ from pydicom.uid import generate_uid
 
 from appliance.mpps.attributes import CREATE_TYPE_1
 from tests.conftest import write_config
-from tests.mpps.conftest import MPPS, final, in_progress, scheduled_step
+from tests.mpps.conftest import MPPS, final, in_progress, scheduled_step, worklist_list
 
 
 def item_status(worklist, accession: str) -> str:
@@ -62,16 +62,10 @@ def test_exam_started_then_completed_drives_the_worklist_item(mpps_server, modal
     # the command line shows it (reading the same database)
     config = write_config(tmp_path / "cli.toml",
                           {"device": {"data_dir": str(tmp_path / "data")}})
-    env = {k: v for k, v in os.environ.items() if k != "APPLIANCE_CONFIG"}
-    listing = subprocess.run([sys.executable, "-m", "appliance", "worklist", "list", "--all",
-                              "--config", str(config)], capture_output=True, text=True,
-                             env=env, timeout=60)
-    assert listing.returncode == 0, listing.stderr
+    listing = worklist_list(config, "--all")
     [line] = [row for row in listing.stdout.splitlines() if "A1001" in row]
     assert "COMPLETED" in line
-    active = subprocess.run([sys.executable, "-m", "appliance", "worklist", "list",
-                             "--config", str(config)], capture_output=True, text=True,
-                            env=env, timeout=60)
+    active = worklist_list(config)
     assert "A1001" not in active.stdout and "A1002" in active.stdout
 
 
