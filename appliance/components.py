@@ -12,6 +12,7 @@ from appliance.dicom.verification import VerificationService
 from appliance.events import EventBus
 from appliance.forward.component import Forwarder
 from appliance.hardware import hardware_components
+from appliance.mpps.forwarder import MppsForwarder
 from appliance.mpps.scp import MppsService
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
@@ -52,14 +53,16 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     # Secondary Captures through the running storage component's instance store
     spool = PrintSpool(config, bus, store_source=lambda: storage.store)
     certificate = TlsCertificateWatch(config, bus)
+    mpps = MppsService(config, worklist)
     return [
         DataDirectoryMonitor(config),
         storage,
         spool,
         EngineServer(config, dicom_services(storage, worklist, PrintService(spool),
-                                            MppsService(config, worklist)), bus),
+                                            mpps), bus),
         certificate,
         Forwarder(config, bus),
+        MppsForwarder(config, mpps),
         *worklist_components(config, bus, worklist),
         *hardware_components(config, bus, runtime),
         UpdateStatusWatcher(config, bus),

@@ -458,6 +458,19 @@ class MppsConfig(Section):
 
     enabled: bool = Field(True, description="Offer the MPPS SOP class (N-CREATE, N-SET); "
                           "false: its presentation context is refused")
+    forward_to: list[Name] = Field(
+        default_factory=list, description="Names of [[peers]] (a RIS) each accepted N-CREATE "
+        "and N-SET is forwarded to, in order per procedure step (empty: none)")
+    retry_initial: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
+        10.0, description="Seconds before the first retry of a forward that failed")
+    retry_max: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
+        600.0, description="Longest wait between forward retries, seconds (the wait doubles "
+        "up to it)")
+
+    @field_validator("retry_max")
+    @classmethod
+    def _max_not_below_initial(cls, value: float, info) -> float:
+        return DestinationConfig._max_not_below_initial(value, info)
 
 
 from appliance.config import print_schema  # noqa: E402 - it needs Section etc. from above
@@ -535,6 +548,19 @@ class ApplianceConfig(Section):
             raise ValueError(f"upstream.peer {upstream.peer!r} is not one of the [[peers]] "
                              f"(known: {known})")
         return worklist
+
+    @field_validator("mpps")
+    @classmethod
+    def _mpps_forward_to_peers(cls, mpps: MppsConfig, info) -> MppsConfig:
+        peers = [p.name for p in info.data.get("peers", [])]
+        for index, name in enumerate(mpps.forward_to):
+            if name not in peers:
+                known = ", ".join(peers) or "none configured"
+                raise ValueError(f"forward_to[{index}]: {name!r} is not one of the [[peers]] "
+                                 f"(known: {known})")
+            if name in mpps.forward_to[:index]:
+                raise ValueError(f"forward_to[{index}]: peer {name!r} is named more than once")
+        return mpps
 
     @field_validator("peers")
     @classmethod

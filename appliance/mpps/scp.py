@@ -6,7 +6,9 @@ N-CREATE keeps a new instance IN PROGRESS and starts the worklist items its Sche
 Attributes Sequence names; N-SET updates it until a COMPLETED or DISCONTINUED makes it final
 and finishes those items. What is checked, and the statuses of a refusal: attributes.py;
 what is kept: store.py. `[mpps] enabled = false` leaves the context out of negotiation (read
-when the DICOM server starts).
+when the DICOM server starts). With `[mpps] forward_to`, an accepted request's data set, as
+received, is queued for those peers in the transaction that keeps it (queue.py; sent by
+forwarder.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from appliance.config.schema import ApplianceConfig
 from appliance.mpps.attributes import PROCESSING_FAILURE, MppsRefusal
+from appliance.mpps.queue import Received
 from appliance.mpps.store import MppsStore
 from appliance.worklist.scp import WorklistService
 
@@ -39,10 +42,22 @@ class MppsService:
     name = "mpps"
 
     def __init__(self, config: ApplianceConfig | None, worklist: WorklistService):
-        self.config = config or ApplianceConfig()
+        self.configure(config or ApplianceConfig())
         self.worklist = worklist
         self._lock = threading.Lock()
         self._store: MppsStore | None = None
+
+    def configure(self, config: ApplianceConfig) -> None:
+        """A new configuration: `forward_to` applies to the next request."""
+        self.config = config
+
+    def _received(self, event, data) -> Received | None:
+        """What to queue for `[mpps] forward_to`: the data set's bytes as received."""
+        peers = tuple(self.config.mpps.forward_to)
+        if not peers:
+            return None
+        raw = data.getvalue() if hasattr(data, "getvalue") else bytes(data or b"")
+        return Received(peers, str(event.context.transfer_syntax), raw)
 
     @property
     def store(self) -> MppsStore:
@@ -71,7 +86,8 @@ class MppsService:
         def create():
             _own_class(str(req.AffectedSOPClassUID), "N-CREATE")
             ds = event.attribute_list if req.AttributeList is not None else Dataset()
-            return self.store.create(uid or generate_uid(), ds, calling)
+            return self.store.create(uid or generate_uid(), ds, calling,
+                                     self._received(event, req.AttributeList))
 
         step, refusal = _attempt(create, "N-CREATE", uid, calling, "cannot keep the MPPS")
         if refusal is not None:
@@ -90,7 +106,7 @@ class MppsService:
         def update():
             _own_class(str(req.RequestedSOPClassUID), "N-SET")
             ds = event.modification_list if req.ModificationList is not None else Dataset()
-            self.store.update(uid, ds)
+            self.store.update(uid, ds, self._received(event, req.ModificationList))
 
         _, refusal = _attempt(update, "N-SET", uid, calling, "cannot update the MPPS")
         return (0x0000, None) if refusal is None else (refusal, None)

@@ -8,6 +8,8 @@ times. N-CREATE and N-SET are checked and written in one transaction per instanc
 requests for the same instance are applied one after the other; the linked worklist items'
 status follows right after (IN PROGRESS at N-CREATE, COMPLETED or DISCONTINUED at the final
 N-SET), through `WorklistStore` (the worklist owns its status).
+With `[mpps] forward_to`, the same transaction queues the request for each of those peers
+(queue.py), so nothing the modality was told is kept can be lost before it is forwarded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 
+from appliance.mpps import queue
 from appliance.mpps.attributes import (
     DUPLICATE_INSTANCE,
     FINAL,
@@ -53,7 +56,8 @@ MIGRATIONS = [Migration(OWNER, 1, (
     "  created_at REAL NOT NULL,\n"
     "  updated_at REAL NOT NULL\n"
     ");\n"
-    "CREATE INDEX mpps_steps_status ON mpps_steps (status, updated_at);\n"))]
+    "CREATE INDEX mpps_steps_status ON mpps_steps (status, updated_at);\n")),
+    queue.MIGRATION]
 #: worklist items an MPPS may move (an item cancelled by the RIS stays cancelled)
 STARTABLE = (SCHEDULED, EXPIRED)
 FINISHABLE = (SCHEDULED, EXPIRED, ITEM_IN_PROGRESS)
@@ -91,8 +95,10 @@ class MppsStore:
 
     # -- N-CREATE / N-SET -------------------------------------------------------------------
 
-    def create(self, uid: str, ds: Dataset, calling_aet: str = "") -> ProcedureStep:
-        """Keep a new instance (checked: MppsRefusal) and start its worklist items."""
+    def create(self, uid: str, ds: Dataset, calling_aet: str = "",
+               forward: queue.Received | None = None) -> ProcedureStep:
+        """Keep a new instance (checked: MppsRefusal) and start its worklist items; `forward`:
+        queued for its peers in the same transaction."""
         check_create(ds)
         keys = self._linked_keys(ds)
         now = time.time()
@@ -107,15 +113,17 @@ class MppsStore:
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (uid, IN_PROGRESS, calling_aet, *_listing(ds), json.dumps(keys),
                         _to_json(ds), now, now))
+            queue.enqueue(tx, forward, uid, queue.N_CREATE)
         self._follow(keys, IN_PROGRESS)
         log.info("MPPS %s from %s: IN PROGRESS, %s", uid, calling_aet or "-",
                  f"worklist item(s) {', '.join(keys)}" if keys else "unscheduled (no worklist "
                  "item matches)")
         return self.get(uid)
 
-    def update(self, uid: str, modification: Dataset) -> ProcedureStep:
+    def update(self, uid: str, modification: Dataset,
+               forward: queue.Received | None = None) -> ProcedureStep:
         """Apply an N-SET (checked: MppsRefusal); a final status finishes the worklist
-        items."""
+        items; `forward`: queued for its peers in the same transaction."""
         with self.db.transaction() as tx:
             row = tx.execute("SELECT status, data_json, worklist_keys FROM mpps_steps WHERE "
                              "sop_instance_uid=?", (uid,)).fetchone()
@@ -130,6 +138,7 @@ class MppsStore:
                 check_final(ds)
             tx.execute("UPDATE mpps_steps SET status=?, data_json=?, updated_at=? WHERE "
                        "sop_instance_uid=?", (status, _to_json(ds), time.time(), uid))
+            queue.enqueue(tx, forward, uid, queue.N_SET)
             keys = json.loads(row["worklist_keys"])
         if status != row["status"]:
             self._follow(keys, status)

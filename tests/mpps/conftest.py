@@ -100,14 +100,16 @@ def final(status: str = "COMPLETED", **changes) -> Dataset:
 def mpps_server(tmp_path):
     """Factory: an in-process EngineServer with the worklist (the standard ITEMS) and MPPS
     services; `mpps` gives `[mpps]` keys, `data` a data directory name (the same name: the
-    same database, for a restart). Returns (port, worklist service, MPPS service)."""
+    same database, for a restart), `peers` [[peers]] tables. Returns (server, worklist
+    service, MPPS service)."""
     servers = []
 
-    def start(mpps: dict | None = None, data: str = "data"):
+    def start(mpps: dict | None = None, data: str = "data", peers: list | None = None):
         data_dir = tmp_path / data
         config = ApplianceConfig.model_validate({
             "device": {"data_dir": str(data_dir)},
             "dicom": {"port": free_port(), "bind": "127.0.0.1"},
+            "peers": peers or [],
             "mpps": mpps or {}})
         worklist = WorklistService(config)
         if not (data_dir / "db").exists():
