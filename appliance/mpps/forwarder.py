@@ -35,6 +35,7 @@ from appliance.dicom.tls_files import TlsFileError
 from appliance.errors import ComponentFailure
 from appliance.mpps.attributes import DUPLICATE_INSTANCE
 from appliance.mpps.queue import N_CREATE, ForwardQueue, ForwardRow
+from appliance.mpps.scp import TRANSFER_SYNTAXES
 from appliance.mpps.store import MIGRATIONS
 from appliance.store.database import Database
 
@@ -125,7 +126,7 @@ class PeerWorker:
         ae = AE(ae_title=self.calling_aet)
         ae.connection_timeout = ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = ae.network_timeout = self.dimse_timeout
-        ae.add_requested_context(MPPS)
+        ae.add_requested_context(MPPS, TRANSFER_SYNTAXES)
         target = self.target
         try:
             assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,

@@ -232,3 +232,13 @@ def test_forward_to_an_unknown_peer_is_refused(tmp_path):
     assert result.returncode != 0
     assert ("mpps: forward_to[0]: 'ris' is not one of the [[peers]] (known: pacs)"
             in result.stdout + result.stderr)
+
+
+def test_the_keys_and_the_component_are_documented():
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for name in ("mpps.forward_to", "mpps.retry_initial", "mpps.retry_max", "mpps-forwarder",
+                 "mpps_forward"):
+        assert f"`{name}" in readme, name
+    assert "forward_to" in (REPO / "docs" / "conformance.md").read_text()
