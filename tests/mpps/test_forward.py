@@ -242,3 +242,28 @@ def test_the_keys_and_the_component_are_documented():
                  "mpps_forward"):
         assert f"`{name}" in readme, name
     assert "forward_to" in (REPO / "docs" / "conformance.md").read_text()
+
+
+def test_a_refused_request_is_not_queued_and_a_reload_changes_forward_to(mpps_server, modality):
+    server, _, service = mpps_server(peers=[
+        {"name": "ris", "ae_title": "RIS", "host": "127.0.0.1", "port": free_port()}])
+    queue = ForwardQueue(service.store.db)
+    assoc = modality(server.port)
+    status, _ = assoc.send_n_create(in_progress(), MPPS, generate_uid())
+    assert status.Status == 0x0000 and queue.rows() == []  # forward_to empty: nothing queued
+
+    component = MppsForwarder(service.config, service)  # as build_components wires it
+    component.reconfigure(service.config.model_copy(
+        update={"mpps": service.config.mpps.model_copy(update={"forward_to": ["ris"]})}))
+    try:
+        uid = generate_uid()
+        status, _ = assoc.send_n_create(in_progress(PerformedProcedureStepStatus="COMPLETED"),
+                                        MPPS, uid)
+        assert status.Status == 0x0106 and queue.rows() == []  # refused: nothing to forward
+        status, _ = assoc.send_n_create(in_progress(), MPPS, uid)
+        assert status.Status == 0x0000
+        assert [(r.operation, r.sop_instance_uid) for r in queue.rows()] == [("N-CREATE", uid)]
+        status, _ = assoc.send_n_set(final(PerformedProcedureStepEndDate=""), MPPS, uid)
+        assert status.Status == 0x0121 and len(queue.rows()) == 1
+    finally:
+        component.stop(5)
