@@ -25,10 +25,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 
 from appliance.config.schema import DicomTlsConfig, PeerConfig
-from appliance.dicom.association_log import reject_reason
-from appliance.dicom.sockets import SCU_HANDLERS
-from appliance.dicom.tls_client import tls_args
-from appliance.dicom.tls_files import TlsFileError
+from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
 from appliance.errors import ApplianceError
 from appliance.store.queue import QueueItem
 
@@ -94,20 +91,11 @@ def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root:
     ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     for sop_class, tsyntax in contexts_for(items):
         ae.add_requested_context(sop_class, [tsyntax])
-    target = f"{peer.name} ({peer.ae_title}@{peer.host}:{peer.port})"
+    target = peer_target(peer)
     try:
-        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
-                             evt_handlers=SCU_HANDLERS, tls_args=tls_args(tls, peer.host))
-    except TlsFileError as exc:
-        raise AssociationFailed(f"{target}: TLS: {exc}") from exc
-    except (OSError, ValueError) as exc:
-        raise AssociationFailed(f"{target}: cannot connect: {exc}") from exc
-    if not assoc.is_established:
-        if assoc.is_rejected:
-            raise AssociationFailed(f"{target}: association rejected: "
-                                    f"{reject_reason(assoc.acceptor.primitive)}")
-        raise AssociationFailed(f"{target}: no association (connection refused, timed out or "
-                                "aborted)")
+        assoc = associate_peer(ae, peer, tls)
+    except PeerUnreachable as exc:
+        raise AssociationFailed(str(exc)) from exc
     accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
                 for cx in assoc.accepted_contexts}
     results: list[ItemResult] = []

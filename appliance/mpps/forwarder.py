@@ -28,10 +28,7 @@ from pynetdicom.status import code_to_category
 
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
-from appliance.dicom.association_log import reject_reason
-from appliance.dicom.sockets import SCU_HANDLERS
-from appliance.dicom.tls_client import tls_args
-from appliance.dicom.tls_files import TlsFileError
+from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
 from appliance.errors import ComponentFailure
 from appliance.mpps.attributes import DUPLICATE_INSTANCE
 from appliance.mpps.queue import N_CREATE, ForwardQueue, ForwardRow
@@ -127,29 +124,18 @@ class PeerWorker:
         ae.connection_timeout = ae.acse_timeout = self.acse_timeout
         ae.dimse_timeout = ae.network_timeout = self.dimse_timeout
         ae.add_requested_context(MPPS, TRANSFER_SYNTAXES)
-        target = self.target
         try:
-            assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
-                                 evt_handlers=SCU_HANDLERS, tls_args=tls_args(self.tls, peer.host))
-        except TlsFileError as exc:
-            raise NoAssociation(f"{target}: TLS: {exc}") from exc
-        except (OSError, ValueError) as exc:
-            raise NoAssociation(f"{target}: cannot connect: {exc}") from exc
-        if not assoc.is_established:
-            if assoc.is_rejected:
-                raise NoAssociation(f"{target}: association rejected: "
-                                    f"{reject_reason(assoc.acceptor.primitive)}")
-            raise NoAssociation(f"{target}: no association (connection refused, timed out or "
-                                "aborted)")
+            assoc = associate_peer(ae, peer, self.tls)
+        except PeerUnreachable as exc:
+            raise NoAssociation(str(exc)) from exc
         if not assoc.accepted_contexts:
             assoc.release()
-            raise NoAssociation(f"{target}: does not accept the MPPS SOP class")
+            raise NoAssociation(f"{self.target}: does not accept the MPPS SOP class")
         return assoc
 
     @property
     def target(self) -> str:
-        peer = self.peer
-        return f"{peer.name} ({peer.ae_title}@{peer.host}:{peer.port})"
+        return peer_target(self.peer)
 
     def _send(self, assoc, row: ForwardRow) -> None:
         syntax = UID(row.transfer_syntax)

@@ -19,6 +19,7 @@ from appliance.mpps.forwarder import MppsForwarder
 from appliance.mpps.queue import ForwardQueue
 from tests.config.test_config_files import appliance_cli
 from tests.conftest import free_port
+from tests.forward.conftest import wait_until
 from tests.mpps.conftest import MPPS, final, in_progress
 
 FAST = {"retry_initial": 0.2, "retry_max": 0.5}
@@ -99,14 +100,8 @@ def box(mpps_server, ris_port: int, **mpps):
     return mpps_server({"forward_to": ["ris"], **FAST, **mpps}, peers=peers)
 
 
-def wait_for(condition, what: str, limit: float = 30.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"still waiting for {what}")
+def wait_for(condition, what: str):
+    return wait_until(condition, 30.0, 0.05, what)
 
 
 def exam(assoc, uid: str) -> tuple[Dataset, Dataset]:
