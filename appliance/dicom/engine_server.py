@@ -107,7 +107,17 @@ class EngineServer(Component):
             log.info("DICOM listener moving from %s:%d to %s:%d%s", old.bind, old.port,
                      new.bind, new.port, f" (TLS on {new.tls.port})" if new.tls.enabled else "")
             previous, self.engine = self.engine, None
-            self.start()  # bind the new port first: if that fails we raise and get restarted
+            # The new listener takes the TLS port over (open TLS associations go on).
+            previous_tls = previous.settings.tls
+            if previous_tls is not None:
+                previous.set_tls(None)
+            try:
+                self.start()  # bind the new port first: if that fails we raise, restarted
+            except Exception:
+                self.engine = previous  # still serving the old port until the restart
+                if previous_tls is not None:
+                    self._restore_tls(previous, previous_tls)
+                raise
             threading.Thread(target=previous.stop, args=(30.0,), name="dicom-drain",
                              daemon=True).start()
         elif self._incoming_dir() != self.engine.incoming_dir:  # storage moved already
@@ -125,6 +135,13 @@ class EngineServer(Component):
                 log.info("DICOM policy updated: AE title %s, strict called AE %s, %d allowed "
                          "callers", new.ae_title, new.strict_called_aet,
                          len(new.allowed_calling_aets))
+
+    @staticmethod
+    def _restore_tls(engine: DicomEngine, tls) -> None:
+        try:
+            engine.set_tls(tls)
+        except (RuntimeError, ValueError) as exc:
+            log.error("DICOM TLS listener could not be reopened on port %d: %s", tls.port, exc)
 
     def _apply_tls(self) -> None:
         """A changed `[dicom.tls]` (or its files replaced) on the running engine: new

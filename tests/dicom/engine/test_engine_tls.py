@@ -228,3 +228,27 @@ def test_pynetdicom_as_a_tls_client(engine, pki, client, served):
                          ca_certificates=str(pki / "ca.pem"))
     result = echo("127.0.0.1", dicom_engine.tls_port, "EDGEBOX", "CT1", timeout=5, tls=tls)
     assert result.ok is served, result.reason
+
+
+def test_appliance_run_moves_the_plain_port_with_tls_on(pki, tmp_path):
+    """A new plain port on reload while TLS is on (the same TLS port): the new listener takes
+    the TLS port over from the old one, both ports serve afterwards."""
+    import signal
+
+    from tests.conftest import free_port
+
+    appliance, port, tls_port = tls_appliance(tmp_path, pki, pki)
+    try:
+        appliance.wait_ready()
+        new_port = free_port()
+        config = appliance.config_path
+        config.write_text(config.read_text().replace(f"port = {port}\n",
+                                                     f"port = {new_port}\n", 1))
+        appliance.signal(signal.SIGHUP)
+        appliance.wait_log("configuration reloaded")
+        assert echoscu(new_port).returncode == 0
+        assert trusted_by(pki, tls_port, "ca")
+    finally:
+        appliance.stop()
+    log = (tmp_path / "appliance.log").read_text()
+    assert "DICOM listener moving" in log and "cannot listen" not in log

@@ -306,15 +306,18 @@ private:
     //! The TLS listener to poll now; first closes the listeners set_tls has replaced.
     int tls_listener();
     void close_tls_listener();
+    //! Until the accept loop has closed the retired listeners (so their port is free).
+    void wait_retired_closed(std::unique_lock<std::mutex>& lock);
     //! Records a TLS setting change in the policy new connections get.
     void store_tls_config(int port, std::string certificate, std::string private_key,
                           std::string ca_certificates, bool require_client_certificate);
 
     std::mutex tls_change_mutex_;                   //!< one set_tls/disable_tls at a time
-    mutable std::mutex tls_mutex_;                  //!< guards the three below
+    mutable std::mutex tls_mutex_;                  //!< guards the four below
     std::shared_ptr<const TlsServer> tls_;
     int tls_listen_fd_ = -1;
     std::vector<int> retired_tls_fds_;              //!< closed by the accept loop
+    std::condition_variable retired_closed_;        //!< ... which then notifies this
     std::atomic<int> bound_tls_port_{-1};
     std::thread accept_thread_;
     std::atomic<bool> stopping_{false};

@@ -40,12 +40,13 @@ void Engine::set_tls(int port, std::string certificate, std::string private_key,
         }
         int fd = -1, bound = -1;
         if (listening < 0 || current->tls_port != port) fd = listen_on(current->bind, port, bound);
-        std::lock_guard<std::mutex> lock(tls_mutex_);
+        std::unique_lock<std::mutex> lock(tls_mutex_);
         tls_ = std::move(server);
         if (fd >= 0) {
             if (tls_listen_fd_ >= 0) retired_tls_fds_.push_back(tls_listen_fd_);
             tls_listen_fd_ = fd;
             bound_tls_port_ = bound;
+            wait_retired_closed(lock);
         }
     }
     store_tls_config(port, std::move(certificate), std::move(private_key),
@@ -59,11 +60,12 @@ void Engine::set_tls(int port, std::string certificate, std::string private_key,
 void Engine::disable_tls() {
     std::lock_guard<std::mutex> changing(tls_change_mutex_);
     {
-        std::lock_guard<std::mutex> lock(tls_mutex_);
+        std::unique_lock<std::mutex> lock(tls_mutex_);
         tls_.reset();
         if (tls_listen_fd_ >= 0) retired_tls_fds_.push_back(tls_listen_fd_);
         tls_listen_fd_ = -1;
         bound_tls_port_ = -1;
+        wait_retired_closed(lock);
     }
     store_tls_config(-1, "", "", "", true);
 }
@@ -73,10 +75,21 @@ std::shared_ptr<const TlsServer> Engine::tls_server() const {
     return tls_;
 }
 
+void Engine::wait_retired_closed(std::unique_lock<std::mutex>& lock) {
+    // The accept loop may be polling the old listener: it closes it at its next turn (within
+    // kAcceptPollMs), after which the port is free for whoever binds it next.
+    if (!accept_thread_.joinable() || stopping_) return;
+    retired_closed_.wait_for(lock, std::chrono::seconds(2),
+                             [this] { return retired_tls_fds_.empty(); });
+}
+
 int Engine::tls_listener() {
     std::lock_guard<std::mutex> lock(tls_mutex_);
     for (const int fd : retired_tls_fds_) close(fd);
-    retired_tls_fds_.clear();
+    if (!retired_tls_fds_.empty()) {
+        retired_tls_fds_.clear();
+        retired_closed_.notify_all();
+    }
     return tls_listen_fd_;
 }
 
