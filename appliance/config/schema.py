@@ -453,31 +453,16 @@ class WorklistConfig(Section):
     upstream: WorklistUpstreamConfig = Field(default_factory=WorklistUpstreamConfig)
 
 
-class MppsConfig(Section):
-    """[mpps]: the Modality Performed Procedure Step SCP."""
-
-    enabled: bool = Field(True, description="Offer the MPPS SOP class (N-CREATE, N-SET); "
-                          "false: its presentation context is refused")
-    forward_to: list[Name] = Field(
-        default_factory=list, description="Names of [[peers]] (a RIS) each accepted N-CREATE "
-        "and N-SET is forwarded to, in order per procedure step (empty: none)")
-    retry_initial: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        10.0, description="Seconds before the first retry of a forward that failed")
-    retry_max: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
-        600.0, description="Longest wait between forward retries, seconds (the wait doubles "
-        "up to it)")
-
-    @field_validator("retry_max")
-    @classmethod
-    def _max_not_below_initial(cls, value: float, info) -> float:
-        return DestinationConfig._max_not_below_initial(value, info)
-
-
 from appliance.config import print_schema  # noqa: E402 - it needs Section etc. from above
 from appliance.config.hal_schema import (  # noqa: E402 - as print_schema
     ConsoleConfig,
     HalConfig,
     NetworkConfig,
+)
+from appliance.config.services_schema import (  # noqa: E402 - as print_schema
+    MppsConfig,
+    QueryRetrieveConfig,
+    StorageCommitmentConfig,
 )
 
 
@@ -497,6 +482,9 @@ class ApplianceConfig(Section):
     routes: list[RouteConfig] = Field(default_factory=list)
     worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     mpps: MppsConfig = Field(default_factory=MppsConfig)
+    storage_commitment: StorageCommitmentConfig = Field(
+        default_factory=StorageCommitmentConfig)
+    query_retrieve: QueryRetrieveConfig = Field(default_factory=QueryRetrieveConfig)
     printers: list[print_schema.PrinterProfileConfig] = Field(default_factory=list)
     print: print_schema.PrintConfig = Field(default_factory=print_schema.PrintConfig)
 
