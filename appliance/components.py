@@ -14,6 +14,7 @@ from appliance.forward.component import Forwarder
 from appliance.hardware import hardware_components
 from appliance.mpps.forwarder import MppsForwarder
 from appliance.mpps.scp import MppsService
+from appliance.mpps.web_provider import MppsWebProvider
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
 from appliance.runtime import Runtime
@@ -67,6 +68,7 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         *hardware_components(config, bus, runtime),
         UpdateStatusWatcher(config, bus),
         WebComponent(config, runtime, Providers(worklist=WorklistWebProvider(worklist),
+                                                mpps=MppsWebProvider(mpps),
                                                 queue=ForwardQueueProvider(config),
                                                 printing=SpoolPrintProvider(spool),
                                                 firmware=FirmwareUploads(config),

@@ -400,3 +400,15 @@ def worklist_delete(request: Request, item_id: str) -> Message:
     if not _worklist(request).delete(item_id):
         raise NotAvailable(f"no worklist item {item_id!r}")
     return Message(detail=f"worklist item {item_id} deleted")
+
+
+@router.get(f"{v1}/mpps", tags=["worklist"], dependencies=LOGIN)
+def mpps(request: Request, limit: int = 200) -> dict[str, Any]:
+    """The MPPS procedure steps kept: counts by status, the `limit` most recently changed
+    (1-1000) and the forward queue's depth per RIS peer."""
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.mpps, "MPPS")
+    if not 1 <= limit <= 1000:
+        raise HTTPException(status_code=422, detail="limit must be between 1 and 1000")
+    return {"counts": provider.counts(), "steps": provider.steps(limit=limit),
+            "forward_pending": provider.forward_pending()}

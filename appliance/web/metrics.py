@@ -65,6 +65,8 @@ class ApplianceCollector:
         yield jobs
         yield CounterMetricFamily("appliance_worklist_queries", "worklist C-FIND queries "
                                   "answered", value=activity.worklist_queries)
+        if ctx.providers.mpps is not None:
+            yield from _mpps_metrics(ctx.providers.mpps)
         certificate = ctx.providers.tls_certificate
         info = certificate.current().info if certificate is not None else None
         if info is not None:  # only when a certificate is configured (and readable)
@@ -73,6 +75,19 @@ class ApplianceCollector:
                                     "(negative once expired)", value=info.seconds_left())
         yield GaugeMetricFamily("appliance_process_uptime_seconds", "seconds since the web "
                                 "component started", value=time.time() - ctx.started)
+
+
+def _mpps_metrics(mpps):
+    steps = GaugeMetricFamily("appliance_mpps_steps", "MPPS procedure steps kept, by status",
+                              labels=["status"])
+    for status, count in mpps.counts().items():
+        steps.add_metric([status], count)
+    yield steps
+    waiting = GaugeMetricFamily("appliance_mpps_forward_pending", "MPPS N-CREATE/N-SET "
+                                "requests waiting to be forwarded, by RIS peer", labels=["peer"])
+    for peer, count in mpps.forward_pending().items():
+        waiting.add_metric([peer], count)
+    yield waiting
 
 
 def registry_for(ctx: WebContext) -> CollectorRegistry:

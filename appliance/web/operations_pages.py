@@ -186,8 +186,12 @@ def reprint(request: Request, job: str):
 def worklist(request: Request):
     ctx = context(request)
     provider = ctx.require(ctx.providers.worklist, "the worklist")
+    mpps = ctx.providers.mpps
     return render(request, "worklist.html", title="Worklist", counts=provider.counts(),
-                  sources=provider.sources(), items=provider.items(limit=200))
+                  sources=provider.sources(), items=provider.items(limit=200),
+                  mpps_counts=mpps.counts() if mpps else None,
+                  mpps_steps=mpps.steps(limit=50) if mpps else [],
+                  mpps_forward=mpps.forward_pending() if mpps else {})
 
 
 @router.post("/worklist/import", dependencies=[Depends(page_action)])

@@ -90,6 +90,15 @@ class WorklistProvider(Protocol):
 
 
 @runtime_checkable
+class MppsProvider(Protocol):
+    """The MPPS procedure steps and their forward queue (appliance/mpps/web_provider.py)."""
+
+    def counts(self) -> dict[str, int]: ...  # by status
+    def steps(self, limit: int = 50) -> list[dict]: ...  # newest first
+    def forward_pending(self) -> dict[str, int]: ...  # per RIS peer
+
+
+@runtime_checkable
 class FirmwareProvider(Protocol):
     """Firmware upload (the update issue): see appliance/update/web_provider.py."""
 
@@ -154,6 +163,8 @@ class Providers:
     queue: QueueProvider | None = None
     printing: PrintProvider | None = None
     worklist: WorklistProvider | None = None
+    #: MPPS states on the worklist page and in /metrics (appliance.mpps.web_provider).
+    mpps: MppsProvider | None = None
     identify: IdentifyProvider | None = None
     system: SystemProvider = field(default_factory=SystemdReboot)
     #: Firmware upload and install progress (appliance.update.web_provider).
