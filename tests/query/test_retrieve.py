@@ -1,17 +1,20 @@
 """C-MOVE and C-GET from the running appliance's store: DCMTK movescu to a listening DCMTK
 storescp configured as a `[[peers]]` entry, an unknown or silent destination (0xA801), every
-sub-operation failed (0xA702), getscu on the same association, and `[query_retrieve] enabled =
-false`."""
+sub-operation failed (0xA702), C-CANCEL of a C-MOVE, getscu on the same association, and
+`[query_retrieve] enabled = false`."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 
+from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     CTImageStorage,
+    MRImageStorage,
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -124,3 +127,43 @@ def test_disabled_query_retrieve_is_refused(archive_box):
         assert len(assoc.rejected_contexts) == 4
     finally:
         assoc.release()
+
+
+def test_c_cancel_stops_a_c_move_within_a_few_sub_operations(archive_box, tmp_path):
+    """A slow destination (0.3 s per image) and a C-CANCEL after the first Pending response:
+    the move ends with Cancel before the study's four images are all sent."""
+    stored: list[str] = []
+
+    def slow(event):
+        time.sleep(0.3)
+        stored.append(event.request.AffectedSOPInstanceUID)
+        return 0x0000
+
+    dest = AE(ae_title="DEST")
+    dest.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
+    dest.add_supported_context(MRImageStorage, ExplicitVRLittleEndian)
+    dest_port = free_port()
+    server = dest.start_server(("127.0.0.1", dest_port), block=False,
+                               evt_handlers=[(evt.EVT_C_STORE, slow)])
+    try:
+        port, _, _ = archive_box(peers(dest_port=dest_port))
+        ae = AE(ae_title="VIEWER")
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+        assoc = ae.associate("127.0.0.1", port, ae_title="EDGEBOX")
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", S1
+        statuses = []
+        try:
+            context_id = assoc.accepted_contexts[0].context_id
+            for status, _ in assoc.send_c_move(query, "DEST",
+                                               StudyRootQueryRetrieveInformationModelMove,
+                                               msg_id=7):
+                statuses.append(status.Status)
+                if len(statuses) == 1:
+                    assoc.send_c_cancel(7, context_id)
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    assert statuses[-1] == 0xFE00, [hex(s) for s in statuses]
+    assert len(stored) < 4
