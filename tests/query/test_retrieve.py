@@ -72,6 +72,9 @@ def test_c_move_to_an_unknown_or_unreachable_destination(archive_box, tmp_path):
     # a configured peer that does not answer: refused too, nothing counted as sent
     result = movescu(port, "DEST", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={S1}")
     assert move_responses(result.stderr)[-1].startswith("Refused"), result.stderr
+    # a SERIES retrieve without its study (hierarchical): refused before any sub-operation
+    result = movescu(port, "DEST", "QueryRetrieveLevel=SERIES", f"SeriesInstanceUID={S1}.1")
+    assert "DoesNotMatchSOPClass" in move_responses(result.stderr)[-1], result.stderr
 
 
 def test_c_move_of_every_failed_sub_operation_answers_a702(archive_box, tmp_path):
