@@ -17,6 +17,7 @@ from appliance.mpps.scp import MppsService
 from appliance.mpps.web_provider import MppsWebProvider
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
+from appliance.query.scp import QueryRetrieveService
 from appliance.runtime import Runtime
 from appliance.update.watcher import UpdateStatusWatcher
 from appliance.update.web_provider import FirmwareUploads
@@ -32,15 +33,19 @@ from appliance.worklist.web_provider import WorklistWebProvider
 def dicom_services(storage: StorageService | None = None,
                    worklist: WorklistService | None = None,
                    printing: PrintService | None = None,
-                   mpps: MppsService | None = None) -> list:
+                   mpps: MppsService | None = None,
+                   query: QueryRetrieveService | None = None) -> list:
     """The DICOM services served on our one AE, in the order their contexts are listed.
     `storage` is the running Storage SCP component (a stopped one answers 0xA700);
     `worklist` the MWL SCP shared with the worklist components and the MPPS SCP (whose
-    N-CREATE/N-SET come after print's: see engine_dispatch `_bound_for`)."""
+    N-CREATE/N-SET come after print's: see engine_dispatch `_bound_for`); `query` the
+    Query/Retrieve SCP over the storage component's instance store."""
     worklist = worklist or WorklistService()
-    return [VerificationService(), storage or StorageService(ApplianceConfig()), worklist,
+    storage = storage or StorageService(ApplianceConfig())
+    return [VerificationService(), storage, worklist,
             printing or PrintService(PrintSpool(ApplianceConfig())),
-            mpps or MppsService(None, worklist)]
+            mpps or MppsService(None, worklist),
+            query or QueryRetrieveService(None, lambda: storage.store)]
 
 
 def build_components(config: ApplianceConfig, bus: EventBus,
@@ -59,8 +64,9 @@ def build_components(config: ApplianceConfig, bus: EventBus,
         DataDirectoryMonitor(config),
         storage,
         spool,
-        EngineServer(config, dicom_services(storage, worklist, PrintService(spool),
-                                            mpps), bus),
+        EngineServer(config, dicom_services(storage, worklist, PrintService(spool), mpps,
+                                            QueryRetrieveService(config, lambda: storage.store)),
+                     bus),
         certificate,
         Forwarder(config, bus),
         MppsForwarder(config, mpps),

@@ -9,8 +9,8 @@ import pytest
 from pydicom.uid import JPEGBaseline8Bit
 from pynetdicom import AE
 from pynetdicom.sop_class import (
+    CompositeInstanceRootRetrieveMove,
     CTImageStorage,
-    PatientRootQueryRetrieveInformationModelFind,
     Verification,
 )
 
@@ -90,7 +90,7 @@ def test_contexts_not_documented_are_rejected(server):
     ae.add_requested_context(Verification, [JPEGBaseline8Bit])
     ae.add_requested_context(CTImageStorage, ["1.2.840.10008.1.2.4.94"])  # JPIP: not listed
     ae.add_requested_context("1.2.826.0.1.3680043.9.9999.1")  # private SOP class: no
-    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)  # not offered
+    ae.add_requested_context(CompositeInstanceRootRetrieveMove)  # not offered
     ae.add_requested_context(Verification)
     assoc = ae.associate("127.0.0.1", server.port, ae_title="EDGEBOX")
     assert assoc.is_established

@@ -12,10 +12,14 @@ of sub-operations, then the pairs; the sub-operations go over an association of 
 destination, opened with pynetdicom's public SCU API (`AE.associate`, `send_c_store`) from the
 request's thread, released at the end.
 
+A handler may yield a status (an int for C-MOVE, or a data set with Status and Error Comment)
+instead of the destination (C-MOVE) or the count: the request is refused with it before any
+sub-operation (an extension of pynetdicom's protocol, for 0xA900 and the like).
 Final answers follow pynetdicom: the handler's Cancel, Failure or Warning status ends the
 retrieve with the counts (remaining ones counted as failed for Failure/Warning) and a Failed
-SOP Instance UID List; Success (or the end of the handler's yields) answers 0xB000 with that
-list when a sub-operation failed or warned, else 0x0000.
+SOP Instance UID List; Success (or the end of the handler's yields) answers 0xA702 (unable to
+perform sub-operations) with that list when every sub-operation failed, 0xB000 with it when
+some failed or warned, else 0x0000.
 Not supported: pynetdicom's `event.is_cancelled` (always False: a C-CANCEL closes the handler's
 generator instead), bulk data removal for the Composite Instance Retrieve Without Bulk Data
 model, and the AE's own settings for the C-MOVE association (its title is ours, the called AE
@@ -39,6 +43,7 @@ CANCEL = 0xFE00
 GET_FAILED = 0xC411     # pynetdicom: exception in the C-GET handler
 MOVE_FAILED = 0xC511    # pynetdicom: exception in the C-MOVE handler
 DESTINATION_UNKNOWN = 0xA801
+ALL_FAILED = 0xA702     # every sub-operation failed: unable to perform sub-operations
 NOT_SENT = 0x0122       # the engine's status for a sub-operation it could not send
 
 
@@ -79,6 +84,8 @@ def _final(code: int, fields: dict, counts: SubOperations, syntax: UID, encode):
     if code == CANCEL:
         return CANCEL, counts.failed_list(syntax, encode), {**fields, **counts.fields()}
     if code == 0x0000:
+        if counts.failed and not counts.completed and not counts.warning:
+            return ALL_FAILED, counts.failed_list(syntax, encode), counts.fields()
         if counts.failed or counts.warning:
             return 0xB000, counts.failed_list(syntax, encode), counts.fields()
         return 0x0000, None, counts.fields()
@@ -115,7 +122,11 @@ def get_answers(handler, event, encode) -> Iterator[tuple]:
     syntax = UID(event.context.transfer_syntax)
     answers = handler(event)
     try:
-        total = int(next(answers))
+        first = next(answers)
+        if isinstance(first, Dataset):  # refused before any sub-operation
+            yield _refusal(first)
+            return
+        total = int(first)
         counts = SubOperations(total)
         if total < 1:
             yield 0x0000, None, counts.fields()
@@ -146,6 +157,9 @@ def move_answers(handler, event, encode) -> Iterator[tuple]:
     assoc = None
     try:
         destination = next(answers)
+        if isinstance(destination, (int, Dataset)):  # refused before any sub-operation
+            yield _refusal(destination)
+            return
         if not destination or destination[0] is None:
             yield DESTINATION_UNKNOWN, None, {"error_comment": "move destination unknown"}
             return
@@ -166,11 +180,15 @@ def move_answers(handler, event, encode) -> Iterator[tuple]:
         originator = event.assoc.requestor.ae_title
 
         def store(dataset) -> tuple:  # sent over our association to the destination
-            answer = assoc.send_c_store(dataset, originator_aet=originator,
-                                        originator_id=event.request.MessageID)
-            uid = str(getattr(dataset, "SOPInstanceUID", "")) \
-                if isinstance(dataset, Dataset) else str(dataset)
-            return None, uid, int(answer.Status) if answer and "Status" in answer else None
+            try:
+                answer = assoc.send_c_store(dataset, originator_aet=originator,
+                                            originator_id=event.request.MessageID)
+                status = int(answer.Status) if answer and "Status" in answer else None
+            except (OSError, ValueError, AttributeError) as exc:  # no context, unreadable file
+                log.warning("C-MOVE sub-operation to %s not sent: %s", event.move_destination,
+                            exc)
+                status = None
+            return None, "" if status == 0x0000 else _uid_of(dataset), status
 
         yield from _sub_operations(answers, counts, store, syntax, encode)
     except Exception:
@@ -204,6 +222,24 @@ def _sub_operations(answers, counts: SubOperations, store, syntax: UID,
         yield _final(code, fields, counts, syntax, encode)
         return
     yield _final(0x0000, {}, counts, syntax, encode)
+
+
+def _uid_of(dataset) -> str:
+    """The SOP Instance UID of a yielded data set or file (read only for a failure report)."""
+    if isinstance(dataset, Dataset):
+        return str(getattr(dataset, "SOPInstanceUID", ""))
+    try:
+        return str(dcmread(dataset, stop_before_pixels=True,
+                           specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+    except Exception:  # unreadable: the file's name is all we have
+        return Path(dataset).stem
+
+
+def _refusal(status) -> tuple:
+    """A handler's status yielded instead of the destination or the count: the request is
+    refused before any sub-operation (e.g. 0xA900, the identifier does not fit the model)."""
+    code, fields = _status_of(status)
+    return code, None, fields
 
 
 def _status_of(status) -> tuple[int, dict]:

@@ -42,7 +42,8 @@ class DicomService(Protocol):
     pynetdicom-style `(event, handler)` pairs (read by `EngineDispatcher`). A service may also
     offer `extra_ae_titles() -> list[str]`: further called AE titles it answers to (the print
     service's printer profiles), accepted even with strict called-AE checking; the one with
-    `store_received` (Storage) gets every received object."""
+    `store_received` (Storage) gets every received object; one with `configured_by_server = True`
+    gets each new configuration through its `configure(config)` from this server."""
 
     name: str
 
@@ -84,6 +85,9 @@ class EngineServer(Component):
     def configure(self, config: ApplianceConfig) -> None:
         self.config = config
         self.settings: DicomConfig = config.dicom
+        for service in self.services:  # those no component of their own reconfigures
+            if getattr(service, "configured_by_server", False):
+                service.configure(config)
 
     def _engine_settings(self) -> EngineSettings:
         return EngineSettings.from_config(self.settings, self.contexts,

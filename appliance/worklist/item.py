@@ -18,14 +18,13 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.uid import generate_uid
 
+from appliance.dicom.matching import json_values
 from appliance.errors import ApplianceError
 from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, SPS_ITEM
 from appliance.worklist.validation import (
     Change,
     ValueProblem,
     check_dataset,
-    date_value,
-    time_value,
 )
 
 SPS_TAG = "00400100"
@@ -40,20 +39,6 @@ def tag_of(keyword: str) -> str:
     if tag is None:
         raise KeyError(keyword)
     return f"{tag:08X}"
-
-
-def json_values(element: dict | None) -> list[str]:
-    """The values of one DICOM JSON element as strings (PN: the alphabetic group)."""
-    if not element:
-        return []
-    out = []
-    for value in element.get("Value", []):
-        if isinstance(value, dict):
-            value = value.get("Alphabetic", "")
-        if value is None:
-            continue
-        out.append(str(value))
-    return [v for v in out if v.strip() != ""]
 
 
 def json_text(element: dict | None) -> str:
@@ -75,24 +60,6 @@ def _element(vr: str, value: str) -> dict:
 def element(keyword: str, value: str) -> tuple[str, dict]:
     """(tag, DICOM JSON element) for a keyword and a text value ('\\' separates values)."""
     return tag_of(keyword), _element(dictionary_VR(keyword), value)
-
-
-def normalise_date(value: str) -> str:
-    """A DICOM date (YYYYMMDD, a real calendar date) or ValueError; 2026-12-03 is taken."""
-    return date_value(value)
-
-
-def normalise_time(value: str) -> str:
-    """A DICOM time (HHMMSS.FFFFFF and its partial forms) or ValueError; 14:00 is taken."""
-    return time_value(value)
-
-
-def pad_time(value: str, upper: bool = False) -> str:
-    """'1030' -> '103000.000000' (or '103059.999999' as an upper bound)."""
-    whole, _, fraction = value.partition(".")
-    whole += ("5959" if upper else "0000")[len(whole) - 2:]
-    fraction = (fraction + ("9" if upper else "0") * 6)[:6]
-    return f"{whole}.{fraction}"
 
 
 @dataclass

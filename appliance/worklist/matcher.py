@@ -15,123 +15,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.errors import ApplianceError
-from appliance.worklist.item import (
-    SPS_TAG,
+from appliance.dicom.matching import (
+    Condition,
+    QueryError,
+    condition,
     json_values,
     normalise_date,
     normalise_time,
     pad_time,
-    tag_of,
+    requested,
 )
+from appliance.worklist.item import SPS_TAG, tag_of
 from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, MATCHING_SPS, MATCHING_TOP
 
 DATE_TAG, TIME_TAG = tag_of("ScheduledProcedureStepStartDate"), tag_of(
     "ScheduledProcedureStepStartTime")
-CHARSET_TAG = "00080005"
 CASE_FOLDED = {"patient_name", "referring_physician", "performing_physician"}
-
-
-class QueryError(ApplianceError, ValueError):
-    """The identifier cannot be used (e.g. a malformed date range): status 0xA900."""
-
-
-@dataclass
-class Condition:
-    """One matching key: `kind` is single, wildcard, range or uids."""
-
-    keyword: str
-    vr: str
-    kind: str
-    values: list[str]
-    low: str = ""
-    high: str = ""
-    pattern: re.Pattern | None = None
-
-    def matches(self, stored: list[str], fold: bool) -> bool:
-        if not stored:
-            return False  # a stored empty value matches only universal matching
-        if self.kind == "uids":
-            return any(v in self.values for v in stored)
-        if self.kind == "range":
-            return any(self.low <= bound <= self.high for bound in _stored_bounds(self.vr, stored))
-        if self.kind == "wildcard":
-            return any(self.pattern.fullmatch(v) for v in stored)
-        want = self.values[0]
-        if self.vr == "PN":
-            if fold:
-                return any(v.casefold() == want.casefold() for v in stored)
-            return want in stored
-        return any(v.strip() == want for v in stored)
-
-
-def _stored_bounds(vr: str, stored: list[str]) -> list[str]:
-    """The stored values as range bounds; a value no longer valid (stored by older firmware,
-    which checked less) matches no range instead of failing the query."""
-    out = []
-    for value in stored:
-        try:
-            out.append(_bound(vr, value))
-        except ValueError:
-            continue
-    return out
-
-
-def _bound(vr: str, value: str) -> str:
-    if vr == "DA":
-        return normalise_date(value)
-    if vr == "TM":
-        return pad_time(normalise_time(value))
-    return _dt_bound(value, upper=False)
-
-
-def _dt_bound(value: str, upper: bool) -> str:
-    value = re.split(r"[+-]", value.strip(), maxsplit=1)[0] if len(value) > 8 else value.strip()
-    date, time_ = value[:8], value[8:]
-    if not re.fullmatch(r"\d{4}(\d{2}(\d{2})?)?", date):
-        raise QueryError(f"{value!r} is not a DICOM date-time")
-    date += ("1231" if upper else "0101")[len(date) - 4:]
-    return date + pad_time(normalise_time(time_) if time_ else ("23" if upper else "00"), upper)
-
-
-def _condition(keyword: str, vr: str, values: list[str], fold: bool) -> Condition | None:
-    """The matching kind of one key, or None for universal matching."""
-    if not values:
-        return None
-    if vr == "UI":
-        return Condition(keyword, vr, "uids", [v.strip() for v in values])
-    text = "\\".join(values)
-    if vr in ("DA", "TM", "DT"):
-        low, sep, high = text.partition("-") if vr != "DT" else _split_dt(text)
-        single = not sep
-        try:
-            if vr == "DA":
-                lo = normalise_date(low) if low else "00000000"
-                hi = lo if single else normalise_date(high) if high else "99999999"
-            elif vr == "TM":
-                lo = pad_time(normalise_time(low)) if low else "000000.000000"
-                end = low if single else high
-                hi = pad_time(normalise_time(end), upper=True) if end else "235959.999999"
-            else:
-                lo = _dt_bound(low, False) if low else "0"
-                end = low if single else high
-                hi = _dt_bound(end, True) if end else "9"
-        except ValueError as exc:
-            raise QueryError(f"{keyword}: {exc}") from None
-        return Condition(keyword, vr, "range", [text], lo, hi)
-    if text.strip() == "*":
-        return None
-    if "*" in text or "?" in text:
-        regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in text)
-        flags = re.S | (re.I if fold and vr == "PN" else 0)
-        return Condition(keyword, vr, "wildcard", [text], pattern=re.compile(regex, flags))
-    return Condition(keyword, vr, "single", [text if vr == "PN" else text.strip()])
-
-
-def _split_dt(text: str) -> tuple[str, str, str]:
-    # A DT may carry a UTC offset (+hhmm/-hhmm): split the range on a '-' that is not one.
-    match = re.fullmatch(r"([^-]*(?:[+-]\d{4})?)-(.*)", text)
-    return (match.group(1), "-", match.group(2)) if match else (text, "", "")
 
 
 @dataclass
@@ -149,13 +48,13 @@ class WorklistQuery:
         fold = self.case_insensitive_names
         for keyword, vr in MATCHING_TOP.items():
             tag = tag_of(keyword)
-            cond = _condition(keyword, vr, json_values(self.identifier.get(tag)), fold)
+            cond = condition(keyword, vr, json_values(self.identifier.get(tag)), fold)
             if cond is not None:
                 self.top.append((tag, cond))
         sps_query = self._sps_query_item()
         for keyword, vr in MATCHING_SPS.items():
             tag = tag_of(keyword)
-            cond = _condition(keyword, vr, json_values(sps_query.get(tag)), fold)
+            cond = condition(keyword, vr, json_values(sps_query.get(tag)), fold)
             if cond is not None:
                 self.sps.append((tag, cond))
         by_tag = dict(self.sps)
@@ -258,27 +157,4 @@ class WorklistQuery:
 
     def answer(self, item: dict[str, Any]) -> dict[str, Any]:
         """Only the requested attributes (DICOM JSON); absent ones come back empty."""
-        return _requested(self.identifier, item)
-
-
-def _requested(query: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for tag, q_elem in query.items():
-        if tag == CHARSET_TAG:
-            continue
-        stored = item.get(tag)
-        vr = q_elem.get("vr")
-        if vr == "SQ":
-            q_items = q_elem.get("Value") or []
-            s_items = (stored or {}).get("Value") or []
-            if q_items and q_items[0]:
-                out[tag] = {"vr": "SQ", "Value": [_requested(q_items[0], s) for s in s_items]}
-            elif s_items:
-                out[tag] = {"vr": "SQ", "Value": s_items}
-            else:
-                out[tag] = {"vr": "SQ"}
-        elif stored and stored.get("Value"):
-            out[tag] = {"vr": stored.get("vr", vr), "Value": stored["Value"]}
-        else:
-            out[tag] = {"vr": vr} if vr else {"vr": "UN"}
-    return out
+        return requested(self.identifier, item)
