@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from appliance.commitment.service import CommitmentService
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.datadir import DataDirectoryMonitor
@@ -31,15 +32,18 @@ from appliance.worklist.web_provider import WorklistWebProvider
 def dicom_services(storage: StorageService | None = None,
                    worklist: WorklistService | None = None,
                    printing: PrintService | None = None,
-                   mpps: MppsService | None = None) -> list:
+                   mpps: MppsService | None = None,
+                   commitment: CommitmentService | None = None) -> list:
     """The DICOM services served on our one AE, in the order their contexts are listed.
     `storage` is the running Storage SCP component (a stopped one answers 0xA700);
     `worklist` the MWL SCP shared with the worklist components and the MPPS SCP (whose
-    N-CREATE/N-SET come after print's: see engine_dispatch `_bound_for`)."""
+    N-CREATE/N-SET come after print's: see engine_dispatch `_bound_for`); `commitment` the
+    running Storage Commitment component (a stopped one answers its N-ACTION 0x0110)."""
     worklist = worklist or WorklistService()
     return [VerificationService(), storage or StorageService(ApplianceConfig()), worklist,
             printing or PrintService(PrintSpool(ApplianceConfig())),
-            mpps or MppsService(None, worklist)]
+            mpps or MppsService(None, worklist),
+            commitment or CommitmentService(ApplianceConfig())]
 
 
 def build_components(config: ApplianceConfig, bus: EventBus,
@@ -54,12 +58,15 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     spool = PrintSpool(config, bus, store_source=lambda: storage.store)
     certificate = TlsCertificateWatch(config, bus)
     mpps = MppsService(config, worklist)
+    # hashes each stored instance (the "storage" event); started before the DICOM server
+    commitment = CommitmentService(config, bus)
     return [
         DataDirectoryMonitor(config),
         storage,
         spool,
+        commitment,
         EngineServer(config, dicom_services(storage, worklist, PrintService(spool),
-                                            mpps), bus),
+                                            mpps, commitment), bus),
         certificate,
         Forwarder(config, bus),
         MppsForwarder(config, mpps),
