@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appliance.commitment.service import CommitmentService
+from appliance.commitment.web_provider import CommitmentWebProvider
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.datadir import DataDirectoryMonitor
@@ -77,5 +78,6 @@ def build_components(config: ApplianceConfig, bus: EventBus,
                                                 queue=ForwardQueueProvider(config),
                                                 printing=SpoolPrintProvider(spool),
                                                 firmware=FirmwareUploads(config),
-                                                tls_certificate=certificate)),
+                                                tls_certificate=certificate,
+                                                commitment=CommitmentWebProvider(commitment))),
     ]

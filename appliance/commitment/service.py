@@ -74,13 +74,16 @@ class CommitmentService(Component):
         self.data_dir = Path(config.device.data_dir).absolute()
 
     def reconfigure(self, config: ApplianceConfig) -> None:
-        """`commit_when` and `timeout_hours` apply at the next check, peers at the next report;
-        another data directory restarts the component."""
-        old_dir = self.data_dir
+        """`commit_when` and `timeout_hours` apply at the next check; waiting reports are tried
+        again at once (with the new peers); another data directory (or `enabled`) restarts
+        the component."""
+        old = (self.data_dir, self.settings.enabled)
         self.configure(config)
-        if self.data_dir != old_dir:
+        if (self.data_dir, self.settings.enabled) != old:
             self.stop(10.0)
             self.start()
+        elif self.store is not None:
+            self.store.retry_reports()
         self._wake.set()
 
     # -- component ----------------------------------------------------------------------------

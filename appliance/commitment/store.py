@@ -146,6 +146,12 @@ class CommitmentStore:
             tx.execute("UPDATE commitment_transactions SET report_error = ?, next_report_at = ? "
                        "WHERE id = ?", (error, time.time() + retry_in, transaction_id))
 
+    def retry_reports(self) -> int:
+        """Make every waiting report due now (after a reload: a peer may have been added)."""
+        with self.db.transaction() as tx:
+            return tx.execute("UPDATE commitment_transactions SET next_report_at = 0 WHERE "
+                              "state != 'pending' AND reported_at IS NULL").rowcount
+
     def counts(self) -> dict[str, int]:
         """Transactions per state, plus "unreported" (decided, report not sent yet)."""
         conn = self.db.connection()

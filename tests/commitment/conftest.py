@@ -27,6 +27,7 @@ from appliance.events import EventBus
 from appliance.forward.component import Forwarder
 from tests.conftest import free_port
 from tests.forward.conftest import orthanc, wait_until  # noqa: F401 - fixtures used here
+from tests.web.conftest import web  # noqa: F401 - fixture used here
 
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
 MODALITY_AET = "CT1"

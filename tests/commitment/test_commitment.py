@@ -195,9 +195,6 @@ def test_unknown_requester_is_kept_and_reported_once_configured(appliance_factor
     app.commitment.reconfigure(ApplianceConfig.model_validate(
         {**app.config.model_dump(), "peers": [*app.config.model_dump()["peers"],
                                                modality.peer()]}))
-    app.storage.store.db.connection().execute(
-        "UPDATE commitment_transactions SET next_report_at = 0")  # not the 5 s retry wait
-    app.commitment.wake()
     event_type, report, where = modality.wait_report()
     assert (event_type, where) == (1, "new association")
 
@@ -262,11 +259,11 @@ def test_retention_keeps_what_a_pending_transaction_names(appliance_factory, mod
     assoc = modality.associate(app.port)
     modality.store(assoc, [named, other])
     assert modality.request(assoc, action_information([named])).Status == 0x0000
+    app.commitment.stop(2)  # the transaction stays pending (not decided) ...
     store = app.storage.store
     conn = store.db.connection()
-    conn.execute("UPDATE forward_queue SET state = 'done'")  # both forwarded, but ...
-    conn.execute("UPDATE commitment_transactions SET state = 'pending'")
-    app.commitment.stop(2)  # ... the transaction is still pending (not yet decided)
+    conn.execute("UPDATE forward_queue SET state = 'done'")  # ... though both were forwarded
+    assert [t["state"] for t in app.transactions()] == ["pending"]
     deleted = apply_retention(store, ForwardQueue(store.db),
                               StorageConfig(retention_days=0, high_water_percent=99))
     assert deleted == 1
