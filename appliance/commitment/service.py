@@ -225,8 +225,10 @@ class CommitmentService(Component):
                 log.warning("Storage Commitment %s from %s timed out after %g hours: what is "
                             "not committed is reported failed", transaction.transaction_uid,
                             transaction.calling_aet, self.settings.timeout_hours)
-            state = store.decide(transaction.id, {
-                p: r for p, r in results.items() if r[0] != checker.PENDING})
+            decided = {p: r for p, r in results.items() if r[0] != checker.PENDING}
+            if not decided:
+                continue
+            state = store.decide(transaction.id, decided)
             if state != checker.PENDING:
                 log.info("Storage Commitment %s: %s", transaction.transaction_uid, state)
         for transaction in store.due_reports():
