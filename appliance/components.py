@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from appliance.commitment.service import CommitmentService
+from appliance.commitment.web_provider import CommitmentWebProvider
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.datadir import DataDirectoryMonitor
@@ -34,18 +36,21 @@ def dicom_services(storage: StorageService | None = None,
                    worklist: WorklistService | None = None,
                    printing: PrintService | None = None,
                    mpps: MppsService | None = None,
-                   query: QueryRetrieveService | None = None) -> list:
+                   query: QueryRetrieveService | None = None,
+                   commitment: CommitmentService | None = None) -> list:
     """The DICOM services served on our one AE, in the order their contexts are listed.
     `storage` is the running Storage SCP component (a stopped one answers 0xA700);
     `worklist` the MWL SCP shared with the worklist components and the MPPS SCP (whose
     N-CREATE/N-SET come after print's: see engine_dispatch `_bound_for`); `query` the
-    Query/Retrieve SCP over the storage component's instance store."""
+    Query/Retrieve SCP over the storage component's instance store; `commitment` the
+    running Storage Commitment component (a stopped one answers its N-ACTION 0x0110)."""
     worklist = worklist or WorklistService()
     storage = storage or StorageService(ApplianceConfig())
     return [VerificationService(), storage, worklist,
             printing or PrintService(PrintSpool(ApplianceConfig())),
             mpps or MppsService(None, worklist),
-            query or QueryRetrieveService(None, lambda: storage.store)]
+            query or QueryRetrieveService(None, lambda: storage.store),
+            commitment or CommitmentService(ApplianceConfig())]
 
 
 def build_components(config: ApplianceConfig, bus: EventBus,
@@ -60,13 +65,16 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     spool = PrintSpool(config, bus, store_source=lambda: storage.store)
     certificate = TlsCertificateWatch(config, bus)
     mpps = MppsService(config, worklist)
+    # hashes each stored instance (the "storage" event); started before the DICOM server
+    commitment = CommitmentService(config, bus)
     return [
         DataDirectoryMonitor(config),
         storage,
         spool,
+        commitment,
         EngineServer(config, dicom_services(storage, worklist, PrintService(spool), mpps,
-                                            QueryRetrieveService(config, lambda: storage.store)),
-                     bus),
+                                            QueryRetrieveService(config, lambda: storage.store),
+                                            commitment), bus),
         certificate,
         Forwarder(config, bus),
         MppsForwarder(config, mpps),
@@ -78,5 +86,6 @@ def build_components(config: ApplianceConfig, bus: EventBus,
                                                 queue=ForwardQueueProvider(config),
                                                 printing=SpoolPrintProvider(spool),
                                                 firmware=FirmwareUploads(config),
-                                                tls_certificate=certificate)),
+                                                tls_certificate=certificate,
+                                                commitment=CommitmentWebProvider(commitment))),
     ]

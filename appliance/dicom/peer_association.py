@@ -23,13 +23,16 @@ def peer_target(peer: PeerConfig) -> str:
     return f"{peer.name} ({peer.ae_title}@{peer.host}:{peer.port})"
 
 
-def associate_peer(ae: AE, peer: PeerConfig, tls: DicomTlsConfig | None) -> Association:
-    """`ae`'s association with `peer` (over TLS with `tls`, `[dicom.tls]`), established, or
+def associate_peer(ae: AE, peer: PeerConfig, tls: DicomTlsConfig | None,
+                   ext_neg: list | None = None) -> Association:
+    """`ae`'s association with `peer` (over TLS with `tls`, `[dicom.tls]`; `ext_neg`:
+    extended negotiation items such as SCP/SCU role selection), established, or
     PeerUnreachable."""
     target = peer_target(peer)
     try:
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
-                             evt_handlers=SCU_HANDLERS, tls_args=tls_args(tls, peer.host))
+                             evt_handlers=SCU_HANDLERS, tls_args=tls_args(tls, peer.host),
+                             ext_neg=ext_neg)
     except TlsFileError as exc:
         raise PeerUnreachable(f"{target}: TLS: {exc}") from exc
     except (OSError, ValueError) as exc:

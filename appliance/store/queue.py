@@ -17,6 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from appliance.store.commitment_tables import NAMED_BY_PENDING
 from appliance.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -263,9 +264,11 @@ class ForwardQueue:
     # -- retention ----------------------------------------------------------------------
 
     def forwarded(self, older_than: float | None = None, limit: int = 500) -> list[sqlite3.Row]:
-        """Instances every destination has (no pending or failed row), oldest first."""
+        """Instances every destination has (no pending or failed row) and no pending Storage
+        Commitment transaction names, oldest first."""
         sql = ("SELECT i.id, i.path, i.size FROM instances i WHERE NOT EXISTS (SELECT 1 FROM "
-               "forward_queue q WHERE q.instance_id = i.id AND q.state != 'done')")
+               "forward_queue q WHERE q.instance_id = i.id AND q.state != 'done') "
+               f"AND NOT {NAMED_BY_PENDING}")
         args: list = []
         if older_than is not None:
             sql += " AND i.received_at < ?"

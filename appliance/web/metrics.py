@@ -58,6 +58,14 @@ class ApplianceCollector:
                 age.add_metric([dest.name], dest.oldest_age_seconds)
             yield depth
             yield age
+        if ctx.providers.commitment is not None:
+            commitments = GaugeMetricFamily(
+                "appliance_storage_commitment_transactions", "Storage Commitment transactions "
+                "kept, by state (pending, committed, failed; unreported: decided, report not "
+                "sent yet)", labels=["state"])
+            for state, count in sorted(ctx.providers.commitment.counts().items()):
+                commitments.add_metric([state], count)
+            yield commitments
         jobs = CounterMetricFamily("appliance_print_jobs", "print jobs by final state",
                                    labels=["state"])
         for state, count in sorted(activity.print_jobs.items()):

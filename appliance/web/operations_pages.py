@@ -137,8 +137,10 @@ def _log_download(request: Request, name: str) -> Response:
 def queue(request: Request):
     ctx = context(request)
     provider = ctx.require(ctx.providers.queue, "the forward queue")
+    commitment = ctx.providers.commitment
     return render(request, "queue.html", title="Forward queue",
-                  destinations=provider.destinations())
+                  destinations=provider.destinations(),
+                  commitments=None if commitment is None else commitment.transactions())
 
 
 @router.post("/queue/{destination}/{action}", dependencies=[Depends(page_action)])

@@ -42,6 +42,27 @@ class QueueProvider(Protocol):
 
 
 @dataclass(frozen=True)
+class CommitmentTransaction:
+    """A Storage Commitment request as the queue page shows it."""
+
+    transaction_uid: str
+    calling_aet: str
+    state: str                  # "pending", "committed" or "failed"
+    received: str               # local time, YYYY-MM-DD HH:MM:SS
+    reported: str = ""          # how the report went, empty while not sent
+    report_error: str = ""      # why the report could not be sent (yet)
+    failures: tuple[str, ...] = ()  # "SOP Instance UID: 0xNNNN reason" per failed instance
+
+
+@runtime_checkable
+class CommitmentProvider(Protocol):
+    """Storage Commitment transactions (issue 16)."""
+
+    def counts(self) -> dict[str, int]: ...
+    def transactions(self, limit: int = 50) -> list[CommitmentTransaction]: ...
+
+
+@dataclass(frozen=True)
 class PrinterState:
     name: str
     state: str  # "normal", "warning" or "failure"
@@ -171,3 +192,6 @@ class Providers:
     firmware: FirmwareProvider | None = None
     #: The DICOM TLS certificate's expiry for /metrics (appliance.dicom.tls_watch).
     tls_certificate: TlsCertificateProvider | None = None
+    #: Storage Commitment transactions for the queue page and /metrics
+    #: (appliance.commitment.web_provider).
+    commitment: CommitmentProvider | None = None
