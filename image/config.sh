@@ -23,7 +23,8 @@ EDGE_PACKAGES="systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved
 initramfs-tools busybox e2fsprogs dosfstools fdisk util-linux openssh-server openssl \
 python3 python3-venv python3-systemd iproute2 ca-certificates procps less netbase \
 rauc rauc-service libdcmtk17"
-EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware"
+# arm64 boots through the Pi firmware and U-Boot (u-boot-rpi); fw_setenv/fw_printenv for RAUC
+EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware u-boot-rpi libubootenv-tool"
 # amd64 boots through UEFI + GRUB (BOOTX64.EFI is made in the root; grub-editenv for RAUC)
 EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
 

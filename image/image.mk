@@ -25,7 +25,7 @@ IMAGE_IMG := $(IMAGE_OUT)/$(IMAGE_NAME).img
 IMAGE_XZ := $(IMAGE_IMG).xz
 IMAGE_DEBS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm \
   qemu-system-x86 bmap-tools dosfstools mtools fdisk e2fsprogs xz-utils dcmtk openssh-client \
-  systemd rauc squashfs-tools ovmf binutils g++ g++-aarch64-linux-gnu u-boot-tools
+  systemd rauc squashfs-tools ovmf binutils g++ g++-aarch64-linux-gnu u-boot-tools u-boot-qemu
 # make test-uboot: U-Boot for QEMU's virt machine, mkimage, fw_printenv/fw_setenv, the disk tools
 UBOOT_TEST_DEBS := u-boot-qemu u-boot-tools libubootenv-tool qemu-system-arm mtools dosfstools \
   e2fsprogs fdisk
