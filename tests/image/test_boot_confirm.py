@@ -246,3 +246,23 @@ def test_bad_usage_and_unknown_slot_give_one_line(box):
     box.boot("root=/dev/sda9 ro")
     result = box.run("boot-check")
     assert result.returncode == 1 and "cannot tell the booted slot" in result.stderr
+
+
+def test_the_fw_setenv_wrapper_never_writes_over_a_damaged_uboot_env(box):
+    """libubootenv would write a file with only the new variable, which U-Boot would take as its
+    whole environment (no boot command): the wrapper refuses instead."""
+    wrapper = REPO / "image/uboot/fw_setenv"
+    uboot_box(box, SLOT_A, BOOT_ORDER="A B", BOOT_A_LEFT="3", BOOT_B_LEFT="3")
+    config = str(box.root / "fw_env.config")
+    ok = subprocess.run([str(wrapper), "-c", config, "EDGE_GOOD", "B"], capture_output=True,
+                        text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert uboot_env(box)["EDGE_GOOD"] == "B" and uboot_env(box)["BOOT_ORDER"] == "A B"
+    env_file = box.root / "uboot.env"
+    damaged = bytearray(env_file.read_bytes())
+    damaged[10] ^= 0xFF
+    env_file.write_bytes(bytes(damaged))
+    refused = subprocess.run([str(wrapper), "-c", config, "BOOT_ORDER", "B A"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "missing or damaged" in refused.stderr
+    assert env_file.read_bytes() == bytes(damaged)
