@@ -254,8 +254,10 @@ def test_the_fw_setenv_wrapper_never_writes_over_a_damaged_uboot_env(box):
     wrapper = REPO / "image/uboot/fw_setenv"
     uboot_box(box, SLOT_A, BOOT_ORDER="A B", BOOT_A_LEFT="3", BOOT_B_LEFT="3")
     config = str(box.root / "fw_env.config")
+    env = {**os.environ, "EDGE_UBOOTENV_MOUNT": str(box.root),
+           "EDGE_UBOOTENV_LOCK": str(box.root / "ubootenv.lock")}
     ok = subprocess.run([str(wrapper), "-c", config, "EDGE_GOOD", "B"], capture_output=True,
-                        text=True)
+                        text=True, env=env)
     assert ok.returncode == 0, ok.stderr
     assert uboot_env(box)["EDGE_GOOD"] == "B" and uboot_env(box)["BOOT_ORDER"] == "A B"
     env_file = box.root / "uboot.env"
@@ -263,6 +265,6 @@ def test_the_fw_setenv_wrapper_never_writes_over_a_damaged_uboot_env(box):
     damaged[10] ^= 0xFF
     env_file.write_bytes(bytes(damaged))
     refused = subprocess.run([str(wrapper), "-c", config, "BOOT_ORDER", "B A"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=env)
     assert refused.returncode == 1 and "missing or damaged" in refused.stderr
     assert env_file.read_bytes() == bytes(damaged)
