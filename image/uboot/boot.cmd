@@ -69,11 +69,17 @@ part uuid ${edge_dev} ${edge_devnum}:${part} rootuuid
 setenv bootargs "${edge_console} root=PARTUUID=${rootuuid} rauc.slot=${slot} @ARGS@"
 slotdev="${edge_dev} ${edge_devnum}:${part}"
 fdt=${edge_fdt_fallback}
-ok=1
-load ${slotdev} ${kernel_addr_r} /boot/vmlinuz || ok=
-if test -n "${ok}"; then
-    load ${slotdev} ${ramdisk_addr_r} /boot/initrd.img || ok=
-    initrd=${ramdisk_addr_r}:${filesize}
+# (hush runs no assignment after || : each failure is an if/else)
+ok=
+if load ${slotdev} ${kernel_addr_r} /boot/vmlinuz; then
+    if load ${slotdev} ${ramdisk_addr_r} /boot/initrd.img; then
+        ok=1
+        initrd=${ramdisk_addr_r}:${filesize}
+    else
+        echo "edge: slot ${slot} has no /boot/initrd.img"
+    fi
+else
+    echo "edge: slot ${slot} has no /boot/vmlinuz"
 fi
 if test -n "${ok}" && test -n "${edge_fdtfile}"; then
     if load ${slotdev} ${fdt_addr_r} /boot/dtbs/${edge_fdtfile}; then

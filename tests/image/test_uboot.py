@@ -128,6 +128,9 @@ def test_slot_without_a_kernel_spends_its_attempt_and_resets(tmp_path):
     disk.boot()
     disk.setenv(BOOT_ORDER="B A", BOOT_B_LEFT="1")
     out = disk.boot()
+    assert "edge: slot B has no /boot/vmlinuz" in out
+    # the script stops before booti: nothing is started from a half-loaded slot
+    assert "edge: booting slot B" not in out and "Starting kernel" not in out
     assert "edge: cannot boot slot B; resetting in 3 s" in out
     assert "EDGE-STAND-IN-KERNEL" not in out
     assert counters(disk) == ("B A", "2", "0")
