@@ -64,8 +64,9 @@ else
     echo "edge: warning: the environment could not be saved; booting slot ${slot} anyway"
 fi
 
-rootuuid=
-part uuid ${edge_dev} ${edge_devnum}:${part} rootuuid
+# the root partition's PARTUUID as the disk itself has it (an env variable, set after the save)
+setenv rootuuid
+part uuid ${edge_dev} ${edge_devnum}:${part} rootuuid || echo "edge: warning: no PARTUUID for partition ${part}"
 setenv bootargs "${edge_console} root=PARTUUID=${rootuuid} rauc.slot=${slot} @ARGS@"
 slotdev="${edge_dev} ${edge_devnum}:${part}"
 fdt=${edge_fdt_fallback}
