@@ -19,6 +19,7 @@ RUN_PACKAGES := libsystemd-dev pkg-config gcc g++ libdcmtk-dev pybind11-dev pyth
 # server, Chromium and its driver for the browser tests, RAUC with D-Bus and squashfs-tools for
 # the updater's tests (tests/update/), systemd for systemd-analyze (tests/image/test_units.py).
 TEST_PACKAGES := $(RUN_PACKAGES) dcmtk systemd orthanc cups chromium chromium-driver rauc dbus \
+  libubootenv-tool \
   squashfs-tools
 
 .PHONY: all venv venv-test system-packages test-system-packages run test bench lint clean

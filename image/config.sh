@@ -23,11 +23,13 @@ EDGE_PACKAGES="systemd systemd-sysv udev dbus systemd-timesyncd systemd-resolved
 initramfs-tools busybox e2fsprogs dosfstools fdisk util-linux openssh-server openssl \
 python3 python3-venv python3-systemd iproute2 ca-certificates procps less netbase \
 rauc rauc-service libdcmtk17"
-EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware"
+# arm64 boots through the Pi firmware and U-Boot (u-boot-rpi); fw_setenv/fw_printenv for RAUC
+EDGE_PACKAGES_arm64="linux-image-arm64 raspi-firmware u-boot-rpi libubootenv-tool"
 # amd64 boots through UEFI + GRUB (BOOTX64.EFI is made in the root; grub-editenv for RAUC)
 EDGE_PACKAGES_amd64="linux-image-amd64 grub-efi-amd64-bin grub-common"
 
-# Kernel command line shared by the Pi (cmdline.txt) and QEMU (the runner swaps console=).
+# Kernel command line of the image, less console= (set per platform): the boot script (U-Boot
+# on the Pi and QEMU arm64, image/uboot/mkscript.sh; GRUB on amd64) adds root= of the chosen slot.
 edge_cmdline() {  # $1 = console argument(s)
     echo "$1 root=PARTUUID=${EDGE_PARTUUID_PREFIX}-02 rootfstype=ext4 ro rootwait fsck.mode=skip edge.data=LABEL=${EDGE_DATA_LABEL} net.ifnames=0 quiet"
 }

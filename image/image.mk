@@ -12,6 +12,9 @@
 #                     or EDGE_SIGNING_CERT/EDGE_SIGNING_KEY/EDGE_KEYRING; version: EDGE_BUNDLE_VERSION)
 #   make test-update  the amd64 image + bundle, then tests/image/test_update.py under QEMU: install,
 #                     trial boot, mark good, refused bundles, fall back after failed trials
+#   make test-uboot   the Raspberry Pi's boot script (image/uboot/) run by Debian's qemu_arm64 U-Boot
+#                     against a small disk (tests/image/test_uboot.py): slot choice, boot counting,
+#                     fall-back, reset, uboot.env read with fw_printenv; host only, under a minute
 # The build needs root (mmdebstrap root mode) and caches downloads in IMAGE_CACHE.
 
 IMAGE_ARCH ?= arm64
@@ -22,14 +25,17 @@ IMAGE_IMG := $(IMAGE_OUT)/$(IMAGE_NAME).img
 IMAGE_XZ := $(IMAGE_IMG).xz
 IMAGE_DEBS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm \
   qemu-system-x86 bmap-tools dosfstools mtools fdisk e2fsprogs xz-utils dcmtk openssh-client \
-  systemd rauc squashfs-tools ovmf binutils g++ g++-aarch64-linux-gnu
+  systemd rauc squashfs-tools ovmf binutils g++ g++-aarch64-linux-gnu u-boot-tools u-boot-qemu
+# make test-uboot: U-Boot for QEMU's virt machine, mkimage, fw_printenv/fw_setenv, the disk tools
+UBOOT_TEST_DEBS := u-boot-qemu u-boot-tools libubootenv-tool qemu-system-arm mtools dosfstools \
+  e2fsprogs fdisk
 # What the image is made of: a change to any of these rebuilds it.
 IMAGE_INPUTS := $(shell find image systemd appliance hal docs -type f \
   -not -name '*.pyc' -not -path '*/__pycache__/*' 2>/dev/null) pyproject.toml
 
 IMAGE_BUNDLE := $(IMAGE_OUT)/$(IMAGE_NAME).raucb
 
-.PHONY: image image-qemu test-image image-deps image-clean bundle test-update
+.PHONY: image image-qemu test-image image-deps image-clean bundle test-update test-uboot
 
 # apt-get install of whatever is missing; $(1) = package list
 define image_apt_install
@@ -87,6 +93,11 @@ test-update: venv-test
 	  EDGE_TEST_BUNDLE=$(IMAGE_OUT)/edge-appliance-amd64.raucb \
 	  $(VENV)/bin/python -m pytest -m image -v -s -p no:cacheprovider \
 	  --timeout=2400 tests/image/test_update.py
+
+test-uboot: venv-test
+	$(call image_apt_install,$(UBOOT_TEST_DEBS))
+	EDGE_TEST_UBOOT=1 $(VENV)/bin/python -m pytest -m image -v -p no:cacheprovider \
+	  --timeout=300 tests/image/test_uboot.py
 
 image-clean:
 	rm -rf $(IMAGE_OUT) /var/tmp/edge-appliance-image

@@ -1,7 +1,7 @@
 #!/bin/bash
-# image/qemu-run.sh — boot an appliance disk image under QEMU (TCG; no KVM needed): arm64 with
-# the kernel, initrd and command line taken from the image's own FAT boot partition, amd64
-# through UEFI (OVMF) and the image's GRUB, which chooses root slot A or B.
+# image/qemu-run.sh — boot an appliance disk image under QEMU (TCG; no KVM needed): arm64
+# through Debian's qemu_arm64 U-Boot and the image's boot script, amd64 through UEFI (OVMF) and
+# the image's GRUB; each chooses root slot A or B and loads that slot's kernel.
 # The guest's network is QEMU user networking with restrict=on: the guest reaches nothing
 # outside, and only these host ports on 127.0.0.1 are forwarded into it:
 #   DICOM 127.0.0.1:$EDGE_QEMU_DICOM_PORT (11112) -> 11112, web $EDGE_QEMU_WEB_PORT (8080) -> 8080,
@@ -9,8 +9,9 @@
 # Usage: qemu-run.sh IMAGE [ARCH]    (ARCH arm64|amd64, default: from the image's file name)
 # Serial console: stdio, or the file $EDGE_QEMU_SERIAL when set. The disk is written in place:
 # boot a copy to keep a pristine image. Extra QEMU arguments: $EDGE_QEMU_EXTRA.
-# arm64: the kernel and initrd are copied to IMAGE.qemu-boot/ first. amd64: the UEFI variables
-# are kept in IMAGE.ovmf-vars.fd; OVMF is taken from $EDGE_QEMU_OVMF (default /usr/share/OVMF).
+# arm64: boot.scr on the disk's FAT is replaced by its QEMU variant; U-Boot from
+# $EDGE_QEMU_UBOOT. amd64: the UEFI variables are kept in IMAGE.ovmf-vars.fd; OVMF is taken
+# from $EDGE_QEMU_OVMF (default /usr/share/OVMF).
 set -euo pipefail
 die() { echo "qemu-run.sh: error: $*" >&2; exit 1; }
 [ $# -ge 1 ] || die "usage: qemu-run.sh IMAGE [arm64|amd64]"
@@ -25,36 +26,24 @@ export MTOOLS_SKIP_CHECK=1
 
 # amd64 boots like a PC: UEFI firmware (OVMF) starts GRUB from the FAT, and GRUB picks the root
 # slot and loads that slot's kernel. The firmware's variables live in IMAGE.ovmf-vars.fd.
-if [ "$arch" != amd64 ]; then
-# Kernel, initrd and cmdline.txt from partition 1 (FAT), read with mtools at its offset.
-start=$(sfdisk -d "$img" | awk -F'[=,]' '/^[^ ]*1 *:/ {gsub(/ /, "", $2); print $2}')
-[ -n "$start" ] || die "$img has no partition 1"
-fat="$img@@$((start * 512))"
-kdir="$img.qemu-boot"                     # copies of the kernel and initrd, beside the image
-rm -rf "$kdir"; mkdir -p "$kdir"
-# arm64 (Pi A/B layout): like the Pi firmware, take the directory of the kernel, initramfs and
-# cmdline.txt from config.txt's last os_prefix= line (the committed slot, slot-a/ or slot-b/);
-# EDGE_QEMU_TRYBOOT=1 reads tryboot.txt instead, as the firmware does on a tryboot reboot.
-dir=""
+# arm64 boots like the Pi, with QEMU's virt machine in place of the Pi firmware: Debian's
+# qemu_arm64 U-Boot ($EDGE_QEMU_UBOOT) runs the image's boot script with the QEMU prelude
+# (image/uboot/mkscript.sh qemu, written over boot.scr on the FAT of this disk), so the slot is
+# chosen by the same boot counting in uboot.env, and its kernel comes from the slot.
 if [ "$arch" = arm64 ]; then
-    cfg=config.txt; [ "${EDGE_QEMU_TRYBOOT:-0}" = 1 ] && cfg=tryboot.txt
-    dir=$(mtype -i "$fat" "::/$cfg" | tr -d '\r' | sed -n 's/^os_prefix=//p' | tail -n1) ||
-        die "no $cfg on the boot partition of $img"
+    uboot=${EDGE_QEMU_UBOOT:-/usr/lib/u-boot/qemu_arm64/u-boot.bin}
+    [ -f "$uboot" ] || die "no U-Boot for QEMU at $uboot: install u-boot-qemu (make image-deps)"
+    start=$(sfdisk -d "$img" | awk -F'[=,]' '/^[^ ]*1 *:/ {gsub(/ /, "", $2); print $2}')
+    [ -n "$start" ] || die "$img has no partition 1"
+    scr=$(mktemp); trap 'rm -f "$scr"' EXIT
+    "$(dirname "$0")/uboot/mkscript.sh" qemu "$scr"
+    mcopy -o -i "$img@@$((start * 512))" "$scr" ::/boot.scr || die "cannot write boot.scr to $img"
 fi
-files=$(mdir -b -i "$fat" "::/$dir" | sed "s|^::/$dir||")
-kernel=$(echo "$files" | grep -E '^vmlinuz' | sort -V | tail -n1)
-initrd=$(echo "$files" | grep -E '^initrd\.img' | sort -V | tail -n1)
-[ -n "$kernel" ] && [ -n "$initrd" ] || die "no vmlinuz*/initrd.img* in /$dir on the boot partition of $img"
-mcopy -n -i "$fat" "::/$dir$kernel" "$kdir/vmlinuz"
-mcopy -n -i "$fat" "::/$dir$initrd" "$kdir/initrd"
-cmdline=$(mtype -i "$fat" "::/${dir}cmdline.txt" | tr -d '\r\n' | sed -E 's/(^| )console=[^ ]*//g')
-fi  # arch != amd64
 
 case $arch in
 arm64)
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -accel tcg,thread=multi)
-    console=ttyAMA0
-    boot=(-kernel "$kdir/vmlinuz" -initrd "$kdir/initrd" -append "console=$console,115200 $cmdline");;
+    boot=(-bios "$uboot");;
 amd64)
     # -cpu max: the x86_64 wheels (numpy) need x86-64-v2, which the default qemu64 CPU lacks
     qemu=(qemu-system-x86_64 -M q35 -cpu max -accel tcg,thread=multi)

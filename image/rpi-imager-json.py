@@ -10,6 +10,12 @@ import os
 import sys
 
 
+# The boards the image boots on (Debian's u-boot-rpi, rpi_arm64 build), and Raspberry Pi
+# Imager's device tags that cover them (its pi4 tag includes the 400 and CM4, pi3 the CM3).
+BOARDS = ("Raspberry Pi 3 B", "3 B+", "4 B", "400", "CM3", "CM4")
+DEVICES = ["pi4-64bit", "pi3-64bit"]
+
+
 def sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -28,7 +34,7 @@ def main() -> int:
     entry = {
         "name": "DICOM Edge Appliance (64-bit)",
         "description": "Read-only Debian bookworm appliance bridging DICOM modalities and "
-                       "printers; Raspberry Pi 3 and 4 (no Pi 5).",
+                       "printers; for " + ", ".join(BOARDS) + " (64-bit; no Pi 5).",
         "url": url,
         "icon": "",
         "release_date": datetime.date.today().isoformat(),
@@ -36,7 +42,7 @@ def main() -> int:
         "extract_sha256": sha256(img),
         "image_download_size": os.path.getsize(img_xz),
         "image_download_sha256": sha256(img_xz),
-        "devices": ["pi4-64bit", "pi3-64bit"],
+        "devices": DEVICES,
         "init_format": "none",
     }
     json.dump({"os_list": [entry]}, sys.stdout, indent=2)

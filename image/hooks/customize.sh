@@ -103,16 +103,45 @@ kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 [ -f "$root/boot/initrd.img-$kver" ] || in_root update-initramfs -c -k "$kver"
 rm -rf "$bootdir"; mkdir -p "$bootdir"
 if [ "$arch" = arm64 ]; then
-    # raspi-firmware's hooks have filled /boot/firmware with firmware, DTBs, kernel, initrd,
-    # config.txt and cmdline.txt. Keep the firmware and its settings, write our own command
-    # line, then lay the OS files out for A/B boot with tryboot (docs/image.md) with the
-    # on-box backend itself: slot A in slot-a/, committed by config.txt's os_prefix; slot B
-    # empty until the first update.
+    # The Pi firmware starts Debian's U-Boot (u-boot-rpi, rpi_arm64 build); its boot script
+    # (image/uboot/: RAUC's boot counting in uboot.env) loads kernel, initrd and device tree
+    # from the chosen slot's own /boot, so a bundle carries its kernel (docs/image.md). The
+    # FAT keeps only the firmware, its device trees (the firmware hands one to U-Boot), U-Boot,
+    # boot.scr and, once U-Boot has saved it on the first boot, uboot.env.
     ls "$root/boot/firmware/"*.dtb >/dev/null 2>&1 || in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kver"
+    uboot_bin="$root/usr/lib/u-boot/rpi_arm64/u-boot.bin"
+    [ -f "$uboot_bin" ] || die "no $uboot_bin (the u-boot-rpi package)"
     cp -a "$root/boot/firmware/." "$bootdir/"
-    edge_cmdline "console=tty0 console=ttyS1,115200" > "$bootdir/cmdline.txt"
-    EDGE_PI_FAT="$bootdir" python3 "$here/overlay/usr/lib/edge-appliance/rauc-pi-tryboot" \
-        layout A "$root" || die "could not lay out the boot partition for A/B boot"
+    rm -f "$bootdir"/vmlinuz* "$bootdir"/initrd.img* "$bootdir/cmdline.txt"
+    install -m 0644 "$uboot_bin" "$bootdir/u-boot.bin"
+    # raspi-firmware's config.txt without its kernel lines, and U-Boot as the "kernel"
+    grep -vE '^[[:space:]]*(#|kernel[[:space:]]*=|initramfs[[:space:]]|os_prefix[[:space:]]*=|cmdline[[:space:]]*=)' \
+        "$bootdir/config.txt" | sed '/^[[:space:]]*$/d' > "$bootdir/config.txt.new" || true
+    { echo "# Edge appliance: the firmware starts U-Boot, whose boot.scr chooses root slot A or B"
+      echo "# (RAUC boot counting in uboot.env; see docs/image.md). Do not edit by hand."
+      cat "$bootdir/config.txt.new"
+      grep -q '^arm_64bit=1' "$bootdir/config.txt.new" || echo "arm_64bit=1"
+      grep -q '^enable_uart=1' "$bootdir/config.txt.new" || echo "enable_uart=1"
+      echo "kernel=u-boot.bin"; } > "$bootdir/config.txt"
+    rm -f "$bootdir/config.txt.new"
+    "$here/uboot/mkscript.sh" rpi "$bootdir/boot.scr"
+    # the slot's own boot files, where boot.scr looks for them (relative links: U-Boot's ext4
+    # reader follows them within the slot)
+    ln -sfn "vmlinuz-$kver" "$root/boot/vmlinuz"
+    ln -sfn "initrd.img-$kver" "$root/boot/initrd.img"
+    ln -sfn "../usr/lib/linux-image-$kver" "$root/boot/dtbs"
+    [ -d "$root/usr/lib/linux-image-$kver/broadcom" ] || die "no device trees in /usr/lib/linux-image-$kver"
+    # RAUC (bootloader=uboot) reads and writes uboot.env through libubootenv: the file, and
+    # U-Boot's CONFIG_ENV_SIZE for rpi_arm64 (0x4000); fw_setenv behind a wrapper that
+    # remounts the read-only FAT for the write
+    printf '# uboot.env of U-Boot (rpi_arm64: env in FAT, mmc 0:1, CONFIG_ENV_SIZE 0x4000)\n/boot/firmware/uboot.env 0x0000 0x4000\n' \
+        > "$root/etc/fw_env.config"
+    install -m 0755 "$here/uboot/fw_setenv" "$root/usr/lib/edge-appliance/rauc-bin/fw_setenv"
+    # a hung kernel or system is reset by the SoC's watchdog (bcm2835-wdt, 15 s at most), so
+    # a trial boot that hangs spends its attempt without anyone pulling the power
+    install -d "$root/etc/systemd/system.conf.d" "$root/etc/modules-load.d"
+    printf '[Manager]\nRuntimeWatchdogSec=15s\nRebootWatchdogSec=2min\n' > "$root/etc/systemd/system.conf.d/edge-watchdog.conf"
+    echo bcm2835_wdt > "$root/etc/modules-load.d/edge-watchdog.conf"
 else
     # UEFI + GRUB: EFI/BOOT/BOOTX64.EFI (the removable-media path firmware boots without NVRAM
     # entries) chooses slot A or B (grub.cfg, boot counting in grubenv) and loads the kernel

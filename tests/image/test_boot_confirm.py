@@ -1,5 +1,6 @@
 """The boot confirmation script of the image (image/overlay/usr/lib/edge-appliance/boot-confirm)
-run on the host against a stand-in /proc, data partition and grubenv, with stand-ins for
+run on the host against a stand-in /proc, data partition and grubenv (or U-Boot's uboot.env,
+read and written with libubootenv's fw_printenv/fw_setenv), with stand-ins for
 `rauc`, `systemctl` and `journalctl` that record how they were called (fast: `make test`).
 The real thing under QEMU is tests/image/test_update.py (`make test-update`).
 """
@@ -10,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -72,7 +74,8 @@ class Box:
                "EDGE_PROC": str(self.proc), "EDGE_DATA": str(self.data),
                "EDGE_GRUBENV": str(self.grubenv), "EDGE_RELEASE": str(self.root / "release"),
                "EDGE_GRUB_EDITENV": str(self.root / "grub-editenv"),
-               "EDGE_PI_TRYBOOT": str(self.bin / "rauc-pi-tryboot")}
+               "EDGE_FW_ENV_CONFIG": str(self.root / "fw_env.config"),
+               "EDGE_FW_SETENV": "fw_setenv"}
         return subprocess.run([sys.executable, str(SCRIPT), command], env=env,
                               capture_output=True, text=True)
 
@@ -161,32 +164,71 @@ def test_a_slot_that_never_reached_user_space_is_reported_too(box):
     assert fell["event"] == "fell-back" and "never reached the boot check" in fell["reason"]
 
 
-@pytest.mark.parametrize("vcio, words", [
-    (False, "cannot set the firmware's tryboot flag"),
-    (True, "the trial boot failed before the boot check"),
-])
-def test_a_pi_trial_that_never_started_is_recorded_as_a_fall_back(box, vcio, words):
-    """No grubenv: the Pi. Its backend says B was armed but this boot is A again."""
-    box.boot("root=PARTUUID=ed6e0001-02 ro")
+def uboot_box(box: Box, cmdline: str, **env: str) -> Box:
+    """The Pi: no grubenv, U-Boot's uboot.env (CRC32 + variables, 0x4000 bytes as rpi_arm64)
+    read and written by the real fw_printenv/fw_setenv through a fw_env.config."""
+    box.boot(cmdline)
     box.grubenv.unlink()
-    state = {"booted": "A", "trial": "B", "trial_phase": "failed", "vcio": vcio}
-    box.command("rauc-pi-tryboot", f"echo '{json.dumps(state)}'")
+    data = b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()) + b"\0"
+    data += b"\0" * (0x4000 - 4 - len(data))
+    (box.root / "uboot.env").write_bytes(zlib.crc32(data).to_bytes(4, "little") + data)
+    (box.root / "fw_env.config").write_text(f"{box.root / 'uboot.env'} 0x0000 0x4000\n")
+    return box
+
+
+def uboot_env(box: Box) -> dict[str, str]:
+    out = subprocess.run(["fw_printenv", "-c", str(box.root / "fw_env.config")],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+SLOT_A = "root=PARTUUID=ed6e0001-02 ro rauc.slot=A"
+SLOT_B = "root=PARTUUID=ed6e0001-03 ro rauc.slot=B"
+
+
+def test_a_u_boot_trial_is_recorded_and_the_confirmed_slot_kept_in_uboot_env(box):
+    uboot_box(box, SLOT_B, BOOT_ORDER="B A", BOOT_A_LEFT="3", BOOT_B_LEFT="2")
+    assert box.run("boot-check").returncode == 0
+    assert box.history()[-1]["event"] == "trial-boot"
+    assert box.history()[-1]["reason"] == "trial boot 1 of 3"
+    assert box.called() == []
+    result = box.run("mark-good")
+    assert result.returncode == 0, result.stderr
+    assert "rauc status mark-good booted" in box.called()
+    assert uboot_env(box)["EDGE_GOOD"] == "B"
+    assert box.history()[-1]["event"] == "marked-good"
+    box.calls.write_text("")                  # the next boot of B is no trial any more
+    assert box.run("mark-good").returncode == 0 and box.called() == []
+
+
+def test_a_u_boot_boot_of_the_confirmed_slot_gets_its_attempt_back(box):
+    uboot_box(box, SLOT_A, BOOT_ORDER="A B", BOOT_A_LEFT="2", BOOT_B_LEFT="3")
+    assert box.run("boot-check").returncode == 0
+    assert box.called() == ["rauc status mark-good booted"]
+    assert box.history() == []
+    uboot_box(box, SLOT_A, BOOT_ORDER="A B", BOOT_A_LEFT="3", BOOT_B_LEFT="3")
+    box.calls.write_text("")
+    assert box.run("boot-check").returncode == 0 and box.called() == []
+
+
+def test_a_u_boot_fall_back_is_recorded_and_the_failed_slot_marked_bad(box):
+    # boot.scr skipped B (first in BOOT_ORDER, no attempts left) and booted A, the good slot
+    uboot_box(box, SLOT_A, BOOT_ORDER="B A", BOOT_A_LEFT="2", BOOT_B_LEFT="0", EDGE_GOOD="A")
     result = box.run("boot-check")
     assert result.returncode == 0, result.stderr
     fell = box.history()[-1]
     assert fell["event"] == "fell-back" and fell["slot"] == "A", fell
-    assert words in fell["reason"]
-    assert "rauc status mark-bad other" in box.called()
-    assert "rauc status mark-active booted" not in box.called()
+    assert "slot B did not come up in 3 trial boots" in fell["reason"]
+    calls = box.called()
+    assert "rauc status mark-bad other" in calls and "rauc status mark-active booted" in calls
 
 
-def test_a_pi_boot_without_a_failed_trial_records_nothing(box):
-    box.boot("root=PARTUUID=ed6e0001-02 ro")
-    box.grubenv.unlink()
-    state = {"booted": "A", "trial": "B", "trial_phase": "pending", "vcio": False}
-    box.command("rauc-pi-tryboot", f"echo '{json.dumps(state)}'")
-    assert box.run("boot-check").returncode == 0
-    assert box.history() == []
+def test_an_install_during_a_u_boot_trial_is_refused(box):
+    uboot_box(box, SLOT_B, BOOT_ORDER="B A", BOOT_A_LEFT="3", BOOT_B_LEFT="1")
+    result = box.run("pre-install")
+    assert result.returncode == 1 and "trial of the new firmware in slot B" in result.stderr
+    uboot_box(box, SLOT_A, BOOT_ORDER="A B", BOOT_A_LEFT="3", BOOT_B_LEFT="3")
+    assert box.run("pre-install").returncode == 0
 
 
 def test_an_install_during_a_trial_boot_is_refused(box):
@@ -204,3 +246,25 @@ def test_bad_usage_and_unknown_slot_give_one_line(box):
     box.boot("root=/dev/sda9 ro")
     result = box.run("boot-check")
     assert result.returncode == 1 and "cannot tell the booted slot" in result.stderr
+
+
+def test_the_fw_setenv_wrapper_never_writes_over_a_damaged_uboot_env(box):
+    """libubootenv would write a file with only the new variable, which U-Boot would take as its
+    whole environment (no boot command): the wrapper refuses instead."""
+    wrapper = REPO / "image/uboot/fw_setenv"
+    uboot_box(box, SLOT_A, BOOT_ORDER="A B", BOOT_A_LEFT="3", BOOT_B_LEFT="3")
+    config = str(box.root / "fw_env.config")
+    env = {**os.environ, "EDGE_UBOOTENV_MOUNT": str(box.root),
+           "EDGE_UBOOTENV_LOCK": str(box.root / "ubootenv.lock")}
+    ok = subprocess.run([str(wrapper), "-c", config, "EDGE_GOOD", "B"], capture_output=True,
+                        text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert uboot_env(box)["EDGE_GOOD"] == "B" and uboot_env(box)["BOOT_ORDER"] == "A B"
+    env_file = box.root / "uboot.env"
+    damaged = bytearray(env_file.read_bytes())
+    damaged[10] ^= 0xFF
+    env_file.write_bytes(bytes(damaged))
+    refused = subprocess.run([str(wrapper), "-c", config, "BOOT_ORDER", "B A"],
+                             capture_output=True, text=True, env=env)
+    assert refused.returncode == 1 and "missing or damaged" in refused.stderr
+    assert env_file.read_bytes() == bytes(damaged)

@@ -172,7 +172,7 @@ def test_boot_confirmation_units():
 
 
 def test_rauc_system_conf_matches_the_image_layout():
-    for arch, bootloader in (("amd64", "grub"), ("arm64", "custom")):
+    for arch, bootloader in (("amd64", "grub"), ("arm64", "uboot")):
         conf = read_unit(REPO / f"image/rauc/system.conf.{arch}")
         assert conf["system"]["compatible"] == f"edge-appliance-{arch}"
         assert conf["system"]["bootloader"] == bootloader
@@ -185,6 +185,10 @@ def test_rauc_system_conf_matches_the_image_layout():
                          "B": "/dev/disk/by-partuuid/ed6e0001-03"}
         handler = conf["handlers"]["pre-install"]
         assert (OVERLAY / handler.lstrip("/")).exists(), handler
+    # RAUC's uboot backend and the Pi's boot script share these names (bootname A/B)
+    boot_cmd = (REPO / "image/uboot/boot.cmd").read_text()
+    for variable in ("BOOT_ORDER", "BOOT_A_LEFT", "BOOT_B_LEFT"):
+        assert f"${{{variable}}}" in boot_cmd, variable
     grub_conf = read_unit(REPO / "image/rauc/system.conf.amd64")
     grub_cfg = (REPO / "image/grub/grub.cfg").read_text()
     assert grub_conf["system"]["grubenv"] == "/boot/firmware/EFI/BOOT/grubenv"
