@@ -145,6 +145,18 @@ def test_forwarded_waits_for_the_pacs_then_reports_on_a_new_association(
     assert row["state"] == "committed" and row["report_via"] == "new association to ct1"
 
 
+def requested_and_released(app, modality, count: int = 2) -> list[Dataset]:
+    """`count` CT images stored and named in one commitment request, then the modality
+    released (a report must come on a new association); a moment for the box to look."""
+    images = [ct_image(n) for n in range(count)]
+    assoc = modality.associate(app.port)
+    modality.store(assoc, images)
+    assert modality.request(assoc, action_information(images)).Status == 0x0000
+    assoc.release()
+    time.sleep(1.5)
+    return images
+
+
 def test_timeout_ends_a_pending_transaction_with_failures(appliance_factory, modality):
     modality.listen()
     down = {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 1}
@@ -153,12 +165,7 @@ def test_timeout_ends_a_pending_transaction_with_failures(appliance_factory, mod
                                                 "timeout_hours": 0.01},
                             destinations=[{"peer": "pacs", "retry_initial": 0.2,
                                            "retry_max": 0.5}])
-    images = [ct_image(n) for n in range(2)]
-    assoc = modality.associate(app.port)
-    modality.store(assoc, images)
-    assert modality.request(assoc, action_information(images)).Status == 0x0000
-    assoc.release()
-    time.sleep(1.5)
+    images = requested_and_released(app, modality)
     assert app.transactions()[0]["state"] == "pending"
     # 36 seconds later, as far as the transaction knows
     app.storage.store.db.connection().execute(
@@ -213,12 +220,7 @@ def test_pending_transaction_survives_a_restart(appliance_factory, modality, sto
     modality.listen()
     down = {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 1}
     app = appliance_factory(peers=[modality.peer(), down], **sections)
-    images = [ct_image(n) for n in range(2)]
-    assoc = modality.associate(app.port)
-    modality.store(assoc, images)
-    assert modality.request(assoc, action_information(images)).Status == 0x0000
-    assoc.release()
-    time.sleep(1.5)
+    images = requested_and_released(app, modality)
     assert app.transactions()[0]["state"] == "pending"
     app.stop()
     up = dict(down, port=pacs_port)

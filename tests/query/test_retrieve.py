@@ -5,6 +5,7 @@ sub-operation failed (0xA702), C-CANCEL of a C-MOVE, getscu on the same associat
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import time
@@ -44,6 +45,22 @@ def move_responses(stderr: str) -> list[str]:
 def peers(storescp_port: int | None = None, dest_port: int | None = None) -> dict:
     return {"peers": [{"name": "viewer", "ae_title": "DEST", "host": "127.0.0.1",
                        "port": storescp_port or dest_port}]}
+
+
+@contextlib.contextmanager
+def destination(on_store, *sop_classes):
+    """A pynetdicom C-MOVE destination "DEST" on a free port, calling `on_store` per C-STORE;
+    yields its port."""
+    dest = AE(ae_title="DEST")
+    for sop_class in sop_classes:
+        dest.add_supported_context(sop_class, ExplicitVRLittleEndian)
+    port = free_port()
+    server = dest.start_server(("127.0.0.1", port), block=False,
+                               evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        yield port
+    finally:
+        server.shutdown()
 
 
 def test_c_move_sends_the_study_to_the_peer(archive_box, storescp, tmp_path):
@@ -86,16 +103,9 @@ def test_c_move_of_every_failed_sub_operation_answers_a702(archive_box, tmp_path
         refused.append(event.request.AffectedSOPInstanceUID)
         return 0xA700
 
-    dest = AE(ae_title="DEST")
-    dest.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
-    dest_port = free_port()
-    server = dest.start_server(("127.0.0.1", dest_port), block=False,
-                               evt_handlers=[(evt.EVT_C_STORE, full)])
-    try:
+    with destination(full, CTImageStorage) as dest_port:
         port, _, _ = archive_box(peers(dest_port=dest_port))
         result = movescu(port, "DEST", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={S2}")
-    finally:
-        server.shutdown()
     assert sorted(refused) == [f"{S2}.1.1", f"{S2}.1.2"]
     assert move_responses(result.stderr)[-1] == "Refused: OutOfResourcesSubOperations", \
         result.stderr
@@ -142,13 +152,7 @@ def test_c_cancel_stops_a_c_move_within_a_few_sub_operations(archive_box, tmp_pa
         stored.append(event.request.AffectedSOPInstanceUID)
         return 0x0000
 
-    dest = AE(ae_title="DEST")
-    dest.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
-    dest.add_supported_context(MRImageStorage, ExplicitVRLittleEndian)
-    dest_port = free_port()
-    server = dest.start_server(("127.0.0.1", dest_port), block=False,
-                               evt_handlers=[(evt.EVT_C_STORE, slow)])
-    try:
+    with destination(slow, CTImageStorage, MRImageStorage) as dest_port:
         port, _, _ = archive_box(peers(dest_port=dest_port))
         ae = AE(ae_title="VIEWER")
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
@@ -166,7 +170,5 @@ def test_c_cancel_stops_a_c_move_within_a_few_sub_operations(archive_box, tmp_pa
                     assoc.send_c_cancel(7, context_id)
         finally:
             assoc.release()
-    finally:
-        server.shutdown()
     assert statuses[-1] == 0xFE00, [hex(s) for s in statuses]
     assert len(stored) < 4
