@@ -6,8 +6,10 @@ The N-ACTION is checked (request.py), kept (store.py) and answered at once; one 
 then decides its instances (checker.py), ends a transaction still pending after
 `[storage_commitment] timeout_hours` with failures for what is undecided, and sends each
 decided transaction's N-EVENT-REPORT (reporter.py): on the requester's association while it is
-open, else on a new association to its `[[peers]]` entry; a report that cannot be sent (no such
-peer, peer down) is kept, logged, shown, and tried again with a doubling wait up to 10 minutes.
+open (counted as sent once the requester has answered it; one the association's end left
+undelivered goes on at once), else on a new association to its `[[peers]]` entry; a report that
+cannot be sent (no such peer, peer down) is kept, logged, shown, and tried again with a
+doubling wait up to 10 minutes.
 A hasher thread (hashes.py) takes each stored instance's content hash right after the store
 reports it (the "storage" event), off the C-STORE ack path.
 
@@ -47,6 +49,10 @@ log = logging.getLogger(__name__)
 TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
 POLL = 1.0                    # seconds between looks at pending transactions
 RETRY_INITIAL, RETRY_MAX = 5.0, 600.0
+#: A report sent on the requester's association waits this long for its answer before it is
+#: sent again (the association's end, answered or not, decides sooner; a restart at once).
+ANSWER_HOLD = 3600.0
+AWAITING_ANSWER = "sent on its association, waiting for the requester's answer"
 
 
 class CommitmentService(Component):
@@ -96,6 +102,7 @@ class CommitmentService(Component):
         except Exception as exc:
             raise ComponentFailure(f"cannot open the commitment tables: {exc}") from exc
         self.store = CommitmentStore(db)
+        self.store.retry_reports()  # a report awaiting its answer when we stopped: again
         self.hasher = Hasher(db, self.data_dir / INSTANCES_DIR)
         self.hasher.start()
         self._stop.clear()
@@ -239,28 +246,59 @@ class CommitmentService(Component):
             transaction.transaction_uid, store.items(transaction.id))
         with self._lock:
             assoc = self._open.get(transaction.association_id)
+        if assoc is not None:
+            # held until the requester answers it (or its association ends without): a
+            # report is reported only once the requester has it
+            store.report_failed(transaction.id, AWAITING_ANSWER, ANSWER_HOLD)
+            if assoc.send_event(SOP_CLASS, SOP_CLASS, WELL_KNOWN_INSTANCE, event_type,
+                                information,
+                                on_outcome=self._outcome_handler(store, transaction)):
+                return
         try:
-            if assoc is not None and assoc.send_event(SOP_CLASS, SOP_CLASS, WELL_KNOWN_INSTANCE,
-                                                      event_type, information):
-                via = f"its association ({transaction.association_id})"
-            else:
-                peer = reporter.requester_peer(self.config, transaction.calling_aet)
-                if peer is None:
-                    raise reporter.ReportNotSent(
-                        f"the requester {transaction.calling_aet} has closed its association "
-                        "and no [[peers]] entry has its AE title")
-                via = reporter.send_on_new_association(self.config, peer, event_type,
-                                                       information)
+            peer = reporter.requester_peer(self.config, transaction.calling_aet)
+            if peer is None:
+                raise reporter.ReportNotSent(
+                    f"the requester {transaction.calling_aet} has closed its association "
+                    "and no [[peers]] entry has its AE title")
+            via = reporter.send_on_new_association(self.config, peer, event_type, information)
         except reporter.ReportNotSent as exc:
+            self._not_sent(store, transaction, str(exc))
+            return
+        self._sent(store, transaction, via, event_type)
+
+    def _outcome_handler(self, store: CommitmentStore, transaction: Transaction):
+        """What to do once the report sent on the requester's association was answered, or
+        was not delivered (the association ended first: then a new association, at once)."""
+        def outcome(delivered: bool, status: int) -> None:
+            via = f"its association ({transaction.association_id})"
+            if delivered and (status == 0x0000 or status == 0x0001
+                              or 0xB000 <= status <= 0xBFFF):
+                self._sent(store, transaction, via, None)
+            elif delivered:
+                self._not_sent(store, transaction, f"the requester answered the report on "
+                               f"{via} with 0x{status:04X}")
+            else:
+                log.info("Storage Commitment report %s not delivered on %s (the association "
+                         "ended first): sending it on a new association",
+                         transaction.transaction_uid, via)
+                store.report_failed(transaction.id, "not delivered on its association", 0)
+                self._wake.set()
+        return outcome
+
+    def _sent(self, store: CommitmentStore, transaction: Transaction, via: str,
+              event_type: int | None) -> None:
+        store.reported(transaction.id, via)
+        with self._lock:
+            self._attempts.pop(transaction.id, None)
+            self.reported += 1
+        log.info("Storage Commitment report %s (%s%s) sent on %s", transaction.transaction_uid,
+                 f"event type {event_type}, " if event_type else "", transaction.state, via)
+
+    def _not_sent(self, store: CommitmentStore, transaction: Transaction, why: str) -> None:
+        with self._lock:
             attempts = self._attempts.get(transaction.id, 0) + 1
             self._attempts[transaction.id] = attempts
-            wait = min(RETRY_INITIAL * 2 ** (attempts - 1), RETRY_MAX)
-            store.report_failed(transaction.id, str(exc), wait)
-            log.warning("Storage Commitment report %s (%s) not sent: %s; next try in %.0f s",
-                        transaction.transaction_uid, transaction.state, exc, wait)
-            return
-        store.reported(transaction.id, via)
-        self._attempts.pop(transaction.id, None)
-        self.reported += 1
-        log.info("Storage Commitment report %s (event type %d, %s) sent on %s",
-                 transaction.transaction_uid, event_type, transaction.state, via)
+        wait = min(RETRY_INITIAL * 2 ** (attempts - 1), RETRY_MAX)
+        store.report_failed(transaction.id, why, wait)
+        log.warning("Storage Commitment report %s (%s) not sent: %s; next try in %.0f s",
+                    transaction.transaction_uid, transaction.state, why, wait)

@@ -67,13 +67,33 @@ def is_success_or_warning(status: int) -> bool:
     return status in (0x0000, 0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF
 
 
+class EventOutcomes:
+    """The callbacks waiting for the outcome of N-EVENT-REPORTs sent with `on_outcome`, by
+    the tag the engine gives back in its "event_outcome" association event."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next = 0
+        self._waiting: dict[int, Callable[[bool, int], None]] = {}
+
+    def register(self, callback: Callable[[bool, int], None]) -> int:
+        with self._lock:
+            self._next += 1
+            self._waiting[self._next] = callback
+            return self._next
+
+    def pop(self, tag: int) -> Callable[[bool, int], None] | None:
+        with self._lock:
+            return self._waiting.pop(tag, None)
+
+
 class EngineAssociation:
     """What handlers read of an association (pynetdicom `Association`'s names), plus
     `association_id` and `send_event` for N-EVENT-REPORTs through the engine."""
 
     def __init__(self, association_id: int, calling_ae: str, called_ae: str, peer: str,
                  contexts: Iterable[tuple[int, str, str]], dimse_timeout: float | None,
-                 send: Callable[..., bool] | None):
+                 send: Callable[..., bool] | None, outcomes: EventOutcomes | None = None):
         self.association_id = association_id
         host, _, port = peer.rpartition(":")
         self.requestor = SimpleNamespace(ae_title=calling_ae, address=host or peer,
@@ -83,6 +103,7 @@ class EngineAssociation:
         self.dimse_timeout = dimse_timeout
         self.is_established = True
         self._send = send
+        self._outcomes = outcomes
 
     @cached_property
     def accepted_contexts(self) -> list[PresentationContext]:
@@ -102,10 +123,13 @@ class EngineAssociation:
         return next((cx for cx in self.accepted_contexts if cx.context_id == context_id), None)
 
     def send_event(self, abstract_syntax: str, sop_class_uid: str, sop_instance_uid: str,
-                   event_type_id: int, information: Dataset | None) -> bool:
+                   event_type_id: int, information: Dataset | None,
+                   on_outcome: Callable[[bool, int], None] | None = None) -> bool:
         """Queue an N-EVENT-REPORT to the peer on the context of `abstract_syntax`, Event
         Information encoded in that context's transfer syntax. False when the association
-        is over or has no such context."""
+        is over or has no such context. `on_outcome(delivered, status)` is called once, from
+        the association's thread, when the peer answered it (True, its status) or when the
+        association ended before it was sent or answered (False, -1)."""
         context = next((cx for cx in self.accepted_contexts
                         if cx.abstract_syntax == abstract_syntax), None)
         if context is None or not self.is_established or self._send is None:
@@ -113,8 +137,15 @@ class EngineAssociation:
         syntax = context.transfer_syntax[0]
         data = None if information is None else \
             encode(information, syntax.is_implicit_VR, syntax.is_little_endian)
-        return self._send(self.association_id, str(abstract_syntax), sop_class_uid,
-                          sop_instance_uid, event_type_id, data, str(syntax))
+        args = (self.association_id, str(abstract_syntax), sop_class_uid, sop_instance_uid,
+                event_type_id, data, str(syntax))
+        if on_outcome is None or self._outcomes is None:
+            return self._send(*args)
+        tag = self._outcomes.register(on_outcome)
+        if self._send(*args, tag=tag):
+            return True
+        self._outcomes.pop(tag)
+        return False
 
 
 class EngineEvent:
@@ -244,6 +275,7 @@ class EngineDispatcher:
                 elif event_type in COMMAND_EVENTS.values():
                     self._handlers.setdefault(event_type, []).append((handler, syntaxes))
         self._send: Callable[..., bool] | None = None
+        self._outcomes = EventOutcomes()
         self._lock = threading.Lock()
         self._associations: dict[int, EngineAssociation] = {}
 
@@ -255,7 +287,11 @@ class EngineDispatcher:
 
     def association_event(self, event: dict) -> None:
         """The engine's association event: "established" (before any request of it) keeps a
-        view of the association; "ended" (once) tells the services and drops it."""
+        view of the association; "ended" (once) tells the services and drops it; "event_outcome"
+        (before "ended") calls the `on_outcome` of an N-EVENT-REPORT sent with one."""
+        if event["event"] == "event_outcome":
+            self._event_outcome(event)
+            return
         if event["event"] not in ("established", "ended"):
             return
         association_id = event["association_id"]
@@ -264,7 +300,8 @@ class EngineDispatcher:
                         for cx in event.get("contexts", [])]
             view = EngineAssociation(association_id, event.get("calling_ae", ""),
                                      event.get("called_ae", ""), event.get("peer", ""),
-                                     contexts, self.dimse_timeout, self._send)
+                                     contexts, self.dimse_timeout, self._send,
+                                     self._outcomes)
             with self._lock:
                 self._associations[association_id] = view
         elif event["event"] == "ended":
@@ -272,6 +309,15 @@ class EngineDispatcher:
                 view = self._associations.pop(association_id, None)
             if view is not None:
                 self._ended(view, event)
+
+    def _event_outcome(self, event: dict) -> None:
+        callback = self._outcomes.pop(int(event.get("tag", 0)))
+        if callback is None:
+            return
+        try:
+            callback(bool(event.get("delivered")), int(event.get("status", -1)))
+        except Exception:
+            log.exception("the N-EVENT-REPORT outcome handler %s failed", callback)
 
     def _ended(self, view: EngineAssociation, event: dict) -> None:
         view.is_established = False

@@ -271,3 +271,21 @@ def test_retention_keeps_what_a_pending_transaction_names(appliance_factory, mod
     assert deleted == 1
     left = [r[0] for r in conn.execute("SELECT sop_instance_uid FROM instances")]
     assert left == [str(named.SOPInstanceUID)]
+
+
+def test_a_modality_releasing_at_once_still_gets_its_report(appliance_factory, modality):
+    # the usual modality: N-ACTION, then A-RELEASE right after the response. A report the
+    # association's end left undelivered goes on a new association (before: often lost,
+    # and counted as sent)
+    modality.listen()
+    app = appliance_factory(peers=[modality.peer()])
+    for attempt in range(5):
+        images = [ct_image(attempt)]
+        assoc = modality.associate(app.port)
+        modality.store(assoc, images)
+        assert modality.request(assoc, action_information(images)).Status == 0x0000
+        assoc.release()
+        event_type, report, _ = modality.wait_report(timeout=10)
+        assert event_type == 1 and committed_uids(report) == {str(images[0].SOPInstanceUID)}
+    wait_until(lambda: all(row["reported_at"] for row in app.transactions()),
+               what="every report counted as sent")

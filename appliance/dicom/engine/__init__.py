@@ -304,17 +304,19 @@ class DicomEngine:
 
     def send_event(self, association_id: int, abstract_syntax: str, sop_class_uid: str,
                    sop_instance_uid: str, event_type_id: int, data_set: bytes | None = None,
-                   transfer_syntax_uid: str = "1.2.840.10008.1.2") -> bool:
+                   transfer_syntax_uid: str = "1.2.840.10008.1.2", tag: int = 0) -> bool:
         """Queue an N-EVENT-REPORT to the peer of association `association_id` (the
         `association_id` of a request dict), on the context of `abstract_syntax`, with Event
         Information `data_set` encoded in `transfer_syntax_uid`. Sent by that association's
         thread between requests, at most ~0.1 s later; its answer is logged if not Success.
-        False when the association is no longer open."""
+        False when the association no longer takes commands. A non-zero `tag` gets one
+        "event_outcome" association event (`tag`, `delivered`, `status`: the peer's answer,
+        or not delivered when the association ended before it was sent or answered)."""
         return self._native.send_event(
             association_id=association_id, abstract_syntax=abstract_syntax,
             sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
             event_type_id=event_type_id, data_set=data_set,
-            transfer_syntax_uid=transfer_syntax_uid)
+            transfer_syntax_uid=transfer_syntax_uid, tag=tag)
 
     @property
     def port(self) -> int:

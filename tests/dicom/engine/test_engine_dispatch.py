@@ -252,3 +252,55 @@ def test_the_scp_sends_n_event_reports_on_an_open_association(engine):
         time.sleep(0.05)
     assert not dicom_engine.send_event(associations[0], GRAYSCALE_PRINT_META, PRINTER,
                                        PRINTER_INSTANCE, PRINTER_STATUS_EVENT)
+
+
+def test_a_tagged_n_event_report_tells_its_outcome_before_the_end(engine):
+    """An N-EVENT-REPORT sent with a tag gets one "event_outcome" association event: answered
+    (with the peer's status), or not delivered (here: no context for it), always before
+    "ended"; once the association has ended, send_event refuses."""
+    from pynetdicom import AE, evt
+
+    associations: list[int] = []
+    events: list[dict] = []
+
+    def print_side(request, data_set):
+        associations.append(request["association_id"])
+        return [(0x0000, None)]
+
+    dicom_engine = engine(contexts={GRAYSCALE_PRINT_META: (ImplicitVRLittleEndian,)},
+                          on_request=print_side, on_association=events.append)[0]
+
+    def refuse(event):
+        event.event_information  # noqa: B018 - decoded as a modality would
+        return 0x0110, None
+
+    ae = AE(ae_title="PRINTSCU")
+    ae.add_requested_context(GRAYSCALE_PRINT_META, ImplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", dicom_engine.port, ae_title="EDGEBOX",
+                         evt_handlers=[(evt.EVT_N_EVENT_REPORT, refuse)])
+    try:
+        assert assoc.send_n_get([0x21100010], PRINTER, PRINTER_INSTANCE,
+                                meta_uid=GRAYSCALE_PRINT_META)[0].Status == 0
+        status_info = Dataset()
+        status_info.PrinterStatusInfo = "NORMAL"
+        info = encode(status_info, ImplicitVRLittleEndian)
+        assert dicom_engine.send_event(associations[0], GRAYSCALE_PRINT_META, PRINTER,
+                                       PRINTER_INSTANCE, PRINTER_STATUS_EVENT, info, tag=7)
+        assert dicom_engine.send_event(associations[0], "1.2.840.10008.1.20.1", PRINTER,
+                                       PRINTER_INSTANCE, PRINTER_STATUS_EVENT, info, tag=8)
+        deadline = time.monotonic() + 5
+        while len([e for e in events if e["event"] == "event_outcome"]) < 2 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        assoc.release()
+    deadline = time.monotonic() + 5
+    while not any(e["event"] == "ended" for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kinds = [e["event"] for e in events]
+    outcomes = {e["tag"]: (e["delivered"], e["status"]) for e in events
+                if e["event"] == "event_outcome"}
+    assert outcomes == {7: (True, 0x0110), 8: (False, -1)}
+    assert kinds.index("ended") > max(i for i, k in enumerate(kinds) if k == "event_outcome")
+    assert not dicom_engine.send_event(associations[0], GRAYSCALE_PRINT_META, PRINTER,
+                                       PRINTER_INSTANCE, PRINTER_STATUS_EVENT, tag=9)

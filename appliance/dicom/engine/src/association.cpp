@@ -211,6 +211,7 @@ void Association::run(ConnectionRecord& record) {
         }
         if (!carry_on) break;
     }
+    close_events();
     record.operations = operations_;
     record.outcome = outcome;
     if (engine_.callbacks().on_association) return;

@@ -57,7 +57,8 @@ public:
     //! Shut the socket down from another thread (the last resort of Engine::stop).
     void force_close();
     //! Queue an N-EVENT-REPORT (any thread); sent by the association's thread between commands.
-    void post_event(EventReport event);
+    //! False once the association has stopped taking commands (release, abort, close).
+    bool post_event(EventReport event);
     uint64_t id() const { return id_; }
 
 private:
@@ -69,6 +70,10 @@ private:
     //! Send what post_event queued; false when the association broke.
     bool send_events(std::string& outcome);
     void event_answered(const T_DIMSE_N_EventReportRSP& response);
+    //! No more events (post_event refuses them): the tagged ones never sent or never answered
+    //! are told up as not delivered.
+    void close_events();
+    void event_outcome(uint64_t tag, bool delivered, int status);
     bool handle_echo(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_EchoRQ& request);
     bool handle_store(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_StoreRQ& request,
                       std::string& outcome);
@@ -117,7 +122,8 @@ private:
     uint64_t id_;
     std::mutex outbox_mutex_;
     std::deque<EventReport> outbox_;
-    std::set<uint16_t> events_unanswered_;
+    bool events_closed_ = false;  //!< guarded by outbox_mutex_
+    std::map<uint16_t, uint64_t> events_unanswered_;  //!< message id -> tag
     uint16_t next_event_message_id_ = 0x7000;  //!< well apart from typical SCU numbering
     unsigned events_sent_ = 0;
     uint16_t next_sub_message_id_ = 0x5000;  //!< C-STORE sub-operations of C-GET

@@ -489,8 +489,7 @@ bool Engine::send_event(uint64_t id, EventReport event) {
     std::lock_guard<std::mutex> lock(workers_mutex_);
     for (auto& worker : workers_) {
         if (!worker->done && worker->association && worker->association->id() == id) {
-            worker->association->post_event(std::move(event));
-            return true;
+            return worker->association->post_event(std::move(event));
         }
     }
     return false;

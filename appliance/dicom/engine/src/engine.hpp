@@ -40,6 +40,9 @@ struct EventReport {
     bool has_data_set = false;
     std::string data_set;          //!< Event Information, encoded in `transfer_syntax_uid`
     std::string transfer_syntax_uid;
+    //! The sender's token for its outcome (0: none wanted): an kEventOutcome association
+    //! event tells whether the peer answered it or it was never delivered.
+    uint64_t tag = 0;
 };
 
 //! One received C-STORE, handed to the Python side once the data set is on disk.
@@ -132,7 +135,7 @@ struct AcceptedContext {
 //! What happened to one connection, for the association log and the activity LED: sent
 //! "opened" when accepted, "established" after the A-ASSOCIATE-AC, "ended" exactly once.
 struct AssociationEvent {
-    enum Kind { kOpened, kEstablished, kEnded };
+    enum Kind { kOpened, kEstablished, kEnded, kEventOutcome };
     Kind kind = kOpened;
     uint64_t association_id = 0;  //!< 0 when never established
     std::string peer;             //!< "host:port"
@@ -143,6 +146,12 @@ struct AssociationEvent {
     //! The association log's words: "released", "aborted", "rejected: ...", ...
     std::string outcome;
     double duration = 0.0;        //!< seconds since the connection was accepted
+    //! kEventOutcome: the N-EVENT-REPORT's tag, whether the peer answered it (with `status`)
+    //! or it was not delivered (never sent before the association ended, or sent and never
+    //! answered); always before the association's kEnded.
+    uint64_t event_tag = 0;
+    bool event_delivered = false;
+    int event_status = -1;
 };
 
 //! What the store callback answers: the status of the C-STORE-RSP and its Error Comment.

@@ -238,7 +238,7 @@ private:
 
 //! An association event as the dict the facade documents (called with the GIL held).
 py::dict event_dict(const engine::AssociationEvent& event) {
-    static const char* const kKinds[] = {"opened", "established", "ended"};
+    static const char* const kKinds[] = {"opened", "established", "ended", "event_outcome"};
     py::dict fields;
     fields["event"] = kKinds[event.kind];
     if (event.kind != engine::AssociationEvent::kOpened) {
@@ -246,6 +246,12 @@ py::dict event_dict(const engine::AssociationEvent& event) {
     }
     fields["peer"] = event.peer;
     if (event.kind == engine::AssociationEvent::kOpened) return fields;
+    if (event.kind == engine::AssociationEvent::kEventOutcome) {
+        fields["tag"] = event.event_tag;
+        fields["delivered"] = event.event_delivered;
+        fields["status"] = event.event_status;
+        return fields;
+    }
     fields["calling_ae"] = peer_text(event.calling_ae);
     fields["called_ae"] = peer_text(event.called_ae);
     py::list contexts;
@@ -480,7 +486,7 @@ PYBIND11_MODULE(_engine, module) {
             [](PyEngine& self, uint64_t association_id, const std::string& abstract_syntax,
                const std::string& sop_class_uid, const std::string& sop_instance_uid,
                uint16_t event_type_id, py::object data_set,
-               const std::string& transfer_syntax_uid) {
+               const std::string& transfer_syntax_uid, uint64_t tag) {
                 engine::EventReport event;
                 event.abstract_syntax = abstract_syntax;
                 event.sop_class_uid = sop_class_uid;
@@ -489,12 +495,14 @@ PYBIND11_MODULE(_engine, module) {
                 event.has_data_set = !data_set.is_none();
                 if (event.has_data_set) event.data_set = data_set.cast<std::string>();
                 event.transfer_syntax_uid = transfer_syntax_uid;
+                event.tag = tag;
                 return self.send_event(association_id, std::move(event));
             },
             py::kw_only(), py::arg("association_id"), py::arg("abstract_syntax"),
             py::arg("sop_class_uid"), py::arg("sop_instance_uid"), py::arg("event_type_id"),
-            py::arg("data_set"), py::arg("transfer_syntax_uid"),
-            "Queue an N-EVENT-REPORT on an open association; False when it is gone.")
+            py::arg("data_set"), py::arg("transfer_syntax_uid"), py::arg("tag") = 0,
+            "Queue an N-EVENT-REPORT on an open association; False when it is gone. A "
+            "non-zero `tag` gets an 'event_outcome' association event.")
         .def(
             "update_policy",
             [](PyEngine& self, const std::string& ae_title,
