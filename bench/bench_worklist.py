@@ -320,7 +320,7 @@ the C-FIND-RSP command set (twice: once for its group length); ~0.05 ms formatti
 identifier for a pynetdicom debug line that is never written; ~0.05 ms in pynetdicom's
 per-message logging handlers. Besides, the status line counted all 100,000 rows (5 ms) five
 times a second. Now: answers reach pydicom as pre-encoded raw text elements that it copies as
-they are (`appliance/worklist/answers.py`, byte-identical, ~0.12 ms per answer, most of it
+they are (`appliance/dicom/find_answers.py`, byte-identical, ~0.12 ms per answer, most of it
 pydicom's per-element writer); the command set of the Pending responses to one request is
 built once and reused (`appliance/worklist/find_responses.py`, byte-identical, 0.05 ms instead
 of 0.23 ms); pynetdicom's identifier formatting and logging handlers run only when its log is

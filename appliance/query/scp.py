@@ -24,13 +24,13 @@ from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context
 
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.find_answers import answer_dataset
 from appliance.dicom.storage import STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES
 from appliance.dicom.tls_client import tls_args
 from appliance.query.find import find
 from appliance.query.models import SOP_CLASSES, UNIQUE_COLUMN
 from appliance.query.records import Row, held, rows
 from appliance.query.request import IdentifierError, QueryRequest, parse
-from appliance.worklist.answers import answer_dataset
 
 log = logging.getLogger(__name__)
 

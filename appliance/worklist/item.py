@@ -19,13 +19,13 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.uid import generate_uid
 
 from appliance.dicom.matching import json_values
-from appliance.errors import ApplianceError
-from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, SPS_ITEM
-from appliance.worklist.validation import (
+from appliance.dicom.values import (
     Change,
     ValueProblem,
     check_dataset,
 )
+from appliance.errors import ApplianceError
+from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, SPS_ITEM
 
 SPS_TAG = "00400100"
 

@@ -1,5 +1,5 @@
 """The C-FIND answer fast path sends exactly the bytes pydicom would have sent: answers handed
-to pydicom as pre-encoded raw elements (appliance/worklist/answers.py); end to end through the
+to pydicom as pre-encoded raw elements (appliance/dicom/find_answers.py); end to end through the
 native engine to findscu and a pynetdicom SCU."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pydicom.dataelem import RawDataElement
 from pynetdicom import AE
 from pynetdicom.dsutils import encode
 
-from appliance.worklist.answers import answer_charset, answer_dataset, json_to_dataset
+from appliance.dicom.find_answers import answer_charset, answer_dataset, json_to_dataset
 from tests.worklist.conftest import ITEMS, findscu, item
 
 

@@ -32,7 +32,7 @@ def csv_row(date="20261203", time="140000", pid="P1", modality="CT") -> str:
     ("PN", "DOE^JANE", "DOE^JANE"), ("LT", "line one\r\nline two\\x", "line one\r\nline two\\x"),
 ])
 def test_valid_and_loose_values_are_stored_in_dicom_form(vr, value, stored):
-    from appliance.worklist.validation import checked_value
+    from appliance.dicom.values import checked_value
 
     assert checked_value(vr, value) == stored
 
@@ -53,7 +53,7 @@ def test_valid_and_loose_values_are_stored_in_dicom_form(vr, value, stored):
     ("CS", "ÄB", "default repertoire"),
 ])
 def test_bad_values_are_refused_with_the_reason(vr, value, reason):
-    from appliance.worklist.validation import ValueProblem, checked_value
+    from appliance.dicom.values import ValueProblem, checked_value
 
     with pytest.raises(ValueProblem, match=reason):
         checked_value(vr, value)

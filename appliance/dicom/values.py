@@ -1,5 +1,7 @@
-"""The one check of worklist values against their VR (PS3.5 6.2), used by every feeder (JSON and
-CSV import, the web form and API, HL7 orders, the upstream proxy) through `items_from_dataset`.
+"""The one check of DICOM values against their VR (PS3.5 6.2): used by every worklist feeder
+(JSON and CSV import, the web form and API, HL7 orders, the upstream proxy) through
+`items_from_dataset`, and by the C-FIND matcher (appliance.dicom.matching) for date and time
+range bounds.
 
 `checked_value(vr, value)` returns the form to store or raises `ValueProblem` with the reason:
 DA is a real calendar date YYYYMMDD, TM is HH[MM[SS[.F{1,6}]]] within range, DT combines them
