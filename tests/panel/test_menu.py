@@ -3,6 +3,8 @@ path, echo, identify, reboot and factory reset with confirmation, dimming when i
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from appliance.config.loader import load_file
@@ -287,7 +289,12 @@ def test_the_real_display_scrolls_a_long_line(board, maintenance):
         frames: list[str] = []
 
         def read_all() -> bool:
+            # the driver writes a row one character at a time: a frame counts once it holds
+            # still for 30 ms (the panel moves it every 0.25 s), not a half-written one
             line = board.display_model.text[1]
+            time.sleep(0.03)
+            if board.display_model.text[1] != line:
+                return False
             if not frames or frames[-1] != line:
                 frames.append(line)
             return covers(frames, error)
