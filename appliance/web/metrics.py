@@ -59,13 +59,10 @@ class ApplianceCollector:
             yield depth
             yield age
         if ctx.providers.commitment is not None:
-            commitments = GaugeMetricFamily(
-                "appliance_storage_commitment_transactions", "Storage Commitment transactions "
-                "kept, by state (pending, committed, failed; unreported: decided, report not "
-                "sent yet)", labels=["state"])
-            for state, count in sorted(ctx.providers.commitment.counts().items()):
-                commitments.add_metric([state], count)
-            yield commitments
+            yield _gauges("appliance_storage_commitment_transactions", "Storage Commitment "
+                          "transactions kept, by state (pending, committed, failed; "
+                          "unreported: decided, report not sent yet)", "state",
+                          dict(sorted(ctx.providers.commitment.counts().items())))
         jobs = CounterMetricFamily("appliance_print_jobs", "print jobs by final state",
                                    labels=["state"])
         for state, count in sorted(activity.print_jobs.items()):
@@ -74,7 +71,11 @@ class ApplianceCollector:
         yield CounterMetricFamily("appliance_worklist_queries", "worklist C-FIND queries "
                                   "answered", value=activity.worklist_queries)
         if ctx.providers.mpps is not None:
-            yield from _mpps_metrics(ctx.providers.mpps)
+            mpps = ctx.providers.mpps
+            yield _gauges("appliance_mpps_steps", "MPPS procedure steps kept, by status",
+                          "status", mpps.counts())
+            yield _gauges("appliance_mpps_forward_pending", "MPPS N-CREATE/N-SET requests "
+                          "waiting to be forwarded, by RIS peer", "peer", mpps.forward_pending())
         certificate = ctx.providers.tls_certificate
         info = certificate.current().info if certificate is not None else None
         if info is not None:  # only when a certificate is configured (and readable)
@@ -85,17 +86,13 @@ class ApplianceCollector:
                                 "component started", value=time.time() - ctx.started)
 
 
-def _mpps_metrics(mpps):
-    steps = GaugeMetricFamily("appliance_mpps_steps", "MPPS procedure steps kept, by status",
-                              labels=["status"])
-    for status, count in mpps.counts().items():
-        steps.add_metric([status], count)
-    yield steps
-    waiting = GaugeMetricFamily("appliance_mpps_forward_pending", "MPPS N-CREATE/N-SET "
-                                "requests waiting to be forwarded, by RIS peer", labels=["peer"])
-    for peer, count in mpps.forward_pending().items():
-        waiting.add_metric([peer], count)
-    yield waiting
+def _gauges(name: str, documentation: str, label: str,
+            counts: dict[str, int]) -> GaugeMetricFamily:
+    """One gauge per `label` value, from {value: count}."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
 
 
 def registry_for(ctx: WebContext) -> CollectorRegistry:
