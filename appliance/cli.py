@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "terminal (keys for the buttons)")
     from appliance.web import passwd as passwd_cli
     passwd_cli.add_parser(commands, common)
+    from appliance.web import api_token_cli
+    api_token_cli.add_parser(commands, common)
     from appliance.update import cli as update_cli
     update_cli.add_parser(commands, common)
     from appliance.dicom import tls_cli
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "passwd":
             from appliance.web import passwd as passwd_cli
             return passwd_cli.run(args, loader.load(args.config).config)
+        if args.command == "api-token":
+            from appliance.web import api_token_cli
+            return api_token_cli.run(args, loader.load(args.config).config)
         if args.command == "panel":
             from appliance import panel_terminal
             return panel_terminal.run(args.config)

@@ -11,6 +11,7 @@ from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.tls_watch import TlsCertificateWatch
 from appliance.dicom.verification import VerificationService
+from appliance.dicomweb.archive import LocalArchive
 from appliance.events import EventBus
 from appliance.forward.component import Forwarder
 from appliance.hardware import hardware_components
@@ -87,5 +88,6 @@ def build_components(config: ApplianceConfig, bus: EventBus,
                                                 printing=SpoolPrintProvider(spool),
                                                 firmware=FirmwareUploads(config),
                                                 tls_certificate=certificate,
-                                                commitment=CommitmentWebProvider(commitment))),
+                                                commitment=CommitmentWebProvider(commitment),
+                                                dicomweb=LocalArchive(lambda: storage.store))),
     ]

@@ -52,7 +52,15 @@ def render(request: Request, template: str, status_code: int = 200, **values):
 
 
 def create_app(ctx: WebContext) -> FastAPI:
-    from appliance.web import api, metrics, operations_pages, pages, tls_pages, update_pages
+    from appliance.web import (
+        api,
+        dicomweb,
+        metrics,
+        operations_pages,
+        pages,
+        tls_pages,
+        update_pages,
+    )
 
     app = FastAPI(title="DICOM Edge Appliance", version=__version__,
                   description="Status, configuration and operations of the appliance. "
@@ -97,6 +105,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(tls_pages.router)
     app.include_router(operations_pages.router)
     app.include_router(update_pages.router)
+    app.include_router(dicomweb.router)
     return app
 
 
@@ -108,7 +117,7 @@ def set_session_cookie(request: Request, response, token: str) -> None:
 
 
 def _error(request: Request, status: int, detail: str, headers=None):
-    if request.url.path.startswith("/api/") or request.url.path == "/metrics":
+    if request.url.path.startswith(("/api/", "/dicom-web/")) or request.url.path == "/metrics":
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
     response = render(request, "message.html", status_code=status, title=f"Error {status}",
                       message=detail)

@@ -25,6 +25,7 @@ from appliance.events import EventBus
 from appliance.runtime import Runtime
 from appliance.web import system_info
 from appliance.web.activity import Activity
+from appliance.web.api_tokens import ApiTokens
 from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
@@ -46,6 +47,7 @@ class WebContext:
         if self.providers.identify is None:
             self.providers.identify = BusIdentify(runtime.bus)
         self.passwords = PasswordStore(password_file(config.device.data_dir))
+        self.tokens = ApiTokens(config.device.data_dir)
         self.sessions = SessionStore(config.web.session_minutes * 60.0)
         self.limiter = LoginLimiter(max_failures=config.web.login_attempts)
         self.setup_code = SetupCode(setup_code_file(config.device.data_dir), self.passwords,
@@ -65,6 +67,7 @@ class WebContext:
         self.config = config
         self.passwords.path = password_file(config.device.data_dir)
         self.setup_code.path = setup_code_file(config.device.data_dir)
+        self.tokens.configure(config.device.data_dir)
         self.sessions.idle_seconds = config.web.session_minutes * 60.0
         self.limiter.max_failures = config.web.login_attempts
         for provider in vars(self.providers).values():
@@ -78,6 +81,7 @@ class WebContext:
 
     def detach(self) -> None:
         self.activity.detach()
+        self.tokens.close()
         if self._own_recent_log:
             self.recent_log.detach()
 

@@ -137,6 +137,14 @@ class TlsCertificateProvider(Protocol):
     def current(self): ...
 
 
+@runtime_checkable
+class DicomWebProvider(Protocol):
+    """The local store for DICOMweb (appliance.dicomweb.archive.LocalArchive): `open()` gives
+    (database, instances root) or raises StoreUnavailable."""
+
+    def open(self) -> tuple: ...
+
+
 class IdentifyProvider(Protocol):
     def identify(self, seconds: float) -> None: ...
 
@@ -195,3 +203,5 @@ class Providers:
     #: Storage Commitment transactions for the queue page and /metrics
     #: (appliance.commitment.web_provider).
     commitment: CommitmentProvider | None = None
+    #: QIDO-RS / WADO-RS over the instance store (appliance.dicomweb.archive).
+    dicomweb: DicomWebProvider | None = None

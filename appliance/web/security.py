@@ -5,6 +5,11 @@ form); until the administrator password exists every page leads to /setup; every
 configuration and action page needs a logged-in session and every POST the session's CSRF
 token. The API answers 401/403 as JSON instead of redirecting; state-changing calls need the
 token in the X-CSRF-Token header.
+
+Programs may send an API token (`Authorization: Bearer TOKEN`, appliance.web.api_tokens)
+instead of a session: it allows GET and HEAD requests to /dicom-web/ and /api/v1/ (not the
+configuration backup, which holds the secrets); a missing, wrong or revoked token is a 401
+with a WWW-Authenticate header, any other method with a token a 403.
 """
 
 from __future__ import annotations
@@ -118,8 +123,58 @@ async def page_action(request: Request) -> Session:
     return current
 
 
+BEARER_CHALLENGE = 'Bearer realm="appliance"'
+READ_METHODS = ("GET", "HEAD")
+#: GET routes an API token does not open.
+TOKEN_EXCLUDED = frozenset({"/api/v1/config/backup"})
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer` header; None without the header; a 401 for
+    any other kind of Authorization."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise HTTPException(401, "only `Authorization: Bearer TOKEN` is understood",
+                            headers={"WWW-Authenticate": BEARER_CHALLENGE +
+                                     ', error="invalid_request"'})
+    return value.strip()
+
+
+def token_access(request: Request, token: str) -> Session:
+    """A read-only request with an API token: allowed, or 401 / 403 with the reason."""
+    if request.method not in READ_METHODS or request.url.path in TOKEN_EXCLUDED:
+        raise HTTPException(403, "API tokens are read-only: this request needs a login")
+    name = context(request).tokens.verify(token)
+    if name is None:
+        log.warning("refused %s %s from %s: unknown or revoked API token", request.method,
+                    request.url.path, client_address(request))
+        raise HTTPException(401, "the API token is not valid (unknown or revoked)",
+                            headers={"WWW-Authenticate": BEARER_CHALLENGE +
+                                     ', error="invalid_token"'})
+    return Session(token="", csrf="", authenticated=True, last_seen=0.0)  # no CSRF: no POST
+
+
+def read_access(request: Request) -> Session:
+    """DICOMweb: a logged-in session (the page's cookie) or an API token; else 401."""
+    token = bearer_token(request)
+    if token is not None:
+        return token_access(request, token)
+    current = context(request).sessions.get(request.cookies.get(COOKIE_NAME))
+    if current is None or not current.authenticated:
+        raise HTTPException(401, "login required: the web page's session or "
+                            "`Authorization: Bearer TOKEN` (appliance api-token create NAME)",
+                            headers={"WWW-Authenticate": BEARER_CHALLENGE})
+    return current
+
+
 def api_login(request: Request) -> Session:
     ctx = context(request)
+    token = bearer_token(request)
+    if token is not None:
+        return token_access(request, token)
     current = ctx.sessions.get(request.cookies.get(COOKIE_NAME))
     if not ctx.passwords.is_set():
         raise HTTPException(401, "no administrator password is set yet: set one with "
