@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from appliance.errors import ConfigError
 from appliance.web.app import render
 from appliance.web.context import NotAvailable
+from appliance.web.log_view import LEVELS, MAX_PAGE_LINES, PAGE_LINES, LogQuery, level_name
 from appliance.web.passwords import PasswordError
 from appliance.web.restore import MAX_CONFIG_BYTES, read_backup, restore_config
 from appliance.web.security import context, page_action, page_login, session
@@ -111,12 +112,19 @@ async def restore(request: Request):
 
 
 @router.get("/logs", dependencies=[Depends(page_login)])
-def logs(request: Request, name: str = "appliance.log"):
+def logs(request: Request, name: str = "appliance.log", level: str = "", q: str = "",
+         offset: int = 0, limit: int = PAGE_LINES):
+    """Newest first (what a technician looks for), filtered by level and text; "show more"
+    asks for a longer page, "older" for the next one once a page is as long as it gets."""
     ctx = context(request)
-    text = ctx.log_text(name)
-    lines = text.splitlines()[-500:][::-1]  # newest first: what a technician looks for
+    if level not in LEVELS:
+        level = ""
+    query = LogQuery(level=level, search=q.strip()[:200], offset=max(0, offset),
+                     limit=min(max(1, limit), MAX_PAGE_LINES))
+    page = ctx.read_log(name, query)
     return render(request, "logs.html", title="Logs", names=ctx.log_names(), name=name,
-                  lines=lines)
+                  page=page, query=query, levels=list(LEVELS), level_name=level_name,
+                  page_lines=PAGE_LINES, max_page_lines=MAX_PAGE_LINES)
 
 
 @router.get("/logs/{name}/download", dependencies=[Depends(page_login)])
