@@ -5,6 +5,7 @@ are part of the appliance."""
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -22,6 +23,9 @@ from appliance.web.security import context, page_action, page_login, session
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
+
+STUCK_SHOWN = 20   # stuck instances per destination on the queue page
+STUCK_PAGE = 100   # on a destination's own instances page
 
 
 def _done(request: Request, message: str, where: str = "/operations"):
@@ -146,9 +150,41 @@ def queue(request: Request):
     ctx = context(request)
     provider = ctx.require(ctx.providers.queue, "the forward queue")
     commitment = ctx.providers.commitment
-    return render(request, "queue.html", title="Forward queue",
-                  destinations=provider.destinations(),
+    destinations = provider.destinations()
+    return render(request, "queue.html", title="Forward queue", destinations=destinations,
+                  stuck={d.name: provider.instances(d.name, limit=STUCK_SHOWN)
+                         for d in destinations}, now=time.time(),
                   commitments=None if commitment is None else commitment.transactions())
+
+
+@router.get("/queue/{destination}/instances", dependencies=[Depends(page_login)])
+def queue_instances(request: Request, destination: str, offset: int = 0):
+    """All stuck instances of one destination, a page of STUCK_PAGE at a time."""
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.queue, "the forward queue")
+    if destination not in [d.name for d in provider.destinations()]:
+        raise NotAvailable(f"no destination {destination!r}")
+    offset = max(0, offset)
+    rows, total = provider.instances(destination, limit=STUCK_PAGE, offset=offset)
+    return render(request, "queue_instances.html", title=f"Stuck instances: {destination}",
+                  destination=destination, rows=rows, total=total, offset=offset,
+                  page=STUCK_PAGE, now=time.time())
+
+
+@router.post("/queue/{destination}/instances/{action}", dependencies=[Depends(page_action)])
+async def queue_instance_action(request: Request, destination: str, action: str):
+    """Retry (due now) or skip (given up, failed) one instance: form field `uid`."""
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.queue, "the forward queue")
+    if action not in ("retry", "skip"):
+        raise HTTPException(404, f"no instance action {action!r} (retry, skip)")
+    form = await request.form()
+    uid = str(form.get("uid", "")).strip()
+    getattr(provider, f"{action}_instance")(destination, uid)
+    done = "is sent again now" if action == "retry" else "skipped (marked failed, not sent)"
+    back = str(form.get("back", ""))
+    return _done(request, f"{destination}: {uid} {done}",
+                 back if back.startswith("/queue") else "/queue")
 
 
 @router.post("/queue/{destination}/{action}", dependencies=[Depends(page_action)])
