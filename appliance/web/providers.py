@@ -81,6 +81,8 @@ class PrintJobInfo:
     printer: str = ""
     films: int = 1
     detail: str = ""
+    number: int = 0       # the job's short number on this box (0: none; the UID is shown)
+    film_size: str = ""   # e.g. "14INX17IN"
 
 
 @runtime_checkable
