@@ -11,31 +11,69 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections import deque
+from dataclasses import dataclass
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 RECENT_LINES = 2000
+RECENT_BYTES = 1024 * 1024  # the lines kept in memory never hold more text than this
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One logged line as the logs view filters it: when, how severe, and the formatted text
+    (the text may span several lines, e.g. a traceback)."""
+
+    created: float
+    level: int
+    text: str
 
 
 class RecentLines(logging.Handler):
-    """The last lines logged (INFO and up), in memory."""
+    """The last lines logged (INFO and up), in memory: at most `capacity` lines and
+    `max_bytes` characters of text, the oldest dropped first."""
 
-    def __init__(self, capacity: int = RECENT_LINES):
+    def __init__(self, capacity: int = RECENT_LINES, max_bytes: int = RECENT_BYTES):
         super().__init__(logging.INFO)
-        self.lines: deque[str] = deque(maxlen=capacity)
+        self.entries: deque[LogLine] = deque(maxlen=capacity)
+        self.max_bytes = max_bytes
+        self.size = 0  # characters of text held
+        self.dropped = 0  # lines let go to stay within the bounds
+        self._guard = threading.Lock()
         self.setFormatter(logging.Formatter(FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append(self.format(record))
+            text = self.format(record)[:self.max_bytes]
         except Exception:
             self.handleError(record)
+            return
+        with self._guard:
+            if len(self.entries) == self.entries.maxlen:
+                self.size -= len(self.entries[0].text)
+                self.dropped += 1
+            self.entries.append(LogLine(record.created, record.levelno, text))
+            self.size += len(text)
+            while self.size > self.max_bytes and self.entries:
+                self.size -= len(self.entries.popleft().text)
+                self.dropped += 1
+
+    def snapshot(self) -> list[LogLine]:
+        """The lines kept, oldest first."""
+        with self._guard:
+            return list(self.entries)
+
+    @property
+    def lines(self) -> list[str]:
+        return [entry.text for entry in self.snapshot()]
 
     def text(self) -> str:
-        return "\n".join(list(self.lines)) + ("\n" if self.lines else "")
+        lines = self.lines
+        return "\n".join(lines) + ("\n" if lines else "")
 
     def tail(self, count: int) -> list[str]:
-        return list(self.lines)[-count:]
+        return self.lines[-count:]
 
     def attach(self) -> None:
         logging.getLogger().addHandler(self)

@@ -1,6 +1,8 @@
 """`appliance queue`: the forward queues per destination (counts, oldest pending, last error),
 the undelivered instances that have their own error (failed, sent alone, or waiting to retry),
-and the operator's actions: hold, release, retry now."""
+and the operator's actions: hold, release, retry now; per destination (`appliance queue NAME`)
+its stuck instances (`--instances`) and retry or skip of one (`--retry-instance UID`,
+`--skip-instance UID`)."""
 
 from __future__ import annotations
 
@@ -11,55 +13,121 @@ import sys
 import time
 
 from appliance.config import loader
-from appliance.forward.service import QueueService, UnknownDestination, age
+from appliance.forward.service import QueueService, UnknownDestination, UnknownInstance, age
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+ACTIONS = ("show", "hold", "release", "retry")
+
+
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
     """The `queue` subcommand's parser (called from appliance.cli.build_parser)."""
     queue = commands.add_parser(
         "queue", parents=[common], help="show the forward queues; hold, release or retry a "
-        "destination", description="Show the forward queue of every destination (counts, "
-        "oldest pending, last error, undelivered instances with their own error), or hold, "
-        "release or retry one destination.")
+        "destination; list, retry or skip its stuck instances",
+        usage="appliance queue [show | hold NAME | release NAME | retry NAME] [--json]\n"
+              "       appliance queue NAME [--instances | --retry-instance UID | "
+              "--skip-instance UID] [--json]",
+        description="Show the forward queue of every destination (counts, oldest pending, "
+        "last error, undelivered instances with their own error); hold, release or retry one "
+        "destination (hold NAME, release NAME, retry NAME: stop sending, resume, send failed "
+        "instances again and skip the backoff wait); or, with a destination NAME, list its "
+        "stuck instances (--instances: tried and still waiting, or failed, with patient, "
+        "study, attempts and each one's own error), send one again now (--retry-instance) or "
+        "give one up for that destination (--skip-instance).")
+    queue.add_argument("words", nargs="*", metavar="ACTION|NAME",
+                       help="show (default), hold NAME, release NAME, retry NAME, or a "
+                            "destination NAME")
     queue.add_argument("--json", action="store_true", help="print the queues as JSON")
-    actions = queue.add_subparsers(dest="queue_action", metavar="ACTION")
-    actions.add_parser("show", parents=[common], help="show every destination (default)")
-    for name, text in (("hold", "stop sending to a destination (its queue keeps filling)"),
-                       ("release", "resume sending to a held destination"),
-                       ("retry", "send failed instances again and skip the backoff wait")):
-        action = actions.add_parser(name, parents=[common], help=text)
-        action.add_argument("destination", metavar="NAME", help="peer name of the destination")
+    one = queue.add_mutually_exclusive_group()
+    one.add_argument("--instances", action="store_true",
+                     help="list the destination's stuck instances (the oldest 100)")
+    one.add_argument("--retry-instance", metavar="UID",
+                     help="send this SOP Instance UID to the destination again now")
+    one.add_argument("--skip-instance", metavar="UID",
+                     help="give this SOP Instance UID up for the destination (marked failed, "
+                          "not sent; `retry NAME` brings it back)")
 
 
 def run(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    if words and words[0] in ACTIONS:
+        action, names = words[0], words[1:]
+    elif words:
+        action, names = "instances", words
+    else:
+        action, names = "show", []
+    wanted = 0 if action == "show" else 1
+    if len(names) != wanted:
+        usage = "appliance queue show" if not wanted else (
+            f"appliance queue {action} NAME" if action != "instances" else
+            "appliance queue NAME [--instances | --retry-instance UID | --skip-instance UID]")
+        print(f"appliance: queue: usage: {usage}", file=sys.stderr)
+        return EXIT_USAGE
+    per_instance = args.instances or args.retry_instance or args.skip_instance
+    if per_instance and action != "instances":
+        print("appliance: queue: --instances, --retry-instance and --skip-instance go with a "
+              "destination NAME alone (appliance queue NAME --instances)", file=sys.stderr)
+        return EXIT_USAGE
     config = loader.load(args.config).config
     service = QueueService(config)
     try:
-        action = args.queue_action or "show"
         if action == "show":
             return show(service, as_json=args.json)
+        name = names[0]
         try:
             if action == "hold":
-                service.hold(args.destination)
-                print(f"{args.destination}: held (nothing is sent until `appliance queue "
-                      f"release {args.destination}`)")
+                service.hold(name)
+                print(f"{name}: held (nothing is sent until `appliance queue release {name}`)")
             elif action == "release":
-                service.release(args.destination)
-                print(f"{args.destination}: released")
+                service.release(name)
+                print(f"{name}: released")
             elif action == "retry":
-                count = service.retry(args.destination)
-                print(f"{args.destination}: retrying now ({count} failed instances queued "
-                      "again)")
-        except UnknownDestination as exc:
-            print(f"appliance: queue {action}: {exc}", file=sys.stderr)
+                count = service.retry(name)
+                print(f"{name}: retrying now ({count} failed instances queued again)")
+            elif args.retry_instance:
+                service.retry_instance(name, args.retry_instance)
+                print(f"{name}: {args.retry_instance} is sent again now")
+            elif args.skip_instance:
+                service.skip_instance(name, args.skip_instance)
+                print(f"{name}: {args.skip_instance} skipped (marked failed, not sent; "
+                      f"`appliance queue retry {name}` brings it back)")
+            else:
+                return show_instances(service, name, as_json=args.json)
+        except (UnknownDestination, UnknownInstance) as exc:
+            print(f"appliance: queue: {exc}", file=sys.stderr)
             return EXIT_USAGE
         return EXIT_OK
     finally:
         service.close()
+
+
+def show_instances(service: QueueService, name: str, as_json: bool = False) -> int:
+    rows, total = service.instances(name)
+    if as_json:
+        print(json.dumps({"destination": name, "total": total,
+                          "instances": [r.as_dict() for r in rows]}, indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"{name}: no stuck instances (nothing tried and still waiting, nothing failed)")
+        return EXIT_OK
+    now = time.time()
+    table = [("PATIENT", "STUDY", "SOP INSTANCE UID", "STATE", "ATTEMPTS", "NEXT TRY", "ERROR")]
+    for r in rows:
+        patient = " ".join(p for p in (r.patient_name, f"({r.patient_id})" if r.patient_id
+                                       else "") if p) or "-"
+        state = r.state + (", sent alone" if r.isolated else "")
+        next_try = ("-" if r.state != "pending" else
+                    f"in {age(now, r.next_attempt)}" if r.next_attempt > now else "now")
+        table.append((patient, r.study or "-", r.sop_instance_uid, state, str(r.attempts),
+                      next_try, r.error or "-"))
+    _print_table(table)
+    if total > len(rows):
+        print(f"... and {total - len(rows)} more (the oldest {len(rows)} shown)")
+    return EXIT_OK
 
 
 def show(service: QueueService, as_json: bool = False) -> int:

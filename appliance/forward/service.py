@@ -13,7 +13,8 @@ from pathlib import Path
 
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ApplianceError
-from appliance.store.instances import open_database
+from appliance.forward.stuck import PAGE_SIZE, StuckRow, describe
+from appliance.store.instances import INSTANCES_DIR, open_database
 from appliance.store.queue import DestinationCounts, ForwardQueue, InstanceError
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,13 @@ ERRORS_SHOWN = 20  # undelivered instances with their own error listed per desti
 
 class UnknownDestination(ApplianceError, KeyError):
     """No [[destinations]] entry and no queue rows for that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownInstance(ApplianceError, KeyError):
+    """No undelivered instance with that SOP Instance UID for that destination."""
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -55,7 +63,8 @@ class DestinationStatus:
 class QueueService:
     def __init__(self, config: ApplianceConfig):
         self.config = config
-        self.db = open_database(Path(config.device.data_dir).absolute())
+        self.data_dir = Path(config.device.data_dir).absolute()
+        self.db = open_database(self.data_dir)
         self.queue = ForwardQueue(self.db)
 
     def close(self) -> None:
@@ -102,6 +111,30 @@ class QueueService:
         count = self.queue.retry_now(name)
         log.info("destination %s: retry now (%d failed items re-queued)", name, count)
         return count
+
+    def instances(self, name: str, limit: int = PAGE_SIZE,
+                  offset: int = 0) -> tuple[list[StuckRow], int]:
+        """The destination's stuck instances (tried and pending, or failed), oldest first, with
+        patient and study; and how many there are."""
+        self._check(name)
+        items, total = self.queue.stuck(name, min(limit, PAGE_SIZE), offset)
+        return describe(items, self.data_dir / INSTANCES_DIR), total
+
+    def retry_instance(self, name: str, sop_instance_uid: str) -> None:
+        """That instance is due now (failed or waiting out its backoff)."""
+        self._check(name)
+        if not self.queue.retry_instance(name, sop_instance_uid):
+            raise UnknownInstance(f"{name}: no undelivered instance {sop_instance_uid!r}")
+        log.info("destination %s: instance %s to be sent again now", name, sop_instance_uid)
+
+    def skip_instance(self, name: str, sop_instance_uid: str) -> None:
+        """Give that instance up for this destination (failed; `retry` brings it back)."""
+        self._check(name)
+        if not self.queue.skip_instance(name, sop_instance_uid):
+            raise UnknownInstance(f"{name}: no instance {sop_instance_uid!r} waiting to be "
+                                  "sent (failed ones are skipped already)")
+        log.warning("destination %s: instance %s skipped by the operator (not sent)", name,
+                    sop_instance_uid)
 
 
 def age(since: float | None, now: float | None = None) -> str:

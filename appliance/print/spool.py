@@ -53,7 +53,11 @@ CREATE TABLE print_jobs (
     previews TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX print_jobs_status ON print_jobs (status, priority, created);
-""")]
+"""), Migration("print", 2, """
+ALTER TABLE print_jobs ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE print_jobs ADD COLUMN film_size TEXT NOT NULL DEFAULT '';
+UPDATE print_jobs SET number = rowid;
+""")]  # number: the job's short number on this box (1, 2, 3 ...), shown instead of its UID
 PRIORITIES = {"HIGH": 0, "MED": 1, "LOW": 2}
 PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
 #: Job status -> the `state` of the `print_job` event.
@@ -160,11 +164,13 @@ class PrintSpool(Component):
                 handle.flush()
                 os.fsync(handle.fileno())
             with self.db.transaction() as tx:
+                sizes = ", ".join(dict.fromkeys(spec.film_size_id for spec in specs))
                 tx.execute("INSERT INTO print_jobs (uid, printer, status, priority, copies, "
-                           "films, medium, label, calling_aet, created) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           "films, medium, label, calling_aet, created, film_size, number) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?, (SELECT COALESCE(MAX(number), 0) "
+                           "+ 1 FROM print_jobs))",
                            (uid, printer, "PENDING", PRIORITIES.get(priority, 1), copies,
-                            len(specs), medium, label, calling_aet, time.time()))
+                            len(specs), medium, label, calling_aet, time.time(), sizes))
         except BaseException:
             self._in_memory.pop(uid, None)
             raise

@@ -63,6 +63,28 @@ class InstanceError:
     error: str
 
 
+@dataclass(frozen=True)
+class StuckInstance:
+    """One instance a destination has not taken yet although it was tried (pending with
+    attempts, or failed), with what the index knows of it (the queue page's instance list)."""
+
+    sop_instance_uid: str
+    state: str  # 'pending' or 'failed'
+    isolated: bool
+    attempts: int
+    next_attempt: float
+    enqueued_at: float
+    error: str
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    path: str  # relative to the instances directory
+
+
+STUCK = ("FROM forward_queue q JOIN instances i ON i.id = q.instance_id WHERE q.destination = ? "
+         "AND (q.state = 'failed' OR (q.state = 'pending' AND q.attempts > 0))")
+
+
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
     """initial, 2x, 4x ... capped at maximum (failures counts from 1)."""
     return min(initial * 2 ** max(failures - 1, 0), maximum)
@@ -260,6 +282,48 @@ class ForwardQueue:
             f"q.last_error {where} ORDER BY q.enqueued_at, q.instance_id LIMIT ?",
             (destination, limit)).fetchall()
         return [InstanceError(r[0], r[1], bool(r[2]), r[3], r[4], r[5] or "") for r in rows], total
+
+    def stuck(self, destination: str, limit: int = 100,
+              offset: int = 0) -> tuple[list[StuckInstance], int]:
+        """Instances tried and not delivered (pending with attempts, or failed), oldest first;
+        and how many there are."""
+        conn = self.db.connection()
+        total = conn.execute(f"SELECT COUNT(*) {STUCK}", (destination,)).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT i.sop_instance_uid, q.state, q.isolated, q.attempts, q.next_attempt, "
+            f"q.enqueued_at, q.last_error, i.patient_id, i.patient_name, i.study_uid, i.path "
+            f"{STUCK} ORDER BY q.enqueued_at, q.instance_id LIMIT ? OFFSET ?",
+            (destination, limit, offset)).fetchall()
+        return [StuckInstance(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6] or "", *r[7:])
+                for r in rows], total
+
+    def retry_instance(self, destination: str, sop_instance_uid: str) -> bool:
+        """One undelivered instance due now (a failed one back to pending, counted from now
+        for the maximum age), and the destination's own wait cleared. False: no such row."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE forward_queue SET state = 'pending', next_attempt = 0, enqueued_at = "
+                "CASE WHEN state = 'failed' THEN ? ELSE enqueued_at END WHERE destination = ? "
+                "AND state != 'done' AND instance_id IN (SELECT id FROM instances WHERE "
+                "sop_instance_uid = ?)", (now, destination, sop_instance_uid))
+            if cur.rowcount:
+                self._ensure(conn, destination)
+                conn.execute("UPDATE forward_destinations SET failures = 0, next_attempt = 0 "
+                             "WHERE destination = ?", (destination,))
+        return bool(cur.rowcount)
+
+    def skip_instance(self, destination: str, sop_instance_uid: str,
+                      reason: str = "skipped by the operator") -> bool:
+        """Give one undelivered instance up for this destination: failed, no more automatic
+        tries (`retry_instance` or `retry` bring it back). False: no such row."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE forward_queue SET state = 'failed', isolated = 0, last_error = ? || "
+                "coalesce(' (last error: ' || last_error || ')', '') WHERE destination = ? "
+                "AND state = 'pending' AND instance_id IN (SELECT id FROM instances WHERE "
+                "sop_instance_uid = ?)", (reason, destination, sop_instance_uid))
+        return bool(cur.rowcount)
 
     # -- retention ----------------------------------------------------------------------
 

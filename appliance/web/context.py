@@ -26,6 +26,7 @@ from appliance.runtime import Runtime
 from appliance.web import system_info
 from appliance.web.activity import Activity
 from appliance.web.api_tokens import ApiTokens
+from appliance.web.log_view import ApplianceLog, LogPage, LogQuery, file_page
 from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
@@ -57,6 +58,7 @@ class WebContext:
         installed = logsetup.recent_lines()
         self.recent_log = installed or logsetup.RecentLines()
         self._own_recent_log = installed is None
+        self.appliance_log = ApplianceLog.for_this_process(self.recent_log)
         self.started = time.time()
 
     @property
@@ -217,11 +219,17 @@ class WebContext:
                             if p.is_file() and not p.name.startswith("."))
         return names
 
+    def read_log(self, name: str, query: LogQuery) -> LogPage:
+        """A page of a log by name (one of `log_names()`), newest first, filtered."""
+        if name == "appliance.log" and name in self.log_names():
+            return self.appliance_log.read(query)
+        return file_page(self.log_text(name), query)
+
     def log_text(self, name: str) -> str:
         """A log by name: one of `log_names()`, nothing else (no paths)."""
         if name not in self.log_names():
             raise NotAvailable(f"no log named {name!r}")
         if name == "appliance.log":
-            return self.recent_log.text()
+            return self.appliance_log.text()
         path = Path(self.config.device.data_dir).absolute() / "logs" / name
         return path.read_text(errors="replace")

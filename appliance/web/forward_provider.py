@@ -1,5 +1,6 @@
 """The forward queue as the web page sees it: `appliance.forward.service.QueueService` (the
-same service API as `appliance queue`) behind the web page's `QueueProvider` interface."""
+same service API as `appliance queue`) behind the web page's `QueueProvider` interface,
+including each destination's stuck instances and retry / skip of one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import logging
 import time
 
 from appliance.config.schema import ApplianceConfig
-from appliance.forward.service import QueueService
+from appliance.forward.service import QueueService, UnknownDestination, UnknownInstance
+from appliance.web.context import NotAvailable
 from appliance.web.providers import QueueDestination
 
 log = logging.getLogger(__name__)
@@ -53,3 +55,26 @@ class ForwardQueueProvider:
 
     def retry(self, destination: str) -> int:
         return self._act("retry", destination)
+
+    def instances(self, destination: str, limit: int = 20, offset: int = 0):
+        """(stuck instances with patient and study, how many there are)."""
+        service = self._service()
+        try:
+            return service.instances(destination, limit, offset)
+        finally:
+            service.close()
+
+    def retry_instance(self, destination: str, sop_instance_uid: str) -> None:
+        self._instance_act("retry_instance", destination, sop_instance_uid)
+
+    def skip_instance(self, destination: str, sop_instance_uid: str) -> None:
+        self._instance_act("skip_instance", destination, sop_instance_uid)
+
+    def _instance_act(self, action: str, destination: str, sop_instance_uid: str) -> None:
+        service = self._service()
+        try:
+            getattr(service, action)(destination, sop_instance_uid)
+        except (UnknownDestination, UnknownInstance) as exc:
+            raise NotAvailable(str(exc)) from None
+        finally:
+            service.close()

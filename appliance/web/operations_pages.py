@@ -5,6 +5,7 @@ are part of the appliance."""
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -14,6 +15,7 @@ from starlette.datastructures import UploadFile
 from appliance.errors import ConfigError
 from appliance.web.app import render
 from appliance.web.context import NotAvailable
+from appliance.web.log_view import LEVELS, MAX_PAGE_LINES, PAGE_LINES, LogQuery, level_name
 from appliance.web.passwords import PasswordError
 from appliance.web.restore import MAX_CONFIG_BYTES, read_backup, restore_config
 from appliance.web.security import context, page_action, page_login, session
@@ -21,6 +23,9 @@ from appliance.web.security import context, page_action, page_login, session
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
+
+STUCK_SHOWN = 20   # stuck instances per destination on the queue page
+STUCK_PAGE = 100   # on a destination's own instances page
 
 
 def _done(request: Request, message: str, where: str = "/operations"):
@@ -111,12 +116,19 @@ async def restore(request: Request):
 
 
 @router.get("/logs", dependencies=[Depends(page_login)])
-def logs(request: Request, name: str = "appliance.log"):
+def logs(request: Request, name: str = "appliance.log", level: str = "", q: str = "",
+         offset: int = 0, limit: int = PAGE_LINES):
+    """Newest first (what a technician looks for), filtered by level and text; "show more"
+    asks for a longer page, "older" for the next one once a page is as long as it gets."""
     ctx = context(request)
-    text = ctx.log_text(name)
-    lines = text.splitlines()[-500:][::-1]  # newest first: what a technician looks for
+    if level not in LEVELS:
+        level = ""
+    query = LogQuery(level=level, search=q.strip()[:200], offset=max(0, offset),
+                     limit=min(max(1, limit), MAX_PAGE_LINES))
+    page = ctx.read_log(name, query)
     return render(request, "logs.html", title="Logs", names=ctx.log_names(), name=name,
-                  lines=lines)
+                  page=page, query=query, levels=list(LEVELS), level_name=level_name,
+                  page_lines=PAGE_LINES, max_page_lines=MAX_PAGE_LINES)
 
 
 @router.get("/logs/{name}/download", dependencies=[Depends(page_login)])
@@ -138,9 +150,41 @@ def queue(request: Request):
     ctx = context(request)
     provider = ctx.require(ctx.providers.queue, "the forward queue")
     commitment = ctx.providers.commitment
-    return render(request, "queue.html", title="Forward queue",
-                  destinations=provider.destinations(),
+    destinations = provider.destinations()
+    return render(request, "queue.html", title="Forward queue", destinations=destinations,
+                  stuck={d.name: provider.instances(d.name, limit=STUCK_SHOWN)
+                         for d in destinations}, now=time.time(),
                   commitments=None if commitment is None else commitment.transactions())
+
+
+@router.get("/queue/{destination}/instances", dependencies=[Depends(page_login)])
+def queue_instances(request: Request, destination: str, offset: int = 0):
+    """All stuck instances of one destination, a page of STUCK_PAGE at a time."""
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.queue, "the forward queue")
+    if destination not in [d.name for d in provider.destinations()]:
+        raise NotAvailable(f"no destination {destination!r}")
+    offset = max(0, offset)
+    rows, total = provider.instances(destination, limit=STUCK_PAGE, offset=offset)
+    return render(request, "queue_instances.html", title=f"Stuck instances: {destination}",
+                  destination=destination, rows=rows, total=total, offset=offset,
+                  page=STUCK_PAGE, now=time.time())
+
+
+@router.post("/queue/{destination}/instances/{action}", dependencies=[Depends(page_action)])
+async def queue_instance_action(request: Request, destination: str, action: str):
+    """Retry (due now) or skip (given up, failed) one instance: form field `uid`."""
+    ctx = context(request)
+    provider = ctx.require(ctx.providers.queue, "the forward queue")
+    if action not in ("retry", "skip"):
+        raise HTTPException(404, f"no instance action {action!r} (retry, skip)")
+    form = await request.form()
+    uid = str(form.get("uid", "")).strip()
+    getattr(provider, f"{action}_instance")(destination, uid)
+    done = "is sent again now" if action == "retry" else "skipped (marked failed, not sent)"
+    back = str(form.get("back", ""))
+    return _done(request, f"{destination}: {uid} {done}",
+                 back if back.startswith("/queue") else "/queue")
 
 
 @router.post("/queue/{destination}/{action}", dependencies=[Depends(page_action)])

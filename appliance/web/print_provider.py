@@ -4,10 +4,10 @@ job history, a job's film preview, and reprint."""
 from __future__ import annotations
 
 import logging
-import time
 
 from appliance.print.profiles import printer_profiles
 from appliance.print.spool import JobNotFound, PrintSpool, QueueFull
+from appliance.web import timefmt
 from appliance.web.context import NotAvailable
 from appliance.web.providers import PrinterState, PrintJobInfo
 
@@ -32,9 +32,10 @@ class SpoolPrintProvider:
             return []
         return [PrintJobInfo(
             id=job["uid"],
-            created=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["created"])),
+            created=timefmt.iso(job["created"]),
             state=job["status"].lower(), printer=job["printer"], films=job["films"],
-            detail=_detail(job)) for job in self.spool.jobs(limit)]
+            detail=_detail(job), number=job["number"], film_size=job["film_size"])
+            for job in self.spool.jobs(limit)]
 
     def preview(self, job_id: str) -> bytes | None:
         return self.spool.preview(job_id)

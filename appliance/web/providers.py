@@ -39,6 +39,10 @@ class QueueProvider(Protocol):
     def hold(self, destination: str) -> None: ...
     def release(self, destination: str) -> None: ...
     def retry(self, destination: str) -> int: ...
+    # (stuck instances: appliance.forward.stuck.StuckRow, oldest first; how many there are)
+    def instances(self, destination: str, limit: int = 20, offset: int = 0): ...
+    def retry_instance(self, destination: str, sop_instance_uid: str) -> None: ...
+    def skip_instance(self, destination: str, sop_instance_uid: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class PrintJobInfo:
     printer: str = ""
     films: int = 1
     detail: str = ""
+    number: int = 0       # the job's short number on this box (0: none; the UID is shown)
+    film_size: str = ""   # e.g. "14INX17IN"
 
 
 @runtime_checkable

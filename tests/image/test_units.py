@@ -100,7 +100,7 @@ def test_appliance_service_contract():
     assert svc["ExecStart"].split()[3] == "/data/config/appliance.toml"
     assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert svc["User"] == "appliance"
-    assert set(svc["SupplementaryGroups"].split()) == {"gpio", "dialout", "lp"}
+    assert set(svc["SupplementaryGroups"].split()) == {"gpio", "dialout", "lp", "systemd-journal"}
     assert svc["ProtectSystem"] == "strict"
     assert svc["ReadWritePaths"] == "/data"
     assert svc["PrivateTmp"] == "yes" and svc["NoNewPrivileges"] == "yes"
@@ -116,7 +116,7 @@ def test_user_and_groups_are_declared():
              .splitlines() if line.strip() and not line.startswith("#")]
     assert ["u", "appliance"] == lines[1][:2] or any(lx[:2] == ["u", "appliance"] for lx in lines)
     members = {lx[2] for lx in lines if lx[0] == "m" and lx[1] == "appliance"}
-    assert members == {"gpio", "dialout", "lp"}
+    assert members == {"gpio", "dialout", "lp", "systemd-journal"}
 
 
 def test_data_mount_matches_the_image_layout():

@@ -45,7 +45,9 @@ def test_print_page_lists_a_real_job_with_its_preview_and_reprints_it(web, print
     page = setup.client.get("/print")
     assert page.status_code == 200
     assert uid in page.text and "laser" in page.text and "from PRINTSCU, 2 copies" in page.text
-    assert re.search(r"<td>laser</td><td>1</td><td>done", page.text), page.text
+    assert re.search(r"<td>laser</td><td>8INX10IN</td><td>1</td><td>done", page.text), page.text
+    number = server.spool.job(uid)["number"]
+    assert number >= 1 and f'<td title="{uid}">#{number}</td>' in page.text  # not the long UID
     preview = setup.client.get(f"/print/{uid}/preview.png")
     assert preview.headers["content-type"] == "image/png"
     from io import BytesIO
@@ -62,6 +64,8 @@ def test_print_page_lists_a_real_job_with_its_preview_and_reprints_it(web, print
     again = next(j for j in jobs if j["uid"] != uid)
     assert server.spool.wait_job(again["uid"])["status"] == "DONE"
     assert again["copies"] == 2 and again["calling_aet"] == "PRINTSCU"
+    assert again["number"] == number + 1 and again["film_size"] == "8INX10IN"
+    assert f'<td title="{again["uid"]}">#{number + 1}</td>' in setup.client.get("/print").text
     printed = server.spool.printers["laser"].printed
     assert len(printed) == 4     # two copies of the film, twice
     assert np.array_equal(np.asarray(printed[0].image), np.asarray(printed[-1].image))

@@ -179,6 +179,9 @@ class RecordingQueue:
         self.calls.append(("retry", destination))
         return 1
 
+    def instances(self, destination, limit=20, offset=0):
+        return [], 0
+
 
 class RecordingPrint:
     def __init__(self):
