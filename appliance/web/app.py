@@ -52,7 +52,15 @@ def render(request: Request, template: str, status_code: int = 200, **values):
 
 
 def create_app(ctx: WebContext) -> FastAPI:
-    from appliance.web import api, metrics, operations_pages, pages, tls_pages, update_pages
+    from appliance.web import (
+        api,
+        history_pages,
+        metrics,
+        operations_pages,
+        pages,
+        tls_pages,
+        update_pages,
+    )
 
     app = FastAPI(title="DICOM Edge Appliance", version=__version__,
                   description="Status, configuration and operations of the appliance. "
@@ -94,6 +102,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(api.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)
+    app.include_router(history_pages.router)
     app.include_router(tls_pages.router)
     app.include_router(operations_pages.router)
     app.include_router(update_pages.router)
