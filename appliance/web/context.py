@@ -221,7 +221,7 @@ class WebContext:
                  "boot-failed": "trial boot failed", "fell-back": "fell back to the old slot"}
         return {"slot": system_info.image_slot() or "development", "version": __version__,
                 "install": state.get("status"),
-                "trial": trial[boots[-1]["event"]] if boots else "no trial boot recorded"}
+                "trial": trial[boots[-1]["event"]] if boots else "none recorded"}
 
     def access(self) -> list[dict[str, Any]]:
         """Which doors of the box are open (appliance.config.access), for the page and the API."""
