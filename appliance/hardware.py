@@ -15,7 +15,6 @@ from appliance.config.schema import ApplianceConfig
 from appliance.console_service import SerialConsole
 from appliance.events import EventBus
 from appliance.front_panel import FrontPanel
-from appliance.health import HealthView
 from appliance.indicators import StatusIndicators
 from appliance.maintenance import Maintenance, SystemActions
 from appliance.network import NetworkSettings
@@ -34,12 +33,7 @@ def hardware_components(config: ApplianceConfig, bus: EventBus, runtime: Runtime
                         actions: SystemActions | None = None) -> list[Component]:
     board = board or build_board(config)
     actions = actions or SystemActions(simulated=board.simulated)
-
-    def supervised() -> set[str]:
-        supervisor = runtime.supervisor
-        return {slot.name for slot in supervisor.slots} if supervisor is not None else set()
-
-    health = HealthView(bus, expected=supervised)
+    health = runtime.health_view  # the web page's verdict line reads the same picture
     maintenance = Maintenance(config, runtime, health, actions)
     return [
         NetworkSettings(config, actions),

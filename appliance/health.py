@@ -182,3 +182,27 @@ class HealthView:
     def component_known(self, *names: str) -> bool:
         with self._lock:
             return any(n in self.components for n in names)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The appliance's state in one word and why: what the fault LED and the web page's
+    verdict line both show."""
+
+    state: str  # "failing", "degraded", "starting" or "healthy"
+    reason: str = ""
+
+
+def verdict(health: HealthView) -> Verdict:
+    """The one reading of the health picture: a fault is "failing" (fault LED on), a warning
+    "degraded" (fault LED blinking), before every component came up "starting" (power LED
+    blinking), else "healthy"."""
+    faults = health.faults
+    if faults:
+        return Verdict("failing", "; ".join(faults))
+    warnings = health.warnings
+    if warnings:
+        return Verdict("degraded", "; ".join(warnings))
+    if not health.ever_ready:
+        return Verdict("starting", "not every component has come up yet")
+    return Verdict("healthy")

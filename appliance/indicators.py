@@ -24,7 +24,7 @@ import threading
 from appliance.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ComponentFailure
-from appliance.health import HealthView
+from appliance.health import HealthView, verdict
 from hal.board import Board
 from hal.errors import HalError
 from hal.leds import OFF, ON, LedSignal, StatusLeds, blink
@@ -46,7 +46,8 @@ def signals(health: HealthView) -> dict[str, LedSignal]:
         power = UPDATING
     else:
         power = ON if health.ever_ready else BOOTING
-    fault = ON if health.faults else (WARNING if health.warnings else OFF)
+    state = verdict(health).state  # the web page's verdict line reads the same
+    fault = ON if state == "failing" else (WARNING if state == "degraded" else OFF)
     return {"power": power, "activity": ACTIVITY if health.active else OFF, "fault": fault}
 
 

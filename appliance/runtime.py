@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEV_CONFIG
 from appliance.events import EventBus
+from appliance.health import HealthView
 from appliance.running import RELOAD_TIMEOUT, ReloadOutcome
 
 if TYPE_CHECKING:
@@ -41,6 +42,20 @@ class Runtime:
         self.bus = bus
         self.config_path = config_path
         self.supervisor: Supervisor | None = None
+        self._health_view: HealthView | None = None
+
+    @property
+    def health_view(self) -> HealthView:
+        """The process's one health picture (LEDs, front panel, console, the web page's
+        verdict line), built on first use: components ask for it while they are built, so it
+        sees every event from the start."""
+        if self._health_view is None:
+            self._health_view = HealthView(self.bus, expected=self._supervised)
+        return self._health_view
+
+    def _supervised(self) -> set[str]:
+        supervisor = self.supervisor
+        return {slot.name for slot in supervisor.slots} if supervisor is not None else set()
 
     def config_path_for_writes(self) -> Path:
         """Where configuration changes are written: the file in use, or the development file."""

@@ -57,6 +57,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     from appliance.web import (
         api,
         dicomweb,
+        history_pages,
         metrics,
         operations_pages,
         pages,
@@ -104,6 +105,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(api.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)
+    app.include_router(history_pages.router)
     app.include_router(tls_pages.router)
     app.include_router(operations_pages.router)
     app.include_router(update_pages.router)

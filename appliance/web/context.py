@@ -22,15 +22,19 @@ from appliance.config.schema import ApplianceConfig
 from appliance.dicom.verification import EchoResult, echo_peer
 from appliance.errors import ApplianceError
 from appliance.events import EventBus
+from appliance.health import verdict
 from appliance.runtime import Runtime
+from appliance.store.database import Database
 from appliance.web import system_info
 from appliance.web.activity import Activity
 from appliance.web.api_tokens import ApiTokens
+from appliance.web.association_history import AssociationHistory
 from appliance.web.log_view import ApplianceLog, LogPage, LogQuery, file_page
 from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
 from appliance.web.setup_code import SetupCode, setup_code_file
+from appliance.web.stats import Sample, StatsSampler, disk_used_percent
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +64,23 @@ class WebContext:
         self._own_recent_log = installed is None
         self.appliance_log = ApplianceLog.for_this_process(self.recent_log)
         self.started = time.time()
+        #: The shared health picture: the verdict line says what the LEDs show.
+        self.health_view = runtime.health_view
+        #: Per-minute statistics and the associations history (opened by `attach`).
+        self.stats: StatsSampler | None = None
+        self.history: AssociationHistory | None = None
+        self._db: Database | None = None
 
     @property
     def bus(self) -> EventBus:
         return self.runtime.bus
 
     def configure(self, config: ApplianceConfig) -> None:
+        moved = config.device.data_dir != self.config.device.data_dir
         self.config = config
+        if moved and self._db is not None:  # the statistics follow the data directory
+            self._close_stores()
+            self._open_stores()
         self.passwords.path = password_file(config.device.data_dir)
         self.setup_code.path = setup_code_file(config.device.data_dir)
         self.tokens.configure(config.device.data_dir)
@@ -80,12 +94,36 @@ class WebContext:
         self.activity.attach()
         self.recent_log.attach()  # a no-op for the process's, already on the root logger
         self.setup_code.ensure()
+        if self._db is None:
+            self._open_stores()
 
     def detach(self) -> None:
         self.activity.detach()
         self.tokens.close()
         if self._own_recent_log:
             self.recent_log.detach()
+        self._close_stores()
+
+    def _open_stores(self) -> None:
+        self._db = Database.in_data_dir(Path(self.config.device.data_dir).absolute())
+        self.history = AssociationHistory(self._db, self.bus)
+        self.history.attach()
+        self.stats = StatsSampler(self._db, self._sample, tick=self.history.flush)
+        self.stats.start()
+
+    def _close_stores(self) -> None:
+        if self.stats is not None:
+            self.stats.stop()
+        if self.history is not None:
+            self.history.detach()
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+
+    def _sample(self) -> Sample:
+        queue = self.providers.queue
+        depth = {d.name: d.pending for d in queue.destinations()} if queue is not None else {}
+        return Sample(depth, disk_used_percent(Path(self.config.device.data_dir).absolute()))
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -124,10 +162,13 @@ class WebContext:
         disk = system_info.disk(data_dir)
         load = system_info.load_average()
         p = self.providers
+        v = verdict(self.health_view)
         return {
+            "verdict": {"state": v.state, "reason": v.reason},
             "identity": {
                 "name": c.device.name, "hostname": system_info.hostname(),
                 "ae_title": c.dicom.ae_title, "dicom_port": c.dicom.port,
+                "dicom_tls_port": c.dicom.tls.port if c.dicom.tls.enabled else None,
                 "ip_addresses": system_info.ip_addresses(), "version": __version__,
                 "image_slot": system_info.image_slot() or "development",
             },
@@ -137,9 +178,13 @@ class WebContext:
                 "open": self.open_associations(),
                 "recent": [asdict(a) for a in self.activity.snapshot_recent()],
             },
+            "received_today": self.received_today(),
             "queue": None if p.queue is None else [asdict(d) for d in p.queue.destinations()],
-            "disk": None if disk is None else {**asdict(disk),
-                                               "used_percent": round(disk.used_percent, 1)},
+            "disk": None if disk is None else {
+                **asdict(disk), "used_percent": round(disk.used_percent, 1),
+                "reserve_bytes": c.storage.reserve_mb * 1024 * 1024,
+                "high_water_percent": c.storage.high_water_percent,
+                "retention_days": c.storage.retention_days},
             "printing": None if p.printing is None else {
                 "printers": [asdict(x) for x in p.printing.printers()],
                 "jobs": [asdict(j) for j in p.printing.jobs(limit=10)]},
@@ -153,6 +198,36 @@ class WebContext:
                 "load_average": list(load) if load else None,
             },
         }
+
+    def status_disk(self) -> system_info.Disk | None:
+        return system_info.disk(Path(self.config.device.data_dir).absolute())
+
+    def received_today(self) -> int | None:
+        """Images stored since local midnight (from the statistics; None before they open)."""
+        if self.stats is None:
+            return None
+        now = time.localtime()
+        midnight = time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+        return self.stats.store.total_since("received", int(midnight // 60))
+
+    def series(self, minutes: int) -> dict[str, Any]:
+        """The statistics of the last `minutes` minutes (GET /api/v1/stats, the plots)."""
+        if self.stats is None:
+            raise NotAvailable("the statistics are not running (the web page is stopped)")
+        self.stats.sample()  # the current minute as of now
+        return self.stats.store.series(minutes)
+
+    def update_state(self) -> dict[str, Any]:
+        """The landing page's Update card: slot, version, last install, trial state."""
+        firmware = self.providers.firmware
+        state = firmware.state() if firmware is not None else {}
+        boots = [e for e in state.get("history", []) if e.get("event") in
+                 ("trial-boot", "marked-good", "boot-failed", "fell-back")]
+        trial = {"trial-boot": "on trial (not marked good yet)", "marked-good": "marked good",
+                 "boot-failed": "trial boot failed", "fell-back": "fell back to the old slot"}
+        return {"slot": system_info.image_slot() or "development", "version": __version__,
+                "install": state.get("status"),
+                "trial": trial[boots[-1]["event"]] if boots else "none recorded"}
 
     def access(self) -> list[dict[str, Any]]:
         """Which doors of the box are open (appliance.config.access), for the page and the API."""

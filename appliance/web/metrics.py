@@ -45,9 +45,25 @@ class ApplianceCollector:
         yield assoc
         instances = CounterMetricFamily("appliance_instances", "instances received, "
                                         "forwarded and failed", labels=["event"])
+        stats = ctx.stats
+        counts = dict(activity.instances)
+        if stats is not None:  # counted from the queue table: no event carries deliveries
+            counts["forwarded"] = stats.forwarded_total
         for event in ("received", "forwarded", "failed"):
-            instances.add_metric([event], activity.instances.get(event, 0))
+            instances.add_metric([event], counts.get(event, 0))
         yield instances
+        if stats is not None:
+            last = stats.last_minute()
+            yield GaugeMetricFamily("appliance_received_per_minute", "images stored in the "
+                                    "last complete minute", value=last["received"])
+            yield _gauges("appliance_forwarded_per_minute", "images delivered in the last "
+                          "complete minute, by destination", "destination", last["forwarded"])
+        disk = ctx.status_disk()
+        if disk is not None:
+            yield GaugeMetricFamily("appliance_disk_used_percent", "data disk use in percent",
+                                    value=round(disk.used_percent, 1))
+            yield GaugeMetricFamily("appliance_disk_free_bytes", "free bytes on the data disk",
+                                    value=disk.free_bytes)
         if ctx.providers.queue is not None:
             depth = GaugeMetricFamily("appliance_queue_depth", "instances waiting, by "
                                       "destination", labels=["destination"])

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from appliance.config import editor
 from appliance.errors import ConfigError
-from appliance.web import config_forms, tls_certificate
+from appliance.web import charts, config_forms, tls_certificate
 from appliance.web.app import render, set_session_cookie
 from appliance.web.context import WebContext
 from appliance.web.passwords import PasswordError
@@ -29,6 +29,7 @@ from appliance.web.security import (
     status_page_access,
 )
 from appliance.web.setup_code import WRONG_SETUP_CODE
+from appliance.web.stats import DEFAULT_MINUTES
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +159,14 @@ def dashboard(request: Request):
     ctx = context(request)
     # Who may come in is for the box's administrators, not for a public status page.
     access = ctx.access() if session(request).authenticated else None
-    return render(request, "dashboard.html", title="Status", status=ctx.status(),
-                  access=access, now=time.time())
-
-
-@router.get("/associations", dependencies=[Depends(page_login)])
-def associations(request: Request):
-    """The recent DICOM associations (the dashboard shows the last few)."""
-    return render(request, "associations.html", title="Associations",
-                  status=context(request).status(), now=time.time())
+    status = ctx.status()
+    disk = status["disk"]
+    bar = charts.disk_bar(disk["used_percent"], disk["high_water_percent"],
+                          100 * disk["reserve_bytes"] / disk["total_bytes"]) \
+        if disk and disk["total_bytes"] else ""
+    plots = charts.landing_plots(ctx.series(DEFAULT_MINUTES)) if ctx.stats else None
+    return render(request, "dashboard.html", title="Status", status=status, access=access,
+                  now=time.time(), plots=plots, disk_bar=bar, update=ctx.update_state())
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -106,7 +106,9 @@ def test_first_password_login_ae_title_change_then_echoscu(appliance, browser, t
 
     browser.get(base + "/")
     assert browser.find_element(By.ID, "ae-title").text == "BROWSERAE"
-    assert "ECHOSCU → BROWSERAE" in browser.find_element(By.ID, "dashboard").text
+    browser.get(base + "/associations")
+    assert "ECHOSCU → BROWSERAE" in browser.find_element(By.ID, "association-history").text
+    browser.get(base + "/")
     browser.set_window_size(1280, 1800)  # the whole dashboard in one picture
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = tmp_path / "dashboard.png"

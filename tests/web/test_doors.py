@@ -39,7 +39,7 @@ def test_defaults_say_which_doors_anyone_may_use(logged_in):
     assert "login needed" in web["guard"] and "X-Forwarded-For ignored" in web["guard"]
 
     page = setup.client.get("/").text
-    card = re.search(r'<section class="card wide" id="access">(.*?)</section>', page, re.S)
+    card = re.search(r'<section class="card" id="access">(.*?)</section>', page, re.S)
     assert card, "no Access card on the dashboard"
     assert "Storage (C-STORE)" in card.group(1)
     assert card.group(1).count(">open<") == 4  # association, storage, worklist, print
