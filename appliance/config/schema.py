@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from appliance.config import coercion_schema as coercion
+
 AE_TITLE_MAX = 16
 
 
@@ -355,7 +357,8 @@ class DestinationConfig(Section):
 class RouteConfig(Section):
     """[[routes]]: which stored images go to which destinations. With no routes, every image
     goes to every destination. Each non-empty list must match (a list matches any of its values);
-    an image goes to the destinations of every route it matches."""
+    an image goes to the destinations of every route it matches. set/remove/prefix/deidentify
+    change the copy sent (appliance/forward/coercion.py)."""
 
     destinations: list[Name] = Field(description="Peer names of [[destinations]]",
                                      min_length=1)
@@ -365,6 +368,13 @@ class RouteConfig(Section):
         default_factory=list, description="Modalities (0008,0060) that match")
     sop_classes: list[Annotated[str, AfterValidator(check_uid)]] = Field(
         default_factory=list, description="SOP Class UIDs that match")
+    set: coercion.CoercionSet = Field(default_factory=dict, description=coercion.SET_HELP)
+    remove: coercion.CoercionRemove = Field(default_factory=list,
+                                            description=coercion.REMOVE_HELP)
+    prefix: coercion.CoercionPrefix = Field(default_factory=dict,
+                                            description=coercion.PREFIX_HELP)
+    deidentify: bool = Field(False, description=coercion.DEIDENTIFY_HELP)
+    one_rule_per_keyword = model_validator(mode="after")(coercion.check_route_rules)
 
 
 def check_hl7_field_map(value: dict[str, str]) -> dict[str, str]:

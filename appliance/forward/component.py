@@ -15,6 +15,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.errors import ComponentFailure
 from appliance.events import Event, EventBus
 from appliance.forward.retention import apply_retention
+from appliance.forward.route_rules import RouteRules
 from appliance.forward.worker import DestinationWorker
 from appliance.store.instances import INSTANCES_DIR, InstanceStore, open_database
 from appliance.store.queue import ForwardQueue
@@ -53,6 +54,7 @@ class Forwarder(Component):
         root = self.data_dir / INSTANCES_DIR
         self._stop.clear()
         self.workers = []
+        rules = RouteRules(self.config, self.db)
         for dest in self.config.destinations:
             peer = self.config.peer(dest.peer)
             worker = DestinationWorker(
@@ -60,7 +62,7 @@ class Forwarder(Component):
                 on_change=lambda name=peer.name: self._publish_queue(name),
                 on_sent=lambda sent, failed, name=peer.name: self.bus.publish(
                     "forward", destination=name, sent=sent, failed=failed),
-                tls=self.config.tls_for(peer))
+                tls=self.config.tls_for(peer), prepare=rules.prepare_for(peer.name))
             worker.start()
             self.workers.append(worker)
         self._retention = threading.Thread(target=self._retention_loop, name="retention",

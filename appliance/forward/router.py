@@ -3,6 +3,10 @@
 With no [[routes]], every instance goes to every destination. Otherwise an instance goes to the
 destinations of every route it matches; a route matches when each of its non-empty lists
 (calling AE titles, modalities, SOP classes) contains the instance's value.
+
+A route's coercion rules (set, remove, prefix, deidentify) apply to what it sends. When several
+matching routes send one instance to the same destination, the first of them in the file wins:
+its rules (or its having none) decide the copy that destination gets.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ class Router:
             if self._matches(route, meta):
                 chosen.extend(d for d in route.destinations if d not in chosen)
         return chosen
+
+    def route_for(self, meta: InstanceMeta, destination: str) -> RouteConfig | None:
+        """The first route in the file that matches `meta` and sends it to `destination`."""
+        return next((r for r in self.routes if destination in r.destinations
+                     and self._matches(r, meta)), None)
 
     @staticmethod
     def _matches(route: RouteConfig, meta: InstanceMeta) -> bool:

@@ -5,6 +5,9 @@ Implicit VR Little Endian, each in its own presentation context, so the peer can
 them. An instance goes out as stored (streamed from its file, bytes unchanged) when its stored
 syntax was accepted; otherwise uncompressed, after decoding, when the installed pixel data
 handlers can decode it; otherwise it fails with the reason. TCP_NODELAY is set on the socket.
+An instance whose route has coercion rules (`prepare`, route_rules.py) goes out as the coerced
+data set instead, in the same transfer syntax, its pixel data bytes unchanged; rules that
+cannot be applied to it fail that instance alone, with the reason.
 
 Each instance gets its own result. When the association ends while an instance is in flight (the
 peer aborted it, closed the connection, or did not answer within the timeout), that instance is
@@ -27,6 +30,7 @@ from pynetdicom import AE, _config
 from appliance.config.schema import DicomTlsConfig, PeerConfig
 from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
 from appliance.errors import ApplianceError
+from appliance.forward.coercion import CoercionError
 from appliance.store.queue import QueueItem
 
 log = logging.getLogger(__name__)
@@ -84,9 +88,11 @@ def decodable(tsyntax: str) -> bool:
 
 
 def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root: Path,
-               timeout: float = 30.0, tls: DicomTlsConfig | None = None) -> list[ItemResult]:
+               timeout: float = 30.0, tls: DicomTlsConfig | None = None,
+               prepare=None) -> list[ItemResult]:
     """Send `items` over one association (over TLS with `tls`, `[dicom.tls]`); raise
-    AssociationFailed when there is none."""
+    AssociationFailed when there is none. `prepare(item, path)` returns the coerced data set
+    to send, or None to send the file as stored (route_rules.Prepare)."""
     ae = AE(ae_title=calling_aet)
     ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     for sop_class, tsyntax in contexts_for(items):
@@ -106,7 +112,7 @@ def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root:
                 results.extend(ItemResult(i, "unsent", "association lost") for i in items[index:])
                 break
             started = time.monotonic()
-            result = _send_one(assoc, item, accepted, root, target)
+            result = _send_one(assoc, item, accepted, root, target, prepare)
             lost = result.outcome == "suspect" or (result.outcome != "done"
                                                    and not assoc.is_established)
             if lost:  # the association ended with this instance in flight: nothing more on it
@@ -133,19 +139,20 @@ def _lost_reason(target: str, elapsed: float, timeout: float) -> str:
 
 
 def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path,
-              target: str) -> ItemResult:
+              target: str, prepare=None) -> ItemResult:
     path = root / item.path
     stored = item.transfer_syntax
     try:
+        coerced = prepare(item, path) if prepare is not None else None
         if (item.sop_class_uid, stored) in accepted:
-            rsp, syntax = assoc.send_c_store(path), stored
+            rsp, syntax = assoc.send_c_store(path if coerced is None else coerced), stored
         else:
             syntax = next((ts for ts in UNCOMPRESSED if (item.sop_class_uid, ts) in accepted),
                           None)
             if syntax is None:
                 return ItemResult(item, "failed", f"{target} accepted no presentation context "
                                   f"for SOP class {item.sop_class_uid}")
-            dataset = dcmread(path)
+            dataset = dcmread(path) if coerced is None else coerced
             if UID(stored).is_compressed:
                 if not decodable(stored):
                     return ItemResult(item, "failed", f"{target} does not accept "
@@ -160,6 +167,8 @@ def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path
             rsp = assoc.send_c_store(dataset)
     except FileNotFoundError:
         return ItemResult(item, "failed", f"stored file {path} is missing")
+    except CoercionError as exc:
+        return ItemResult(item, "failed", f"coercion rules not applicable: {exc}")
     except Exception as exc:  # a bad file must not stop the batch
         log.exception("sending %s to %s", item.sop_instance_uid, target)
         return ItemResult(item, "retry", f"cannot send: {exc}")

@@ -35,13 +35,14 @@ SICK_AFTER = 3
 class DestinationWorker:
     def __init__(self, db: Database, destination: DestinationConfig, peer: PeerConfig,
                  calling_aet: str, root: Path, on_change=None, on_sent=None,
-                 tls: DicomTlsConfig | None = None):
+                 tls: DicomTlsConfig | None = None, prepare=None):
         self.queue = ForwardQueue(db)
         self.db = db
         self.settings = destination
         self.peer = peer
         self.calling_aet = calling_aet
         self.tls = tls  # [dicom.tls] for a peer with tls = true
+        self.prepare = prepare  # coercion rules of its routes (route_rules.py), None: none
         self.root = root
         self.on_change = on_change or (lambda: None)
         # on_sent(sent, failed): instances delivered / given up in one batch (for metrics)
@@ -148,7 +149,7 @@ class DestinationWorker:
         s = self.settings
         try:
             results = send_batch(self.peer, self.calling_aet, batch, self.root, s.timeout,
-                                 self.tls)
+                                 self.tls, self.prepare)
         except AssociationFailed as exc:
             delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
                                                   s.retry_max)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from appliance.atomic_file import fsync_directory
 from appliance.errors import ApplianceError
-from appliance.store import commitment_tables
+from appliance.store import coercion_tables, commitment_tables
 from appliance.store.database import Database, Migration
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ ALTER TABLE forward_queue ADD COLUMN isolated INTEGER NOT NULL DEFAULT 0;
 """),
     # Storage Commitment's transactions and content hashes (retention reads them)
     *commitment_tables.MIGRATIONS,
+    # De-identification's UID map (forward routes with deidentify = true)
+    *coercion_tables.MIGRATIONS,
 ]
 
 
