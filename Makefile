@@ -15,10 +15,12 @@ PYTEST_ARGS ?=
 # cups-client gives the `lp` command of the CUPS printer driver.
 RUN_PACKAGES := libsystemd-dev pkg-config gcc g++ libdcmtk-dev pybind11-dev python3-dev \
   python3-venv cups-client
-# `make test` adds the real peers and tools the tests use: DCMTK's tools, Orthanc as PACS, a CUPS
+# `make test` adds the real peers and tools the tests use: DCMTK's tools, Orthanc as PACS (with
+# its DICOMweb plugin for the STOW-RS destinations), a CUPS
 # server, Chromium and its driver for the browser tests, RAUC with D-Bus and squashfs-tools for
 # the updater's tests (tests/update/), systemd for systemd-analyze (tests/image/test_units.py).
-TEST_PACKAGES := $(RUN_PACKAGES) dcmtk systemd orthanc cups chromium chromium-driver rauc dbus \
+TEST_PACKAGES := $(RUN_PACKAGES) dcmtk systemd orthanc orthanc-dicomweb cups chromium chromium-driver \
+  rauc dbus \
   libubootenv-tool \
   squashfs-tools
 

@@ -216,6 +216,18 @@ def cmd_config_set(args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.none_running else EXIT_FAILED
 
 
+def _echo_dicomweb(peer, timeout: float) -> int:
+    """`appliance echo NAME` for a DICOMweb peer: one QIDO-RS query."""
+    from appliance.dicom.dicomweb_peer import qido_echo
+
+    if timeout <= 0:
+        print("appliance: echo: --timeout must be more than 0", file=sys.stderr)
+        return EXIT_USAGE
+    result = qido_echo(peer, timeout)
+    print(result, file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from appliance.dicom.verification import echo
 
@@ -233,6 +245,8 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             print(f"appliance: echo: no peer named {args.target[0]!r} (known: {known}); "
                   "or give HOST PORT", file=sys.stderr)
             return EXIT_USAGE
+        if peer.protocol == "dicomweb":
+            return _echo_dicomweb(peer, args.timeout)
         host, port, called, label = peer.host, peer.port, peer.ae_title, peer.name
         tls = config.dicom.tls if peer.tls or args.tls else None
     elif len(args.target) == 2:

@@ -52,8 +52,8 @@ def test_make_run_answers_echoscu_on_the_default_port(tmp_path):
         log.close()
 
 
-TEST_ONLY_PACKAGES = {"chromium", "chromium-driver", "orthanc", "cups", "rauc", "dbus",
-                      "squashfs-tools", "dcmtk"}
+TEST_ONLY_PACKAGES = {"chromium", "chromium-driver", "orthanc", "orthanc-dicomweb", "cups",
+                      "rauc", "dbus", "squashfs-tools", "dcmtk"}
 
 
 def planned_setup(target: str, tmp_path) -> tuple[set[str], list[str]]:

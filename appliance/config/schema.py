@@ -225,17 +225,6 @@ class DicomConfig(Section):
         return self
 
 
-class PeerConfig(Section):
-    """[[peers]]: a remote DICOM node we talk to."""
-
-    name: Name = Field(description="Short name used by `appliance echo NAME` and routing")
-    ae_title: AETitle = Field(description="The peer's AE title")
-    host: Host = Field(description="Host name or IP address")
-    port: Port = Field(104, description="The peer's DICOM port")
-    tls: bool = Field(False, description="Talk to this peer over DICOM TLS: its certificate "
-                      "checked against [dicom.tls] ca_certificates, ours presented")
-
-
 def check_ip_network(value: str) -> str:
     try:
         ipaddress.ip_network(value)
@@ -469,6 +458,7 @@ from appliance.config.hal_schema import (  # noqa: E402 - as print_schema
     HalConfig,
     NetworkConfig,
 )
+from appliance.config.peer_schema import PeerConfig, check_dimse_peer  # noqa: E402 - as print_schema
 from appliance.config.services_schema import (  # noqa: E402 - as print_schema
     MppsConfig,
     QueryRetrieveConfig,
@@ -545,6 +535,8 @@ class ApplianceConfig(Section):
             known = ", ".join(peers) or "none configured"
             raise ValueError(f"upstream.peer {upstream.peer!r} is not one of the [[peers]] "
                              f"(known: {known})")
+        if upstream.enabled:
+            check_dimse_peer(upstream.peer, info.data.get("peers", []), "upstream.peer")
         return worklist
 
     @field_validator("mpps")
@@ -558,6 +550,7 @@ class ApplianceConfig(Section):
                                  f"(known: {known})")
             if name in mpps.forward_to[:index]:
                 raise ValueError(f"forward_to[{index}]: peer {name!r} is named more than once")
+            check_dimse_peer(name, info.data.get("peers", []), f"forward_to[{index}]")
         return mpps
 
     @field_validator("peers")

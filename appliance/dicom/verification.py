@@ -63,11 +63,13 @@ class EchoResult:
     target: str
     round_trip_ms: float | None = None
     reason: str = ""
+    service: str = "C-ECHO"  # "QIDO-RS" for a DICOMweb peer
 
     def __str__(self) -> str:
         if self.ok:
-            return f"C-ECHO {self.target}: success, round trip {self.round_trip_ms:.1f} ms"
-        return f"C-ECHO {self.target}: failed: {self.reason}"
+            return f"{self.service} {self.target}: success, round trip " \
+                   f"{self.round_trip_ms:.1f} ms"
+        return f"{self.service} {self.target}: failed: {self.reason}"
 
 
 class _ConnectErrors(logging.Handler):
@@ -89,7 +91,11 @@ _transport_lock = threading.Lock()
 
 def echo_peer(config: ApplianceConfig, peer: PeerConfig, timeout: float = 10.0) -> EchoResult:
     """`echo` to a configured `[[peers]]` entry as ourselves (`[dicom] ae_title`), over TLS
-    when the peer has `tls = true`."""
+    when the peer has `tls = true`; a DICOMweb peer gets a QIDO-RS query instead."""
+    if peer.protocol == "dicomweb":
+        from appliance.dicom.dicomweb_peer import qido_echo
+
+        return qido_echo(peer, timeout)
     return echo(peer.host, peer.port, peer.ae_title, config.dicom.ae_title, timeout=timeout,
                 tls=config.tls_for(peer))
 

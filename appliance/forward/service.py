@@ -83,8 +83,9 @@ class QueueService:
                 errors_shown: int = ERRORS_SHOWN) -> DestinationStatus:
         peer = self.config.peer(c.destination)
         configured = c.destination in self._configured()
-        target = (f"{peer.ae_title}@{peer.host}:{peer.port}" if peer and configured
-                  else "(not configured)")
+        target = ("(not configured)" if not (peer and configured) else
+                  f"STOW-RS {peer.url}" if peer.protocol == "dicomweb" else
+                  f"{peer.ae_title}@{peer.host}:{peer.port}")
         errors, total = self.queue.instance_errors(c.destination, errors_shown)
         return DestinationStatus(c.destination, target, configured, c.held, c.pending, c.failed,
                                  c.done, c.oldest_pending_at, c.last_error, c.last_error_at,

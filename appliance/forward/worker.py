@@ -10,7 +10,10 @@ association: no backoff for them. The isolated lane sends isolated items alone, 
 each; an isolated item that fails again waits out its own backoff (then `max_age_hours`), and is
 never batched with others again until it is delivered, so it holds up nobody. Only a destination
 that cannot be reached (or that ends SICK_AFTER associations in a row before accepting anything)
-backs off as a whole."""
+backs off as a whole.
+
+A DICOMweb destination (`protocol = "dicomweb"`) goes through the same lanes with the STOW-RS
+sender (`stow_sender`): one request per batch, each instance with its own result."""
 
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import time
 from pathlib import Path
 
 from appliance.config.schema import DestinationConfig, DicomTlsConfig, PeerConfig
-from appliance.forward.sender import AssociationFailed, ItemResult, send_batch, split_by_contexts
+from appliance.forward import sender
+from appliance.forward.sender import AssociationFailed, ItemResult, split_by_contexts
 from appliance.store.database import Database
 from appliance.store.queue import ForwardQueue
 
@@ -119,7 +123,7 @@ class DestinationWorker:
         items = self.queue.due(self.name, s.batch_size)
         if not items:
             return self._idle(isolated=False)
-        for batch in split_by_contexts(items):
+        for batch in self._split(items):
             results = self._send(batch, "batch")
             if results is None:
                 return min(self._ready() or IDLE_POLL, IDLE_POLL)
@@ -143,13 +147,27 @@ class DestinationWorker:
             return min(self._ready() or IDLE_POLL, IDLE_POLL)
         return 0.0
 
+    def _sender(self):
+        """The sender module for the peer's protocol: C-STORE, or STOW-RS (imported only when
+        a DICOMweb destination is configured)."""
+        if self.peer.protocol == "dicomweb":
+            from appliance.forward import stow_sender
+
+            return stow_sender
+        return sender
+
+    def _split(self, items):
+        if self.peer.protocol == "dicomweb":
+            return self._sender().split_batches(items, self.root)
+        return split_by_contexts(items)
+
     def _send(self, batch, lane: str) -> list[ItemResult] | None:
         """Send one batch and record every item's outcome; None when there was no association
         (the destination backs off)."""
         s = self.settings
         try:
-            results = send_batch(self.peer, self.calling_aet, batch, self.root, s.timeout,
-                                 self.tls, self.prepare)
+            results = self._sender().send_batch(self.peer, self.calling_aet, batch, self.root,
+                                                s.timeout, self.tls, self.prepare)
         except AssociationFailed as exc:
             delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
                                                   s.retry_max)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -14,13 +15,18 @@ import pytest
 from tests.conftest import DCMTK_ENV, free_port, wait_listening
 
 ORTHANC = "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
 class Orthanc:
     """One Orthanc process; `stop()` and `start()` keep its storage (a PACS outage)."""
 
-    def __init__(self, directory: Path, appliance_port: int = 11112):
+    def __init__(self, directory: Path, appliance_port: int = 11112, dicomweb: bool = False,
+                 users: dict[str, str] | None = None):
+        """`dicomweb`: with its DICOMweb plugin at /dicom-web/; `users`: HTTP basic
+        authentication with these users (Orthanc's RegisteredUsers)."""
         self.directory = directory
+        self.users = users or {}
         self.http_port = free_port()
         self.dicom_port = free_port()
         self.ae_title = "ORTHANC"
@@ -45,6 +51,11 @@ class Orthanc:
             "StorageCompression": False,
             "OverwriteInstances": False,
         }
+        if dicomweb:
+            config["Plugins"] = [DICOMWEB_PLUGIN]
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
+        if self.users:
+            config.update(AuthenticationEnabled=True, RegisteredUsers=self.users)
         directory.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.config_path.write_text(json.dumps(config, indent=2))
@@ -104,21 +115,27 @@ class Orthanc:
                 self.proc.wait()
         self.proc = None
 
+    def _request(self, path: str, body: bytes | None = None) -> bytes:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body,
+                                         method="POST" if body is not None else "GET")
+        if self.users:  # as the first registered user
+            user, password = next(iter(self.users.items()))
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as rsp:
+            return rsp.read()
+
     def get(self, path: str):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
-                                    timeout=10) as rsp:
-            return json.loads(rsp.read())
+        return json.loads(self._request(path))
 
     def get_text(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
-                                    timeout=10) as rsp:
-            return rsp.read().decode()
+        return self._request(path).decode()
+
+    def get_bytes(self, path: str) -> bytes:
+        return self._request(path)
 
     def post(self, path: str, body):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}",
-                                         data=json.dumps(body).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=10) as rsp:
-            return json.loads(rsp.read())
+        return json.loads(self._request(path, json.dumps(body).encode()))
 
     def sop_instance_uids(self) -> list[str]:
         """Every stored instance's SOP Instance UID (a list: a duplicate would show twice)."""
@@ -130,6 +147,13 @@ class Orthanc:
         only if it had stored a second copy)."""
         changes = self.get("/changes?limit=10000")
         return sum(1 for c in changes["Changes"] if c["ChangeType"] == "NewInstance")
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
+
+    def dicomweb_peer(self, name: str = "pacs", **keys) -> dict:
+        return {"name": name, "protocol": "dicomweb", "url": self.dicomweb_url, **keys}
 
     def peer(self, name: str = "pacs") -> dict:
         return {"name": name, "ae_title": self.ae_title, "host": "127.0.0.1",
