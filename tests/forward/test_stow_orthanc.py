@@ -3,10 +3,11 @@
 same data set and transfer syntax, checked through Orthanc's REST API); wrong basic-auth
 credentials are refused and the queue says why; with the archive down the queue keeps
 everything and delivers it once it is back, nothing twice; `appliance echo NAME` checks the
-peer with a QIDO-RS query."""
+peer with a QIDO-RS query; a route's coercion rules apply to the STOW-RS copy."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from pydicom import dcmread
 from tests.conftest import REPO
 from tests.forward.conftest import Orthanc, wait_until
 from tests.forward.test_forward_orthanc import queue_json, uids
-from tests.storage.dicom_files import bundled_files, make_study, storescu
+from tests.storage.dicom_files import bundled_files, data_set_bytes, make_study, storescu
 from tests.storage.test_storage_scp import send_grouped
 
 USERS = {"alice": "right-password"}
@@ -105,3 +106,27 @@ def test_echo_checks_a_dicomweb_peer_with_qido_rs(appliance, archive):
     result = echo(config)
     assert result.returncode == 0, result.stderr
     assert f"QIDO-RS pacs ({archive.dicomweb_url}): success" in result.stdout
+
+
+def test_route_coercion_applies_to_the_stow_rs_copy_not_the_stored_file(appliance, archive,
+                                                                          tmp_path):
+    config_sections = sections(archive)
+    config_sections["routes"] = [{"destinations": ["pacs"], "prefix": {"PatientID": "EXT-"},
+                                  "set": {"InstitutionName": "Central Lab"}}]
+    _, port, config = appliance(config_sections)
+    files = make_study(tmp_path / "study", 3)
+    send_grouped(port, files)
+    wait_until(lambda: queue_json(config)["pacs"]["done"] == len(files), 30,
+               what="all forwarded")
+    data_dir = config.parent / "data"
+    for path in files:
+        original = dcmread(path)
+        [found] = archive.post("/tools/find", {"Level": "Instance", "Query": {
+            "SOPInstanceUID": original.SOPInstanceUID}})
+        received = dcmread(io.BytesIO(archive.get_bytes(f"/instances/{found}/file")))
+        assert received.PatientID == "EXT-" + original.PatientID
+        assert received.InstitutionName == "Central Lab"
+        assert received.PixelData == original.PixelData
+        assert received.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
+        [stored] = data_dir.glob(f"instances/*/{original.SOPInstanceUID}.dcm")
+        assert data_set_bytes(stored) == data_set_bytes(path)  # the box's copy as received
