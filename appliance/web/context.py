@@ -39,6 +39,12 @@ from appliance.web.stats import Sample, StatsSampler, disk_used_percent
 log = logging.getLogger(__name__)
 
 
+def local_midnight() -> float:
+    """The start of today, local time, as a timestamp."""
+    now = time.localtime()
+    return time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
 class NotAvailable(ApplianceError, LookupError):
     """An operation of a service this appliance does not have (yet)."""
 
@@ -190,6 +196,7 @@ class WebContext:
                 "jobs": [asdict(j) for j in p.printing.jobs(limit=10)]},
             "worklist": None if p.worklist is None else {
                 "counts": p.worklist.counts(),
+                "completed_today": p.worklist.completed_since(local_midnight()),
                 "sources": [asdict(s) for s in p.worklist.sources()]},
             "system": {
                 "uptime_seconds": system_info.uptime_seconds(),
@@ -206,9 +213,7 @@ class WebContext:
         """Images stored since local midnight (from the statistics; None before they open)."""
         if self.stats is None:
             return None
-        now = time.localtime()
-        midnight = time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
-        return self.stats.store.total_since("received", int(midnight // 60))
+        return self.stats.store.total_since("received", int(local_midnight() // 60))
 
     def series(self, minutes: int) -> dict[str, Any]:
         """The statistics of the last `minutes` minutes (GET /api/v1/stats, the plots)."""

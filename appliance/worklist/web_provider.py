@@ -39,6 +39,13 @@ class WorklistWebProvider:
     def counts(self) -> dict[str, int]:
         return self.service.store.counts()
 
+    def completed_since(self, since: float) -> int:
+        """Items that became COMPLETED (an MPPS or an HL7 order said so) since `since`."""
+        row = self.service.store.db.connection().execute(
+            "SELECT count(*) FROM worklist_items WHERE status='COMPLETED' AND updated_at >= ?",
+            (since,)).fetchone()
+        return row[0]
+
     def sources(self) -> list[WorklistSource]:
         rows = self.service.store.db.connection().execute(
             "SELECT source, count(*) AS n, max(updated_at) AS last FROM worklist_items "

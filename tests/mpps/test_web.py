@@ -56,6 +56,9 @@ def test_procedure_steps_are_shown_counted_and_scraped(mpps_server, modality, we
         ("ROE^JANE", "1002", "A1002", "scheduled", "IN PROGRESS"),
         ("NOBODY^KNOWN", "9", "X9", "unscheduled", "IN PROGRESS")])
 
+    # the landing page's worklist card: the item the completed step names was completed today
+    assert 'id="worklist-completed-today">1<' in setup.client.get("/").text
+
     api = setup.client.get("/api/v1/mpps", params={"limit": 2})
     assert api.status_code == 200, api.text
     body = api.json()

@@ -211,6 +211,9 @@ class RecordingWorklist:
     def counts(self):
         return {"SCHEDULED": 2}
 
+    def completed_since(self, since):
+        return 3
+
     def sources(self):
         return [WorklistSource("hl7", 2, None)]
 
@@ -238,6 +241,7 @@ def test_provided_services_are_shown_and_operated(web):
     assert "pacs" in dashboard and "dryview" in dashboard and "SCHEDULED" in dashboard
     # a source's item count, not the dict's `items` method (seen in a field trial)
     assert "source hl7</th><td>2 items" in dashboard and "built-in method" not in dashboard
+    assert 'id="worklist-completed-today">3<' in dashboard
     page = setup.client.get("/queue")
     # the last error in a row of its own, readable at full width
     for html in (dashboard, page.text):
