@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
 from appliance import __version__
-from appliance.web import system_info
+from appliance.web import system_info, timefmt
 from appliance.web.context import NotAvailable, WebContext
 from appliance.web.request_limits import RequestLimits
 from appliance.web.security import Redirect, session
@@ -28,6 +28,8 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["duration"] = system_info.format_duration
 templates.env.filters["bytes"] = system_info.format_bytes
 templates.env.filters["short_uid"] = system_info.short_uid
+templates.env.filters["ago"] = timefmt.ago
+templates.env.filters["iso"] = timefmt.iso
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
