@@ -23,6 +23,10 @@ TEST_PACKAGES := $(RUN_PACKAGES) dcmtk systemd orthanc orthanc-dicomweb cups chr
   rauc dbus \
   libubootenv-tool \
   squashfs-tools
+# npm fetches axe-core for the browser tests' accessibility check (tests/web/test_every_page.py);
+# Debian's npm only when there is no npm yet (NodeSource's nodejs carries its own and conflicts).
+TEST_PACKAGES += $(if $(shell command -v npm),,npm)
+AXE_JS := $(VENV)/npm/node_modules/axe-core/axe.min.js
 
 .PHONY: all venv venv-test system-packages test-system-packages run test bench lint clean
 
@@ -55,7 +59,7 @@ test-system-packages:
 
 # The venv with what running needs (`make venv`), and the test and lint extras on top.
 venv: $(VENV)/.installed-run
-venv-test: $(VENV)/.installed-test
+venv-test: $(VENV)/.installed-test $(AXE_JS)
 
 $(VENV)/.created: | system-packages
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -71,6 +75,10 @@ $(VENV)/.installed-run: pyproject.toml | $(VENV)/.created
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/.created test-system-packages
 	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@ $(VENV)/.installed-run
+
+# axe-core from the npm registry, into the venv (not committed, not in the wheel).
+$(AXE_JS): | $(VENV)/.created test-system-packages
+	npm install --prefix $(VENV)/npm --no-audit --no-fund --loglevel=error axe-core@4
 
 run: venv
 	$(BIN)/appliance run

@@ -21,6 +21,16 @@ class ConfigError(ApplianceError, ValueError):
         super().__init__("\n".join(self.problems))
 
 
+class ValueProblems(ApplianceError, ValueError):
+    """One value with several things wrong: `problems` holds each reason, so a refusal names
+    all of them (an AE title that is too long *and* holds a backslash says both). Raised by
+    the schema's validators; the loader reports one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
 class ComponentFailure(ApplianceError, RuntimeError):
     """A component found itself unhealthy; the supervisor will restart it."""
 

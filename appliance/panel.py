@@ -16,6 +16,9 @@ selects (in an editor: next position, and on the last position or with a long pr
 back returns (in an editor: previous position, at the first: cancel). A long press of back
 returns to the status screens from anywhere. After `idle_seconds` untouched the panel returns
 to the status screens and dims; the next press only wakes it.
+
+The names of the settings it edits are the schema's titles (appliance/config/labels.py), the
+same words the web forms show.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from appliance.config.labels import title
 from appliance.config.schema import NetworkConfig
 from appliance.errors import ApplianceError, ConfigError
 from appliance.maintenance import Maintenance
@@ -233,7 +237,8 @@ class Confirm(Screen):
 # -- the menu tree -------------------------------------------------------------------------
 
 def main_menu(parent: Screen) -> Menu:
-    return Menu([("AE title", edit_ae_title), ("Port", edit_port), ("Network", network_menu),
+    return Menu([(title("dicom.ae_title"), edit_ae_title), (title("dicom.port"), edit_port),
+                 (title("network"), network_menu),
                  ("Echo peer", echo_menu), ("Identify", identify),
                  ("Reboot", lambda p, m: Confirm("Reboot?", reboot, m)),
                  ("Factory reset", lambda p, m: Confirm("Factory reset?", factory_reset, m))],
@@ -262,15 +267,17 @@ def applied_message(done: str, outcome: ReloadOutcome, parent: Screen) -> Messag
 
 
 def edit_ae_title(panel: PanelMenu, menu: Screen) -> Screen:
-    title = panel.maintenance.config.dicom.ae_title.ljust(16)
-    return Editor("AE title", title, AE_CHARSET, lambda p, text: saving(
-        p, menu, "AE title saved", ("dicom.ae_title", text.strip())), menu)
+    current = panel.maintenance.config.dicom.ae_title.ljust(16)
+    name = title("dicom.ae_title")
+    return Editor(name, current, AE_CHARSET, lambda p, text: saving(
+        p, menu, f"{name} saved", ("dicom.ae_title", text.strip())), menu)
 
 
 def edit_port(panel: PanelMenu, menu: Screen) -> Screen:
     port = f"{panel.maintenance.config.dicom.port:05d}"
-    return Editor("Port", port, DIGITS, lambda p, text: saving(
-        p, menu, f"Port {int(text)} saved", ("dicom.port", str(int(text)))), menu)
+    name = title("dicom.port")
+    return Editor(name, port, DIGITS, lambda p, text: saving(
+        p, menu, f"{name} {int(text)} saved", ("dicom.port", str(int(text)))), menu)
 
 
 def padded_ip(address: str) -> str:
@@ -294,12 +301,12 @@ def network_menu(panel: PanelMenu, menu: Screen) -> Screen:
 
 def static_editor(panel: PanelMenu, menu: Screen, net: NetworkConfig) -> Screen:
     values: dict[str, str] = {}
-    steps = [("address", "Address", net.address or "192.168.1.10"),
-             ("netmask", "Netmask", net.netmask or "255.255.255.0"),
-             ("gateway", "Gateway", net.gateway or "0.0.0.0")]
+    steps = [(key, title(f"network.{key}"), value) for key, value in (
+        ("address", net.address or "192.168.1.10"), ("netmask", net.netmask or "255.255.255.0"),
+        ("gateway", net.gateway or "0.0.0.0"))]
 
     def editor(index: int) -> Screen:
-        key, title, value = steps[index]
+        key, heading, value = steps[index]
 
         def save(p: PanelMenu, text: str) -> Screen:
             try:
@@ -307,7 +314,7 @@ def static_editor(panel: PanelMenu, menu: Screen, net: NetworkConfig) -> Screen:
             except ValueError as exc:
                 return Message(["Not saved:", str(exc)], editor(index))
             return editor(index + 1) if index + 1 < len(steps) else finish(p)
-        return Editor(title, padded_ip(value), DIGITS, save, menu, fixed=".")
+        return Editor(heading, padded_ip(value), DIGITS, save, menu, fixed=".")
 
     def finish(p: PanelMenu) -> Screen:
         gateway = "" if values["gateway"] == "0.0.0.0" else values["gateway"]

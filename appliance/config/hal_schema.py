@@ -12,7 +12,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
-from appliance.config.schema import Section, check_between, check_name, positive_seconds
+from appliance.config.schema import (
+    SECONDS,
+    Section,
+    check_between,
+    check_name,
+    positive_seconds,
+)
 
 
 def check_gpio_pin(value: int) -> int:
@@ -31,39 +37,55 @@ GpioPin = Annotated[int, AfterValidator(check_gpio_pin)]
 class LedsConfig(Section):
     """[hal.leds]: the status LEDs (BCM GPIO numbers); patterns are in the README."""
 
-    enabled: bool = Field(True, description="Drive the status LEDs")
-    power: GpioPin = Field(17, description="Power/ready LED")
-    activity: GpioPin = Field(27, description="DICOM activity LED")
-    fault: GpioPin = Field(22, description="Warning/fault LED")
-    active_high: bool = Field(True, description="LED lit when the pin is high")
+    enabled: bool = Field(True, title="Status LEDs", description="Drive the status LEDs")
+    power: GpioPin = Field(17, title="Power LED pin", description="Power/ready LED (GPIO)")
+    activity: GpioPin = Field(27, title="Activity LED pin",
+                              description="DICOM activity LED (GPIO)")
+    fault: GpioPin = Field(22, title="Fault LED pin", description="Warning/fault LED (GPIO)")
+    active_high: bool = Field(True, title="Active high",
+                              description="LED lit when the pin is high")
     identify_seconds: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        30.0, description="How long 'identify' blinks the LEDs")
+        30.0, title="Identify blink time", json_schema_extra=SECONDS,
+        description="How long 'identify' blinks the LEDs")
 
 
 class PanelConfig(Section):
     """[hal.panel]: the front panel's four buttons and its HD44780 character display."""
 
-    enabled: bool = Field(True, description="Run the front panel")
-    button_up: GpioPin = 5
-    button_down: GpioPin = 6
-    button_ok: GpioPin = 13
-    button_back: GpioPin = 19
-    debounce: Annotated[float, AfterValidator(positive_seconds(1))] = 0.05
-    long_press: Annotated[float, AfterValidator(positive_seconds(10))] = 1.0
-    display: Literal["hd44780-gpio", "hd44780-i2c", "none"] = "hd44780-gpio"
-    size: Literal["16x2", "20x4"] = "16x2"
-    lcd_rs: GpioPin = 26
-    lcd_e: GpioPin = 21
-    lcd_d4: GpioPin = 20
-    lcd_d5: GpioPin = 16
-    lcd_d6: GpioPin = 12
-    lcd_d7: GpioPin = 25
+    enabled: bool = Field(True, title="Front panel", description="Run the front panel")
+    button_up: GpioPin = Field(5, title="Up button pin", description="GPIO of the Up button")
+    button_down: GpioPin = Field(6, title="Down button pin",
+                                 description="GPIO of the Down button")
+    button_ok: GpioPin = Field(13, title="OK button pin", description="GPIO of the OK button")
+    button_back: GpioPin = Field(19, title="Back button pin",
+                                 description="GPIO of the Back button")
+    debounce: Annotated[float, AfterValidator(positive_seconds(1))] = Field(
+        0.05, title="Debounce time", json_schema_extra=SECONDS,
+        description="Contact bounce shorter than this is ignored")
+    long_press: Annotated[float, AfterValidator(positive_seconds(10))] = Field(
+        1.0, title="Long press", json_schema_extra=SECONDS,
+        description="Held this long, a press is a long press (OK: save)")
+    display: Literal["hd44780-gpio", "hd44780-i2c", "none"] = Field(
+        "hd44780-gpio", title="Display", description="How the character display is wired")
+    size: Literal["16x2", "20x4"] = Field("16x2", title="Display size",
+                                          description="Characters x rows of the display")
+    lcd_rs: GpioPin = Field(26, title="Display RS pin", description="GPIO of the display's RS")
+    lcd_e: GpioPin = Field(21, title="Display E pin", description="GPIO of the display's E")
+    lcd_d4: GpioPin = Field(20, title="Display D4 pin", description="GPIO of the display's D4")
+    lcd_d5: GpioPin = Field(16, title="Display D5 pin", description="GPIO of the display's D5")
+    lcd_d6: GpioPin = Field(12, title="Display D6 pin", description="GPIO of the display's D6")
+    lcd_d7: GpioPin = Field(25, title="Display D7 pin", description="GPIO of the display's D7")
     lcd_backlight: Annotated[int, AfterValidator(check_optional_gpio_pin)] = Field(
-        24, description="Backlight switch pin; 0 = not wired (always lit)")
-    i2c_bus: Annotated[int, AfterValidator(check_between(0, 15))] = 1
-    i2c_address: Annotated[int, AfterValidator(check_between(0x20, 0x3F))] = 0x27
+        24, title="Backlight pin", description="Backlight switch pin; 0 = not wired (always "
+        "lit)")
+    i2c_bus: Annotated[int, AfterValidator(check_between(0, 15))] = Field(
+        1, title="I2C bus", description="I2C bus number of an hd44780-i2c display")
+    i2c_address: Annotated[int, AfterValidator(check_between(0x20, 0x3F))] = Field(
+        0x27, title="I2C address", description="I2C address of an hd44780-i2c display "
+        "(0x20 to 0x3F, written in decimal: 39 = 0x27)")
     idle_seconds: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        60.0, description="Dim and return to the status screen after this long untouched")
+        60.0, title="Dim after", json_schema_extra=SECONDS,
+        description="Dim and return to the status screen after this long untouched")
 
     def pins(self) -> dict[str, int]:
         """Every GPIO the panel uses, by key."""
@@ -77,12 +99,13 @@ class HalConfig(Section):
     """[hal]: which hardware backend drives LEDs, panel, serial link and printers."""
 
     backend: Literal["sim", "pi"] = Field(
-        "sim", description="'sim' for simulated hardware, 'pi' for the real board"
+        "sim", title="Hardware backend",
+        description="'sim' for simulated hardware, 'pi' for the real board"
     )
     pin_factory: Literal["lgpio", "rpigpio", "pigpio", "native"] = Field(
-        "lgpio", description="gpiozero pin factory of the 'pi' backend")
-    leds: LedsConfig = Field(default_factory=LedsConfig)
-    panel: PanelConfig = Field(default_factory=PanelConfig)
+        "lgpio", title="GPIO library", description="gpiozero pin factory of the 'pi' backend")
+    leds: LedsConfig = Field(default_factory=LedsConfig, title="Status LEDs")
+    panel: PanelConfig = Field(default_factory=PanelConfig, title="Front panel")
 
     @model_validator(mode="after")
     def _pins_used_once(self) -> HalConfig:
@@ -115,11 +138,17 @@ def check_pin_code(value: SecretStr) -> SecretStr:
 class ConsoleConfig(Section):
     """[console]: the serial maintenance console."""
 
-    url: str = Field("", description="Serial port or pyserial URL; empty = no console")
-    baudrate: Annotated[int, AfterValidator(check_baudrate)] = 115200
+    url: str = Field("", title="Serial port",
+                     description="Serial port or pyserial URL; empty = no console")
+    baudrate: Annotated[int, AfterValidator(check_baudrate)] = Field(
+        115200, title="Speed", json_schema_extra={"unit": "baud"},
+        description="Serial speed: 9600, 19200, 38400, 57600 or 115200")
     pin: Annotated[SecretStr, AfterValidator(check_pin_code)] = Field(
-        SecretStr(""), description="PIN asked before any command (required with url)")
-    idle_logout: Annotated[float, AfterValidator(positive_seconds(86400))] = 600.0
+        SecretStr(""), title="PIN", description="PIN asked before any command (required "
+        "with url)")
+    idle_logout: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
+        600.0, title="Log out after", json_schema_extra=SECONDS,
+        description="A console session idle this long is logged out")
 
     @model_validator(mode="after")
     def _pin_with_url(self) -> ConsoleConfig:
@@ -145,12 +174,17 @@ IPv4 = Annotated[str, AfterValidator(check_ipv4)]
 class NetworkConfig(Section):
     """[network]: the box's address, written as a systemd-networkd .network file."""
 
-    interface: Annotated[str, AfterValidator(check_name)] = "eth0"
-    mode: Literal["dhcp", "static"] = "dhcp"
-    address: IPv4 = ""
-    netmask: IPv4 = ""
-    gateway: IPv4 = ""
-    dns: list[IPv4] = Field(default_factory=list)
+    interface: Annotated[str, AfterValidator(check_name)] = Field(
+        "eth0", title="Interface", description="Network interface the settings apply to")
+    mode: Literal["dhcp", "static"] = Field(
+        "dhcp", title="Addressing", description="dhcp: address from the network's DHCP "
+        "server; static: the address below")
+    address: IPv4 = Field("", title="Address", description="Static IPv4 address")
+    netmask: IPv4 = Field("", title="Netmask", description="Static netmask such as "
+                          "255.255.255.0")
+    gateway: IPv4 = Field("", title="Gateway", description="Default gateway (empty: none)")
+    dns: list[IPv4] = Field(default_factory=list, title="DNS servers",
+                            description="Name servers to use")
 
     @field_validator("netmask")
     @classmethod

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from appliance.config import migrations
 from appliance.config.introspect import list_item, model_of
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, ValueProblems
 
 log = logging.getLogger(__name__)
 
@@ -192,13 +192,22 @@ def validate(data: dict[str, Any], origin: str) -> ApplianceConfig:
 
 
 def describe_errors(exc: ValidationError, origin: str) -> list[str]:
-    """One line per pydantic error: 'FILE: KEY: REASON'."""
+    """One line per problem: 'FILE: KEY: REASON' (a value with several problems, such as an
+    AE title both too long and holding a backslash, gives a line for each)."""
     lines = []
     for err in exc.errors(include_url=False):
         loc = err["loc"]
-        key = dotted_key(loc)
-        lines.append(f"{origin}: {key or '(top level)'}: {reason(err, loc)}")
+        key = dotted_key(loc) or "(top level)"
+        lines += [f"{origin}: {key}: {why}" for why in reasons(err, loc)]
     return lines
+
+
+def reasons(err: dict[str, Any], loc: tuple[Any, ...]) -> list[str]:
+    """Every reason one pydantic error holds (several for a `ValueProblems`)."""
+    error = err.get("ctx", {}).get("error") if err["type"] == "value_error" else None
+    if isinstance(error, ValueProblems):
+        return list(error.problems)
+    return [reason(err, loc)]
 
 
 def dotted_key(loc: tuple[Any, ...]) -> str:

@@ -48,29 +48,41 @@ def check_url(value: str) -> str:
 class PeerConfig(Section):
     """[[peers]]: a remote node we talk to, over DICOM (DIMSE) or DICOMweb."""
 
-    name: Name = Field(description="Short name used by `appliance echo NAME` and routing")
+    name: Name = Field(title="Name",
+                       description="Short name used by `appliance echo NAME` and routing")
     protocol: Literal["dicom", "dicomweb"] = Field(
-        "dicom", description="How we talk to it: \"dicom\" (DIMSE: ae_title, host, port) or "
+        "dicom", title="Protocol",
+        description="How we talk to it: \"dicom\" (DIMSE: ae_title, host, port) or "
         "\"dicomweb\" (STOW-RS/QIDO-RS: url, auth)")
-    ae_title: str = Field("", validate_default=True,
+    ae_title: str = Field("", validate_default=True, title="AE title",
                           description="The peer's AE title (protocol \"dicom\")")
-    host: str = Field("", validate_default=True,
+    host: str = Field("", validate_default=True, title="Host",
                       description="Host name or IP address (protocol \"dicom\")")
-    port: Port = Field(104, description="The peer's DICOM port (protocol \"dicom\")")
-    tls: bool = Field(False, description="Talk to this peer over DICOM TLS: its certificate "
+    port: Port = Field(104, title="Port",
+                      description="The peer's DICOM port (protocol \"dicom\")")
+    tls: bool = Field(False, title="Use TLS",
+                      description="Talk to this peer over DICOM TLS: its certificate "
                       "checked against [dicom.tls] ca_certificates, ours presented")
-    url: str = Field("", validate_default=True, description="Base URL of the DICOMweb "
+    url: str = Field("", validate_default=True, title="DICOMweb URL",
+                     description="Base URL of the DICOMweb "
                      "service, e.g. https://pacs.example.org/dicom-web (protocol \"dicomweb\")")
     auth: Literal["none", "basic", "bearer"] = Field(
-        "none", description="DICOMweb authentication: none, basic (username, password) or "
+        "none", title="Authentication",
+        description="DICOMweb authentication: none, basic (username, password) or "
         "bearer (token or token_file)")
-    username: str = Field("", validate_default=True, description="User name for auth \"basic\"")
-    password: SecretStr = Field(SecretStr(""), description="Password for auth \"basic\"")
-    token: SecretStr = Field(SecretStr(""), description="Bearer token for auth \"bearer\"")
-    token_file: str = Field("", validate_default=True, description="File holding the bearer "
+    username: str = Field("", validate_default=True, title="User name",
+                          description="User name for auth \"basic\"")
+    password: SecretStr = Field(SecretStr(""), title="Password",
+                                description="Password for auth \"basic\"")
+    token: SecretStr = Field(SecretStr(""), title="Bearer token",
+                             description="Bearer token for auth \"bearer\"")
+    token_file: str = Field("", validate_default=True, title="Bearer token file",
+                            description="File holding the bearer "
                             "token (read at each request, so it can be renewed), instead of token")
-    tls_verify: bool = Field(True, description="Check the DICOMweb server's HTTPS certificate")
-    ca_certificates: str = Field("", description="CAs (PEM bundle) the DICOMweb server's "
+    tls_verify: bool = Field(True, title="Check the HTTPS certificate",
+                            description="Check the DICOMweb server's HTTPS certificate")
+    ca_certificates: str = Field("", title="HTTPS CA certificates",
+                                 description="CAs (PEM bundle) the DICOMweb server's "
                                  "certificate is checked against (empty: the system's)")
 
     @field_validator("ae_title", "host")

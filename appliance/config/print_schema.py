@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from appliance.config.schema import (
+    HOURS,
+    PIXELS,
+    SECONDS,
     Name,
     Section,
     check_ae_title,
@@ -74,6 +77,8 @@ def check_luminance(value: float) -> float:
     return float(value)
 
 
+OD_100 = {"unit": "OD/100"}
+CD_M2 = {"unit": "cd/m²"}
 FilmSize = Annotated[str, AfterValidator(check_film_size)]
 Medium = Annotated[str, AfterValidator(check_medium)]
 Density = Annotated[int, AfterValidator(check_between(0, 500))]
@@ -82,43 +87,62 @@ Density = Annotated[int, AfterValidator(check_between(0, 500))]
 class PrinterProfileConfig(Section):
     """[[printers]]: one printer the box offers, with the driver that prints its films."""
 
-    name: Name = Field(description="Short name of the profile")
+    name: Name = Field(title="Name", description="Short name of the profile")
     driver: Literal["file", "cups", "dicom", "pacs", "sim"] = Field(
-        "file", description="What prints the films")
+        "file", title="Driver", description="What prints the films")
     ae_title: Annotated[str, AfterValidator(check_optional_ae_title)] = Field(
-        "", description="Extra called AE title answering as this printer; empty = none")
-    printer_name: str = Field("", description="Printer Name reported by N-GET (default: name)")
+        "", title="Own AE title",
+        description="Extra called AE title answering as this printer; empty = none")
+    printer_name: str = Field("", title="Printer name",
+                              description="Printer Name reported by N-GET (default: name)")
     film_sizes: list[FilmSize] = Field(default_factory=lambda: list(FILM_SIZE_IDS),
-                                       min_length=1, description="Film Size IDs accepted")
-    default_film_size: FilmSize = Field("14INX17IN", description="Film size when not asked")
-    media: list[Medium] = Field(default_factory=lambda: list(MEDIA), min_length=1)
-    default_medium: Medium = "BLUE FILM"
+                                       min_length=1, title="Film sizes",
+                                       description="Film Size IDs accepted")
+    default_film_size: FilmSize = Field("14INX17IN", title="Default film size",
+                                        description="Film size when not asked")
+    media: list[Medium] = Field(default_factory=lambda: list(MEDIA), min_length=1,
+                                title="Media", description="Medium Types accepted")
+    default_medium: Medium = Field("BLUE FILM", title="Default medium",
+                                   description="Medium Type when not asked")
     dpi: Annotated[int, AfterValidator(check_between(50, 1200))] = Field(
-        300, description="Printer resolution, dots per inch")
-    min_density: Density = Field(20, description="Least density, hundredths of OD")
-    max_density: Density = Field(300, description="Greatest density, hundredths of OD")
+        300, title="Resolution", json_schema_extra={"unit": "dpi"},
+        description="Printer resolution, dots per inch")
+    min_density: Density = Field(20, title="Least density", json_schema_extra=OD_100,
+                                 description="Least density, hundredths of OD")
+    max_density: Density = Field(300, title="Greatest density", json_schema_extra=OD_100,
+                                 description="Greatest density, hundredths of OD")
     display_formats: list[Literal["STANDARD", "ROW", "COL"]] = Field(
-        default_factory=lambda: ["STANDARD", "ROW", "COL"], min_length=1)
-    color: bool = Field(False, description="Accept Basic Color Print Management")
+        default_factory=lambda: ["STANDARD", "ROW", "COL"], min_length=1,
+        title="Display formats", description="Image Display Formats accepted")
+    color: bool = Field(False, title="Colour", description="Accept Basic Color Print Management")
     illumination: Annotated[float, AfterValidator(check_luminance)] = Field(
-        2000.0, description="Default Illumination, cd/m²")
+        2000.0, title="Illumination", json_schema_extra=CD_M2,
+        description="Default Illumination, cd/m²")
     reflected_ambient_light: Annotated[float, AfterValidator(check_luminance)] = Field(
-        10.0, description="Default Reflected Ambient Light, cd/m²")
-    directory: str = Field("", description="file driver: output directory "
+        10.0, title="Reflected ambient light", json_schema_extra=CD_M2,
+        description="Default Reflected Ambient Light, cd/m²")
+    directory: str = Field("", title="Output directory",
+                           description="file driver: output directory "
                            "(default <data_dir>/print/output/<name>)")
-    cups_queue: str = Field("", description="cups driver: queue name")
+    cups_queue: str = Field("", title="CUPS queue", description="cups driver: queue name")
     cups_server: Annotated[str, AfterValidator(check_cups_server)] = Field(
-        "", description="cups driver: HOST:PORT of the CUPS server (default: the local one)")
-    cups_format: Literal["pdf", "png"] = Field("pdf", description="cups driver: document sent")
-    peer: str = Field("", description="dicom driver: the DICOM printer (a [[peers]] name)")
+        "", title="CUPS server",
+        description="cups driver: HOST:PORT of the CUPS server (default: the local one)")
+    cups_format: Literal["pdf", "png"] = Field("pdf", title="CUPS document format",
+                                               description="cups driver: document sent")
+    peer: str = Field("", title="DICOM printer peer",
+                      description="dicom driver: the DICOM printer (a [[peers]] name)")
     peer_status_interval: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        10.0, description="dicom driver: seconds between Printer N-GETs to the DICOM printer")
+        10.0, title="Printer status interval", json_schema_extra=SECONDS,
+        description="dicom driver: seconds between Printer N-GETs to the DICOM printer")
 
     pacs_uid_root: Annotated[str, AfterValidator(check_uid_root)] = Field(
-        PYDICOM_UID_ROOT, description="pacs driver: root the Secondary Capture UIDs are made "
+        PYDICOM_UID_ROOT, title="UID root",
+        description="pacs driver: root the Secondary Capture UIDs are made "
         "under (your organisation's, ending in '.')")
     pacs_lookback_hours: Annotated[float, AfterValidator(check_lookback_hours)] = Field(
-        24.0, description="pacs driver: how old the calling AE's latest stored study may be "
+        24.0, title="Study look-back", json_schema_extra=HOURS,
+        description="pacs driver: how old the calling AE's latest stored study may be "
         "to file a film with it when no worklist item matches, hours")
 
     @model_validator(mode="after")
@@ -143,19 +167,23 @@ class PrinterProfileConfig(Section):
 class PrintConfig(Section):
     """[print]: the Print Management SCP and its spool."""
 
-    enabled: bool = Field(True, description="Offer Print Management")
-    printer: str = Field("", description="Profile printing for our own AE title "
+    enabled: bool = Field(True, title="Print service", description="Offer Print Management")
+    printer: str = Field("", title="Printer", description="Profile printing for our own AE title "
                          "(default: the first of [[printers]])")
     max_queue: Annotated[int, AfterValidator(check_between(1, 10000))] = Field(
-        50, description="Films waiting to print; more are refused (0xC602 queue full)")
+        50, title="Most films waiting",
+        description="Films waiting to print; more are refused (0xC602 queue full)")
     history: Annotated[int, AfterValidator(check_between(1, 1000000))] = Field(
-        500, description="Finished jobs kept in the history")
+        500, title="History length", description="Finished jobs kept in the history")
     reprint_keep: Annotated[int, AfterValidator(check_between(0, 10000))] = Field(
-        20, description="Finished jobs whose films are kept for a reprint")
+        20, title="Films kept for reprint",
+        description="Finished jobs whose films are kept for a reprint")
     preview_px: Annotated[int, AfterValidator(check_between(32, 2048))] = Field(
-        256, description="Longest side of the preview kept per film, pixels")
+        256, title="Preview size", json_schema_extra=PIXELS,
+        description="Longest side of the preview kept per film, pixels")
     status_interval: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        2.0, description="Seconds between printer status checks")
+        2.0, title="Status check interval", json_schema_extra=SECONDS,
+        description="Seconds between printer status checks")
 
     @field_validator("printer")
     @classmethod

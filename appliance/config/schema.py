@@ -4,7 +4,12 @@ Every section of `appliance.toml` is a model here. The loader, `appliance config
 forms and the front panel all read and validate through these models, so a value that one of
 them accepts is accepted by all. Models are strict (a string is not an integer) and refuse
 unknown keys. Validators raise `ValueError` with a sentence that reads well after
-"KEY: " in an error line.
+"KEY: " in an error line, or `ValueProblems` with one such sentence per problem when a value
+has several.
+
+Every field carries a `title` (a short label in words) and a `description` (the help), and a
+field with a unit says it in `json_schema_extra` (`SECONDS`, `MB`, ...): the web forms, the
+front panel and the API's schema all read them from here (appliance/config/labels.py).
 """
 
 from __future__ import annotations
@@ -23,25 +28,47 @@ from pydantic import (
 )
 
 from appliance.config import coercion_schema as coercion
+from appliance.errors import ValueProblems
 
 AE_TITLE_MAX = 16
 
+# Units of fields, as `json_schema_extra`: shown beside the input and in the API's schema.
+SECONDS = {"unit": "seconds"}
+MINUTES = {"unit": "minutes"}
+HOURS = {"unit": "hours"}
+DAYS = {"unit": "days"}
+MB = {"unit": "MB"}
+KIB = {"unit": "KiB"}
+BYTES = {"unit": "bytes"}
+PERCENT = {"unit": "%"}
+PIXELS = {"unit": "pixels"}
+
+
+def refuse(problems: list[str]) -> None:
+    """Raise the problems found in one value (nothing when there are none)."""
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        raise ValueProblems(problems)
+
 
 def check_ae_title(value: str) -> str:
-    """Validate an AE title (PS3.5 AE VR) and return it without surrounding spaces."""
+    """Validate an AE title (PS3.5 AE VR) and return it without surrounding spaces; every
+    problem is named, not only the first."""
+    problems = []
     if "\\" in value:
-        raise ValueError("AE title must not contain a backslash")
+        problems.append("AE title must not contain a backslash")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError("AE title must not contain control characters")
+        problems.append("AE title must not contain control characters")
     if any(ord(ch) > 0x7E for ch in value):
-        raise ValueError("AE title must use only ASCII characters")
+        problems.append("AE title must use only ASCII characters")
     stripped = value.strip(" ")
     if not stripped:
-        raise ValueError("AE title must not be empty or all spaces")
+        problems.append("AE title must not be empty or all spaces")
     if len(stripped) > AE_TITLE_MAX:
-        raise ValueError(
-            f"AE title must be at most {AE_TITLE_MAX} characters, got {len(stripped)}"
-        )
+        problems.append(f"AE title must be at most {AE_TITLE_MAX} characters, "
+                        f"got {len(stripped)}")
+    refuse(problems)
     return stripped
 
 
@@ -107,11 +134,16 @@ def check_between(low: int, high: int):
 
 
 def check_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
-        raise ValueError(
-            "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit,"
-            f" got {value!r}"
-        )
+    problems = []
+    if not 1 <= len(value) <= 64:
+        problems.append(f"must be 1 to 64 characters long, got {len(value)}")
+    if value and not value[0].isascii() or value and not value[0].isalnum():
+        problems.append(f"must start with a letter or digit, got {value[:1]!r}")
+    bad = sorted({ch for ch in value if not (ch.isascii() and (ch.isalnum() or ch in "_.-"))})
+    if bad:
+        problems.append(f"may hold only letters, digits, '.', '_' and '-', not "
+                        f"{' '.join(repr(ch) for ch in bad)}")
+    refuse(problems)
     return value
 
 
@@ -131,9 +163,10 @@ class Section(BaseModel):
 class DeviceConfig(Section):
     """[device]: the box itself."""
 
-    name: Name = Field("edge-appliance", description="Name of this box, shown on the status page")
+    name: Name = Field("edge-appliance", title="Box name",
+                       description="Name of this box, shown on the status page")
     data_dir: str = Field(
-        "var",
+        "var", title="Data directory",
         description="Directory for everything that changes (/data on the box); "
         "a relative path is relative to the working directory",
     )
@@ -141,88 +174,13 @@ class DeviceConfig(Section):
     @field_validator("data_dir")
     @classmethod
     def _data_dir_not_empty(cls, value: str) -> str:
+        problems = []
         if not value.strip():
-            raise ValueError("data directory must not be empty")
+            problems.append("data directory must not be empty")
         if "\0" in value:
-            raise ValueError("data directory must not contain a NUL character")
+            problems.append("data directory must not contain a NUL character")
+        refuse(problems)
         return value
-
-
-class DicomTlsConfig(Section):
-    """[dicom.tls]: DICOM over TLS (BCP 195, TLS 1.2 or newer) on a second port, with the same
-    association policy as the plain port."""
-
-    enabled: bool = Field(False, description="Serve DICOM over TLS on its own port as well")
-    port: Port = Field(2762, description="TCP port of the DICOM TLS listener")
-    certificate: str = Field("", description="The box's certificate (PEM; its chain may "
-                             "follow it in the same file)")
-    private_key: str = Field("", description="The certificate's private key (PEM, "
-                             "unencrypted, readable only by the appliance)")
-    ca_certificates: str = Field("", description="The CAs whose client certificates are "
-                                 "accepted, and which sign the peers we connect to (PEM bundle)")
-    require_client_certificate: bool = Field(
-        True, description="Refuse a TLS client that presents no certificate from those CAs")
-
-    @model_validator(mode="after")
-    def _files_when_enabled(self) -> DicomTlsConfig:
-        if not self.enabled:
-            return self
-        missing = [key for key in ("certificate", "private_key") if not getattr(self, key)]
-        if self.require_client_certificate and not self.ca_certificates:
-            missing.append("ca_certificates")
-        if missing:
-            verb = "is" if len(missing) == 1 else "are"
-            raise ValueError(f"TLS is enabled but {' and '.join(missing)} {verb} not set")
-        return self
-
-
-class DicomConfig(Section):
-    """[dicom]: the one DICOM listener and its association policy."""
-
-    ae_title: AETitle = Field("EDGEBOX", description="Our AE title (called AE title)")
-    port: Port = Field(11112, description="TCP port of the DICOM listener")
-    bind: IPAddress = Field("0.0.0.0", description="Address the DICOM listener binds to")
-    strict_called_aet: bool = Field(
-        True, description="Reject associations whose called AE title is not ours"
-    )
-    allowed_calling_aets: list[AETitle] = Field(
-        default_factory=list,
-        description="When not empty, only these calling AE titles may associate",
-    )
-    max_associations: Annotated[int, AfterValidator(check_max_associations)] = Field(
-        10, description="Associations open at once; more are rejected (local limit exceeded)"
-    )
-    acse_timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        30.0, description="Seconds to wait for association messages"
-    )
-    dimse_timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        60.0, description="Seconds to wait for DIMSE messages"
-    )
-    network_timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        60.0, description="Seconds an idle connection is kept before it is closed"
-    )
-    max_pdu: Annotated[int, AfterValidator(check_max_pdu)] = Field(
-        262144, description="Largest PDU we accept, in bytes (0 = no limit)"
-    )
-    artim_timeout: Annotated[float, AfterValidator(positive_seconds(300))] = Field(
-        10.0, description="Seconds a new connection has to send its whole A-ASSOCIATE-RQ "
-        "before it is closed (ARTIM timer)"
-    )
-    max_pending_connections: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
-        64, description="Connections that have not yet sent their whole A-ASSOCIATE-RQ, from "
-        "all hosts; more are closed at once (they never count against max_associations)"
-    )
-    max_pending_per_host: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
-        8, description="Such connections from one source address; more are closed at once, "
-        "so one host cannot lock out the others"
-    )
-    tls: DicomTlsConfig = Field(default_factory=DicomTlsConfig)
-
-    @model_validator(mode="after")
-    def _tls_port_not_the_plain_one(self) -> DicomConfig:
-        if self.tls.enabled and self.tls.port == self.port:
-            raise ValueError(f"tls.port {self.tls.port} is the plain DICOM port too")
-        return self
 
 
 def check_ip_network(value: str) -> str:
@@ -238,21 +196,27 @@ def check_ip_network(value: str) -> str:
 class WebConfig(Section):
     """[web]: the local status and configuration page."""
 
-    bind: IPAddress = Field("0.0.0.0", description="Address the web page binds to")
-    port: Port = Field(8080, description="TCP port of the web page")
-    enabled: bool = Field(True, description="Serve the web page")
-    https: bool = Field(False, description="Serve HTTPS with a certificate generated on first "
-                        "start (data_dir/web/tls/)")
-    public_status: bool = Field(False, description="Show the status dashboard without login "
-                                "(configuration and actions always need it)")
+    bind: IPAddress = Field("0.0.0.0", title="Listen address",
+                            description="Address the web page binds to")
+    port: Port = Field(8080, title="Port", description="TCP port of the web page")
+    enabled: bool = Field(True, title="Web page", description="Serve the web page")
+    https: bool = Field(False, title="HTTPS", description="Serve HTTPS with a certificate "
+                        "generated on first start (data_dir/web/tls/)")
+    public_status: bool = Field(False, title="Status page without login", description="Show "
+                                "the status dashboard without login (configuration and actions "
+                                "always need it)")
     session_minutes: Annotated[int, AfterValidator(check_between(1, 1440))] = Field(
-        30, description="Minutes without a request after which a login session ends")
+        30, title="Session length", json_schema_extra=MINUTES,
+        description="Minutes without a request after which a login session ends")
     login_attempts: Annotated[int, AfterValidator(check_between(1, 100))] = Field(
-        5, description="Failed logins from one address before it must wait (60 s, doubling)")
+        5, title="Login attempts",
+        description="Failed logins from one address before it must wait (60 s, doubling)")
     echo_timeout: Annotated[float, AfterValidator(positive_seconds(120))] = Field(
-        10.0, description="Seconds the peer 'Test' button waits for each step of a C-ECHO")
+        10.0, title="Test (C-ECHO) timeout", json_schema_extra=SECONDS,
+        description="Seconds the peer 'Test' button waits for each step of a C-ECHO")
     trusted_proxies: list[Annotated[str, AfterValidator(check_ip_network)]] = Field(
-        default_factory=list, description="Addresses or networks of reverse proxies in front "
+        default_factory=list, title="Trusted reverse proxies",
+        description="Addresses or networks of reverse proxies in front "
         "of the web page: only a request from one of these may name its client in "
         "X-Forwarded-For (for logs and the login limit); empty: the header is ignored")
 
@@ -261,7 +225,7 @@ class LogConfig(Section):
     """[log]: logging."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Lowest level written to the log"
+        "INFO", title="Log level", description="Lowest level written to the log"
     )
 
     @field_validator("level", mode="before")
@@ -300,38 +264,46 @@ class StorageConfig(Section):
     """[storage]: the Storage SCP (C-STORE) and the local copies it keeps."""
 
     reserve_mb: Annotated[int, AfterValidator(check_non_negative("reserve"))] = Field(
-        500, description="Free space (MB) kept in the data directory; below it C-STORE is "
+        500, title="Reserved free space", json_schema_extra=MB,
+        description="Free space (MB) kept in the data directory; below it C-STORE is "
         "refused with 0xA700 (Out of Resources)")
     duplicates: Literal["keep_first", "replace"] = Field(
-        "keep_first", description="A SOP Instance UID received again: keep the stored copy "
+        "keep_first", title="Duplicate images",
+        description="A SOP Instance UID received again: keep the stored copy "
         "(keep_first) or replace it and forward it again (replace)")
     retention_days: Annotated[float, AfterValidator(check_non_negative("retention"))] = Field(
-        7.0, description="Local copies are deleted once every destination has them and they are "
+        7.0, title="Keep local copies for", json_schema_extra=DAYS,
+        description="Local copies are deleted once every destination has them and they are "
         "older than this many days")
     high_water_percent: Annotated[int, AfterValidator(check_percent)] = Field(
-        90, description="When the data directory is fuller than this, forwarded copies are "
+        90, title="Clean-up threshold", json_schema_extra=PERCENT,
+        description="When the data directory is fuller than this, forwarded copies are "
         "deleted early, oldest first (never an unforwarded one)")
     allowed_calling_aets: list[AETitle] = Field(
-        default_factory=list, description="When not empty, only these calling AE titles may "
-        "store images (others get 0x0124 Refused: Not Authorized); empty = any caller "
-        "[dicom] accepts")
+        default_factory=list, title="Allowed calling AE titles",
+        description="When not empty, only these calling AE titles may store images (others "
+        "get 0x0124 Refused: Not Authorized); empty = any caller [dicom] accepts")
 
 
 class DestinationConfig(Section):
     """[[destinations]]: a peer (from [[peers]]) that receives every stored image routed to it."""
 
-    peer: Name = Field(description="Name of one of the [[peers]]")
+    peer: Name = Field(title="Peer", description="Name of one of the [[peers]]")
     batch_size: Annotated[int, AfterValidator(check_between(1, 1000))] = Field(
-        50, description="Instances sent over one association")
+        50, title="Batch size", description="Instances sent over one association")
     retry_initial: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        5.0, description="Seconds before the first retry after a failure")
+        5.0, title="First retry after", json_schema_extra=SECONDS,
+        description="Seconds before the first retry after a failure")
     retry_max: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
-        300.0, description="Longest wait between retries, seconds (the wait doubles up to it)")
+        300.0, title="Longest retry wait", json_schema_extra=SECONDS,
+        description="Longest wait between retries, seconds (the wait doubles up to it)")
     max_age_hours: Annotated[float, AfterValidator(positive_seconds(8760))] = Field(
-        168.0, description="An instance not delivered after this many hours is marked failed "
+        168.0, title="Give up after", json_schema_extra=HOURS,
+        description="An instance not delivered after this many hours is marked failed "
         "(kept; `appliance queue retry` sends it again)")
     timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        30.0, description="Seconds to wait for the peer's answers")
+        30.0, title="Timeout", json_schema_extra=SECONDS,
+        description="Seconds to wait for the peer's answers")
 
     @field_validator("retry_max")
     @classmethod
@@ -349,144 +321,78 @@ class RouteConfig(Section):
     an image goes to the destinations of every route it matches. set/remove/prefix/deidentify
     change the copy sent (appliance/forward/coercion.py)."""
 
-    destinations: list[Name] = Field(description="Peer names of [[destinations]]",
+    destinations: list[Name] = Field(title="Destinations",
+                                     description="Peer names of [[destinations]]",
                                      min_length=1)
-    calling_aets: list[AETitle] = Field(default_factory=list,
+    calling_aets: list[AETitle] = Field(default_factory=list, title="Calling AE titles",
                                         description="Calling AE titles that match")
     modalities: list[Annotated[str, AfterValidator(check_modality)]] = Field(
-        default_factory=list, description="Modalities (0008,0060) that match")
+        default_factory=list, title="Modalities",
+        description="Modalities (0008,0060) that match")
     sop_classes: list[Annotated[str, AfterValidator(check_uid)]] = Field(
-        default_factory=list, description="SOP Class UIDs that match")
-    set: coercion.CoercionSet = Field(default_factory=dict, description=coercion.SET_HELP)
-    remove: coercion.CoercionRemove = Field(default_factory=list,
+        default_factory=list, title="SOP classes", description="SOP Class UIDs that match")
+    set: coercion.CoercionSet = Field(default_factory=dict, title="Set attributes",
+                                      description=coercion.SET_HELP)
+    remove: coercion.CoercionRemove = Field(default_factory=list, title="Remove attributes",
                                             description=coercion.REMOVE_HELP)
-    prefix: coercion.CoercionPrefix = Field(default_factory=dict,
+    prefix: coercion.CoercionPrefix = Field(default_factory=dict, title="Prefix attributes",
                                             description=coercion.PREFIX_HELP)
-    deidentify: bool = Field(False, description=coercion.DEIDENTIFY_HELP)
+    deidentify: bool = Field(False, title="De-identify",
+                             description=coercion.DEIDENTIFY_HELP)
     one_rule_per_keyword = model_validator(mode="after")(coercion.check_route_rules)
 
 
-def check_hl7_field_map(value: dict[str, str]) -> dict[str, str]:
-    from appliance.worklist.keys import MAPPABLE_KEYWORDS
-
-    for keyword, location in value.items():
-        if keyword not in MAPPABLE_KEYWORDS:
-            raise ValueError(f"{keyword!r} is not a worklist attribute the HL7 feeder can fill "
-                             "(use a DICOM keyword such as PatientID or Modality)")
-        if location and not re.fullmatch(r"[A-Z][A-Z0-9]{2}(\.[1-9][0-9]*){1,3}", location):
-            raise ValueError(f"{keyword}: {location!r} is not an HL7 field location such as "
-                             "PID.3 or OBR.27.4 (or \"\" to leave the attribute out)")
-    return value
-
-
-class WorklistHl7Config(Section):
-    """[worklist.hl7]: the HL7 v2 (ORM^O01, OMI^O23) listener over MLLP."""
-
-    enabled: bool = Field(False, description="Listen for HL7 orders")
-    bind: IPAddress = Field("0.0.0.0", description="Address the MLLP listener binds to")
-    port: Port = Field(2575, description="TCP port of the MLLP listener")
-    field_map: Annotated[dict[str, str], AfterValidator(check_hl7_field_map)] = Field(
-        default_factory=dict, description="Overrides of the default field map: DICOM keyword "
-        "-> HL7 location (SEG.FIELD[.COMPONENT[.SUBCOMPONENT]]), \"\" to drop one")
-    allowed_hosts: list[Annotated[str, AfterValidator(check_ip_network)]] = Field(
-        default_factory=list, description="IP addresses or networks (CIDR) that may send HL7; "
-        "a connection from any other host is closed at once and logged (empty: any host)")
-    max_connections: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
-        32, description="Most HL7 connections open at once; more are closed at once")
-    max_connections_per_host: Annotated[int, AfterValidator(check_between(1, 1024))] = Field(
-        4, description="Most HL7 connections open at once from one IP address")
-    idle_timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        60.0, description="Seconds a connection may go without a complete message (or without "
-        "reading its ACK) before it is closed")
-    max_message_kb: Annotated[int, AfterValidator(check_between(1, 65536))] = Field(
-        1024, description="Largest HL7 message in KiB; a longer one gets an AR and the "
-        "connection is closed")
-
-    @field_validator("max_connections_per_host")
-    @classmethod
-    def _per_host(cls, value: int, info) -> int:
-        total = info.data.get("max_connections")
-        if total is not None and value > total:
-            raise ValueError(f"max_connections_per_host ({value}) must not be more than "
-                             f"max_connections ({total})")
-        return value
-
-
-class WorklistUpstreamConfig(Section):
-    """[worklist.upstream]: copy the worklist of a RIS (an MWL SCP) into the local cache."""
-
-    enabled: bool = Field(False, description="Poll the upstream worklist")
-    peer: str = Field("", description="Name of one of the [[peers]]: the RIS worklist SCP")
-    interval: Annotated[float, AfterValidator(positive_seconds(86400))] = Field(
-        60.0, description="Seconds between two C-FIND polls")
-    timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
-        30.0, description="Seconds to wait for the RIS")
-    days_ahead: Annotated[int, AfterValidator(check_between(0, 365))] = Field(
-        1, description="Poll items scheduled from today to this many days ahead")
-    modality: str = Field("", description="Poll only items of this modality (\"\" = all)")
-
-    @field_validator("modality")
-    @classmethod
-    def _modality(cls, value: str) -> str:
-        return check_modality(value) if value else value
-
-
-class WorklistConfig(Section):
-    """[worklist]: the Modality Worklist SCP and its item lifecycle."""
-
-    enabled: bool = Field(True, description="Answer Modality Worklist C-FIND queries")
-    max_answers: Annotated[int, AfterValidator(check_between(1, 100000))] = Field(
-        1000, description="Most matches returned for one query; the rest are left out")
-    case_insensitive_names: bool = Field(
-        False, description="Match person names (PN) without regard to case")
-    allowed_calling_aets: list[AETitle] = Field(
-        default_factory=list, description="When not empty, only these calling AE titles may "
-        "query the worklist (others get 0x0124 Refused: Not Authorized and no answers); "
-        "empty = any caller [dicom] accepts")
-    own_station_only_aets: list[AETitle] = Field(
-        default_factory=list, description="Calling AE titles that see only the items scheduled "
-        "for their own Scheduled Station AE Title")
-    expire_after_hours: Annotated[float, AfterValidator(check_non_negative("expiry"))] = Field(
-        24.0, description="Hours after its scheduled start that an item expires (0 = never)")
-    hl7: WorklistHl7Config = Field(default_factory=WorklistHl7Config)
-    upstream: WorklistUpstreamConfig = Field(default_factory=WorklistUpstreamConfig)
-
-
 from appliance.config import print_schema  # noqa: E402 - it needs Section etc. from above
+from appliance.config.dicom_schema import (  # noqa: E402, F401 - as print_schema; re-exported
+    DicomConfig,
+    DicomTlsConfig,
+)
 from appliance.config.hal_schema import (  # noqa: E402 - as print_schema
     ConsoleConfig,
     HalConfig,
     NetworkConfig,
 )
-from appliance.config.peer_schema import PeerConfig, check_dimse_peer  # noqa: E402 - as print_schema
+from appliance.config.peer_schema import (  # noqa: E402 - as print_schema
+    PeerConfig,
+    check_dimse_peer,
+)
 from appliance.config.services_schema import (  # noqa: E402 - as print_schema
     MppsConfig,
     QueryRetrieveConfig,
     StorageCommitmentConfig,
+)
+from appliance.config.worklist_schema import (  # noqa: E402, F401 - as print_schema; re-exported
+    WorklistConfig,
+    WorklistHl7Config,
+    WorklistUpstreamConfig,
+    check_hl7_field_map,
 )
 
 
 class ApplianceConfig(Section):
     """The whole `appliance.toml`."""
 
-    device: DeviceConfig = Field(default_factory=DeviceConfig)
-    dicom: DicomConfig = Field(default_factory=DicomConfig)
-    peers: list[PeerConfig] = Field(default_factory=list)
-    hal: HalConfig = Field(default_factory=HalConfig)
-    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
-    network: NetworkConfig = Field(default_factory=NetworkConfig)
-    web: WebConfig = Field(default_factory=WebConfig)
-    log: LogConfig = Field(default_factory=LogConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    destinations: list[DestinationConfig] = Field(default_factory=list)
-    routes: list[RouteConfig] = Field(default_factory=list)
-    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
-    mpps: MppsConfig = Field(default_factory=MppsConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig, title="Device")
+    dicom: DicomConfig = Field(default_factory=DicomConfig, title="DICOM")
+    peers: list[PeerConfig] = Field(default_factory=list, title="Peers")
+    hal: HalConfig = Field(default_factory=HalConfig, title="Hardware")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, title="Serial console")
+    network: NetworkConfig = Field(default_factory=NetworkConfig, title="Network")
+    web: WebConfig = Field(default_factory=WebConfig, title="Web page")
+    log: LogConfig = Field(default_factory=LogConfig, title="Logging")
+    storage: StorageConfig = Field(default_factory=StorageConfig, title="Storage")
+    destinations: list[DestinationConfig] = Field(default_factory=list, title="Destinations")
+    routes: list[RouteConfig] = Field(default_factory=list, title="Routes")
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig, title="Worklist")
+    mpps: MppsConfig = Field(default_factory=MppsConfig, title="MPPS")
     storage_commitment: StorageCommitmentConfig = Field(
-        default_factory=StorageCommitmentConfig)
-    query_retrieve: QueryRetrieveConfig = Field(default_factory=QueryRetrieveConfig)
-    printers: list[print_schema.PrinterProfileConfig] = Field(default_factory=list)
-    print: print_schema.PrintConfig = Field(default_factory=print_schema.PrintConfig)
+        default_factory=StorageCommitmentConfig, title="Storage Commitment")
+    query_retrieve: QueryRetrieveConfig = Field(default_factory=QueryRetrieveConfig,
+                                                title="Query/Retrieve")
+    printers: list[print_schema.PrinterProfileConfig] = Field(default_factory=list,
+                                                              title="Printers")
+    print: print_schema.PrintConfig = Field(default_factory=print_schema.PrintConfig,
+                                            title="Print")
 
     @field_validator("printers")
     @classmethod

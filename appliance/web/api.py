@@ -223,10 +223,20 @@ def get_config(request: Request) -> dict[str, Any]:
 
 @router.get(f"{v1}/config/schema", tags=["configuration"], dependencies=LOGIN)
 def config_schema() -> dict[str, Any]:
-    """The JSON schema of the configuration (field descriptions included)."""
+    """The JSON schema of the configuration: every field's `title`, `description` (its help)
+    and, where it has one, `unit`."""
     from appliance.config.schema import ApplianceConfig
 
     return ApplianceConfig.model_json_schema()
+
+
+@router.get(f"{v1}/config/labels", tags=["configuration"], dependencies=LOGIN)
+def config_labels() -> dict[str, dict[str, str]]:
+    """Every configuration key in words: {key: {"title", "help", "unit"}} (list entries as
+    `peers[].port`), the labels the web forms and the front panel show."""
+    from appliance.config.labels import schema_labels
+
+    return schema_labels()
 
 
 @router.patch(f"{v1}/config", tags=["configuration"], dependencies=ACTION, responses=REFUSED)

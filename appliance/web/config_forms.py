@@ -1,11 +1,13 @@
 """Configuration forms generated from the one schema (appliance/config/schema.py), and the
 writes behind them.
 
-Every section model becomes a form: one input per field, labelled by its name, explained by
-its `Field(description=...)`, typed by its annotation (checkbox, number, choice, password for
-secrets, comma list). Lists of tables (peers, destinations, routes) become one small form per
-entry plus an "add" form. A submission is validated by the same schema as the file; refusals
-come back as one message per key, shown next to the input.
+Every section model becomes a form: one input per field, labelled by its `Field(title=...)`
+with its unit, explained by its `Field(description=...)` (both read through
+appliance/config/labels.py, the one source of labels), typed by its annotation (checkbox,
+number, choice, password for secrets, comma list). Lists of tables (peers, destinations,
+routes) become one small form per entry plus an "add" form. A submission is validated by the
+same schema as the file; refusals come back as one message per problem, every problem of a key
+shown next to its input.
 
 One changed value goes through `editor.set_value`, several through `editor.set_values` (the same
 steps: parse, assign, validate the whole file, write atomically), so either all of a form is
@@ -22,7 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
-from appliance.config import editor
+from appliance.config import editor, labels
 from appliance.config.introspect import list_item, model_of, strip_annotation
 from appliance.config.schema import ApplianceConfig
 from appliance.errors import ConfigError
@@ -42,13 +44,14 @@ class FieldSpec:
     required: bool = False
     choices: list[str] = field(default_factory=list)
     step: str = ""
-    error: str = ""
+    errors: list[str] = field(default_factory=list)
+    label: str = ""  # the schema's title ('Largest PDU'); the key is shown beside it
+    unit: str = ""  # 'seconds', 'MB', ... from the schema; '' when none
 
     @property
-    def label(self) -> str:
-        """The key as words for the form ('max_pdu' -> 'Max PDU'); the key itself is shown
-        beside it, as written in the configuration file."""
-        return human_label(self.name)
+    def error(self) -> str:
+        """All problems of this input in one line ('' when there are none)."""
+        return "; ".join(self.errors)
 
 
 @dataclass
@@ -71,10 +74,16 @@ class SectionSpec:
     is_list: bool
     forms: list[FormSpec]
     add_form: FormSpec | None = None
+    title: str = ""  # the section's title in words ('Storage Commitment')
 
 
 def sections() -> list[str]:
     return list(ApplianceConfig.model_fields)
+
+
+def section_titles() -> dict[str, str]:
+    """{section key: its title in words} in file order, for the section navigation."""
+    return {name: labels.title(name) for name in sections()}
 
 
 def is_list_section(name: str) -> bool:
@@ -89,14 +98,16 @@ def section_spec(config: ApplianceConfig, name: str) -> SectionSpec:
         entries = getattr(config, name)
         forms = [form_for(item_model, f"{name}[{i}]", entry, title=_entry_title(entry, i))
                  for i, entry in enumerate(entries)]
-        add = form_for(item_model, f"{name}[{len(entries)}]", None, title=f"Add to {name}")
-        return SectionSpec(name, _doc(item_model), True, forms, add)
+        add = form_for(item_model, f"{name}[{len(entries)}]", None,
+                       title=f"Add to {labels.title(name)}")
+        return SectionSpec(name, _doc(item_model), True, forms, add, title=labels.title(name))
     model = model_of(annotation)
-    return SectionSpec(name, _doc(model), False, _forms_of(model, name, getattr(config, name)))
+    return SectionSpec(name, _doc(model), False, _forms_of(model, name, getattr(config, name)),
+                       title=labels.title(name))
 
 
 def _forms_of(model: type[BaseModel], prefix: str, instance: BaseModel) -> list[FormSpec]:
-    forms = [form_for(model, prefix, instance)]
+    forms = [form_for(model, prefix, instance, title=labels.title(prefix))]
     for fname, info in model.model_fields.items():
         sub = model_of(info.annotation)
         if sub is not None:
@@ -116,31 +127,11 @@ def form_for(model: type[BaseModel], prefix: str, instance: BaseModel | None,
     return FormSpec(prefix, title or prefix, _doc(model), fields)
 
 
-#: Words written as people write them in labels.
-_WORDS = {"ae": "AE", "aet": "AE title", "aets": "AE titles", "id": "ID", "ids": "IDs",
-          "mb": "MB", "kb": "KB", "gb": "GB", "pdu": "PDU", "dicom": "DICOM", "hl7": "HL7",
-          "url": "URL", "ip": "IP", "tls": "TLS", "https": "HTTPS", "http": "HTTP",
-          "dpi": "dpi", "led": "LED", "leds": "LEDs", "mwl": "MWL", "ris": "RIS",
-          "pacs": "PACS", "uid": "UID", "uids": "UIDs", "lut": "LUT", "ntp": "NTP",
-          "dns": "DNS", "dhcp": "DHCP", "cidr": "CIDR", "ca": "CA", "cups": "CUPS",
-          "gpio": "GPIO", "i2c": "I2C", "lcd": "LCD", "artim": "ARTIM", "rx": "RX",
-          "tx": "TX"}
-
-
-def human_label(name: str) -> str:
-    """A configuration key as words: underscores to spaces, known abbreviations in capitals,
-    the first letter capitalised."""
-    words = [_WORDS.get(word, word) for word in name.split("_") if word]
-    if not words:
-        return name
-    first = words[0]
-    words[0] = first if first != first.lower() else first[:1].upper() + first[1:]
-    return " ".join(words)
-
-
 def _field_spec(key: str, name: str, info: Any, value: Any) -> FieldSpec:
     base = strip_annotation(info.annotation)
-    spec = FieldSpec(key, name, "text", "", info.description or "", info.is_required())
+    text = labels.of_field(key, name, info)
+    spec = FieldSpec(key, name, "text", "", text.help, info.is_required(), label=text.title,
+                     unit=text.unit)
     if base is bool:
         spec.kind, spec.value = "checkbox", "true" if value else ""
     elif base is SecretStr:
@@ -295,7 +286,7 @@ def attach_errors(forms: list[FormSpec], exc: ConfigError) -> None:
         for form in forms:
             for spec in form.fields:
                 if key == spec.key or key.startswith(spec.key + "["):
-                    spec.error = reason
+                    spec.errors.append(reason)
                     placed = True
         if not placed and forms:
             target = next((f for f in forms if key.startswith(f.prefix)), forms[0])

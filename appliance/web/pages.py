@@ -191,7 +191,7 @@ def show_section(request: Request, name: str, spec=None, status_code: int = 200,
     if name == "dicom":
         extra.setdefault("tls", tls_certificate.card(ctx.config))
     return render(request, "config.html", status_code=status_code, title=f"Configuration: "
-                  f"{name}", sections=config_forms.sections(), section=spec,
+                  f"{spec.title}", sections=config_forms.section_titles(), section=spec,
                   config_file=str(ctx.config_path()), **extra)
 
 

@@ -30,9 +30,14 @@ def test_every_section_of_the_schema_has_a_form_with_its_descriptions(logged_in)
     assert 'name="ae_title" value="EDGEBOX"' in dicom
     assert "Our AE title (called AE title)" in dicom  # the Field description
     assert 'type="checkbox" id="dicom-strict_called_aet"' in dicom
-    # labels in words, the file's key beside them
-    assert '>Max PDU <code class="key">max_pdu</code></label>' in dicom
-    assert '>Strict called AE title <code class="key">strict_called_aet</code></label>' in dicom
+    # labels in words from the schema's titles, the unit, and the file's key beside them
+    assert ('>Largest PDU <span class="unit">(bytes)</span> <code class="key">max_pdu</code>'
+            '</label>') in dicom
+    assert ('>Check the called AE title <code class="key">strict_called_aet</code></label>'
+            in dicom)
+    assert '>Association timeout <span class="unit">(seconds)</span>' in dicom
+    assert '<h1>Configuration: DICOM</h1>' in dicom and '>Storage Commitment</a>' in dicom
+    assert '<h2>DICOM over TLS</h2>' in dicom  # a nested table titled too
     hal = setup.client.get("/config/hal").text
     assert 'action="/config/hal"' in hal and 'value="hal.leds"' in hal  # nested sections
     assert '<option value="sim" selected>' in hal
@@ -186,9 +191,22 @@ def test_web_keys_are_refused_with_file_key_and_reason(tmp_path, toml, message):
     assert f"{path}: {message}" in refused.value.problems[0]
 
 
-def test_labels_are_words_for_every_key_of_the_schema():
-    from appliance.web.config_forms import human_label
+def test_a_value_with_several_problems_shows_each_next_to_its_input(logged_in):
+    setup, _ = logged_in
+    answer = submit(setup, "dicom", "dicom", ae_title="A" * 17 + "\\")
+    assert answer.status_code == 400
+    assert errors_in(answer.text) == ["AE title must not contain a backslash",
+                                      "AE title must be at most 16 characters, got 18"]
+    assert 'aria-describedby="help-dicom-ae_title error-dicom.ae_title"' in answer.text
+    assert load_file(setup.config_path).dicom.ae_title == "EDGEBOX"
 
-    assert human_label("allowed_calling_aets") == "Allowed calling AE titles"
-    assert human_label("max_message_kb") == "Max message KB"
-    assert human_label("hl7") == "HL7" and human_label("url") == "URL"
+
+def test_the_api_gives_every_key_in_words(logged_in):
+    setup, _ = logged_in
+    labels = setup.client.get("/api/v1/config/labels").json()
+    assert labels["dicom.acse_timeout"] == {"title": "Association timeout", "unit": "seconds",
+                                            "help": "Seconds to wait for association messages"}
+    assert labels["peers[].port"]["title"] == "Port"
+    schema = setup.client.get("/api/v1/config/schema").json()
+    reserve = schema["$defs"]["StorageConfig"]["properties"]["reserve_mb"]
+    assert (reserve["title"], reserve["unit"]) == ("Reserved free space", "MB")
