@@ -196,11 +196,16 @@ def keyboard_walk(driver) -> tuple[list[str], list[str]]:
     reached: set[str] = set()
     unmarked: list[str] = []
     driver.execute_script("document.activeElement && document.activeElement.blur()")
-    for _ in range(len(wanted) + 5):
+    previous = None
+    # A date-time input takes several Tab stops (day, month, year, ...): at most 8 per action.
+    for _ in range(8 * len(wanted) + 5):
         ActionChains(driver).send_keys(Keys.TAB).perform()
         state = driver.execute_script(FOCUS_STYLE)
         if state is None:
             continue
+        if state["probe"] == previous:
+            continue  # the next field inside the same input
+        previous = state["probe"]
         if state["probe"] in reached:
             break  # round the page once
         reached.add(state["probe"])

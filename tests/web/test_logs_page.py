@@ -20,7 +20,7 @@ log.setLevel(logging.INFO)  # the handlers keep INFO and up; pytest leaves the r
 
 
 def shown_lines(page_html: str) -> list[str]:
-    body = re.search(r'<pre class="log">(.*?)</pre>', page_html, re.S).group(1)
+    body = re.search(r'<pre class="log"[^>]*>(.*?)</pre>', page_html, re.S).group(1)
     return [html.unescape(m) for m in re.findall(r'<span class="log-\w+">(.*?)</span>', body,
                                                   re.S)]
 
