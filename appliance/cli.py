@@ -176,8 +176,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def check_key_material(config, path: Path | None) -> None:
-    """The files the configuration names for DICOM TLS are usable now (ConfigError: the file
-    and the reason)."""
+    """The files the configuration names for DICOM TLS, and a DICOMweb peer's
+    `ca_certificates` and `token_file`, are usable now (ConfigError: the key, the file and
+    the reason)."""
+    check_dicomweb_files(config, path)
     tls = config.dicom.tls
     tls_peers = [peer.name for peer in config.peers if peer.tls]
     if not tls.enabled and not tls_peers:
@@ -192,6 +194,20 @@ def check_key_material(config, path: Path | None) -> None:
             [f"peer {name}" for name in tls_peers]
         raise ConfigError([f"{path or 'built-in defaults'}: dicom.tls: {exc} (used by "
                            f"{', '.join(users)})"]) from None
+
+
+def check_dicomweb_files(config, path: Path | None) -> None:
+    """Each DICOMweb peer's `ca_certificates` and `token_file` can be read (ConfigError: the
+    key, the file and the reason)."""
+    peers = [(index, peer) for index, peer in enumerate(config.peers) if peer.is_dicomweb]
+    if not peers:
+        return
+    from appliance.dicom.dicomweb_peer import peer_files
+
+    problems = [f"{path or 'built-in defaults'}: peers[{index}].{key}: {reason}"
+                for index, peer in peers for key, reason in peer_files(peer)]
+    if problems:
+        raise ConfigError(problems)
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:

@@ -102,3 +102,25 @@ class HospitalCa:
                      start=now - datetime.timedelta(days=start_days_ago),
                      end=now + datetime.timedelta(days=days))
         return pem(cert), key_pem(key)
+
+
+def issue_server(directory: Path, stem: str, host: str = "127.0.0.1", ca: str = "ca") -> None:
+    """An HTTPS server's key and certificate `stem` from the CA files `ca`.pem/.key, for the
+    IP address `host` (in subjectAltName, where HTTPS clients look for it)."""
+    import ipaddress
+
+    ca_certificate = x509.load_pem_x509_certificate((directory / f"{ca}.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / f"{ca}.key").read_bytes(), None)
+    now = datetime.datetime.now(datetime.UTC)
+    key = new_key()
+    certificate = (
+        x509.CertificateBuilder().subject_name(name(host))
+        .issuer_name(ca_certificate.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - DAY).not_valid_after(now + 30 * DAY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(ca_key, hashes.SHA256()))
+    (directory / f"{stem}.pem").write_bytes(pem(certificate))
+    (directory / f"{stem}.key").write_bytes(key_pem(key))

@@ -260,3 +260,16 @@ def survey(certificate: str | Path, ca_certificates: str | Path = "") -> TlsSurv
         except TlsFileError as exc:
             ca_error = str(exc)
     return TlsSurvey(str(certificate), info, error, str(ca_certificates), subjects, ca_error)
+
+
+def check_ca_certificates(path: str | Path,
+                          now: datetime.datetime | None = None) -> list[CertificateInfo]:
+    """The CAs of a PEM bundle (such as a DICOMweb peer's `ca_certificates`) as described;
+    TlsFileError when the file is missing, unreadable, not PEM, holds no certificate or only
+    expired ones."""
+    now = now or _now()
+    found = [describe(ca) for ca in _certificates(path, "CA certificate")]
+    if all(now > info.not_after for info in found):
+        raise TlsFileError(path, f"every CA certificate in it has expired (the last on "
+                                 f"{max(i.not_after for i in found):%Y-%m-%d})")
+    return found

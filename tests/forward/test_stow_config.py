@@ -4,11 +4,13 @@ is shown, and `requests` not loaded by the forwarder until a DICOMweb peer needs
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 
 import pytest
 
+from tests import pki
 from tests.config.test_config_files import appliance_cli
 from tests.conftest import REPO
 
@@ -80,3 +82,56 @@ def test_requests_stays_blocked_until_a_dicomweb_peer_needs_it():
                             cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "requests"]
+
+
+def file_cases(tmp_path) -> dict[str, tuple[str, str, str]]:
+    """(peer keys, key, reason) for DICOMweb peer files `appliance config check` refuses."""
+    missing = tmp_path / "missing.pem"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    not_pem = tmp_path / "not-pem.crt"
+    not_pem.write_bytes(b"\x30\x82\x01\x0a binary DER, not PEM")
+    expired = tmp_path / "expired-ca.pem"
+    key, now = pki.new_key(), datetime.datetime.now(datetime.UTC)
+    expired.write_bytes(pki.pem(pki.issue("Old CA", key, "Old CA", key, ca=True,
+                                          start=now - 10 * pki.DAY, end=now - 2 * pki.DAY)))
+    return {
+        "ca missing": (f'ca_certificates = "{missing}"\n', "peers[0].ca_certificates",
+                       f"{missing}: CA certificate file does not exist"),
+        "ca a directory": (f'ca_certificates = "{folder}"\n', "peers[0].ca_certificates",
+                           f"{folder}: is a directory, not a CA certificate file"),
+        "ca not PEM": (f'ca_certificates = "{not_pem}"\n', "peers[0].ca_certificates",
+                       f"{not_pem}: not a PEM file"),
+        "ca expired": (f'ca_certificates = "{expired}"\n', "peers[0].ca_certificates",
+                       f"{expired}: every CA certificate in it has expired"),
+        "token_file missing": (f'auth = "bearer"\ntoken_file = "{missing}"\n',
+                               "peers[0].token_file", f"{missing}: file does not exist"),
+        "token_file a directory": (f'auth = "bearer"\ntoken_file = "{folder}"\n',
+                                   "peers[0].token_file", f"{folder}: is a directory"),
+    }
+
+
+@pytest.mark.parametrize("case", ["ca missing", "ca a directory", "ca not PEM", "ca expired",
+                                  "token_file missing", "token_file a directory"])
+def test_unreadable_dicomweb_peer_files_refused_by_config_check(tmp_path, case):
+    keys, key, reason = file_cases(tmp_path)[case]
+    path = tmp_path / "files.toml"
+    path.write_text(WEB + URL + keys)
+    result = appliance_cli("config", "check", str(path), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert f"{path}: {key}: {reason}" in result.stderr, result.stderr
+
+
+def test_readable_dicomweb_peer_files_pass_config_check(tmp_path):
+    ca = pki.make_pki(tmp_path / "pki", {}) / "ca.pem"
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    path = tmp_path / "files.toml"
+    path.write_text(WEB + URL + f'auth = "bearer"\ntoken_file = "{token}"\n'
+                    f'ca_certificates = "{ca}"\n')
+    result = appliance_cli("config", "check", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # The loader itself does not read the files (as for [dicom.tls]): `config show` works.
+    ca.unlink()
+    assert appliance_cli("config", "show", "--config", str(path),
+                         cwd=tmp_path).returncode == 0

@@ -210,3 +210,44 @@ def test_the_api_gives_every_key_in_words(logged_in):
     schema = setup.client.get("/api/v1/config/schema").json()
     reserve = schema["$defs"]["StorageConfig"]["properties"]["reserve_mb"]
     assert (reserve["title"], reserve["unit"]) == ("Reserved free space", "MB")
+
+
+def test_a_dicomweb_peer_is_tested_with_qido_rs_over_https(logged_in, tmp_path, storescp):
+    """The peer's button says what it sends: "Test (QIDO-RS)" for a DICOMweb peer (checked
+    against a real HTTPS server with a private CA), "Test (C-ECHO)" for a DICOM peer."""
+    from tests.forward.https_stow import HttpsDicomWeb
+
+    setup, _ = logged_in
+    server = HttpsDicomWeb(tmp_path / "https")
+    try:
+        # The add form offers the certificate check ticked (the default); a browser sends it.
+        assert 'type="checkbox" id="add-tls_verify" name="tls_verify" value="true" checked' \
+            in setup.client.get("/config/peers").text
+        assert add_peer(setup, name="vna", protocol="dicomweb", url=server.url,
+                        tls_verify="true", ca_certificates=str(server.ca)).status_code == 303
+        assert add_peer(setup, name="strict", protocol="dicomweb", url=server.url,
+                        tls_verify="true").status_code == 303
+        assert add_peer(setup, name="pacs", ae_title="DCMTKSCP", host="127.0.0.1",
+                        port=str(storescp("DCMTKSCP"))).status_code == 303
+        page = setup.client.get("/config/peers")
+        assert '<button type="submit" id="test-vna">Test (QIDO-RS)</button>' in page.text
+        assert '<button type="submit" id="test-strict">Test (QIDO-RS)</button>' in page.text
+        assert '<button type="submit" id="test-pacs">Test (C-ECHO)</button>' in page.text
+        assert page.text.count("Test (QIDO-RS)") == 2 and page.text.count("Test (C-ECHO)") == 1
+
+        csrf = {"csrf_token": page_csrf(page.text)}
+        answered = server.requests
+        result = setup.client.post("/peers/vna/test", data=csrf)
+        assert result.status_code == 200
+        assert f"QIDO-RS vna ({server.url}): success, round trip" in result.text
+        assert 'class="ok" role="status" id="echo-result"' in result.text
+        assert server.requests == answered + 1  # the query reached the server
+        refused = setup.client.post("/peers/strict/test", data=csrf)
+        assert f"QIDO-RS strict ({server.url}): failed: TLS: the server&#39;s certificate " \
+               "could not be verified" in refused.text
+        assert 'class="error" role="status" id="echo-result"' in refused.text
+        assert server.requests == answered + 1
+        echoed = setup.client.post("/peers/pacs/test", data=csrf)
+        assert "C-ECHO DCMTKSCP@127.0.0.1" in echoed.text and "success" in echoed.text
+    finally:
+        server.close()
