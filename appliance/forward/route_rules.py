@@ -5,6 +5,12 @@ the file that names the destination wins; see router.py).
 So a queue row needs nothing recorded about its route, and a corrected rule applies to what is
 still waiting. A destination no rule-carrying route names gets no `prepare` at all: its
 instances are streamed from their files exactly as before, at no extra cost.
+
+Fail-safe for de-identification: when a route that names the destination de-identifies and
+no route matches a waiting instance any more (the routes were changed after it was queued),
+that instance is not sent as stored (it would reach a research destination with the patient's
+identity): it fails for that destination with the reason, and `appliance queue NAME
+--retry-instance UID` sends it once a route covers it again.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from appliance.config.schema import ApplianceConfig
-from appliance.forward.coercion import CoercionRules, coerce_file
+from appliance.forward.coercion import CoercionError, CoercionRules, coerce_file
 from appliance.forward.router import Router
 from appliance.store.coercion_tables import UidMap
 from appliance.store.database import Database
@@ -57,7 +63,12 @@ class RouteRules:
                             row["series_uid"], "", "", row["modality"], row["calling_aet"],
                             item.transfer_syntax)
         route = self.router.route_for(meta, destination)
-        return CoercionRules.of(route) if route is not None else CoercionRules()
+        if route is not None:
+            return CoercionRules.of(route)
+        if any(destination in r.destinations and r.deidentify for r in self.router.routes):
+            raise CoercionError(f"no route sends this instance to {destination} any more, and "
+                                f"{destination} takes de-identified copies: not sent as stored")
+        return CoercionRules()
 
     def prepare(self, destination: str, item: QueueItem, path: Path) -> Dataset | None:
         rules = self.rules(destination, item)
