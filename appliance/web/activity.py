@@ -1,5 +1,6 @@
-"""What the web page remembers from the event bus: associations now and recently, counters for
-/metrics. It only listens (bus subscriptions). The log lines of the logs view are kept by
+"""What the web page counts from the event bus: open associations, and the counters of
+/metrics. It only listens (bus subscriptions). The associations history is kept in the database
+(appliance.web.association_history); the log lines of the logs view by
 appliance.logsetup.RecentLines.
 """
 
@@ -7,26 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import Counter, deque
-from dataclasses import dataclass
+from collections import Counter
 
 from appliance.events import Event, EventBus
 
 log = logging.getLogger(__name__)
-
-RECENT_ASSOCIATIONS = 50
-
-
-@dataclass(frozen=True)
-class AssociationSummary:
-    ended: float  # epoch seconds
-    peer: str
-    calling_aet: str
-    called_aet: str
-    operations: str
-    duration: float
-    outcome: str
 
 
 class Activity:
@@ -35,7 +21,6 @@ class Activity:
     def __init__(self, bus: EventBus):
         self.bus = bus
         self._lock = threading.Lock()
-        self.recent: deque[AssociationSummary] = deque(maxlen=RECENT_ASSOCIATIONS)
         self.open_associations = 0
         self.associations = Counter()  # by outcome kind: released, aborted, rejected, ...
         self.instances = Counter()  # received, duplicate, forwarded, failed
@@ -57,12 +42,6 @@ class Activity:
                 self.open_associations = max(0, self.open_associations - 1)
                 outcome = str(data.get("outcome", ""))
                 self.associations[outcome.split(":")[0]] += 1
-                ops = data.get("operations") or {}
-                self.recent.appendleft(AssociationSummary(
-                    time.time(), str(data.get("peer", "")), str(data.get("calling_aet", "")),
-                    str(data.get("called_aet", "")),
-                    ", ".join(f"{n} {op}" for op, n in sorted(ops.items())) or "none",
-                    float(data.get("duration", 0.0)), outcome))
             elif event.topic == "storage" and data.get("kind") in ("stored", "replaced",
                                                                      "duplicate"):
                 self.instances["received"] += 1
@@ -74,7 +53,3 @@ class Activity:
                 self.print_jobs[str(data["state"])] += 1
             elif event.topic == "worklist.query":
                 self.worklist_queries += 1
-
-    def snapshot_recent(self) -> list[AssociationSummary]:
-        with self._lock:
-            return list(self.recent)

@@ -28,7 +28,7 @@ from appliance.store.database import Database
 from appliance.web import system_info
 from appliance.web.activity import Activity
 from appliance.web.api_tokens import ApiTokens
-from appliance.web.association_history import AssociationHistory
+from appliance.web.association_history import AssociationFilter, AssociationHistory
 from appliance.web.log_view import ApplianceLog, LogPage, LogQuery, file_page
 from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
@@ -182,7 +182,7 @@ class WebContext:
             "healthy": self.runtime.healthy,
             "associations": {
                 "open": self.open_associations(),
-                "recent": [asdict(a) for a in self.activity.snapshot_recent()],
+                "recent": self.recent_associations(),
             },
             "received_today": self.received_today(),
             "queue": None if p.queue is None else [asdict(d) for d in p.queue.destinations()],
@@ -208,6 +208,13 @@ class WebContext:
 
     def status_disk(self) -> system_info.Disk | None:
         return system_info.disk(Path(self.config.device.data_dir).absolute())
+
+    def recent_associations(self, count: int = 50) -> list[dict[str, Any]]:
+        """The last `count` associations, newest first (from the history)."""
+        if self.history is None:
+            return []
+        found = self.history.search(AssociationFilter(), page_size=count)
+        return [{k: v for k, v in asdict(row).items() if k != "id"} for row in found.rows]
 
     def received_today(self) -> int | None:
         """Images stored since local midnight (from the statistics; None before they open)."""

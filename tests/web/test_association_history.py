@@ -58,6 +58,10 @@ def test_500_associations_paged_newest_first_and_filtered(logged_in):
     assert "500 found" in client.get(f"/associations?until={stamp}").text
     assert client.get("/associations?outcome=maybe").status_code == 400
     assert client.get("/associations?since=yesterday").status_code == 400
+    # the status API's recent list is the history's newest 50
+    recent = client.get("/api/v1/status").json()["associations"]["recent"]
+    assert [r["calling_aet"] for r in recent[:4]] == ["WS4", "US3", "MR2", "CT1"]
+    assert len(recent) == 50 and recent[0]["called_aet"] == "EDGEBOX"
 
     api = client.get("/api/v1/associations", params={"calling_aet": "MR2", "page": 2}).json()
     assert (api["total"], api["page"], api["pages"], api["page_size"]) == (125, 2, 3, 50)
