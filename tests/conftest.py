@@ -3,6 +3,7 @@ systemd notify socket, and DCMTK peers. All traffic stays on 127.0.0.1."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -225,3 +226,16 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
                     return
         time.sleep(0.05)
     raise AssertionError(f"nothing listening on port {port} after {timeout}s")
+
+
+@pytest.fixture
+def restore_root_logging():
+    """The root logger's handlers and level put back after a test that configures logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)

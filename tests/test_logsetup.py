@@ -7,21 +7,7 @@ import logging
 import os
 import sys
 
-import pytest
-
 from appliance import logsetup
-
-
-@pytest.fixture
-def restore_root_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def journal_stream_of_stderr() -> str:

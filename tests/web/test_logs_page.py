@@ -9,8 +9,6 @@ import html
 import logging
 import re
 
-import pytest
-
 from appliance import logsetup
 from appliance.logsetup import RecentLines
 from appliance.web.log_view import ApplianceLog, JournalLog, LogQuery
@@ -65,18 +63,6 @@ def test_long_lines_wrap_and_show_more_pages_back(logged_in):
     css = setup.client.get("/static/style.css").text
     rule = re.search(r"pre\.log \{[^}]*\}", css).group(0)
     assert "white-space: pre-wrap" in rule and "overflow-wrap: anywhere" in rule
-
-
-@pytest.fixture
-def restore_root_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_a_line_logged_before_the_web_started_is_on_the_page(web, monkeypatch,
