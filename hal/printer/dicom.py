@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 STATUSES = ("NORMAL", "WARNING", "FAILURE")
+#: Seconds between Print Job N-GETs to a printer that reports its jobs by N-EVENT-REPORT.
+JOB_POLL_WITH_EVENTS = 10.0
 
 
 class DicomPrinter(PrinterDriver):
@@ -138,8 +140,9 @@ class DicomPrinter(PrinterDriver):
                 self._follow(assoc, job, events)
                 # one last request, so our answer to the printer's final event report has gone
                 # out before we release (pynetdicom cannot answer it once release is asked)
-                assoc.send_n_get([0x21100010, 0x21100020], Printer, PrinterInstance,
-                                 meta_uid=meta)
+                if assoc.is_established:
+                    assoc.send_n_get([0x21100010, 0x21100020], Printer, PrinterInstance,
+                                     meta_uid=meta)
         finally:
             if assoc.is_established:
                 assoc.release()
@@ -202,11 +205,19 @@ class DicomPrinter(PrinterDriver):
 
     def _follow(self, assoc, job: str, events: _JobEvents) -> None:
         """Wait until the printer's print job is DONE or FAILURE: from its Print Job event
-        reports, or from N-GET every half second for printers that send none."""
+        reports, or from N-GET every half second for printers that send none. A printer that
+        reports events is asked only every JOB_POLL_WITH_EVENTS seconds (in case its final
+        report is lost): every request we send while the printer may be sending its own is one more
+        chance for pynetdicom 3.0.4's race that takes our answer for an unexpected message
+        (README, known limitations)."""
         deadline = time.monotonic() + self.job_timeout
+        events.wait_seen(job, 1.0)  # most printers report the job at once
+        asked = time.monotonic()
         while time.monotonic() < deadline:
             execution, reason = events.outcome(job)
-            if execution is None:
+            if execution is None and (not events.seen(job)
+                                      or time.monotonic() - asked >= JOB_POLL_WITH_EVENTS):
+                asked = time.monotonic()
                 status, info = assoc.send_n_get([0x21000020, 0x21000030], PrintJob, job)
                 if not status or status.Status != 0x0000 or info is None:
                     log.warning("DICOM printer does not report print job %s; taking it as "
@@ -252,6 +263,11 @@ class _JobEvents:
         with self._lock:
             kind, reason = self._jobs.get(job, (0, ""))
         return {3: ("DONE", reason), 4: ("FAILURE", reason)}.get(kind, (None, ""))
+
+    def wait_seen(self, job: str, timeout: float) -> None:
+        """Wait until the printer reported anything about `job`, at most `timeout` s."""
+        with self._lock:
+            self._lock.wait_for(lambda: job in self._jobs, timeout)
 
     def wait(self, job: str, timeout: float) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ printer), reached over real sockets."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -36,7 +37,8 @@ def printer_behind(print_server, color: bool = False):
     return back, front
 
 
-def test_a_film_printed_on_the_box_comes_out_of_the_dicom_printer(print_server, scu):
+def test_a_film_printed_on_the_box_comes_out_of_the_dicom_printer(print_server, scu, caplog):
+    caplog.set_level(logging.INFO, logger="appliance.dicom.association_log")
     back, front = printer_behind(print_server)
     client = scu(front.port)
     client.session(NumberOfCopies="2", MediumType="CLEAR FILM", FilmSessionLabel="chest")
@@ -60,6 +62,12 @@ def test_a_film_printed_on_the_box_comes_out_of_the_dicom_printer(print_server, 
     assert np.all(np.diff(row[::60]) >= 0) and row[-1] - row[0] > 150
     assert pixels[600, 20] < 40 and pixels[600, 2980] > 200
     assert np.ptp(pixels[1300:2400, :]) == 0 and pixels[1800, 1500] == pixels[100, 1500]
+    # the printer reports the job by N-EVENT-REPORT: the driver does not poll it with N-GETs
+    # (each request is a chance for pynetdicom's race); one Printer N-GET ends the association
+    printing = [r.getMessage() for r in caplog.records if "called='LASER'" in r.getMessage()
+                and "N-ACTION" in r.getMessage()]
+    assert len(printing) == 1 and "operations=[1 N-ACTION, 2 N-CREATE, 1 N-GET, 1 N-SET]" in \
+        printing[0], printing
 
 
 def test_a_color_film_is_forwarded_as_color(print_server, scu):
