@@ -241,7 +241,8 @@ def check_watchdog(box: Box) -> None:
     """arm64: QEMU's i6300esb (image/qemu-run.sh) is /dev/watchdog0, its driver loaded from the
     image's kernel, and systemd (PID 1) holds it with RuntimeWatchdogSec=15s as on the Pi."""
     identity = box.ssh("cat /sys/class/watchdog/watchdog0/identity", check=False).strip()
-    assert "6300esb" in identity.lower(), f"/dev/watchdog0 is {identity!r}, not QEMU's i6300esb: " + \
+    assert "6300esb" in identity.lower(), \
+        f"/dev/watchdog0 is {identity!r}, not QEMU's i6300esb: " + \
         box.ssh("lsmod | grep -i -e wdt -e esb; ls -l /dev/watchdog*", check=False)
     assert box.ssh("systemctl show -p RuntimeWatchdogUSec --value").strip() == "15s"
     held = box.ssh("for fd in /proc/1/fd/*; do readlink $fd; done", check=False).split()
@@ -380,10 +381,11 @@ def test_new_bundle_is_installed_tried_and_kept(box, work, rootfs):
 
 
 def test_a_hung_system_is_reset_by_the_watchdog(box):
-    """arm64: PID 1 frozen (systemd's crash handler logs "Caught <SEGV>" and freezes), so
-    nothing pings the watchdog; QEMU's i6300esb resets the guest (no clean reboot: the kernel's
-    "reboot: Restarting system" never appears), U-Boot counts the boot, the confirmed slot B
-    comes back and gets its attempt back."""
+    """arm64: PID 1 frozen (systemd's crash handler freezes after SIGSEGV), so nothing pings
+    the watchdog; QEMU's i6300esb resets the guest (no clean reboot: the kernel's "reboot:
+    Restarting system" never appears), U-Boot counts the boot, the confirmed slot B comes back
+    and gets its attempt back. (systemd's own "Caught <SEGV>" line did not reach the journal
+    here, so the test reads the console.)"""
     if not BOOTENV.uboot:
         pytest.skip("the amd64 QEMU run has no watchdog device (docs/image.md, Known limits)")
     old_boot = boot_id(box)
@@ -393,13 +395,13 @@ def test_a_hung_system_is_reset_by_the_watchdog(box):
     box.command_and_disconnect("kill -SEGV 1")
     box.wait_ssh(300 * SLOW, not_boot_id=old_boot)
     timed("PID 1 frozen -> watchdog reset -> SSH on slot B", started)
-    # the previous boot's journal (on /data; journald syncs emergency messages at once)
-    frozen = box.ssh("journalctl -b -1 -o cat --no-pager | grep -e 'Caught <SEGV>' "
-                     "-e 'Freezing execution'", check=False)
-    assert "Caught <SEGV>" in frozen, frozen
+    # PID 1 froze: its freeze() closes every file descriptor, /dev/watchdog0 among them, with
+    # the watchdog still running (the kernel says so); then the board was reset: no kernel
+    # reboot ("reboot: Restarting system"), and U-Boot chose the slot again
     console = box.serial.read_bytes()[mark:].decode(errors="replace")
-    assert "reboot: Restarting system" not in console, console[-3000:]   # reset, not a reboot
-    assert "edge: slot B chosen" in console, console[-3000:]               # U-Boot counted it
+    assert "watchdog did not stop!" in console, console[-3000:]
+    assert "reboot: Restarting system" not in console, console[-3000:]
+    assert "edge: slot B chosen" in console, console[-3000:]
     assert cmdline(box).get("rauc.slot") == "B"
     wait_for("slot B's boot attempt given back", lambda: BOOTENV.confirmed(bootenv(box), "B"),
              120 * SLOW)
@@ -438,8 +440,12 @@ def test_bundle_that_never_becomes_healthy_falls_back(box, work, rootfs):
         current = boot_id(box)
         if current not in seen:
             seen.append(current)
+            if BOOTENV.uboot:       # no edge.trial: U-Boot's attempts left for slot A
+                tried = f"BOOT_A_LEFT {bootenv(box).get('BOOT_A_LEFT', '-')}"
+            else:
+                tried = f"trial {args.get('edge.trial', '-')}"
             report(f"boot {len(seen)} after the install: slot {args.get('rauc.slot')}, "
-                   f"trial {args.get('edge.trial', '-')}, {time.monotonic() - started:.0f} s")
+                   f"{tried}, {time.monotonic() - started:.0f} s")
         return current != old_boot and args.get("rauc.slot") == "B"
 
     wait_for("the box back on slot B", back_on_b,
