@@ -11,7 +11,8 @@
 #                     build/image/edge-appliance-$(IMAGE_ARCH).raucb (image/bundle.sh; keys: image/keys.sh,
 #                     or EDGE_SIGNING_CERT/EDGE_SIGNING_KEY/EDGE_KEYRING; version: EDGE_BUNDLE_VERSION)
 #   make test-update  the amd64 image + bundle, then tests/image/test_update.py under QEMU: install,
-#                     trial boot, mark good, refused bundles, fall back after failed trials
+#                     trial boot, mark good, refused bundles, fall back after failed trials;
+#                     ARCH=arm64: the same with the Pi image through QEMU's U-Boot (slower)
 #   make test-uboot   the Raspberry Pi's boot script (image/uboot/) run by Debian's qemu_arm64 U-Boot
 #                     against a small disk (tests/image/test_uboot.py): slot choice, boot counting,
 #                     fall-back, reset, uboot.env read with fw_printenv; host only, under a minute
@@ -85,14 +86,19 @@ test-image: $(IMAGE_IMG) venv-test
 bundle: $(IMAGE_IMG) | image-deps
 	image/bundle.sh $(IMAGE_ARCH) $(IMAGE_IMG) $(IMAGE_BUNDLE)
 
-# The update test always uses the amd64 image (UEFI + GRUB under QEMU); it makes its own
-# variants of the bundle (newer, tampered, foreign-signed, never healthy).
+# The update test uses the amd64 image (UEFI + GRUB under QEMU) unless ARCH=arm64 is given
+# (the Pi image through QEMU's qemu_arm64 U-Boot and boot.scr; about twice as slow under TCG);
+# it makes its own variants of the bundle (newer, tampered, foreign-signed, never healthy).
+UPDATE_ARCH := $(if $(filter command line,$(origin ARCH)),$(ARCH),amd64)
+UPDATE_TIMEOUT := $(if $(filter arm64,$(UPDATE_ARCH)),5400,2400)
 test-update: venv-test
-	$(MAKE) --no-print-directory IMAGE_ARCH=amd64 bundle
-	EDGE_TEST_IMAGE=$(IMAGE_OUT)/edge-appliance-amd64.img \
-	  EDGE_TEST_BUNDLE=$(IMAGE_OUT)/edge-appliance-amd64.raucb \
+	@case "$(UPDATE_ARCH)" in amd64|arm64) ;; \
+	  *) echo "image.mk: ARCH must be amd64 or arm64, not '$(UPDATE_ARCH)'" >&2; exit 1;; esac
+	$(MAKE) --no-print-directory IMAGE_ARCH=$(UPDATE_ARCH) bundle
+	EDGE_TEST_IMAGE=$(IMAGE_OUT)/edge-appliance-$(UPDATE_ARCH).img \
+	  EDGE_TEST_BUNDLE=$(IMAGE_OUT)/edge-appliance-$(UPDATE_ARCH).raucb \
 	  $(VENV)/bin/python -m pytest -m image -v -s -p no:cacheprovider \
-	  --timeout=2400 tests/image/test_update.py
+	  --timeout=$(UPDATE_TIMEOUT) tests/image/test_update.py
 
 test-uboot: venv-test
 	$(call image_apt_install,$(UBOOT_TEST_DEBS))

@@ -10,7 +10,7 @@
 # Serial console: stdio, or the file $EDGE_QEMU_SERIAL when set. The disk is written in place:
 # boot a copy to keep a pristine image. Extra QEMU arguments: $EDGE_QEMU_EXTRA.
 # arm64: boot.scr on the disk's FAT is replaced by its QEMU variant; U-Boot from
-# $EDGE_QEMU_UBOOT. amd64: the UEFI variables are kept in IMAGE.ovmf-vars.fd; OVMF is taken
+# $EDGE_QEMU_UBOOT; a watchdog device (i6300esb) resets a hung guest. amd64: the UEFI variables are kept in IMAGE.ovmf-vars.fd; OVMF is taken
 # from $EDGE_QEMU_OVMF (default /usr/share/OVMF).
 set -euo pipefail
 die() { echo "qemu-run.sh: error: $*" >&2; exit 1; }
@@ -43,7 +43,10 @@ fi
 case $arch in
 arm64)
     qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72 -accel tcg,thread=multi)
-    boot=(-bios "$uboot");;
+    # a watchdog as on the Pi (bcm2835-wdt there): QEMU's i6300esb, a PCI device on virt;
+    # udev loads its driver (i6300esb) from the image's kernel and systemd's
+    # RuntimeWatchdogSec drives /dev/watchdog0, so a hung guest is reset (-watchdog-action reset)
+    boot=(-bios "$uboot" -device i6300esb);;
 amd64)
     # -cpu max: the x86_64 wheels (numpy) need x86-64-v2, which the default qemu64 CPU lacks
     qemu=(qemu-system-x86_64 -M q35 -cpu max -accel tcg,thread=multi)
