@@ -47,6 +47,7 @@ class DestinationWorker:
         self.calling_aet = calling_aet
         self.tls = tls  # [dicom.tls] for a peer with tls = true
         self.prepare = prepare  # coercion rules of its routes (route_rules.py), None: none
+        self.sender = _sender_for(peer)
         self.root = root
         self.on_change = on_change or (lambda: None)
         # on_sent(sent, failed): instances delivered / given up in one batch (for metrics)
@@ -147,27 +148,18 @@ class DestinationWorker:
             return min(self._ready() or IDLE_POLL, IDLE_POLL)
         return 0.0
 
-    def _sender(self):
-        """The sender module for the peer's protocol: C-STORE, or STOW-RS (imported only when
-        a DICOMweb destination is configured)."""
-        if self.peer.protocol == "dicomweb":
-            from appliance.forward import stow_sender
-
-            return stow_sender
-        return sender
-
     def _split(self, items):
-        if self.peer.protocol == "dicomweb":
-            return self._sender().split_batches(items, self.root)
-        return split_by_contexts(items)
+        if self.sender is sender:
+            return split_by_contexts(items)
+        return self.sender.split_batches(items, self.root)
 
     def _send(self, batch, lane: str) -> list[ItemResult] | None:
         """Send one batch and record every item's outcome; None when there was no association
         (the destination backs off)."""
         s = self.settings
         try:
-            results = self._sender().send_batch(self.peer, self.calling_aet, batch, self.root,
-                                                s.timeout, self.tls, self.prepare)
+            results = self.sender.send_batch(self.peer, self.calling_aet, batch, self.root,
+                                             s.timeout, self.tls, self.prepare)
         except AssociationFailed as exc:
             delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
                                                   s.retry_max)
@@ -216,3 +208,13 @@ class DestinationWorker:
                     "accepted; next try in %.0fs", self.name, self.broken_in_a_row, delay)
         self.on_change()  # broken_in_a_row stays: the next broken association backs off again
         return min(delay, IDLE_POLL)
+
+
+def _sender_for(peer: PeerConfig):
+    """The sender module for the peer's protocol: C-STORE, or STOW-RS (imported only when a
+    DICOMweb destination is configured)."""
+    if peer.protocol == "dicomweb":
+        from appliance.forward import stow_sender
+
+        return stow_sender
+    return sender
