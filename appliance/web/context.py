@@ -34,7 +34,7 @@ from appliance.web.passwords import PasswordStore, password_file
 from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
 from appliance.web.setup_code import SetupCode, setup_code_file
-from appliance.web.stats import Sample, StatsSampler, disk_used_percent
+from appliance.web.stats import Sample, StatsSampler
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,8 @@ class WebContext:
     def _sample(self) -> Sample:
         queue = self.providers.queue
         depth = {d.name: d.pending for d in queue.destinations()} if queue is not None else {}
-        return Sample(depth, disk_used_percent(Path(self.config.device.data_dir).absolute()))
+        disk = self.status_disk()
+        return Sample(depth, None if disk is None else round(disk.used_percent, 1))
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -164,8 +165,7 @@ class WebContext:
     def status(self) -> dict[str, Any]:
         """The dashboard's content, also served as JSON by /api/v1/status."""
         c = self.config
-        data_dir = Path(c.device.data_dir).absolute()
-        disk = system_info.disk(data_dir)
+        disk = self.status_disk()
         load = system_info.load_average()
         p = self.providers
         v = verdict(self.health_view)

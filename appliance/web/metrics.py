@@ -45,13 +45,10 @@ class ApplianceCollector:
         yield assoc
         instances = CounterMetricFamily("appliance_instances", "instances received, "
                                         "forwarded and failed", labels=["event"])
-        stats = ctx.stats
-        counts = dict(activity.instances)
-        if stats is not None:  # counted from the queue table: no event carries deliveries
-            counts["forwarded"] = stats.forwarded_total
         for event in ("received", "forwarded", "failed"):
-            instances.add_metric([event], counts.get(event, 0))
+            instances.add_metric([event], activity.instances.get(event, 0))
         yield instances
+        stats = ctx.stats
         if stats is not None:
             last = stats.last_minute()
             yield GaugeMetricFamily("appliance_received_per_minute", "images stored in the "

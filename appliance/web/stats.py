@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.store.database import Database, Migration
-from appliance.web import system_info
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +156,7 @@ class StatsSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._counted: dict[tuple[str, str, int], float] = {}
         self._started = False
-        #: Images forwarded since the sampler started (for /metrics' monotonic counter).
-        self.forwarded_total = 0
 
     def start(self) -> None:
         if self._thread is not None:
@@ -196,12 +192,6 @@ class StatsSampler:
             first = not self._started
             self._started = True
             counts = count_per_minute(self.db, minute - (DEFAULT_MINUTES if first else 1))
-            for series, label, m, value in counts:
-                if series == "forwarded" and m >= minute - 1:
-                    before = self._counted.get((series, label, m), 0.0)
-                    self.forwarded_total += int(max(0.0, value - before))
-                self._counted[(series, label, m)] = value
-            self._counted = {k: v for k, v in self._counted.items() if k[2] >= minute - 1}
             sample = self.read()
             rows = counts + [("queue_depth", name, minute, float(depth))
                              for name, depth in sample.queue_depth.items()]
@@ -217,7 +207,3 @@ class StatsSampler:
                 "forwarded": {k: int(v) for k, v in
                               self.store.latest("forwarded", minute).items()}}
 
-
-def disk_used_percent(data_dir) -> float | None:
-    disk = system_info.disk(data_dir)
-    return None if disk is None else round(disk.used_percent, 1)
