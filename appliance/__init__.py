@@ -1,6 +1,6 @@
 """DICOM Edge Appliance: firmware that bridges legacy modalities and printers into a DICOM network.
 
-Read top-down: `appliance.cli` parses the command line, `appliance.supervisor` runs the
+Read top-down: `appliance.cli` parses the command line, `appliance.core.supervisor` runs the
 components, and each component lives in its own package (`appliance.dicom`, ...).
 """
 

@@ -12,9 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import __version__, logsetup
+from appliance import __version__
+
+from appliance.system import logging_setup
 from appliance.config import editor, loader, migrations
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             from appliance.web import api_token_cli
             return api_token_cli.run(args, loader.load(args.config).config)
         if args.command == "panel":
-            from appliance import panel_terminal
+            from appliance.maintenance import panel_terminal
             return panel_terminal.run(args.config)
         if args.command == "worklist":
             from appliance.worklist import cli_commands as worklist_cli
@@ -131,14 +133,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # pydicom imports `requests` only to download its test data, which the appliance never
     # does; not loading it keeps ~5 MB out of the running process (docs/benchmarks.md).
     sys.modules.setdefault("requests", None)
-    from appliance.components import build_components
-    from appliance.events import EventBus
-    from appliance.running import RunningRecord
-    from appliance.runtime import Runtime
-    from appliance.supervisor import Supervisor
+    from appliance.component_list import build_components
+    from appliance.core.events import EventBus
+    from appliance.core.running_record import RunningRecord
+    from appliance.core.runtime import Runtime
+    from appliance.core.supervisor import Supervisor
 
     loaded = loader.load(args.config)
-    logsetup.configure(loaded.config.log.level)
+    logging_setup.configure(loaded.config.log.level)
     log.info("appliance %s starting with configuration from %s", __version__, loaded.source)
     bus = EventBus()
     runtime = Runtime(bus, loaded.path)
@@ -212,7 +214,7 @@ def check_dicomweb_files(config, path: Path | None) -> None:
 
 def cmd_config_set(args: argparse.Namespace) -> int:
     from appliance.config.schema import ApplianceConfig
-    from appliance.running import reload_running
+    from appliance.core.running_record import reload_running
 
     path, _ = loader.locate(args.config)
     if path is None:

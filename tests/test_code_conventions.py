@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 MODULES = sorted(p for pkg in ("appliance", "hal") for p in (REPO / pkg).rglob("*.py"))
 # Entry points may configure logging; libraries may not.
-ENTRY_POINTS = {"appliance/cli.py", "appliance/logsetup.py", "appliance/__main__.py"}
+ENTRY_POINTS = {"appliance/cli.py", "appliance/system/logging_setup.py", "appliance/__main__.py"}
 
 
 def rel(path) -> str:

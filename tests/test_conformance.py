@@ -14,7 +14,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from appliance.components import dicom_services
+from appliance.component_list import dicom_services
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.engine_server import EngineServer
 from tests.conftest import REPO, free_port

@@ -108,7 +108,7 @@ def test_sigterm_lets_an_association_in_flight_finish(appliance):
 
 def test_logs_go_to_stderr_when_not_under_journald(appliance):
     proc, port, _ = appliance()
-    assert "INFO appliance.supervisor: ready" in proc.log()
+    assert "INFO appliance.core.supervisor: ready" in proc.log()
 
 
 def test_the_web_frameworks_load_only_when_the_web_page_starts(tmp_path):
@@ -116,9 +116,9 @@ def test_the_web_frameworks_load_only_when_the_web_page_starts(tmp_path):
     components without them, so the DICOM port opens first (the web component starts last).
     Checked in a fresh interpreter: this one has imported FastAPI for other tests."""
     probe = ("import sys; sys.modules['requests'] = None\n"
-             "from appliance.components import build_components\n"
+             "from appliance.component_list import build_components\n"
              "from appliance.config.schema import ApplianceConfig\n"
-             "from appliance.events import EventBus\n"
+             "from appliance.core.events import EventBus\n"
              "config = ApplianceConfig.model_validate({'device': {'data_dir': "
              f"{str(tmp_path)!r}}}}})\n"
              "last = build_components(config, EventBus())[-1]\n"

@@ -20,7 +20,7 @@ from appliance.commitment.request import SOP_CLASS, WELL_KNOWN_INSTANCE
 from appliance.commitment.store import Item
 from appliance.config.schema import ApplianceConfig, PeerConfig
 from appliance.dicom.peer_association import associate_peer, peer_target
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
 ALL_COMMITTED, SOME_FAILED = 1, 2

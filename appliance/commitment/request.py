@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydicom import Dataset
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 SOP_CLASS = "1.2.840.10008.1.20.1"          # Storage Commitment Push Model SOP Class
 WELL_KNOWN_INSTANCE = "1.2.840.10008.1.20.1.1"

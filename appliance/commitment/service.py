@@ -38,10 +38,10 @@ from appliance.commitment.request import (
     parse,
 )
 from appliance.commitment.store import CommitmentStore, Transaction
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.events import EventBus
+from appliance.core.errors import ComponentFailure
+from appliance.core.events import EventBus
 from appliance.store.instances import INSTANCES_DIR, open_database
 
 log = logging.getLogger(__name__)

@@ -24,12 +24,12 @@ import tomli_w
 import tomlkit
 from pydantic import BaseModel, SecretStr
 
-from appliance.atomic_file import write_atomically
+from appliance.system.atomic_file import write_atomically
 from appliance.config import loader, migrations
 from appliance.config.introspect import list_item, model_of, strip_annotation
 from appliance.config.loader import parse_text
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from appliance.config import migrations
 from appliance.config.introspect import list_item, model_of
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError, ValueProblems
+from appliance.core.errors import ConfigError, ValueProblems
 
 log = logging.getLogger(__name__)
 

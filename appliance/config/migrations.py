@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

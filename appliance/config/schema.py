@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from appliance.config import coercion_schema as coercion
-from appliance.errors import ValueProblems
+from appliance.core.errors import ValueProblems
 
 AE_TITLE_MAX = 16
 

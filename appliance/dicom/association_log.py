@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pydicom.uid import UID
 
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 _LONG_VRS = frozenset(str(vr).encode() for vr in EXPLICIT_VR_LENGTH_32)
 _SHORT_VRS = frozenset(str(vr).encode() for vr in EXPLICIT_VR_LENGTH_16)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from appliance.config.schema import PeerConfig
 from appliance.dicom.verification import EchoResult
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.dicom.values import date_value, time_value
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 CHARSET_TAG = "00080005"
 

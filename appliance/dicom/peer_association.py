@@ -12,7 +12,7 @@ from appliance.dicom.association_log import reject_reason
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.tls_client import tls_args
 from appliance.dicom.tls_files import TlsFileError
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 
 class PeerUnreachable(ApplianceError):

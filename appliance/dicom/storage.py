@@ -35,12 +35,12 @@ from pynetdicom.presentation import (
     build_context,
 )
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet, check_received_file
-from appliance.errors import ComponentFailure
-from appliance.events import EventBus
+from appliance.core.errors import ComponentFailure
+from appliance.core.events import EventBus
 from appliance.forward.router import Router
 from appliance.store.instances import (
     INCOMING_DIR,

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 #: A certificate this close to its end is reported (web page, LED, /metrics).
 EXPIRY_WARNING = datetime.timedelta(days=30)

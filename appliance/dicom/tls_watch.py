@@ -25,10 +25,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.tls_files import TlsSurvey, survey
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
 

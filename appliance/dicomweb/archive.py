@@ -1,6 +1,6 @@
 """The web page's door to the local store for DICOMweb: the running storage component's
 instance store (its database and files), handed to the web page as the `dicomweb` provider
-(appliance/components.py). While storage is stopped the DICOMweb routes answer 503."""
+(appliance/component_list.py). While storage is stopped the DICOMweb routes answer 503."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from appliance.config.coercion_schema import split_values, value_problem, vr_of
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.forward.deidentify import deidentify
 
 log = logging.getLogger(__name__)

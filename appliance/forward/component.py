@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.events import Event, EventBus
+from appliance.core.errors import ComponentFailure
+from appliance.core.events import Event, EventBus
 from appliance.forward.retention import apply_retention
 from appliance.forward.route_rules import RouteRules
 from appliance.forward.worker import DestinationWorker

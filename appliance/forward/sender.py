@@ -29,7 +29,7 @@ from pynetdicom import AE, _config
 
 from appliance.config.schema import DicomTlsConfig, PeerConfig
 from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.forward.coercion import CoercionError
 from appliance.store.queue import QueueItem
 

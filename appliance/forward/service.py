@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.forward.stuck import PAGE_SIZE, StuckRow, describe
 from appliance.store.instances import INSTANCES_DIR, open_database
 from appliance.store.queue import DestinationCounts, ForwardQueue, InstanceError

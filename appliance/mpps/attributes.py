@@ -22,7 +22,7 @@ import logging
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 
 from pydicom import Dataset
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 

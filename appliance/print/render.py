@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.print import layout
 from appliance.print.lut import PresentationLut, densities, driving_values
 

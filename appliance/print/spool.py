@@ -23,10 +23,10 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ApplianceError, ComponentFailure
-from appliance.events import EventBus
+from appliance.core.errors import ApplianceError, ComponentFailure
+from appliance.core.events import EventBus
 from appliance.print.profiles import open_profile_printer, printer_profiles
 from appliance.print.render import FilmSpec, render_film
 from appliance.store.database import Database, Migration
@@ -360,7 +360,7 @@ class PrintSpool(Component):
 
     def _notify(self, kind: str, **data) -> None:
         if self.bus is not None:
-            # topics and fields the LEDs, front panel and web metrics read (appliance/health.py)
+            # topics and fields the LEDs, front panel and web metrics read (appliance/core/health.py)
             if kind == "job":
                 self.bus.publish("print_job", job=data["uid"],
                                  state=JOB_STATES.get(data["status"], data["status"].lower()),

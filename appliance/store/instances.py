@@ -35,8 +35,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.atomic_file import fsync_directory
-from appliance.errors import ApplianceError
+from appliance.system.atomic_file import fsync_directory
+from appliance.core.errors import ApplianceError
 from appliance.store import coercion_tables, commitment_tables
 from appliance.store.database import Database, Migration
 

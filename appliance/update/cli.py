@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from appliance.config import loader
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from appliance.update import history, status
 from appliance.update.handoff import BadRequest, remove_upload, take_request
 from appliance.update.installer import Installer, Outcome

@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from appliance.atomic_file import write_atomically
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

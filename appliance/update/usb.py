@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.update.installer import BUNDLE_SUFFIX
 
 log = logging.getLogger(__name__)

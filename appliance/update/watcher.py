@@ -13,9 +13,9 @@ import logging
 import os
 import time
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 from appliance.update import status
 from appliance.update.paths import UpdatePaths
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import anyio
 
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.update import history, status
 from appliance.update.handoff import upload_name, write_request
 from appliance.update.installer import BUNDLE_SUFFIX

@@ -1,7 +1,7 @@
 """What the web page counts from the event bus: open associations, and the counters of
 /metrics. It only listens (bus subscriptions). The associations history is kept in the database
 (appliance.web.association_history); the log lines of the logs view by
-appliance.logsetup.RecentLines.
+appliance.system.logging_setup.RecentLines.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 import threading
 from collections import Counter
 
-from appliance.events import Event, EventBus
+from appliance.core.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 

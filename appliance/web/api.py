@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from appliance.config import editor
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from appliance.web import config_forms
 from appliance.web.app import set_session_cookie
 from appliance.web.context import NotAvailable

@@ -13,7 +13,7 @@ import sys
 import time
 
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.web.api_tokens import ApiTokens, TokenError
 
 log = logging.getLogger(__name__)

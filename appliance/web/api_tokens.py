@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.store import api_token_tables
 from appliance.store.database import Database
 

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from appliance.events import Event, EventBus
+from appliance.core.events import Event, EventBus
 from appliance.store.database import Database, Migration
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.runtime import Runtime
+from appliance.core.errors import ComponentFailure
+from appliance.core.runtime import Runtime
 from appliance.web import system_info
 from appliance.web.context import WebContext
 from appliance.web.providers import Providers

@@ -27,7 +27,7 @@ from pydantic import BaseModel, SecretStr
 from appliance.config import editor, labels
 from appliance.config.introspect import list_item, model_of, strip_annotation
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__, logsetup
-from appliance.atomic_file import write_atomically
+from appliance import __version__
+
+from appliance.system import logging_setup
+from appliance.system.atomic_file import write_atomically
 from appliance.config import loader
 from appliance.config.access import doors
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.verification import EchoResult, echo_peer
-from appliance.errors import ApplianceError
-from appliance.events import EventBus
-from appliance.health import verdict
-from appliance.runtime import Runtime
+from appliance.core.errors import ApplianceError
+from appliance.core.events import EventBus
+from appliance.core.health import verdict
+from appliance.core.runtime import Runtime
 from appliance.store.database import Database
 from appliance.web import system_info
 from appliance.web.activity import Activity
@@ -65,8 +67,8 @@ class WebContext:
                                     runtime.bus)
         self.activity = Activity(runtime.bus)
         # the process's lines since it started (`appliance run`); a test's own otherwise
-        installed = logsetup.recent_lines()
-        self.recent_log = installed or logsetup.RecentLines()
+        installed = logging_setup.recent_lines()
+        self.recent_log = installed or logging_setup.RecentLines()
         self._own_recent_log = installed is None
         self.appliance_log = ApplianceLog.for_this_process(self.recent_log)
         self.started = time.time()

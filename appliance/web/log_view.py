@@ -5,7 +5,7 @@ Under systemd (stderr is the journal) the lines come from journald for this run 
 (`_SYSTEMD_INVOCATION_ID`, else this process's `_PID`): that includes what was written before
 the logging setup and the engine's own stderr. Otherwise, or when the journal cannot be read
 (the service user is not in the `systemd-journal` group), from the in-process ring buffer the
-logging setup installs at process start (appliance.logsetup.RecentLines); the page says which.
+logging setup installs at process start (appliance.system.logging_setup.RecentLines); the page says which.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from appliance import logsetup
-from appliance.logsetup import LogLine, RecentLines
+from appliance.system import logging_setup
+from appliance.system.logging_setup import LogLine, RecentLines
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def _journal_line(entry: dict) -> LogLine:
 def journal_match(env: dict[str, str] | None = None) -> dict[str, str] | None:
     """What selects this run in the journal, or None when we do not log to the journal."""
     env = os.environ if env is None else env
-    if not logsetup.stderr_is_journal(env):
+    if not logging_setup.stderr_is_journal(env):
         return None
     if env.get("INVOCATION_ID"):
         return {"_SYSTEMD_INVOCATION_ID": env["INVOCATION_ID"]}

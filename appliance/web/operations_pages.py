@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from appliance.web.app import render
 from appliance.web.context import NotAvailable
 from appliance.web.log_view import LEVELS, MAX_PAGE_LINES, PAGE_LINES, LogQuery, level_name

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from appliance.config import editor
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from appliance.web import charts, config_forms, tls_certificate
 from appliance.web.app import render, set_session_cookie
 from appliance.web.context import WebContext

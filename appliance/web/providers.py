@@ -3,7 +3,7 @@ forward queue, the print spooler, the worklist and the hardware layer implement.
 
 A provider left as None means that service is not built into this appliance: its dashboard
 panel says so and its operations answer 404 with that sentence. Components hand their
-provider to the web page through `Providers` in `appliance/components.py`.
+provider to the web page through `Providers` in `appliance/component_list.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import logging
 import secrets
 from pathlib import Path
 
-from appliance.atomic_file import write_atomically
-from appliance.events import EventBus
+from appliance.system.atomic_file import write_atomically
+from appliance.core.events import EventBus
 from appliance.web.passwords import PasswordStore
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from appliance.atomic_file import write_atomically
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 
 log = logging.getLogger(__name__)
 

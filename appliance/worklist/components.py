@@ -3,9 +3,9 @@ proxy (each idle until enabled in the configuration)."""
 
 from __future__ import annotations
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 from appliance.worklist.hl7_listener import Hl7Listener
 from appliance.worklist.lifecycle import WorklistLifecycle
 from appliance.worklist.scp import WorklistService

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import hl7.mllp
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig, WorklistHl7Config
-from appliance.errors import ComponentFailure
+from appliance.core.errors import ComponentFailure
 from appliance.worklist.hl7_acks import acknowledgement
 from appliance.worklist.hl7_gate import ConnectionGate
 from appliance.worklist.hl7_orders import OrderFeeder

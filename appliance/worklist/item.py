@@ -24,7 +24,7 @@ from appliance.dicom.values import (
     ValueProblem,
     check_dataset,
 )
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, SPS_ITEM
 
 SPS_TAG = "00400100"

@@ -25,7 +25,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from appliance.config.schema import ApplianceConfig, WorklistConfig
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.find_answers import answer_dataset
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 from appliance.worklist.matcher import WorklistQuery
 from appliance.worklist.store import WorklistStore
 

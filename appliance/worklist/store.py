@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 from appliance.store.database import Database, Migration
 from appliance.worklist.item import SPS_TAG, WorklistItem, fill_generated, tag_of
 from appliance.worklist.keys import SPS_ITEM

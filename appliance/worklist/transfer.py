@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from appliance.errors import ApplianceError
+from appliance.core.errors import ApplianceError
 from appliance.worklist.item import (
     SPS_TAG,
     ItemError,

@@ -23,7 +23,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.verification import VerificationService
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 from appliance.forward.component import Forwarder
 from tests.conftest import free_port
 from tests.forward.conftest import orthanc, wait_until  # noqa: F401 - fixtures used here

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.config.loader import parse_text
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 BASE = """
 [[peers]]

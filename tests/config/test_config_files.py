@@ -12,7 +12,7 @@ import pytest
 
 from appliance.config import loader
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 
 def appliance_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from appliance.config import editor, loader
 from appliance.config.schema import check_ae_title
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from tests.config.test_config_files import appliance_cli
 
 ORIGINAL = """\

@@ -10,7 +10,7 @@ from appliance.config import labels
 from appliance.config.introspect import list_item, model_of
 from appliance.config.loader import validate
 from appliance.config.schema import check_ae_title
-from appliance.errors import ConfigError, ValueProblems
+from appliance.core.errors import ConfigError, ValueProblems
 
 EVERY_FIELD = labels.every_field()
 

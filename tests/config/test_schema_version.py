@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from appliance.config import editor, loader, migrations
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from tests.config.test_config_files import appliance_cli
 
 CALLS: list[int] = []

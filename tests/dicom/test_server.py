@@ -16,7 +16,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.verification import VerificationService
-from appliance.errors import ComponentFailure
+from appliance.core.errors import ComponentFailure
 from tests.conftest import echoscu, free_port
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import httpx
 
-from appliance.events import EventBus
-from appliance.health import HealthView
+from appliance.core.events import EventBus
+from appliance.core.health import HealthView
 from tests.conftest import free_port
 from tests.forward.conftest import wait_until
 from tests.storage.dicom_files import make_study, storescu

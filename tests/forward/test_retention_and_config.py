@@ -9,7 +9,7 @@ import pytest
 
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from appliance.forward.retention import apply_retention
 from appliance.store.instances import InstanceMeta, InstanceStore
 from appliance.store.queue import ForwardQueue, backoff_delay

@@ -13,8 +13,8 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
-from appliance.components import build_components
-from appliance.events import EventBus
+from appliance.component_list import build_components
+from appliance.core.events import EventBus
 from appliance.mpps.forwarder import MppsForwarder
 from appliance.mpps.queue import ForwardQueue
 from tests.config.test_config_files import appliance_cli

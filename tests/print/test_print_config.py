@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from appliance.config.loader import load_file
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 
 PACS = '[[peers]]\nname = "pacs"\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 4242\n'
 DEST = '[[destinations]]\npeer = "pacs"\n'

@@ -7,9 +7,9 @@ import os
 import time
 
 from appliance.config.schema import ApplianceConfig, DeviceConfig
-from appliance.events import EventBus
-from appliance.health import HealthView
-from appliance.indicators import UPDATING, signals
+from appliance.core.events import EventBus
+from appliance.core.health import HealthView
+from appliance.maintenance.led_signals import UPDATING, signals
 from appliance.update import status
 from appliance.update.status import InstallStatus
 from appliance.update.watcher import UpdateStatusWatcher

@@ -12,9 +12,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from appliance.events import EventBus
-from appliance.runtime import Runtime
-from appliance.supervisor import Supervisor
+from appliance.core.events import EventBus
+from appliance.core.runtime import Runtime
+from appliance.core.supervisor import Supervisor
 from appliance.web.app import create_app
 from appliance.web.context import WebContext
 from appliance.web.providers import Providers

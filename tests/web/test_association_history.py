@@ -72,7 +72,7 @@ def test_500_associations_paged_newest_first_and_filtered(logged_in):
 
 
 def test_the_history_is_bounded_by_age_and_by_count(tmp_path, monkeypatch):
-    from appliance.events import EventBus
+    from appliance.core.events import EventBus
     from appliance.store.database import Database
     from appliance.web import association_history
 

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from tests.conftest import free_port
 from tests.web.conftest import errors_in, page_csrf
 

@@ -9,8 +9,8 @@ import html
 import logging
 import re
 
-from appliance import logsetup
-from appliance.logsetup import RecentLines
+from appliance.system import logging_setup
+from appliance.system.logging_setup import RecentLines
 from appliance.web.log_view import ApplianceLog, JournalLog, LogQuery
 
 log = logging.getLogger("appliance.test.logs")
@@ -68,7 +68,7 @@ def test_long_lines_wrap_and_show_more_pages_back(logged_in):
 def test_a_line_logged_before_the_web_started_is_on_the_page(web, monkeypatch,
                                                              restore_root_logging):
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-    logsetup.configure("INFO")  # what `appliance run` does first
+    logging_setup.configure("INFO")  # what `appliance run` does first
     logging.getLogger("appliance.storage").warning("port 11112 in use at start-up (early)")
     setup = web()
     setup.setup_password()

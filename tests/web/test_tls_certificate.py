@@ -18,7 +18,7 @@ from appliance.dicom.tls_files import (
     request_key_path,
 )
 from appliance.dicom.tls_watch import TlsCertificateWatch
-from appliance.indicators import WARNING, signals
+from appliance.maintenance.led_signals import WARNING, signals
 from appliance.web.providers import Providers
 from tests.pki import HospitalCa, key_pem, new_key, pem
 from tests.web.conftest import page_csrf

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
-from appliance.components import dicom_services
+from appliance.component_list import dicom_services
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.engine_server import EngineServer
 from tests.conftest import free_port

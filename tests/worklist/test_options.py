@@ -118,7 +118,7 @@ def test_disabled_worklist_refuses_queries(worklist_server):
 
 def test_options_apply_live_on_reconfigure(worklist_server, tmp_path):
     from appliance.config.schema import ApplianceConfig
-    from appliance.events import EventBus
+    from appliance.core.events import EventBus
     from appliance.worklist.lifecycle import WorklistLifecycle
 
     port, service = worklist_server({"expire_after_hours": 0.0})

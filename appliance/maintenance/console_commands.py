@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 
 from appliance.config.editor import field_annotation, parse_key, render
-from appliance.errors import ApplianceError, ConfigError
-from appliance.maintenance import Maintenance
-from appliance.running import ReloadOutcome
+from appliance.core.errors import ApplianceError, ConfigError
+from appliance.maintenance.actions import Maintenance
+from appliance.core.running_record import ReloadOutcome
 
 log = logging.getLogger(__name__)
 

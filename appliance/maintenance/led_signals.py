@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.health import HealthView, verdict
+from appliance.core.errors import ComponentFailure
+from appliance.core.health import HealthView, verdict
 from hal.board import Board
 from hal.errors import HalError
 from hal.leds import OFF, ON, LedSignal, StatusLeds, blink

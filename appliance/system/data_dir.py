@@ -14,9 +14,9 @@ import stat
 import time
 from pathlib import Path
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
+from appliance.core.errors import ComponentFailure
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,15 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from appliance.atomic_file import write_atomically
+from appliance.system.atomic_file import write_atomically
 from appliance.config.editor import set_value
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig, NetworkConfig
 from appliance.dicom.verification import EchoResult, echo_peer
-from appliance.errors import ApplianceError, ConfigError
-from appliance.health import HealthView
-from appliance.running import ReloadOutcome
-from appliance.runtime import Runtime
+from appliance.core.errors import ApplianceError, ConfigError
+from appliance.core.health import HealthView
+from appliance.core.running_record import ReloadOutcome
+from appliance.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

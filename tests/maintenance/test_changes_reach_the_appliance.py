@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 from appliance.config.loader import load_file
-from appliance.running import record_path
+from appliance.core.running_record import record_path
 from tests.conftest import REPO, echoscu
-from tests.panel.conftest import wait_until
-from tests.panel.test_console import PIN, Terminal
+from tests.maintenance.conftest import wait_until
+from tests.maintenance.test_console import PIN, Terminal
 
 # o: menu, o: AE title editor, 6 x o: to the last character, w: X -> Y, O (long OK): save.
 EDGEBOX_TO_EDGEBOY = "oo" + "o" * 6 + "w" + "O" + "q"

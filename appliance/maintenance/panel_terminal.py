@@ -7,7 +7,7 @@ a laptop. The display is drawn as text; keys stand in for the buttons:
 
 Changes are written through the same validated path as `appliance config set`, and as there,
 an appliance running on the same configuration file and data directory is asked to reload
-(`appliance.running`): the display says "applied" once it has, otherwise "NOT applied yet:"
+(`appliance.core.running_record`): the display says "applied" once it has, otherwise "NOT applied yet:"
 and why (e.g. no running appliance found). Reboot and factory reset are only recorded here:
 this command never reboots the machine it runs on.
 """
@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TextIO
 
 from appliance.config import loader
-from appliance.events import EventBus
-from appliance.health import HealthView
-from appliance.maintenance import Maintenance, SystemActions
-from appliance.panel import Busy, PanelMenu
-from appliance.running import RELOAD_TIMEOUT, ReloadOutcome, reload_running
-from appliance.runtime import Runtime
+from appliance.core.events import EventBus
+from appliance.core.health import HealthView
+from appliance.maintenance.actions import Maintenance, SystemActions
+from appliance.maintenance.panel_menus import Busy, PanelMenu
+from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome, reload_running
+from appliance.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.events import EventBus
-from appliance.health import HealthView
-from appliance.indicators import StatusIndicators
+from appliance.core.errors import ComponentFailure
+from appliance.core.events import EventBus
+from appliance.core.health import HealthView
+from appliance.maintenance.led_signals import StatusIndicators
 from tests.conftest import echoscu
-from tests.panel.conftest import wait_until
+from tests.maintenance.conftest import wait_until
 
 POWER, ACTIVITY, FAULT = 17, 27, 22
 

@@ -9,10 +9,10 @@ import pytest
 
 from appliance.config.loader import load_file
 from appliance.config.schema import NetworkConfig
-from appliance.errors import ComponentFailure
-from appliance.maintenance import SystemActions
-from appliance.network import NetworkSettings, network_file, render_network_file
-from tests.panel.conftest import wait_until
+from appliance.core.errors import ComponentFailure
+from appliance.maintenance.actions import SystemActions
+from appliance.system.networkd import NetworkSettings, network_file, render_network_file
+from tests.maintenance.conftest import wait_until
 
 
 def test_dhcp_file():
@@ -58,7 +58,7 @@ def test_a_failing_apply_fails_the_component_with_the_reason(config_file):
 
 
 def test_a_change_from_the_console_path_reaches_the_file(in_process_appliance):
-    from appliance.maintenance import Maintenance
+    from appliance.maintenance.actions import Maintenance
     app = in_process_appliance()
     maintenance: Maintenance = app.component("panel").maintenance
     path = network_file(maintenance.config)

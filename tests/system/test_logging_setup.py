@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from appliance import logsetup
+from appliance.system import logging_setup
 
 
 def journal_stream_of_stderr() -> str:
@@ -16,30 +16,30 @@ def journal_stream_of_stderr() -> str:
 
 
 def test_stderr_is_journal_only_when_journal_stream_names_stderr():
-    assert logsetup.stderr_is_journal({"JOURNAL_STREAM": journal_stream_of_stderr()})
-    assert not logsetup.stderr_is_journal({"JOURNAL_STREAM": "1:2"})
-    assert not logsetup.stderr_is_journal({})
+    assert logging_setup.stderr_is_journal({"JOURNAL_STREAM": journal_stream_of_stderr()})
+    assert not logging_setup.stderr_is_journal({"JOURNAL_STREAM": "1:2"})
+    assert not logging_setup.stderr_is_journal({})
 
 
 def test_configure_uses_the_journal_handler_under_systemd(monkeypatch, restore_root_logging):
     from systemd.journal import JournalHandler
 
     monkeypatch.setenv("JOURNAL_STREAM", journal_stream_of_stderr())
-    logsetup.configure("WARNING")
+    logging_setup.configure("WARNING")
     handlers = logging.getLogger().handlers
     assert len(handlers) == 2 and isinstance(handlers[0], JournalHandler)
-    assert handlers[1] is logsetup.recent_lines()
+    assert handlers[1] is logging_setup.recent_lines()
     assert logging.getLogger().level == logging.WARNING
 
 
 def test_configure_uses_stderr_otherwise(monkeypatch, restore_root_logging):
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-    logsetup.configure("DEBUG")
+    logging_setup.configure("DEBUG")
     handlers = logging.getLogger().handlers
     assert len(handlers) == 2 and type(handlers[0]) is logging.StreamHandler
-    assert handlers[1] is logsetup.recent_lines()
+    assert handlers[1] is logging_setup.recent_lines()
     assert logging.getLogger("pynetdicom").level == logging.DEBUG
-    logsetup.set_level("INFO")
+    logging_setup.set_level("INFO")
     assert logging.getLogger("pynetdicom").level == logging.WARNING
 
 
@@ -49,12 +49,12 @@ def test_lines_from_before_the_web_page_started_are_on_its_logs_view(monkeypatch
     """The web component starts last: what the other components logged while starting (a
     refused configuration value, a port in use) must be on its logs view all the same."""
     from appliance.config.schema import ApplianceConfig
-    from appliance.events import EventBus
-    from appliance.runtime import Runtime
+    from appliance.core.events import EventBus
+    from appliance.core.runtime import Runtime
     from appliance.web.context import WebContext
 
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-    logsetup.configure("INFO")
+    logging_setup.configure("INFO")
     logging.getLogger("appliance.storage").warning("a line from the first second of the run")
     config = ApplianceConfig.model_validate({"device": {"data_dir": str(tmp_path)}})
     context = WebContext(config, Runtime(EventBus()))
@@ -66,6 +66,6 @@ def test_lines_from_before_the_web_page_started_are_on_its_logs_view(monkeypatch
         context.detach()
     assert "a line from the first second of the run" in text
     assert "and one after the web page started" in text
-    logsetup.configure("INFO")  # again (a reload): the lines are kept, the handler not doubled
-    assert "a line from the first second" in logsetup.recent_lines().text()
-    assert logging.getLogger().handlers.count(logsetup.recent_lines()) == 1
+    logging_setup.configure("INFO")  # again (a reload): the lines are kept, the handler not doubled
+    assert "a line from the first second" in logging_setup.recent_lines().text()
+    assert logging.getLogger().handlers.count(logging_setup.recent_lines()) == 1

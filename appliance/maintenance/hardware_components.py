@@ -1,5 +1,5 @@
 """The hardware-facing components, built on one `hal.board.Board`: status LEDs, front panel,
-serial console, and the network settings file. `appliance.components` adds them to the
+serial console, and the network settings file. `appliance.component_list` adds them to the
 supervised list.
 
 The board (and so `[hal] backend` and `[hal] pin_factory`) is chosen once per start; every
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.console_service import SerialConsole
-from appliance.events import EventBus
-from appliance.front_panel import FrontPanel
-from appliance.indicators import StatusIndicators
-from appliance.maintenance import Maintenance, SystemActions
-from appliance.network import NetworkSettings
-from appliance.runtime import Runtime
+from appliance.maintenance.console_component import SerialConsole
+from appliance.core.events import EventBus
+from appliance.maintenance.panel_component import FrontPanel
+from appliance.maintenance.led_signals import StatusIndicators
+from appliance.maintenance.actions import Maintenance, SystemActions
+from appliance.system.networkd import NetworkSettings
+from appliance.core.runtime import Runtime
 from hal.board import Board, BoardSpec
 
 log = logging.getLogger(__name__)

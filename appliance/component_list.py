@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from appliance.commitment.service import CommitmentService
 from appliance.commitment.web_provider import CommitmentWebProvider
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.datadir import DataDirectoryMonitor
+from appliance.system.data_dir import DataDirectoryMonitor
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.tls_watch import TlsCertificateWatch
 from appliance.dicom.verification import VerificationService
 from appliance.dicomweb.archive import LocalArchive
-from appliance.events import EventBus
+from appliance.core.events import EventBus
 from appliance.forward.component import Forwarder
-from appliance.hardware import hardware_components
+from appliance.maintenance.hardware_components import hardware_components
 from appliance.mpps.forwarder import MppsForwarder
 from appliance.mpps.scp import MppsService
 from appliance.mpps.web_provider import MppsWebProvider
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
 from appliance.query.scp import QueryRetrieveService
-from appliance.runtime import Runtime
+from appliance.core.runtime import Runtime
 from appliance.update.watcher import UpdateStatusWatcher
 from appliance.update.web_provider import FirmwareUploads
 from appliance.web.component import WebComponent
@@ -57,7 +57,7 @@ def dicom_services(storage: StorageService | None = None,
 def build_components(config: ApplianceConfig, bus: EventBus,
                      runtime: Runtime | None = None) -> list[Component]:
     """The components in start order. `runtime` lets a component read health, or write a
-    setting and ask for a live reload (see appliance.runtime)."""
+    setting and ask for a live reload (see appliance.core.runtime)."""
     runtime = runtime or Runtime(bus)
     storage = StorageService(config, bus)
     worklist = WorklistService(config, bus)

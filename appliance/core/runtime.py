@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEV_CONFIG
-from appliance.events import EventBus
-from appliance.health import HealthView
-from appliance.running import RELOAD_TIMEOUT, ReloadOutcome
+from appliance.core.events import EventBus
+from appliance.core.health import HealthView
+from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome
 
 if TYPE_CHECKING:
-    from appliance.supervisor import Supervisor
+    from appliance.core.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 

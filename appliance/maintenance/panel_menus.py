@@ -1,6 +1,6 @@
 """The front panel's menus: what the four buttons do and what the character display shows.
 
-Pure logic, shared by the real panel (`appliance.front_panel`) and `appliance panel` in a
+Pure logic, shared by the real panel (`appliance.maintenance.panel_component`) and `appliance panel` in a
 terminal: feed it `press(button, long)` and `tick()`, read `render()`. Every change goes
 through `Maintenance`, the same validated path as `appliance config set`; the panel then waits
 (showing "applying...") until the running appliance has applied it, and says "applied" only
@@ -31,9 +31,9 @@ from collections.abc import Callable
 
 from appliance.config.labels import title
 from appliance.config.schema import NetworkConfig
-from appliance.errors import ApplianceError, ConfigError
-from appliance.maintenance import Maintenance
-from appliance.running import ReloadOutcome
+from appliance.core.errors import ApplianceError, ConfigError
+from appliance.maintenance.actions import Maintenance
+from appliance.core.running_record import ReloadOutcome
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.supervisor import FAILED, RUNNING, Backoff, Supervisor
+from appliance.core.errors import ComponentFailure
+from appliance.core.supervisor import FAILED, RUNNING, Backoff, Supervisor
 
 
 class Clock:

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from appliance.config.loader import load_file
-from appliance.panel import PanelMenu
-from tests.panel.conftest import wait_until
+from appliance.maintenance.panel_menus import PanelMenu
+from tests.maintenance.conftest import wait_until
 
 
 class Clock:
@@ -275,7 +275,7 @@ def test_known_long_texts_are_shown_in_a_readable_short_form(panel):
 
 
 def test_the_real_display_scrolls_a_long_line(board, maintenance):
-    from appliance.front_panel import FrontPanel
+    from appliance.maintenance.panel_component import FrontPanel
     m = maintenance()
     component = FrontPanel(m.config, board, m)
     component.start()

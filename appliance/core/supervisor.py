@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import logsetup
-from appliance.component import Component
+from appliance.system import logging_setup
+from appliance.core.component import Component
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure, ConfigError
-from appliance.events import EventBus
-from appliance.running import ReloadOutcome, RunningRecord, file_digest
-from appliance.sdnotify import SystemdNotifier
+from appliance.core.errors import ComponentFailure, ConfigError
+from appliance.core.events import EventBus
+from appliance.core.running_record import ReloadOutcome, RunningRecord, file_digest
+from appliance.system.systemd_notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class Supervisor:
             self.notifier.reloaded(f"reload refused: {exc.problems[0]}; {self.status_line()}")
             return ReloadOutcome(False, f"reload refused: {exc.problems[0]}")
         self.config = new
-        logsetup.set_level(new.log.level)
+        logging_setup.set_level(new.log.level)
         now = self.clock()
         failed = []
         for slot in self.slots:

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from appliance.config.loader import load_file
-from appliance.console_service import SerialConsole
-from tests.panel.conftest import wait_until
+from appliance.maintenance.console_component import SerialConsole
+from tests.maintenance.conftest import wait_until
 
 PIN = "2468"
 

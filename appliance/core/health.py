@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliance.events import Event, EventBus
+from appliance.core.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.config.loader import load_file
-from appliance.errors import ConfigError
+from appliance.core.errors import ConfigError
 from tests.conftest import echoscu
 
 

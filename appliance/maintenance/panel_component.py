@@ -1,16 +1,16 @@
 """Component `panel`: the front panel's buttons and character display, running the menus of
-`appliance.panel` on the board built by `hal.board`."""
+`appliance.maintenance.panel_menus` on the board built by `hal.board`."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from appliance.component import Component
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.errors import ComponentFailure
-from appliance.maintenance import Maintenance
-from appliance.panel import PanelMenu
+from appliance.core.errors import ComponentFailure
+from appliance.maintenance.actions import Maintenance
+from appliance.maintenance.panel_menus import PanelMenu
 from hal.board import Board, DisplaySpec
 from hal.display.hd44780 import Hd44780
 from hal.errors import HalError

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.atomic_file import write_atomically
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from appliance.config.loader import load_file
 from tests.conftest import echoscu
-from tests.panel.conftest import press, wait_until
+from tests.maintenance.conftest import press, wait_until
 
 UP, DOWN, OK, BACK = 5, 6, 13, 19
 LONG = 0.2

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from appliance.config import editor
 from appliance.config.schema import ApplianceConfig
-from appliance.events import EventBus
-from appliance.runtime import Runtime
-from appliance.supervisor import Supervisor
-from tests.test_supervisor import Fake, RecordingNotifier
+from appliance.core.events import EventBus
+from appliance.core.runtime import Runtime
+from appliance.core.supervisor import Supervisor
+from tests.core.test_supervisor import Fake, RecordingNotifier
 
 
 def test_health_lists_every_component_with_state_and_detail():

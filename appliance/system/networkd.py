@@ -13,10 +13,10 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from appliance.atomic_file import write_atomically
-from appliance.component import Component
+from appliance.system.atomic_file import write_atomically
+from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig, NetworkConfig
-from appliance.errors import ApplianceError, ComponentFailure
+from appliance.core.errors import ApplianceError, ComponentFailure
 
 log = logging.getLogger(__name__)
 
