@@ -28,6 +28,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context
 
+from appliance.core.event_topics import Topic
 from appliance.commitment import checker, reporter
 from appliance.commitment.hashes import Hasher
 from appliance.commitment.request import (
@@ -72,7 +73,7 @@ class CommitmentService(Component):
         self._thread: threading.Thread | None = None
         self.configure(config)
         if bus is not None:
-            bus.subscribe(self._storage_event, "storage")
+            bus.subscribe(self._storage_event, Topic.STORAGE)
 
     def configure(self, config: ApplianceConfig) -> None:
         self.config = config

@@ -35,5 +35,10 @@ class ComponentFailure(ApplianceError, RuntimeError):
     """A component found itself unhealthy; the supervisor will restart it."""
 
 
+class EventContractError(ApplianceError, ValueError):
+    """An event that breaks its declaration in appliance.core.event_topics: an unknown topic,
+    a missing or unknown payload field, or a value outside the declared choices."""
+
+
 class EchoFailure(ApplianceError, ConnectionError):
     """A C-ECHO to a peer did not succeed; the message says why."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEV_CONFIG
+from appliance.core.component import ComponentState
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView
 from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ComponentHealth:
     name: str
-    state: str
+    state: ComponentState
     detail: str
     failures: int
     essential: bool
@@ -92,7 +93,7 @@ class Runtime:
             return []
         result = []
         for slot in self.supervisor.slots:
-            running = slot.state == "running"
+            running = slot.state == ComponentState.RUNNING
             result.append(ComponentHealth(
                 name=slot.name, state=slot.state,
                 detail=slot.component.status() if running else slot.last_error,
