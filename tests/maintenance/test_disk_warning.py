@@ -59,14 +59,18 @@ def box(tmp_path, board):
 
 
 def assert_blinks_slowly(pin) -> None:
-    """The README's warning pattern: blink 1 s on / 1 s off (from mid-blink: the first
-    change comes within 1 s, then one every second)."""
+    """The README's warning pattern: blink 1 s on / 1 s off, read from the pin over 2.3 s
+    (from mid-blink: the first change comes within 1 s, then one every second; a tolerance
+    of 0.15 s, since a loaded test machine delays the blink thread, still tells it from
+    every other pattern: 0.5, 0.25, 0.2 and 0.1 s)."""
     pin.clear_states()
-    time.sleep(2.2)
-    first = pin.states[1]
-    assert first.timestamp <= 1.05
-    pin.assert_states_and_times([(0.0, pin.states[0].state), (first.timestamp, first.state),
-                                 (1.0, not first.state)])
+    time.sleep(2.3)
+    states = pin.states
+    assert len(states) >= 3, states
+    assert states[1].timestamp <= 1.15, states
+    assert [s.state for s in states] == [states[0].state ^ (i % 2 == 1) for i in
+                                         range(len(states))], states
+    assert all(abs(s.timestamp - 1.0) <= 0.15 for s in states[2:]), states
 
 
 def reload(supervisor) -> None:
@@ -81,13 +85,16 @@ def test_a_disk_above_its_high_water_mark_blinks_the_fault_led(box, board, tmp_p
     fault = board.pin_factory.pin(FAULT)
     wait_until(lambda: board.pin_factory.pin(POWER).state is True)
     assert verdict(health).reason == "disk above its mark"
+    assert str(supervisor.slots[1].component.leds.shown("fault")) == "blink 1s on / 1s off"
     assert_blinks_slowly(fault)
     write(high_water_percent=100)
     reload(supervisor)
-    wait_until(lambda: health.disk == "ok")
+    leds = supervisor.slots[1].component.leds
+    # shown first, then the LED's blink thread is stopped and the pin written
+    wait_until(lambda: str(leds.shown("fault")) == "off" and fault.state is False)
     fault.clear_states()
     time.sleep(1.1)
-    assert [s.state for s in fault.states] == [False]
+    assert [s.state for s in fault.states] == [False], fault.states
     assert verdict(health).state == "healthy"
 
 
