@@ -157,11 +157,10 @@ class WebContext:
         return [asdict(h) for h in self.runtime.health()]
 
     def open_associations(self) -> int:
-        if self.runtime.supervisor is not None:
-            for slot in self.runtime.supervisor.slots:
-                assoc_log = getattr(slot.component, "association_log", None)
-                if assoc_log is not None:
-                    return assoc_log.open_count
+        for component in self.runtime.components():
+            assoc_log = getattr(component, "association_log", None)
+            if assoc_log is not None:
+                return assoc_log.open_count
         return self.activity.open_associations
 
     def status(self) -> dict[str, Any]:
