@@ -6,7 +6,7 @@ Durability order for every C-STORE: the data set is already complete in a temp f
 and the directory entries are made durable, and only then is the index row (plus one queue row
 per destination) committed. A Success status is sent only after that commit. Commits go through
 one writer thread that groups concurrent stores into one transaction (group commit), which also
-keeps SQLite connections off pynetdicom's short-lived association threads.
+keeps SQLite connections off the DICOM engine's association threads.
 
 Making a group's files durable costs one journal commit, not two per file: on Linux >= 5.8 one
 `syncfs(2)` on the instances file system writes every file's data, the renames and any new

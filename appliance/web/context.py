@@ -146,11 +146,6 @@ class WebContext:
         self.configure(config)
         self.runtime.request_reload()
 
-    def reload_from_file(self) -> ApplianceConfig:
-        config = loader.load_file(self.config_path())
-        self.applied(config)
-        return config
-
     # -- status ------------------------------------------------------------------------------
 
     def health(self) -> list[dict[str, Any]]:
