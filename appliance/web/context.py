@@ -222,8 +222,7 @@ class WebContext:
         """The statistics of the last `minutes` minutes (GET /api/v1/stats, the plots)."""
         if self.stats is None:
             raise NotAvailable("the statistics are not running (the web page is stopped)")
-        self.stats.sample()  # the current minute as of now
-        return self.stats.store.series(minutes)
+        return self.stats.series(minutes)  # reads only: a page view writes nothing
 
     def update_state(self) -> dict[str, Any]:
         """The landing page's Update card: slot, version, last install, trial state."""
