@@ -157,8 +157,8 @@ def checked_value(vr: str, value: Any) -> Any:
             "DS": _decimal, "IS": _integer, "US": _integer, "AS": _age}.get(vr, lambda v: v)(text)
     limit = MAX_LENGTH.get(vr)
     if limit is not None and len(text) > limit:
-        raise ValueProblem(f"{text!r} has {len(text)} characters, at most {limit} (the maximum "
-                           f"length of {limit} allowed for VR {vr})")
+        raise ValueProblem(f"{text!r} exceeds the maximum length of {limit} allowed for VR {vr} "
+                           f"({len(text)} characters, at most {limit})")
     return text
 
 
