@@ -48,7 +48,7 @@ def films() -> list[FilmSpec]:
 
 def assert_same(read: list[FilmSpec], written: list[FilmSpec]) -> None:
     assert len(read) == len(written)
-    for got, want in zip(read, written):
+    for got, want in zip(read, written, strict=True):
         assert {k: v for k, v in got.__dict__.items() if k != "images"} == \
             {k: v for k, v in want.__dict__.items() if k != "images"}
         assert got.images.keys() == want.images.keys()
