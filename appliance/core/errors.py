@@ -38,7 +38,3 @@ class ComponentFailure(ApplianceError, RuntimeError):
 class EventContractError(ApplianceError, ValueError):
     """An event that breaks its declaration in appliance.core.event_topics: an unknown topic,
     a missing or unknown payload field, or a value outside the declared choices."""
-
-
-class EchoFailure(ApplianceError, ConnectionError):
-    """A C-ECHO to a peer did not succeed; the message says why."""
