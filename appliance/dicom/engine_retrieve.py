@@ -37,9 +37,10 @@ from pathlib import Path
 from pydicom import Dataset, dcmread
 from pydicom.uid import UID
 
+from appliance.dicom.dimse_status import PENDING, is_warning
+
 log = logging.getLogger(__name__)
 
-PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
 GET_FAILED = 0xC411     # pynetdicom: exception in the C-GET handler
 MOVE_FAILED = 0xC511    # pynetdicom: exception in the C-MOVE handler
@@ -49,10 +50,6 @@ NOT_SENT = 0x0122       # the engine's status for a sub-operation it could not s
 #: The C-MOVE association's timeouts (connection, ACSE, DIMSE, network) when the handler
 #: names none: pynetdicom's defaults, with a connection timeout.
 DEFAULT_TIMEOUTS = (30.0, 30.0, 30.0, 60.0)
-
-
-def _is_warning(status: int) -> bool:
-    return status == 0x0001 or 0xB000 <= status <= 0xBFFF
 
 
 class SubOperations:
@@ -66,7 +63,7 @@ class SubOperations:
         self.remaining = max(0, self.remaining - 1)
         if status == 0x0000:
             self.completed += 1
-        elif status is not None and _is_warning(status):
+        elif status is not None and is_warning(status):
             self.warning += 1
         else:
             self.failed += 1

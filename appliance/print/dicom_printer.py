@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
     PrintJob,
 )
 
+from appliance.dicom.dimse_status import is_success_or_warning
 from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 from hal.printer.interface import Film, PrinterError, PrinterState
 from hal.printer.interface import Printer as PrinterDriver
@@ -153,7 +154,7 @@ class DicomPrinter(PrinterDriver):
         code = getattr(status, "Status", None)
         if code is None:
             raise PrinterError(f"DICOM printer: no answer to {what}")
-        if code != 0x0000 and not (0x0001 <= code <= 0x00FF or 0xB000 <= code <= 0xBFFF):
+        if not is_success_or_warning(code):
             comment = status.get("ErrorComment", "")
             raise PrinterError(f"DICOM printer refused {what}: 0x{code:04X} {comment}".strip())
         if code:

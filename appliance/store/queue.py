@@ -17,6 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from appliance.core.backoff import backoff_delay
 from appliance.store.commitment_tables import NAMED_BY_PENDING
 from appliance.store.database import Database
 
@@ -83,11 +84,6 @@ class StuckInstance:
 
 STUCK = ("FROM forward_queue q JOIN instances i ON i.id = q.instance_id WHERE q.destination = ? "
          "AND (q.state = 'failed' OR (q.state = 'pending' AND q.attempts > 0))")
-
-
-def backoff_delay(failures: int, initial: float, maximum: float) -> float:
-    """initial, 2x, 4x ... capped at maximum (failures counts from 1)."""
-    return min(initial * 2 ** max(failures - 1, 0), maximum)
 
 
 class ForwardQueue:

@@ -20,6 +20,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from appliance.config.schema import ApplianceConfig, DicomTlsConfig
 from appliance.core.component import Component
 from appliance.core.errors import ApplianceError
+from appliance.dicom.dimse_status import is_pending
 from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 from appliance.worklist.item import ItemError, items_from_dataset
 from appliance.worklist.keys import SPS_ITEM, TOP_LEVEL
@@ -68,7 +69,7 @@ def fetch(host: str, port: int, called: str, calling: str, query: Dataset,
             if "Status" not in status:
                 raise UpstreamError("no C-FIND response (timeout or abort)")
             code = status.Status
-            if code in (0xFF00, 0xFF01):
+            if is_pending(code):
                 found.append(identifier)
             elif code != 0x0000:
                 raise UpstreamError(f"C-FIND returned status 0x{code:04X}")
