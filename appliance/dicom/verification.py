@@ -2,9 +2,9 @@
 there?" itself), and the SCU behind `appliance echo`, the web page's "Test" button and the
 front panel's peer check.
 
-The SCU turns every way an echo can fail into one sentence a technician can act on:
-connection refused, no answer in time, association rejected (with the standard's reason),
-aborted, or a non-success status.
+The SCU turns every way an echo can fail into one sentence a technician can act on: the SCU
+helper's (scu.py: connection refused, no answer in time, association rejected with the
+standard's reason, aborted), or no C-ECHO response, or a non-success status.
 """
 
 from __future__ import annotations
