@@ -13,14 +13,12 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
-
-from appliance.system import logging_setup
 from appliance.config import editor, loader, migrations
 from appliance.core.errors import ConfigError
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from appliance.system import logging_setup
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
