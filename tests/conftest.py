@@ -228,6 +228,18 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
     raise AssertionError(f"nothing listening on port {port} after {timeout}s")
 
 
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = ""):
+    """Call `predicate` until it returns something true, and return that; fail after
+    `timeout` seconds (the way to wait for a condition instead of sleeping)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {what or predicate}")
+
+
 @pytest.fixture
 def restore_root_logging():
     """The root logger's handlers and level put back after a test that configures logging."""
