@@ -111,6 +111,7 @@ class Orthanc:
         return False
 
     def stop(self) -> None:
+        """Shut Orthanc down (it keeps its storage: started again, it is the same archive)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -118,6 +119,14 @@ class Orthanc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def discard(self) -> None:
+        """End a fixture's Orthanc whose storage is thrown away: killed at once (a graceful
+        stop takes Orthanc seconds)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(20)
         self.proc = None
 
     def _request(self, path: str, body: bytes | None = None, method: str | None = None
@@ -187,7 +196,7 @@ def orthanc(tmp_path):
     """A running Orthanc; stopped after the test."""
     server = Orthanc(tmp_path / "orthanc").start()
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +204,7 @@ def module_orthanc(tmp_path_factory):
     """One Orthanc for a whole test module (its stop takes seconds); use `shared_orthanc`."""
     server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture

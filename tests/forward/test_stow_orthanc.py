@@ -28,7 +28,7 @@ def module_archive(tmp_path_factory):
     """Orthanc with DICOMweb and basic authentication (user alice), one for the module."""
     server = Orthanc(tmp_path_factory.mktemp("orthanc"), dicomweb=True, users=USERS).start()
     yield server
-    server.stop()
+    server.discard()
 
 
 @pytest.fixture
