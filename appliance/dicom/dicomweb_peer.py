@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from appliance.config.schema import PeerConfig
-from appliance.dicom.verification import EchoResult
 from appliance.core.errors import ApplianceError
+from appliance.dicom.echo_result import EchoResult
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
 
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -27,6 +26,8 @@ from pynetdicom.sop_class import Verification
 
 from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
 from appliance.dicom.association_log import reject_reason
+from appliance.dicom.dicomweb_peer import qido_echo
+from appliance.dicom.echo_result import EchoResult
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.tls_client import tls_args
 from appliance.dicom.tls_files import TlsFileError
@@ -55,23 +56,6 @@ class VerificationService:
         return []
 
 
-@dataclass(frozen=True)
-class EchoResult:
-    """What happened when we sent a C-ECHO."""
-
-    ok: bool
-    target: str
-    round_trip_ms: float | None = None
-    reason: str = ""
-    service: str = "C-ECHO"  # "QIDO-RS" for a DICOMweb peer
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.service} {self.target}: success, round trip " \
-                   f"{self.round_trip_ms:.1f} ms"
-        return f"{self.service} {self.target}: failed: {self.reason}"
-
-
 class _ConnectErrors(logging.Handler):
     """Catches pynetdicom's 'TCP Initialisation Error' log line, the only place it reports why
     a connection failed, so the reason can be told to the user."""
@@ -93,8 +77,6 @@ def echo_peer(config: ApplianceConfig, peer: PeerConfig, timeout: float = 10.0) 
     """`echo` to a configured `[[peers]]` entry as ourselves (`[dicom] ae_title`), over TLS
     when the peer has `tls = true`; a DICOMweb peer gets a QIDO-RS query instead."""
     if peer.protocol == "dicomweb":
-        from appliance.dicom.dicomweb_peer import qido_echo
-
         return qido_echo(peer, timeout)
     return echo(peer.host, peer.port, peer.ae_title, config.dicom.ae_title, timeout=timeout,
                 tls=config.tls_for(peer))

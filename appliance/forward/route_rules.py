@@ -22,8 +22,8 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.routing import Router
 from appliance.forward.coercion import CoercionError, CoercionRules, coerce_file
-from appliance.forward.router import Router
 from appliance.store.coercion_tables import UidMap
 from appliance.store.database import Database
 from appliance.store.instances import InstanceMeta

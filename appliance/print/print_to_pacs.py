@@ -33,7 +33,7 @@ from pydicom import Dataset, dcmread, dcmwrite
 from appliance.config.print_schema import PrinterProfileConfig
 from appliance.config.schema import ApplianceConfig
 from appliance.core.events import EventBus
-from appliance.forward.router import Router
+from appliance.dicom.routing import Router
 from appliance.store.instances import InstanceMeta, InstanceStore
 from appliance.worklist.store import COMPLETED, SCHEDULED, WorklistStore
 from hal.printer import PrinterError
