@@ -13,10 +13,10 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from appliance.system.atomic_file import write_atomically
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig, NetworkConfig
+from appliance.core.component import Component
 from appliance.core.errors import ApplianceError, ComponentFailure
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 
