@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
-
-from appliance.system import logging_setup
 from appliance.config import editor, loader, migrations
 from appliance.core.errors import ConfigError
+from appliance.system import logging_setup
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +282,7 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("echo takes NAME or HOST PORT")
     for title, what in ((called, "--aet"), (calling, "--calling-aet")):
         try:
-            from appliance.config.schema import check_ae_title
+            from appliance.config.base import check_ae_title
             check_ae_title(title)
         except ValueError as exc:
             print(f"appliance: echo: {what}: {exc}", file=sys.stderr)

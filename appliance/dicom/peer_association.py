@@ -7,12 +7,13 @@ from __future__ import annotations
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from appliance.config.schema import DicomTlsConfig, PeerConfig
+from appliance.core.errors import ApplianceError
 from appliance.dicom.association_log import reject_reason
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.tls_client import tls_args
 from appliance.dicom.tls_files import TlsFileError
-from appliance.core.errors import ApplianceError
 
 
 class PeerUnreachable(ApplianceError):

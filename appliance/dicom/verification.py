@@ -24,10 +24,12 @@ from pynetdicom import AE, evt
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification
 
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
+from appliance.config.schema import ApplianceConfig
 from appliance.dicom.association_log import reject_reason
+from appliance.dicom.config import DicomTlsConfig
 from appliance.dicom.dicomweb_peer import qido_echo
 from appliance.dicom.echo_result import EchoResult
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.tls_client import tls_args
 from appliance.dicom.tls_files import TlsFileError

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from appliance.config.print_schema import PrinterProfileConfig
 from appliance.config.schema import ApplianceConfig
+from appliance.print.config import PrinterProfileConfig
 from hal.printer import Printer, open_printer
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,13 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig
+from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.tls_client import tls_args
 from appliance.dicom.tls_files import TlsFileError
-from appliance.core.errors import ApplianceError
 from appliance.worklist.item import ItemError, items_from_dataset
 from appliance.worklist.keys import SPS_ITEM, TOP_LEVEL
 from appliance.worklist.scp import WorklistService

@@ -3,8 +3,8 @@
 refused with its key and reason instead of failing every instance later.
 
 Keywords are checked against pydicom's data dictionary, values against the keyword's VR with
-pydicom's own value validation. Kept beside `schema.py` (RouteConfig there holds the fields);
-this module imports nothing from it.
+pydicom's own value validation. `RouteConfig` in `config.py` holds the
+fields.
 """
 
 from __future__ import annotations
