@@ -13,15 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEV_CONFIG
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView
 from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome
-
-if TYPE_CHECKING:
-    from appliance.core.supervisor import Supervisor
+from appliance.core.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
