@@ -5,7 +5,8 @@ Every import counts, wherever it is written: at the top, inside a function, or u
 `if TYPE_CHECKING:`. A unit is a package of `appliance/` (or `hal`), or one of the few modules
 that are their own unit because they sit lower than the package holding them (`UNITS`); a
 module belongs to the longest unit that names it or a package holding it. A unit may always
-import itself.
+import itself. A package whose `__init__` imports something counts as imported by every module
+inside it (Python runs that `__init__` first).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ SECTIONS = (
     "appliance.commitment.config", "appliance.dicom.config", "appliance.dicom.peer_config",
     "appliance.forward.coercion_config", "appliance.forward.config",
     "appliance.maintenance.config", "appliance.mpps.config", "appliance.print.config",
-    "appliance.query.config", "appliance.store.config", "appliance.system.config",
+    "appliance.query.config", "appliance.dicom.storage_config", "appliance.system.config",
     "appliance.web.config", "appliance.worklist.config",
 )
 
@@ -131,7 +132,24 @@ def imports_of(module: str) -> list[tuple[str, int]]:
     return found
 
 
-GRAPH = {module: imports_of(module) for module in MODULES}
+def with_packages(graph: dict[str, list[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
+    """Importing `a.b.c` runs `a/__init__.py` and `a/b/__init__.py` first: a package whose
+    `__init__` imports something of the project counts as imported by each module inside it
+    (line 0)."""
+    full = {}
+    for module, edges in graph.items():
+        parents = []
+        package = module.rpartition(".")[0]
+        while package:
+            if graph.get(package) and package not in {t for t, _ in edges}:
+                parents.append((package, 0))
+            package = package.rpartition(".")[0]
+        full[module] = edges + parents
+    return full
+
+
+DIRECT = {module: imports_of(module) for module in MODULES}
+GRAPH = with_packages(DIRECT)
 
 
 def test_every_unit_has_a_row():
@@ -157,13 +175,14 @@ def test_imports_follow_the_layers(module):
 
 
 def test_no_import_cycle():
-    """Depth-first search for a back edge; the failure shows the whole cycle with its lines."""
+    """No cycle of the imports written in the files. Depth-first search for a back edge; the
+    failure shows the whole cycle with its lines."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[tuple[str, int]] = []
 
     def visit(module: str) -> list[str] | None:
         state[module] = 1
-        for target, line in GRAPH[module]:
+        for target, line in DIRECT[module]:
             path.append((module, line))
             if state.get(target) == 1:
                 start = next(i for i, (m, _) in enumerate(path) if m == target)
@@ -182,3 +201,46 @@ def test_no_import_cycle():
         if module not in state:
             cycle = visit(module)
             assert cycle is None, "import cycle:\n" + "\n".join(cycle)
+
+
+def strongly_connected(graph: dict[str, list[tuple[str, int]]]) -> list[list[str]]:
+    """Tarjan's strongly connected components of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target, _ in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycle_through_a_package_init():
+    """With the package `__init__`s that Python runs first, the only loops allowed are a
+    package's `__init__` gathering its own modules (which import the package back): a loop that
+    leaves the package can meet a half-initialised module, depending on what is imported first."""
+    for component in strongly_connected(GRAPH):
+        inits = [m for m in component if MODULES[m].name == "__init__.py"]
+        gathering = any(all(m == p or m.startswith(p + ".") for m in component) for p in inits)
+        assert gathering, (f"import cycle through the __init__ of {', '.join(inits) or '-'}: "
+                           f"{', '.join(component)}")

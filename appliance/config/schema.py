@@ -9,7 +9,7 @@
 | [hal], [console], [network] | `appliance/maintenance/config.py` |
 | [web] | `appliance/web/config.py` |
 | [log] | `appliance/system/config.py` |
-| [storage] | `appliance/store/config.py` |
+| [storage] | `appliance/dicom/storage_config.py` |
 | [[destinations]], [[routes]] | `appliance/forward/config.py`, `coercion_config.py` |
 | [worklist] | `appliance/worklist/config.py` |
 | [mpps] | `appliance/mpps/config.py` |
@@ -33,12 +33,12 @@ from appliance.commitment.config import StorageCommitmentConfig
 from appliance.config.base import Name, Section, check_ae_title, refuse
 from appliance.dicom.config import DicomConfig, DicomTlsConfig
 from appliance.dicom.peer_config import PeerConfig, check_dimse_peer
+from appliance.dicom.storage_config import StorageConfig
 from appliance.forward.config import DestinationConfig, RouteConfig
 from appliance.maintenance.config import ConsoleConfig, HalConfig, NetworkConfig
 from appliance.mpps.config import MppsConfig
 from appliance.print import config as print_config
 from appliance.query.config import QueryRetrieveConfig
-from appliance.store.config import StorageConfig
 from appliance.system.config import LogConfig
 from appliance.web.config import WebConfig
 from appliance.worklist.config import WorklistConfig

@@ -14,8 +14,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.storage_config import StorageConfig
 from appliance.forward.retention import apply_retention
-from appliance.store.config import StorageConfig
 from appliance.store.queue import ForwardQueue
 from tests.commitment.conftest import (
     action_information,
