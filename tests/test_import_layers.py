@@ -33,6 +33,7 @@ UNITS = {
     "appliance": "appliance",                       # the package itself: the version
     "appliance.core.errors": "appliance.core.errors",  # the exception root
     "appliance.worklist.keys": "appliance.worklist.keys",  # the worklist attributes (data)
+    "appliance.dicom.values": "appliance.dicom.values",  # the one check of a value by VR
     "appliance.config.base": "appliance.config.base",  # Section, shared validators, units
     **{module: "config sections" for module in SECTIONS},
     "appliance.cli": "composition roots",
@@ -42,7 +43,7 @@ UNITS = {
 
 #: Units every service may import: the foundations, the configuration and the supervisor.
 FOUNDATIONS = {"appliance", "appliance.core.errors", "appliance.system", "appliance.config.base",
-               "config sections", "appliance.worklist.keys"}
+               "config sections", "appliance.worklist.keys", "appliance.dicom.values"}
 BELOW_SERVICES = FOUNDATIONS | {"appliance.config", "appliance.core", "appliance.store"}
 
 #: unit -> the units it may import (besides itself).
@@ -51,10 +52,11 @@ ALLOWED: dict[str, set[str]] = {
     "appliance": set(),
     "appliance.core.errors": set(),
     "appliance.worklist.keys": set(),
+    "appliance.dicom.values": set(),
     "appliance.system": {"appliance.core.errors"},
     "appliance.config.base": {"appliance.core.errors"},
     "config sections": {"appliance.core.errors", "appliance.config.base",
-                        "appliance.worklist.keys"},
+                        "appliance.worklist.keys", "appliance.dicom.values"},
     "appliance.config": FOUNDATIONS,
     "appliance.core": FOUNDATIONS | {"appliance.config"},
     "appliance.store": FOUNDATIONS | {"appliance.config", "appliance.core"},

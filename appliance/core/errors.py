@@ -33,7 +33,3 @@ class ValueProblems(ApplianceError, ValueError):
 
 class ComponentFailure(ApplianceError, RuntimeError):
     """A component found itself unhealthy; the supervisor will restart it."""
-
-
-class EchoFailure(ApplianceError, ConnectionError):
-    """A C-ECHO to a peer did not succeed; the message says why."""

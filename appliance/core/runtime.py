@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config.loader import DEV_CONFIG
+from appliance.core.component import Component
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView
 from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome
-from appliance.core.supervisor import Supervisor
+from appliance.core.supervisor import ComponentHealth, Supervisor
+
+__all__ = ["ComponentHealth", "Runtime"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ComponentHealth:
-    name: str
-    state: str
-    detail: str
-    failures: int
-    essential: bool
 
 
 class Runtime:
@@ -51,8 +44,12 @@ class Runtime:
         return self._health_view
 
     def _supervised(self) -> set[str]:
+        return {component.name for component in self.components()}
+
+    def components(self) -> tuple[Component, ...]:
+        """The supervised components (none before the supervisor is attached)."""
         supervisor = self.supervisor
-        return {slot.name for slot in supervisor.slots} if supervisor is not None else set()
+        return supervisor.components() if supervisor is not None else ()
 
     def config_path_for_writes(self) -> Path:
         """Where configuration changes are written: the file in use, or the development file."""
@@ -85,16 +82,8 @@ class Runtime:
 
     def health(self) -> list[ComponentHealth]:
         """Every supervised component's state, for status screens, the web page and metrics."""
-        if self.supervisor is None:
-            return []
-        result = []
-        for slot in self.supervisor.slots:
-            running = slot.state == "running"
-            result.append(ComponentHealth(
-                name=slot.name, state=slot.state,
-                detail=slot.component.status() if running else slot.last_error,
-                failures=slot.failures, essential=slot.component.essential))
-        return result
+        supervisor = self.supervisor
+        return supervisor.health() if supervisor is not None else []
 
     @property
     def healthy(self) -> bool:

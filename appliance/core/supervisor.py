@@ -63,6 +63,17 @@ class ComponentSlot:
         return self.component.name
 
 
+@dataclass(frozen=True)
+class ComponentHealth:
+    """One supervised component as status screens, the web page and metrics show it."""
+
+    name: str
+    state: str
+    detail: str
+    failures: int
+    essential: bool
+
+
 class Supervisor:
     """Runs a list of components until asked to stop."""
 
@@ -238,6 +249,19 @@ class Supervisor:
                 if down is not None and now - down > self.essential_down_limit:
                     return False
         return True
+
+    def components(self) -> tuple[Component, ...]:
+        """The supervised components, in start order (a read-only view of the slots)."""
+        return tuple(slot.component for slot in self.slots)
+
+    def health(self) -> list[ComponentHealth]:
+        """Every component's state; the detail is its status while running, else its last
+        error."""
+        return [ComponentHealth(
+            name=slot.name, state=slot.state,
+            detail=slot.component.status() if slot.state == RUNNING else slot.last_error,
+            failures=slot.failures, essential=slot.component.essential)
+            for slot in self.slots]
 
     def status_line(self) -> str:
         parts = []

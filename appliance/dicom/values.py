@@ -1,7 +1,8 @@
 """The one check of DICOM values against their VR (PS3.5 6.2): used by every worklist feeder
 (JSON and CSV import, the web form and API, HL7 orders, the upstream proxy) through
 `items_from_dataset`, and by the C-FIND matcher (appliance.dicom.matching) for date and time
-range bounds.
+range bounds, and by the forward routes' `set` and `prefix` values
+(appliance.forward.coercion_config), which must already be in their DICOM form.
 
 `checked_value(vr, value)` returns the form to store or raises `ValueProblem` with the reason:
 DA is a real calendar date YYYYMMDD, TM is HH[MM[SS[.F{1,6}]]] within range, DT combines them
@@ -156,7 +157,8 @@ def checked_value(vr: str, value: Any) -> Any:
             "DS": _decimal, "IS": _integer, "US": _integer, "AS": _age}.get(vr, lambda v: v)(text)
     limit = MAX_LENGTH.get(vr)
     if limit is not None and len(text) > limit:
-        raise ValueProblem(f"{text!r} has {len(text)} characters ({vr}: at most {limit})")
+        raise ValueProblem(f"{text!r} exceeds the maximum length of {limit} allowed for VR {vr} "
+                           f"({len(text)} characters, at most {limit})")
     return text
 
 

@@ -3,8 +3,9 @@
 refused with its key and reason instead of failing every instance later.
 
 Keywords are checked against pydicom's data dictionary, values against the keyword's VR with
-pydicom's own value validation. `RouteConfig` in `config.py` holds the
-fields.
+the appliance's one value check (appliance.dicom.values), in their DICOM form: a loose form
+that check would normalise (2024-01-01, lower-case code strings) is refused. `RouteConfig` in
+`config.py` holds the fields.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import difflib
 from typing import Annotated
 
 from pydantic import AfterValidator
-from pydicom.config import RAISE
 from pydicom.datadict import dictionary_VR, keyword_dict, tag_for_keyword
-from pydicom.valuerep import validate_value
+
+from appliance.dicom.values import FREE_TEXT, ValueProblem, checked_value
 
 #: VRs whose value can be written as text in the configuration.
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
@@ -58,12 +59,14 @@ def split_values(vr: str, text: str) -> list[str]:
 
 
 def value_problem(vr: str, text: str) -> str | None:
-    """Why `text` is not a valid value for `vr` (pydicom's check), or None."""
+    """Why `text` is not a valid value for `vr` in its DICOM form, or None."""
     for value in split_values(vr, text):
         try:
-            validate_value(vr, value, RAISE)
-        except ValueError as exc:
-            return str(exc).split(" Please see", 1)[0]
+            stored = checked_value(vr, value)
+        except ValueProblem as exc:
+            return str(exc)
+        if stored != (value if vr in FREE_TEXT else value.strip()):
+            return f"not in DICOM form (write {stored!r})"
     return None
 
 

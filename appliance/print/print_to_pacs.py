@@ -147,22 +147,20 @@ class PrintToPacs:
         """Rule 2: the calling AE's most recent stored study within the look-back window."""
         store = self._store()
         since = now - self.profile.pacs_lookback_hours * 3600
-        row = store.db.connection().execute(
-            "SELECT study_uid, path FROM instances WHERE calling_aet = ? AND study_uid != '' "
-            "AND received_at >= ? ORDER BY received_at DESC, id DESC LIMIT 1",
-            (calling, since)).fetchone()
-        if row is None:
+        latest = store.latest_study_from(calling, since)
+        if latest is None:
             return None
+        study_uid, path = latest
         try:
-            header = dcmread(store.path_of(row["path"]), stop_before_pixels=True)
+            header = dcmread(store.path_of(path), stop_before_pixels=True)
         except (OSError, ValueError) as exc:
-            log.warning("print-to-PACS: cannot read %s: %s", row["path"], exc)
+            log.warning("print-to-PACS: cannot read %s: %s", path, exc)
             return None
         context = {k: str(header.get(k, "") or "") for k in STUDY_KEYWORDS}
-        context["StudyInstanceUID"] = row["study_uid"]
+        context["StudyInstanceUID"] = study_uid
         context["source"] = f"latest study from {calling}"
         log.info("print-to-PACS: film from %s filed with its latest study %s (patient %s)",
-                 calling, row["study_uid"], context["PatientID"])
+                 calling, study_uid, context["PatientID"])
         return context
 
     def _store(self) -> InstanceStore:

@@ -145,7 +145,7 @@ class PrintService:
         except st.PrintStatus as exc:
             return _refuse(exc, "N-CREATE", sop_class, event), None
         _log_warnings("N-CREATE", sop_class, warnings)
-        if uid is None:  # pynetdicom moves it from the data set to the response on Success
+        if uid is None:  # the dispatcher moves it from the data set to the response on Success
             reply.AffectedSOPInstanceUID = new_uid
         return warnings.response(AffectedSOPInstanceUID=new_uid), reply
 

@@ -13,7 +13,6 @@ from pydicom.uid import generate_uid
 from pynetdicom.sop_class import (
     BasicAnnotationBox,
     BasicColorImageBox,
-    BasicFilmBox,
     BasicFilmSession,
     BasicGrayscaleImageBox,
     PresentationLUT,
@@ -394,9 +393,3 @@ def _reference(sop_class: str, uid: str) -> Dataset:
     item.ReferencedSOPInstanceUID = uid
     return item
 
-
-SOP_CLASSES = {
-    "session": BasicFilmSession, "film_box": BasicFilmBox,
-    "grayscale": BasicGrayscaleImageBox, "color": BasicColorImageBox,
-    "annotation": BasicAnnotationBox, "lut": PresentationLUT,
-}

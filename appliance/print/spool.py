@@ -2,7 +2,8 @@
 rendered and printed one at a time, by priority then age, on each profile's HAL printer.
 
 N-ACTION only records the job (row in the database plus the film specs in
-`<data_dir>/spool/<job>.films`, both durable) and returns; a worker thread renders and prints,
+`<data_dir>/spool/<job>.films`, both durable; the file's format is in spool_format.py) and
+returns; a worker thread renders and prints,
 keeps a small PNG preview per film under `<data_dir>/print/previews/`, and trims the history.
 The film specs of the newest `reprint_keep` finished jobs are kept so they can be reprinted.
 Jobs wait while their printer reports FAILURE and survive a restart. A second thread polls
@@ -14,8 +15,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
-import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +22,19 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ApplianceError, ComponentFailure
 from appliance.core.events import EventBus
 from appliance.print.profiles import open_profile_printer, printer_profiles
 from appliance.print.render import FilmSpec, render_film
+from appliance.print.spool_format import (
+    SpoolFormatError,
+    job_path,
+    load_job_films,
+    recover_spool_dir,
+    write_films,
+)
 from appliance.store.database import Database, Migration
 from hal.printer import Film, Printer, PrinterError, PrinterState
 
@@ -106,6 +112,7 @@ class PrintSpool(Component):
         self.preview_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database.in_data_dir(self.data_dir)
         self.db.migrate(MIGRATIONS)
+        recover_spool_dir(self.spool_dir)
         with self.db.transaction() as tx:   # a job cut off mid-print is printed again
             tx.execute("UPDATE print_jobs SET status='PENDING' WHERE status='PRINTING'")
         for profile in printer_profiles(self.config):
@@ -154,15 +161,12 @@ class PrintSpool(Component):
         if waiting >= self.settings.max_queue:
             raise QueueFull(f"print queue full ({waiting} jobs waiting)")
         uid = uid or generate_uid()
-        path = self.spool_dir / f"{uid}.films"
+        path = job_path(self.spool_dir, uid)
         # The worker prints from these very objects (they share the session's pixel arrays);
         # the file is read back only after a restart. One copy of the pixels, not two.
         self._in_memory[uid] = specs
         try:
-            with open(path, "wb") as handle:
-                pickle.dump(specs, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                handle.flush()
-                os.fsync(handle.fileno())
+            write_films(path, specs)
             with self.db.transaction() as tx:
                 sizes = ", ".join(dict.fromkeys(spec.film_size_id for spec in specs))
                 tx.execute("INSERT INTO print_jobs (uid, printer, status, priority, copies, "
@@ -220,13 +224,13 @@ class PrintSpool(Component):
         job = self.job(uid)
         if job is None:
             raise JobNotFound(f"no print job {uid!r}")
-        path = self.spool_dir / f"{uid}.films"
         try:
-            with open(path, "rb") as handle:
-                specs = pickle.load(handle)
+            specs = load_job_films(self.spool_dir, uid)
         except OSError:
             raise JobNotFound(f"print job {uid!r} can no longer be printed again: its films "
                               "were not kept") from None
+        except SpoolFormatError as exc:
+            raise JobNotFound(f"print job {uid!r} cannot be printed again: {exc}") from None
         return self.submit(job["printer"], specs, copies=job["copies"],
                            priority=PRIORITY_NAMES.get(job["priority"], "MED"),
                            medium=job["medium"], label=job["label"],
@@ -277,15 +281,13 @@ class PrintSpool(Component):
     def _print(self, job: dict) -> None:
         uid, name = job["uid"], job["printer"]
         self._set(uid, "PRINTING", started=time.time())
-        path = self.spool_dir / f"{uid}.films"
         try:
             printer = self.printers.get(name)
             if printer is None:
                 raise PrinterError(f"printer profile {name!r} no longer exists")
             specs = self._in_memory.pop(uid, None)
             if specs is None:
-                with open(path, "rb") as handle:
-                    specs = pickle.load(handle)
+                specs = load_job_films(self.spool_dir, uid)
             previews, render_ms = [], 0.0
             for page, spec in enumerate(specs, start=1):
                 started = time.perf_counter()
@@ -301,7 +303,7 @@ class PrintSpool(Component):
                 del image
             self._set(uid, "DONE", "NORMAL", finished=time.time(), render_ms=render_ms,
                       previews=",".join(previews))
-        except (PrinterError, OSError, pickle.UnpicklingError, ApplianceError) as exc:
+        except (PrinterError, OSError, ApplianceError) as exc:
             log.error("print job %s on %s failed: %s", uid, name, exc)
             self._set(uid, "FAILURE", str(exc)[:200], finished=time.time())
         except Exception as exc:  # never let one bad film stop the spool
@@ -329,13 +331,13 @@ class PrintSpool(Component):
                 (self.preview_dir / name).unlink(missing_ok=True)
             with self.db.transaction() as tx:
                 tx.execute("DELETE FROM print_jobs WHERE uid=?", (row["uid"],))
-            (self.spool_dir / f"{row['uid']}.films").unlink(missing_ok=True)
+            job_path(self.spool_dir, row["uid"]).unlink(missing_ok=True)
         # the films of the newest finished jobs stay for reprints; older ones go
         done = self.db.connection().execute(
             "SELECT uid FROM print_jobs WHERE status IN ('DONE', 'FAILURE') "
             "ORDER BY finished DESC LIMIT -1 OFFSET ?", (self.settings.reprint_keep,)).fetchall()
         for row in done:
-            (self.spool_dir / f"{row['uid']}.films").unlink(missing_ok=True)
+            job_path(self.spool_dir, row["uid"]).unlink(missing_ok=True)
 
     # -- printer status ---------------------------------------------------------------------
 
@@ -360,7 +362,7 @@ class PrintSpool(Component):
 
     def _notify(self, kind: str, **data) -> None:
         if self.bus is not None:
-            # topics and fields the LEDs, front panel and web metrics read (appliance/core/health.py)
+            # topics and fields the LEDs, front panel and web metrics read (core/health.py)
             if kind == "job":
                 self.bus.publish("print_job", job=data["uid"],
                                  state=JOB_STATES.get(data["status"], data["status"].lower()),

@@ -38,7 +38,6 @@ TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
 PENDING, SUCCESS = 0xFF00, 0x0000
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC001          # the 0xCxxx range: "unable to process"
-MOVE_DESTINATION_UNKNOWN = 0xA801
 
 
 class QueryRetrieveService:

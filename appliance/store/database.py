@@ -3,9 +3,10 @@
 Each component owns its tables and declares them as numbered migrations under its own name;
 `Database.migrate` applies the ones not yet applied, each in one transaction, and records them
 in `schema_migrations`. Connections are per thread (SQLite objects must not cross threads),
-with `synchronous=FULL` so a committed row survives a power cut. pynetdicom starts a thread
-per association, so the connection of a thread that has ended is closed the next time a
-connection is opened: the number of open connections follows the number of live threads.
+with `synchronous=FULL` so a committed row survives a power cut. Threads come and go (SCU
+associations, web requests, the engine's handler calls), so the connection of a thread that has
+ended is closed the next time a connection is opened: the number of open connections follows
+the number of live threads.
 """
 
 from __future__ import annotations

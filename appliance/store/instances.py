@@ -6,7 +6,7 @@ Durability order for every C-STORE: the data set is already complete in a temp f
 and the directory entries are made durable, and only then is the index row (plus one queue row
 per destination) committed. A Success status is sent only after that commit. Commits go through
 one writer thread that groups concurrent stores into one transaction (group commit), which also
-keeps SQLite connections off pynetdicom's short-lived association threads.
+keeps SQLite connections off the DICOM engine's association threads.
 
 Making a group's files durable costs one journal commit, not two per file: on Linux >= 5.8 one
 `syncfs(2)` on the instances file system writes every file's data, the renames and any new
@@ -35,10 +35,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.system.atomic_file import fsync_directory
 from appliance.core.errors import ApplianceError
 from appliance.store import coercion_tables, commitment_tables
 from appliance.store.database import Database, Migration
+from appliance.store.queue import MIGRATIONS as FORWARD_MIGRATIONS
+from appliance.system.atomic_file import fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +67,8 @@ CREATE TABLE instances (
 CREATE INDEX instances_study ON instances (study_uid);
 CREATE INDEX instances_received ON instances (received_at);
 """),
-    Migration("forward", 1, """
-CREATE TABLE forward_queue (
-    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
-    destination TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0,
-    enqueued_at REAL NOT NULL,
-    done_at REAL,
-    sent_syntax TEXT,
-    last_error TEXT,
-    PRIMARY KEY (instance_id, destination)
-);
-CREATE INDEX forward_queue_due ON forward_queue (destination, state, next_attempt);
-CREATE TABLE forward_destinations (
-    destination TEXT PRIMARY KEY,
-    held INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL DEFAULT 0,
-    last_error TEXT,
-    last_error_at REAL,
-    last_success_at REAL
-);
-"""),
-    # An instance in flight when the destination aborted or timed out: sent alone from now on.
-    Migration("forward", 2, """
-ALTER TABLE forward_queue ADD COLUMN isolated INTEGER NOT NULL DEFAULT 0;
-"""),
+    # the forward queue's tables (appliance/store/queue.py owns them)
+    *FORWARD_MIGRATIONS,
     # Storage Commitment's transactions and content hashes (retention reads them)
     *commitment_tables.MIGRATIONS,
     # De-identification's UID map (forward routes with deidentify = true)
@@ -349,6 +324,15 @@ class InstanceStore:
 
     def path_of(self, relative: str) -> Path:
         return self.root / relative
+
+    def latest_study_from(self, calling_aet: str, since: float) -> tuple[str, str] | None:
+        """(Study Instance UID, file path relative to the store) of the newest instance a
+        calling AE stored with a study UID since `since`, or None."""
+        row = self.db.connection().execute(
+            "SELECT study_uid, path FROM instances WHERE calling_aet = ? AND study_uid != '' "
+            "AND received_at >= ? ORDER BY received_at DESC, id DESC LIMIT 1",
+            (calling_aet, since)).fetchone()
+        return (row["study_uid"], row["path"]) if row is not None else None
 
     def commit(self, temp_path: Path, meta: InstanceMeta, destinations: list[str],
                duplicates: str, timeout: float = 60.0) -> StoreOutcome:

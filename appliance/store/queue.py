@@ -1,9 +1,11 @@
 """The forward queue: one persistent queue per destination in the shared database.
 
-Rows are created with the instance's index row (appliance.store.instances); this module moves
-them on: due items for a destination, done / retry later / failed, the destination's own state
-(held, backoff after a failed association, last error), the counts shown by `appliance queue`,
-and the instances retention may delete (every queue row done, never an unforwarded one).
+This module owns the queue's tables (`MIGRATIONS`, run by the instance store, whose index rows
+they reference). Rows are created with the instance's index row (appliance.store.instances);
+this module moves them on: due items for a destination, done / retry later / failed, the
+destination's own state (held, backoff after a failed association, last error), the counts
+shown by `appliance queue`, the undelivered instances with their errors, and the instances
+retention may delete (every queue row done, never an unforwarded one).
 
 Each row keeps its own last error. A row is `isolated` once the destination aborted or timed out
 while that instance was in flight: from then on it is only ever sent alone, until it is
@@ -18,9 +20,41 @@ import time
 from dataclasses import dataclass
 
 from appliance.store.commitment_tables import NAMED_BY_PENDING
-from appliance.store.database import Database
+from appliance.store.database import Database, Migration
 
 log = logging.getLogger(__name__)
+
+# Run by the instance store with its own tables (forward_queue references instances).
+MIGRATIONS = [
+    Migration("forward", 1, """
+CREATE TABLE forward_queue (
+    instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    destination TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    enqueued_at REAL NOT NULL,
+    done_at REAL,
+    sent_syntax TEXT,
+    last_error TEXT,
+    PRIMARY KEY (instance_id, destination)
+);
+CREATE INDEX forward_queue_due ON forward_queue (destination, state, next_attempt);
+CREATE TABLE forward_destinations (
+    destination TEXT PRIMARY KEY,
+    held INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_error_at REAL,
+    last_success_at REAL
+);
+"""),
+    # An instance in flight when the destination aborted or timed out: sent alone from now on.
+    Migration("forward", 2, """
+ALTER TABLE forward_queue ADD COLUMN isolated INTEGER NOT NULL DEFAULT 0;
+"""),
+]
 
 
 @dataclass(frozen=True)
@@ -81,8 +115,11 @@ class StuckInstance:
     path: str  # relative to the instances directory
 
 
-STUCK = ("FROM forward_queue q JOIN instances i ON i.id = q.instance_id WHERE q.destination = ? "
-         "AND (q.state = 'failed' OR (q.state = 'pending' AND q.attempts > 0))")
+# Undelivered rows as the queue page lists them: tried and not delivered
+STUCK = "q.state = 'failed' OR (q.state = 'pending' AND q.attempts > 0)"
+# ... and as `appliance queue` lists errors: failed, isolated, or sent back with an error
+WITH_ERROR = ("q.state != 'done' AND (q.state = 'failed' OR q.isolated = 1 OR "
+              "q.last_error IS NOT NULL)")
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
@@ -272,27 +309,26 @@ class ForwardQueue:
                                                                            int]:
         """Undelivered instances with their own error (failed ones, isolated ones, and pending
         ones a failure status sent back to wait), oldest first; and how many there are."""
-        conn = self.db.connection()
-        where = ("FROM forward_queue q JOIN instances i ON i.id = q.instance_id WHERE "
-                 "q.destination = ? AND q.state != 'done' AND (q.state = 'failed' OR "
-                 "q.isolated = 1 OR q.last_error IS NOT NULL)")
-        total = conn.execute(f"SELECT COUNT(*) {where}", (destination,)).fetchone()[0]
-        rows = conn.execute(
-            f"SELECT i.sop_instance_uid, q.state, q.isolated, q.attempts, q.next_attempt, "
-            f"q.last_error {where} ORDER BY q.enqueued_at, q.instance_id LIMIT ?",
-            (destination, limit)).fetchall()
-        return [InstanceError(r[0], r[1], bool(r[2]), r[3], r[4], r[5] or "") for r in rows], total
+        items, total = self._undelivered(destination, WITH_ERROR, limit, 0)
+        return [InstanceError(s.sop_instance_uid, s.state, s.isolated, s.attempts,
+                              s.next_attempt, s.error) for s in items], total
 
     def stuck(self, destination: str, limit: int = 100,
               offset: int = 0) -> tuple[list[StuckInstance], int]:
         """Instances tried and not delivered (pending with attempts, or failed), oldest first;
         and how many there are."""
+        return self._undelivered(destination, STUCK, limit, offset)
+
+    def _undelivered(self, destination: str, condition: str, limit: int,
+                     offset: int) -> tuple[list[StuckInstance], int]:
         conn = self.db.connection()
-        total = conn.execute(f"SELECT COUNT(*) {STUCK}", (destination,)).fetchone()[0]
+        where = ("FROM forward_queue q JOIN instances i ON i.id = q.instance_id "
+                 f"WHERE q.destination = ? AND ({condition})")
+        total = conn.execute(f"SELECT COUNT(*) {where}", (destination,)).fetchone()[0]
         rows = conn.execute(
             f"SELECT i.sop_instance_uid, q.state, q.isolated, q.attempts, q.next_attempt, "
             f"q.enqueued_at, q.last_error, i.patient_id, i.patient_name, i.study_uid, i.path "
-            f"{STUCK} ORDER BY q.enqueued_at, q.instance_id LIMIT ? OFFSET ?",
+            f"{where} ORDER BY q.enqueued_at, q.instance_id LIMIT ? OFFSET ?",
             (destination, limit, offset)).fetchall()
         return [StuckInstance(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6] or "", *r[7:])
                 for r in rows], total

@@ -145,22 +145,16 @@ class WebContext:
         self.configure(config)
         self.runtime.request_reload()
 
-    def reload_from_file(self) -> ApplianceConfig:
-        config = loader.load_file(self.config_path())
-        self.applied(config)
-        return config
-
     # -- status ------------------------------------------------------------------------------
 
     def health(self) -> list[dict[str, Any]]:
         return [asdict(h) for h in self.runtime.health()]
 
     def open_associations(self) -> int:
-        if self.runtime.supervisor is not None:
-            for slot in self.runtime.supervisor.slots:
-                assoc_log = getattr(slot.component, "association_log", None)
-                if assoc_log is not None:
-                    return assoc_log.open_count
+        for component in self.runtime.components():
+            assoc_log = getattr(component, "association_log", None)
+            if assoc_log is not None:
+                return assoc_log.open_count
         return self.activity.open_associations
 
     def status(self) -> dict[str, Any]:
@@ -227,8 +221,7 @@ class WebContext:
         """The statistics of the last `minutes` minutes (GET /api/v1/stats, the plots)."""
         if self.stats is None:
             raise NotAvailable("the statistics are not running (the web page is stopped)")
-        self.stats.sample()  # the current minute as of now
-        return self.stats.store.series(minutes)
+        return self.stats.series(minutes)  # reads only: a page view writes nothing
 
     def update_state(self) -> dict[str, Any]:
         """The landing page's Update card: slot, version, last install, trial state."""

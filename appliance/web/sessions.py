@@ -122,13 +122,6 @@ class LoginLimiter:
         self._global_failures: list[float] = []
         self._global_locked_until = 0.0
 
-    def retry_after(self, client: str) -> float:
-        """Seconds until `client` may try again; 0 when it may try now."""
-        with self._lock:
-            now = self.clock()
-            return max(0.0, self._locked_until.get(client, 0.0) - now,
-                       self._global_locked_until - now)
-
     def begin(self, client: str) -> float:
         """Reserve an attempt for `client`: 0 when it may check now (then call `finish`),
         else the seconds it must wait first."""

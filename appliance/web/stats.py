@@ -6,7 +6,12 @@ counts the instances indexed and the queue rows delivered per minute from the da
 (`instances.received_at`, `forward_queue.done_at`), re-counting the current and the previous
 minute each time (so a late commit still lands in its minute), reads the queue depths and the
 disk, and writes them into `stats_minute` in the shared database. Buckets older than
-`RETENTION_DAYS` are pruned on each pass.
+`RETENTION_DAYS` are pruned on each pass. Between passes, on each of its ticks (5 s), it
+re-counts the current and the previous minute and writes the counts that changed (nothing on
+an idle box).
+
+Readers (the landing page, GET /api/v1/stats, /metrics) only read: the stored buckets, with
+the current minute's queue depths and disk use read live and not stored.
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ OWNER = "web_stats"
 RETENTION_DAYS = 7
 MAX_MINUTES = RETENTION_DAYS * 24 * 60
 DEFAULT_MINUTES = 24 * 60
-#: Series names: counted per minute (sums) and sampled once a minute (gauges).
+#: Series counted per minute (sums); the others (queue_depth, disk_used_percent) are sampled.
 COUNTED = ("received", "forwarded")
-SAMPLED = ("queue_depth", "disk_used_percent")
 
 MIGRATIONS = [Migration(OWNER, 1, """
 CREATE TABLE stats_minute (
@@ -138,8 +142,8 @@ def count_per_minute(db: Database, since_minute: int) -> list[tuple[str, str, in
 
 
 class StatsSampler:
-    """The once-a-minute pass, in its own thread; `sample()` also runs it at once (the API
-    calls it so an answer includes the current minute)."""
+    """The once-a-minute pass and the counts' refresh between passes, in its own thread;
+    `series()` for readers, who never write."""
 
     def __init__(self, db: Database, read: Callable[[], Sample], interval: float = 60.0,
                  clock: Callable[[], float] = time.time,
@@ -157,6 +161,7 @@ class StatsSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        self._written: dict[tuple[str, str, int], float] = {}  # counts as last stored
 
     def start(self) -> None:
         if self._thread is not None:
@@ -180,6 +185,8 @@ class StatsSampler:
                 if time.monotonic() >= due:
                     due = time.monotonic() + self.interval
                     self.sample()
+                else:
+                    self.refresh_counts()
             except Exception:
                 log.exception("statistics pass failed")
             self._stop.wait(min(self.tick_interval, self.interval))
@@ -199,6 +206,27 @@ class StatsSampler:
                 rows.append(("disk_used_percent", "", minute, sample.disk_used_percent))
             self.store.put(rows)
             self.store.prune(minute - MAX_MINUTES)
+            self._written = {row[:3]: row[3] for row in counts}
+
+    def refresh_counts(self) -> None:
+        """Store the current and the previous minute's counts where they changed."""
+        with self._lock:
+            counts = count_per_minute(self.db, int(self.clock() // 60) - 1)
+            changed = [row for row in counts if self._written.get(row[:3]) != row[3]]
+            if changed:
+                self.store.put(changed)
+                self._written = {row[:3]: row[3] for row in counts}
+
+    def series(self, minutes: int) -> dict:
+        """`StatsStore.series` with the current minute's queue depths and disk use read now
+        (not stored): what the plots and GET /api/v1/stats show. Reads only."""
+        out = self.store.series(minutes, self.clock())
+        sample = self.read()
+        for name, depth in sample.queue_depth.items():
+            out["queue_depth"].setdefault(name, [None] * out["minutes"])[-1] = depth
+        if sample.disk_used_percent is not None:
+            out["disk_used_percent"][-1] = sample.disk_used_percent
+        return out
 
     def last_minute(self) -> dict[str, object]:
         """The last complete minute's counts: {"received": n, "forwarded": {dest: n}}."""

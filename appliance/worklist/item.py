@@ -98,11 +98,6 @@ class WorklistItem:
     def to_json(self) -> str:
         return json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
 
-    def to_dataset(self) -> Dataset:
-        ds = Dataset.from_json(self.data)
-        ds.SpecificCharacterSet = "ISO_IR 192"
-        return ds
-
     def summary(self) -> str:
         return (f"{self.value('PatientID') or '-'} {self.value('PatientName') or '-'} "
                 f"acc={self.value('AccessionNumber') or '-'} "

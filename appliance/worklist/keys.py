@@ -7,9 +7,6 @@ use it to validate `[worklist.hl7] field_map`.
 
 from __future__ import annotations
 
-#: Keywords inside the Scheduled Procedure Step Sequence item.
-SPS_SEQUENCE = "ScheduledProcedureStepSequence"
-
 #: Top-level attributes of a worklist item (PS3.4 K.6.1.2.2), keyword -> VR.
 TOP_LEVEL = {
     "SpecificCharacterSet": "CS",

@@ -274,6 +274,23 @@ class WorklistStore:
         self._counts = (time.monotonic(), counts)
         return dict(counts)
 
+    def completed_since(self, since: float) -> int:
+        """Items that became COMPLETED (an MPPS or an HL7 order said so) since `since`."""
+        return self.count("status='COMPLETED' AND updated_at >= ?", (since,))
+
+    def scheduled_by_source(self) -> list[tuple[str, int, float | None]]:
+        """(source, SCHEDULED items, last update) per feeder, by source name."""
+        rows = self.db.connection().execute(
+            "SELECT source, count(*) AS n, max(updated_at) AS last FROM worklist_items "
+            "WHERE status='SCHEDULED' GROUP BY source ORDER BY source")
+        return [(row["source"], row["n"], row["last"]) for row in rows]
+
+    def last_update(self, source: str) -> float | None:
+        """When a row of `source` last changed, or None if it has none."""
+        return self.db.connection().execute(
+            "SELECT max(updated_at) FROM worklist_items WHERE source=?", (source,)
+        ).fetchone()[0]
+
     def _publish(self, action: str, **data) -> None:
         self._counts = None  # every change of rows is published
         if self.bus is not None:

@@ -77,9 +77,6 @@ class WorklistAdmin:
 
     # -- import -----------------------------------------------------------------------------
 
-    def import_text(self, text: str, fmt: str, source: str = "import") -> ImportResult:
-        return self.import_stream(io.StringIO(text), fmt, source)
-
     def import_stream(self, stream: TextIO, fmt: str, source: str = "import") -> ImportResult:
         """Import a JSON or CSV file read from `stream`, all or nothing, one item at a time."""
         if fmt not in FORMATS:

@@ -171,10 +171,8 @@ class UpstreamProxy(Component):
 
     def cache_age(self) -> float | None:
         """Seconds since the cache was last refreshed, or None if it never was."""
-        row = self.service.store.db.connection().execute(
-            "SELECT max(updated_at) FROM worklist_items WHERE source=?", (self.source,)
-        ).fetchone()
-        stamps = [t for t in (row[0], self.last_success) if t is not None]
+        stamps = [t for t in (self.service.store.last_update(self.source), self.last_success)
+                  if t is not None]
         return max(0.0, time.time() - max(stamps)) if stamps else None
 
     def _age_text(self) -> str:

@@ -41,16 +41,11 @@ class WorklistWebProvider:
 
     def completed_since(self, since: float) -> int:
         """Items that became COMPLETED (an MPPS or an HL7 order said so) since `since`."""
-        row = self.service.store.db.connection().execute(
-            "SELECT count(*) FROM worklist_items WHERE status='COMPLETED' AND updated_at >= ?",
-            (since,)).fetchone()
-        return row[0]
+        return self.service.store.completed_since(since)
 
     def sources(self) -> list[WorklistSource]:
-        rows = self.service.store.db.connection().execute(
-            "SELECT source, count(*) AS n, max(updated_at) AS last FROM worklist_items "
-            "WHERE status='SCHEDULED' GROUP BY source ORDER BY source")
-        return [WorklistSource(row["source"], row["n"], row["last"]) for row in rows]
+        return [WorklistSource(name, count, last)
+                for name, count, last in self.service.store.scheduled_by_source()]
 
     def items(self, limit: int = 200) -> list[dict]:
         out = []

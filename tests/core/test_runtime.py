@@ -39,3 +39,13 @@ def test_a_setting_written_through_the_runtime_is_applied_on_reload(tmp_path):
     sup.step()
     assert comp.config.dicom.ae_title == "PANELSET"
     assert sup.config.dicom.ae_title == "PANELSET"
+
+
+def test_components_are_the_supervised_ones_in_start_order_and_none_before_start():
+    runtime = Runtime(EventBus())
+    assert runtime.components() == () and runtime.health() == []
+    first, second = Fake("a"), Fake("b")
+    runtime.supervisor = Supervisor(ApplianceConfig(), [first, second],
+                                    notifier=RecordingNotifier(), bus=runtime.bus)
+    assert runtime.components() == (first, second)
+    assert [(h.name, h.state) for h in runtime.health()] == [("a", "stopped"), ("b", "stopped")]
