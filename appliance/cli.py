@@ -281,7 +281,7 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("echo takes NAME or HOST PORT")
     for title, what in ((called, "--aet"), (calling, "--calling-aet")):
         try:
-            from appliance.config.schema import check_ae_title
+            from appliance.config.base import check_ae_title
             check_ae_title(title)
         except ValueError as exc:
             print(f"appliance: echo: {what}: {exc}", file=sys.stderr)

@@ -18,9 +18,10 @@ from pynetdicom import build_role
 from appliance.commitment.checker import COMMITTED
 from appliance.commitment.request import SOP_CLASS, WELL_KNOWN_INSTANCE
 from appliance.commitment.store import Item
-from appliance.config.schema import ApplianceConfig, PeerConfig
+from appliance.config.schema import ApplianceConfig
 from appliance.core.errors import ApplianceError
 from appliance.dicom.peer_association import associate_peer, peer_target
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.scu import Timeouts, scu_ae
 
 TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]

@@ -21,14 +21,15 @@ from typing import Protocol
 
 from pynetdicom.presentation import PresentationContext
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, DicomConfig
+from appliance.core.errors import ComponentFailure
+from appliance.core.events import EventBus
 from appliance.dicom.association_log import AssociationLog
+from appliance.dicom.config import DicomConfig
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of, retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from appliance.dicom.tls_files import TlsFileError, check_tls_files
-from appliance.core.errors import ComponentFailure
-from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from appliance.config.schema import DicomTlsConfig, PeerConfig
 from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.scu import AssociationFailed, associate
 
 

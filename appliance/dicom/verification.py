@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -22,7 +21,11 @@ from pydicom.uid import (
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification
 
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.dicomweb_peer import qido_echo
+from appliance.dicom.echo_result import EchoResult
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 
 log = logging.getLogger(__name__)
@@ -49,29 +52,10 @@ class VerificationService:
         return []
 
 
-@dataclass(frozen=True)
-class EchoResult:
-    """What happened when we sent a C-ECHO."""
-
-    ok: bool
-    target: str
-    round_trip_ms: float | None = None
-    reason: str = ""
-    service: str = "C-ECHO"  # "QIDO-RS" for a DICOMweb peer
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.service} {self.target}: success, round trip " \
-                   f"{self.round_trip_ms:.1f} ms"
-        return f"{self.service} {self.target}: failed: {self.reason}"
-
-
 def echo_peer(config: ApplianceConfig, peer: PeerConfig, timeout: float = 10.0) -> EchoResult:
     """`echo` to a configured `[[peers]]` entry as ourselves (`[dicom] ae_title`), over TLS
     when the peer has `tls = true`; a DICOMweb peer gets a QIDO-RS query instead."""
     if peer.protocol == "dicomweb":
-        from appliance.dicom.dicomweb_peer import qido_echo
-
         return qido_echo(peer, timeout)
     return echo(peer.host, peer.port, peer.ae_title, config.dicom.ae_title, timeout=timeout,
                 tls=config.tls_for(peer))

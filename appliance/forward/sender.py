@@ -27,9 +27,10 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import _config
 
-from appliance.config.schema import DicomTlsConfig, PeerConfig
 from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
 from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.scu import Timeouts, scu_ae
 from appliance.forward.coercion import CoercionError
 from appliance.store.queue import QueueItem

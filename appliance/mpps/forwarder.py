@@ -25,10 +25,12 @@ from pynetdicom.dsutils import decode
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 from pynetdicom.status import code_to_category
 
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.dicom.config import DicomTlsConfig
 from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
+from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.scu import Timeouts, scu_ae
 from appliance.mpps.attributes import DUPLICATE_INSTANCE
 from appliance.mpps.queue import N_CREATE, ForwardQueue, ForwardRow

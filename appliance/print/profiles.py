@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from appliance.config.print_schema import PrinterProfileConfig
 from appliance.config.schema import ApplianceConfig
+from appliance.print.config import PrinterProfileConfig
 from hal.printer import DRIVERS as HAL_DRIVERS
 from hal.printer import Printer, PrinterError
 from hal.printer import open_printer as open_hal_printer

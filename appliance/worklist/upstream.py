@@ -17,9 +17,10 @@ from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
 from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
 from appliance.dicom.dimse_status import is_pending
 from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 from appliance.worklist.item import ItemError, items_from_dataset

@@ -14,8 +14,8 @@ import stat
 import time
 from pathlib import Path
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 
 log = logging.getLogger(__name__)
