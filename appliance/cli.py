@@ -13,14 +13,12 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
-
-from appliance.system import logging_setup
 from appliance.config import editor, loader, migrations
 from appliance.core.errors import ConfigError
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from appliance.system import logging_setup
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,7 +281,7 @@ def cmd_echo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("echo takes NAME or HOST PORT")
     for title, what in ((called, "--aet"), (calling, "--calling-aet")):
         try:
-            from appliance.config.schema import check_ae_title
+            from appliance.config.base import check_ae_title
             check_ae_title(title)
         except ValueError as exc:
             print(f"appliance: echo: {what}: {exc}", file=sys.stderr)

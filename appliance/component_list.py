@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from appliance.commitment.service import CommitmentService
 from appliance.commitment.web_provider import CommitmentWebProvider
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.system.data_dir import DataDirectoryMonitor
+from appliance.core.component import Component
+from appliance.core.data_dir import DataDirectoryMonitor
+from appliance.core.events import EventBus
+from appliance.core.providers import Providers
+from appliance.core.runtime import Runtime
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.tls_watch import TlsCertificateWatch
 from appliance.dicom.verification import VerificationService
 from appliance.dicomweb.archive import LocalArchive
-from appliance.core.events import EventBus
 from appliance.forward.component import Forwarder
 from appliance.maintenance.hardware_components import hardware_components
 from appliance.mpps.forwarder import MppsForwarder
@@ -21,13 +23,11 @@ from appliance.mpps.web_provider import MppsWebProvider
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
 from appliance.query.scp import QueryRetrieveService
-from appliance.core.runtime import Runtime
 from appliance.update.watcher import UpdateStatusWatcher
 from appliance.update.web_provider import FirmwareUploads
 from appliance.web.component import WebComponent
 from appliance.web.forward_provider import ForwardQueueProvider
 from appliance.web.print_provider import SpoolPrintProvider
-from appliance.web.providers import Providers
 from appliance.worklist.components import worklist_components
 from appliance.worklist.scp import WorklistService
 from appliance.worklist.web_provider import WorklistWebProvider

@@ -210,22 +210,52 @@ def storescp(tmp_path):
         proc.wait(10)
 
 
+def listening(port: int) -> bool:
+    """Whether something listens on TCP `port` now (read from /proc/net, without connecting)."""
+    needle = f":{port:04X} "
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if needle in f"{fields[1]} " and fields[3] == "0A":  # 0A = LISTEN
+                return True
+    return False
+
+
 def wait_listening(port: int, timeout: float = 10.0) -> None:
     """Wait until something listens on 127.0.0.1:port (checked without connecting)."""
     deadline = time.monotonic() + timeout
-    needle = f":{port:04X} "
     while time.monotonic() < deadline:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                lines = Path(table).read_text().splitlines()[1:]
-            except FileNotFoundError:
-                continue
-            for line in lines:
-                fields = line.split()
-                if needle in f"{fields[1]} " and fields[3] == "0A":  # 0A = LISTEN
-                    return
+        if listening(port):
+            return
         time.sleep(0.05)
     raise AssertionError(f"nothing listening on port {port} after {timeout}s")
+
+
+def wait_not_listening(port: int, timeout: float = 10.0) -> None:
+    """Wait until nothing listens on `port` any more (checked without connecting, so the
+    check itself opens no connection a closing listener would have to deal with)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not listening(port):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"port {port} still listening after {timeout}s")
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = ""):
+    """Call `predicate` until it returns something true, and return that; fail after
+    `timeout` seconds (the way to wait for a condition instead of sleeping)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s: {what or predicate}")
 
 
 @pytest.fixture

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, build_role
+from pynetdicom import build_role
 
 from appliance.commitment.checker import COMMITTED
 from appliance.commitment.request import SOP_CLASS, WELL_KNOWN_INSTANCE
 from appliance.commitment.store import Item
-from appliance.config.schema import ApplianceConfig, PeerConfig
-from appliance.dicom.peer_association import associate_peer, peer_target
+from appliance.config.schema import ApplianceConfig
 from appliance.core.errors import ApplianceError
+from appliance.dicom.peer_association import associate_peer, peer_target
+from appliance.dicom.peer_config import PeerConfig
+from appliance.dicom.scu import Timeouts, scu_ae
 
 TRANSFER_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
 ALL_COMMITTED, SOME_FAILED = 1, 2
@@ -61,9 +63,7 @@ def send_on_new_association(config: ApplianceConfig, peer: PeerConfig, event_typ
                             information: Dataset) -> str:
     """Send the report to `peer` as the Storage Commitment SCP role of a new association;
     returns a description of the answer, or ReportNotSent."""
-    ae = AE(ae_title=config.dicom.ae_title)
-    ae.connection_timeout = ae.acse_timeout = config.dicom.acse_timeout
-    ae.dimse_timeout = ae.network_timeout = config.dicom.dimse_timeout
+    ae = scu_ae(config.dicom.ae_title, Timeouts.of_dicom(config.dicom))
     ae.add_requested_context(SOP_CLASS, TRANSFER_SYNTAXES)
     role = build_role(SOP_CLASS, scu_role=False, scp_role=True)
     try:

@@ -28,7 +28,6 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context
 
-from appliance.core.event_topics import Topic
 from appliance.commitment import checker, reporter
 from appliance.commitment.hashes import Hasher
 from appliance.commitment.request import (
@@ -39,10 +38,13 @@ from appliance.commitment.request import (
     parse,
 )
 from appliance.commitment.store import CommitmentStore, Transaction
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.backoff import backoff_delay
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.dicom.dimse_status import is_success_or_warning
 from appliance.store.instances import INSTANCES_DIR, open_database
 
 log = logging.getLogger(__name__)
@@ -272,8 +274,7 @@ class CommitmentService(Component):
         was not delivered (the association ended first: then a new association, at once)."""
         def outcome(delivered: bool, status: int) -> None:
             via = f"its association ({transaction.association_id})"
-            if delivered and (status == 0x0000 or status == 0x0001
-                              or 0xB000 <= status <= 0xBFFF):
+            if delivered and is_success_or_warning(status):
                 self._sent(store, transaction, via, None)
             elif delivered:
                 self._not_sent(store, transaction, f"the requester answered the report on "
@@ -299,7 +300,7 @@ class CommitmentService(Component):
         with self._lock:
             attempts = self._attempts.get(transaction.id, 0) + 1
             self._attempts[transaction.id] = attempts
-        wait = min(RETRY_INITIAL * 2 ** (attempts - 1), RETRY_MAX)
+        wait = backoff_delay(attempts, RETRY_INITIAL, RETRY_MAX)
         store.report_failed(transaction.id, why, wait)
         log.warning("Storage Commitment report %s (%s) not sent: %s; next try in %.0f s",
                     transaction.transaction_uid, transaction.state, why, wait)

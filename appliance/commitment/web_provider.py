@@ -7,7 +7,7 @@ import time
 
 from appliance.commitment.checker import FAILED
 from appliance.commitment.service import CommitmentService
-from appliance.web.providers import CommitmentTransaction
+from appliance.core.providers import CommitmentTransaction
 
 REASONS = {0x0110: "processing failure", 0x0112: "no such object instance",
            0x0119: "class/instance conflict", 0x0131: "duplicate transaction UID"}

@@ -1,6 +1,6 @@
-"""Configuration: the typed schema, the TOML loader and the editor behind `appliance config`."""
+"""Configuration: the typed schema composed from each component's section (`schema.py`, built
+from `base.py`), the TOML loader, and the editor behind `appliance config`.
 
-from appliance.config.loader import LoadedConfig, load, load_file
-from appliance.config.schema import ApplianceConfig
-
-__all__ = ["ApplianceConfig", "LoadedConfig", "load", "load_file"]
+Nothing is imported here: a component's section (`appliance/print/config.py`, ...) imports
+`appliance.config.base`, which must not pull in the schema that composes those sections.
+"""

@@ -15,67 +15,26 @@ made to the copy's settings and written as the file; the newer file is kept as
 from __future__ import annotations
 
 import logging
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import tomli_w
 import tomlkit
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
-from appliance.system.atomic_file import write_atomically
 from appliance.config import loader, migrations
-from appliance.config.introspect import list_item, model_of, strip_annotation
+from appliance.config.introspect import field_at, model_of, parse_key, strip_annotation
 from appliance.config.loader import parse_text
 from appliance.config.schema import ApplianceConfig
 from appliance.core.errors import ConfigError
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 
-_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?")
-
-
-def parse_key(key: str) -> list[str | int]:
-    """'dicom.port' -> ['dicom', 'port'];
-    'peers[0].host' and 'peers.0.host' -> ['peers', 0, 'host']."""
-    parts: list[str | int] = []
-    for piece in key.split("."):
-        if piece.isdigit():
-            parts.append(int(piece))
-            continue
-        match = _PART.fullmatch(piece)
-        if not match:
-            raise ValueError(f"{key!r} is not a configuration key (use SECTION.KEY)")
-        parts.append(match.group(1))
-        if match.group(2) is not None:
-            parts.append(int(match.group(2)))
-    return parts
-
-
 def field_annotation(parts: list[str | int]) -> Any:
     """The schema type at `parts`; raises ValueError naming the first unknown part."""
-    model: type[BaseModel] = ApplianceConfig
-    annotation: Any = ApplianceConfig
-    walked: list[str | int] = []
-    for part in parts:
-        if isinstance(part, int):
-            inner = list_item(annotation)
-            if inner is None:
-                raise ValueError(f"{_show(walked)} is not a list")
-            annotation = inner
-        else:
-            model = model_of(annotation)
-            if model is None:
-                raise ValueError(f"{_show(walked)} has no keys")
-            field = model.model_fields.get(part)
-            if field is None:
-                known = ", ".join(model.model_fields)
-                where = _show(walked) or "the top level"
-                raise ValueError(f"unknown key {part!r} in {where} (known: {known})")
-            annotation = field.annotation
-        walked.append(part)
-    return annotation
+    return field_at(ApplianceConfig, parts)[0]
 
 
 def coerce(annotation: Any, raw: str) -> Any:
@@ -242,10 +201,3 @@ def _toml_value(raw: str) -> Any:
         return tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"not a TOML value: {exc}") from None
-
-
-def _show(parts: list[str | int]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text

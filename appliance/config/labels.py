@@ -7,14 +7,13 @@ The one source of labels for the web forms, the front panel and the API (whose
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from appliance.config.introspect import list_item, model_of
+from appliance.config.introspect import field_at, list_item, model_of, parse_key
 from appliance.config.schema import ApplianceConfig
 
 
@@ -42,18 +41,12 @@ def of_field(key: str, name: str, info: FieldInfo) -> FieldLabel:
     return FieldLabel(key, info.title or name, info.description or "", unit_of(info))
 
 
-_INDEX = re.compile(r"\[\d+\]")
-
-
 def field_info(key: str) -> FieldInfo:
     """The schema's field at `key` ('dicom.tls.port', 'peers[0].host'); KeyError if unknown."""
-    model: type[BaseModel] | None = ApplianceConfig
-    info: FieldInfo | None = None
-    for part in _INDEX.sub("", key).split("."):
-        if model is None or part not in model.model_fields:
-            raise KeyError(key)
-        info = model.model_fields[part]
-        model = model_of(list_item(info.annotation) or info.annotation)
+    try:
+        info = field_at(ApplianceConfig, parse_key(key))[1]
+    except ValueError:
+        raise KeyError(key) from None
     if info is None:
         raise KeyError(key)
     return info
@@ -61,7 +54,9 @@ def field_info(key: str) -> FieldInfo:
 
 def label(key: str) -> FieldLabel:
     """The label of the configuration key `key`."""
-    return of_field(key, _INDEX.sub("", key).rsplit(".", 1)[-1], field_info(key))
+    info = field_info(key)
+    name = next(p for p in reversed(parse_key(key)) if isinstance(p, str))
+    return of_field(key, name, info)
 
 
 def title(key: str) -> str:

@@ -12,17 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from appliance.config.loader import DEV_CONFIG
+from appliance.core.component import Component
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView
 from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome
-from appliance.core.supervisor import ComponentHealth
-
-if TYPE_CHECKING:
-    from appliance.core.component import Component
-    from appliance.core.supervisor import Supervisor
+from appliance.core.supervisor import ComponentHealth, Supervisor
 
 __all__ = ["ComponentHealth", "Runtime"]
 

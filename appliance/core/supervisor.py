@@ -17,14 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.system import logging_setup
-from appliance.core.component import Component, ComponentState
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
+from appliance.core.backoff import backoff_delay
+from appliance.core.component import Component, ComponentState
 from appliance.core.errors import ComponentFailure, ConfigError
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.core.running_record import ReloadOutcome, RunningRecord, file_digest
+from appliance.system import logging_setup
 from appliance.system.systemd_notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Backoff:
     stable_after: float = 60.0
 
     def delay(self, failures: int) -> float:
-        return min(self.initial * self.factor ** max(failures - 1, 0), self.maximum)
+        return backoff_delay(failures, self.initial, self.maximum, self.factor)
 
 
 @dataclass

@@ -5,8 +5,8 @@ Each line carries the peer address, both AE titles, the accepted presentation co
 operations done, the duration and the outcome (released, aborted, rejected with the standard's
 reason, aborted for a PDU over our limit, closed before or during negotiation), so a technician
 can answer "did the modality reach us, and what happened?" from the journal alone. The engine
-reports each connection's events (`engine_event`); `reject_reason` also words the refusals our
-SCUs receive (forwarding, echo).
+reports each connection's events (`engine_event`); a rejection is worded as
+`appliance.dicom.scu.rejection_reason` words the ones our SCUs receive.
 """
 
 from __future__ import annotations
@@ -35,14 +35,6 @@ class AssociationRecord:
     contexts: list[str] = field(default_factory=list)
     operations: Counter = field(default_factory=Counter)
     outcome: str = "closed during negotiation"
-
-
-def reject_reason(primitive) -> str:
-    """'called AE title not recognised (permanent, service user)' from an A-ASSOCIATE-RJ."""
-    if primitive is None or getattr(primitive, "result", None) not in (1, 2):
-        return "rejected"
-    text = (f"{primitive.reason_str} ({primitive.result_str}, {primitive.source_str})").lower()
-    return text.replace("ae title", "AE title")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -19,9 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.config.schema import PeerConfig
-from appliance.dicom.verification import EchoResult
 from appliance.core.errors import ApplianceError
+from appliance.dicom.echo_result import EchoResult
+from appliance.dicom.peer_config import PeerConfig
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,7 @@ from pynetdicom.dimse_primitives import (
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext, PresentationContextTuple
 
+from appliance.dicom.dimse_status import PENDING, is_success_or_warning
 from appliance.dicom.engine_retrieve import GET_FAILED, MOVE_FAILED, get_answers, move_answers
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,8 @@ COMMAND_EVENTS = {"C-FIND-RQ": evt.EVT_C_FIND, "C-GET-RQ": evt.EVT_C_GET,
 FAILED_STATUS = {"C-FIND-RQ": 0xC000, "C-GET-RQ": GET_FAILED, "C-MOVE-RQ": MOVE_FAILED}
 #: Events that mean "this association is over"; the engine reports its end once.
 ENDING_EVENTS = (evt.EVT_RELEASED, evt.EVT_ABORTED, evt.EVT_CONN_CLOSE)
-PENDING = (0xFF00, 0xFF01)
 C_FIND_FAILED = 0xC000          # unable to process
 N_FAILED = 0x0110               # processing failure
-
-
-def is_success_or_warning(status: int) -> bool:
-    """Whether a response may carry a data set (PS3.7 C: Success and Warning statuses)."""
-    return status in (0x0000, 0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF
 
 
 class EventOutcomes:

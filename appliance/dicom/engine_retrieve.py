@@ -7,10 +7,11 @@ Pending status with a data set means "send this as a C-STORE sub-operation", whi
 engine's `("store", bytes, sop_class, sop_instance, transfer_syntax)` item on the requester's
 association; the status the engine sends back is counted, and a Pending C-GET-RSP with the
 counts follows each sub-operation, as pynetdicom does. C-MOVE: the handler yields the
-destination `(address, port)` or `(address, port, {"contexts": [...]})` first, then the number
-of sub-operations, then the pairs; the sub-operations go over an association of our own to that
-destination, opened with pynetdicom's public SCU API (`AE.associate`, `send_c_store`) from the
-request's thread, released at the end.
+destination `(address, port)` or `(address, port, {"contexts": [...], "tls": ssl context,
+"timeouts": scu.Timeouts})` first, then the number of sub-operations, then the pairs; the
+sub-operations go over an association of our own to that destination, opened with the SCU
+helper (scu.py: timeouts, TCP_NODELAY, TLS) and `send_c_store` from the request's thread,
+released at the end.
 
 A handler may yield a status (an int for C-MOVE, or a data set with Status and Error Comment)
 instead of the destination (C-MOVE) or the count: the request is refused with it before any
@@ -36,19 +37,19 @@ from pathlib import Path
 from pydicom import Dataset, dcmread
 from pydicom.uid import UID
 
+from appliance.dicom.dimse_status import PENDING, is_warning
+
 log = logging.getLogger(__name__)
 
-PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
 GET_FAILED = 0xC411     # pynetdicom: exception in the C-GET handler
 MOVE_FAILED = 0xC511    # pynetdicom: exception in the C-MOVE handler
 DESTINATION_UNKNOWN = 0xA801
 ALL_FAILED = 0xA702     # every sub-operation failed: unable to perform sub-operations
 NOT_SENT = 0x0122       # the engine's status for a sub-operation it could not send
-
-
-def _is_warning(status: int) -> bool:
-    return status == 0x0001 or 0xB000 <= status <= 0xBFFF
+#: The C-MOVE association's timeouts (connection, ACSE, DIMSE, network) when the handler
+#: names none: pynetdicom's defaults, with a connection timeout.
+DEFAULT_TIMEOUTS = (30.0, 30.0, 30.0, 60.0)
 
 
 class SubOperations:
@@ -62,7 +63,7 @@ class SubOperations:
         self.remaining = max(0, self.remaining - 1)
         if status == 0x0000:
             self.completed += 1
-        elif status is not None and _is_warning(status):
+        elif status is not None and is_warning(status):
             self.warning += 1
         else:
             self.failed += 1
@@ -150,7 +151,9 @@ def get_answers(handler, event, encode) -> Iterator[tuple]:
 def move_answers(handler, event, encode) -> Iterator[tuple]:
     """A pynetdicom C-MOVE handler's yields as the engine's answers; the sub-operations go
     over our own association to the destination the handler names."""
-    from pynetdicom import AE, StoragePresentationContexts
+    from pynetdicom import StoragePresentationContexts
+
+    from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 
     syntax = UID(event.context.transfer_syntax)
     answers = handler(event)
@@ -170,11 +173,15 @@ def move_answers(handler, event, encode) -> Iterator[tuple]:
         if total < 1:
             yield 0x0000, None, counts.fields()
             return
-        ae = AE(ae_title=event.assoc.acceptor.ae_title or "EDGEBOX")
+        ae = scu_ae(event.assoc.acceptor.ae_title or "EDGEBOX",
+                    options.get("timeouts") or Timeouts(*DEFAULT_TIMEOUTS))
         ae.requested_contexts = options.get("contexts") or StoragePresentationContexts
-        assoc = ae.associate(address, port, ae_title=event.move_destination,
-                             tls_args=options.get("tls_args"))
-        if not assoc.is_established:
+        try:
+            assoc = associate(ae, address, port, event.move_destination,
+                              tls=options.get("tls"))
+        except AssociationFailed as exc:
+            log.warning("C-MOVE destination %s (%s:%s): %s", event.move_destination, address,
+                        port, exc)
             yield DESTINATION_UNKNOWN, None, {"error_comment": "move destination refused"}
             return
         originator = event.assoc.requestor.ae_title

@@ -21,14 +21,15 @@ from typing import Protocol
 
 from pynetdicom.presentation import PresentationContext
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, DicomConfig
+from appliance.core.errors import ComponentFailure
+from appliance.core.events import EventBus
 from appliance.dicom.association_log import AssociationLog
+from appliance.dicom.config import DicomConfig
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of, retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from appliance.dicom.tls_files import TlsFileError, check_tls_files
-from appliance.core.errors import ComponentFailure
-from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,12 @@ class EngineServer(Component):
         except (RuntimeError, ValueError) as exc:
             log.error("DICOM TLS listener could not be reopened on port %d: %s", tls.port, exc)
 
+    def _check_tls_files(self) -> None:
+        """The `[dicom.tls]` files named and usable now; TlsFileError (the file and the
+        reason) otherwise."""
+        t = self.settings.tls
+        check_tls_files(t.certificate, t.private_key, t.ca_certificates or None)
+
     def _apply_tls(self) -> None:
         """A changed `[dicom.tls]` (or its files replaced) on the running engine: new
         handshakes get the new certificate, the plain port and open associations stay. Files
@@ -158,8 +165,7 @@ class EngineServer(Component):
             return
         try:
             if wanted is not None:
-                t = self.settings.tls
-                check_tls_files(t.certificate, t.private_key, t.ca_certificates or None)
+                self._check_tls_files()
             self.engine.set_tls(wanted)
         except (TlsFileError, RuntimeError, ValueError) as exc:
             log.error("DICOM TLS settings not applied, the previous ones still serve: %s", exc)
@@ -174,10 +180,9 @@ class EngineServer(Component):
 
     def start(self) -> None:
         s = self.settings
-        if s.tls.enabled:  # the files named and usable now: the file and the reason otherwise
+        if s.tls.enabled:
             try:
-                check_tls_files(s.tls.certificate, s.tls.private_key,
-                                s.tls.ca_certificates or None)
+                self._check_tls_files()
             except TlsFileError as exc:
                 raise ComponentFailure(f"DICOM TLS: {exc}") from exc
         try:

@@ -1,18 +1,17 @@
 """An association to a configured `[[peers]]` entry as an SCU, for the senders that queue
-work for a peer (the image forwarder, the MPPS forwarder): plain or over TLS (`tls = true`),
-and every way it can fail told in one sentence naming the peer."""
+work for a peer (the image forwarder, the MPPS forwarder, the Storage Commitment reporter):
+opened with the SCU helper (scu.py), plain or over TLS (`tls = true`), and every way it can
+fail told in one sentence naming the peer."""
 
 from __future__ import annotations
 
 from pynetdicom import AE
 from pynetdicom.association import Association
 
-from appliance.config.schema import DicomTlsConfig, PeerConfig
-from appliance.dicom.association_log import reject_reason
-from appliance.dicom.sockets import SCU_HANDLERS
-from appliance.dicom.tls_client import tls_args
-from appliance.dicom.tls_files import TlsFileError
 from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_config import PeerConfig
+from appliance.dicom.scu import AssociationFailed, associate
 
 
 class PeerUnreachable(ApplianceError):
@@ -25,22 +24,12 @@ def peer_target(peer: PeerConfig) -> str:
 
 def associate_peer(ae: AE, peer: PeerConfig, tls: DicomTlsConfig | None,
                    ext_neg: list | None = None) -> Association:
-    """`ae`'s association with `peer` (over TLS with `tls`, `[dicom.tls]`; `ext_neg`:
-    extended negotiation items such as SCP/SCU role selection), established, or
-    PeerUnreachable."""
-    target = peer_target(peer)
+    """`ae`'s association with `peer` (an AE from `scu.scu_ae`; over TLS with `tls`,
+    `[dicom.tls]`; `ext_neg`: extended negotiation items such as SCP/SCU role selection),
+    established, or PeerUnreachable: '<peer>: association rejected: <reason>' or
+    '<peer>: no association: <reason>'."""
     try:
-        assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title,
-                             evt_handlers=SCU_HANDLERS, tls_args=tls_args(tls, peer.host),
-                             ext_neg=ext_neg)
-    except TlsFileError as exc:
-        raise PeerUnreachable(f"{target}: TLS: {exc}") from exc
-    except (OSError, ValueError) as exc:
-        raise PeerUnreachable(f"{target}: cannot connect: {exc}") from exc
-    if not assoc.is_established:
-        if assoc.is_rejected:
-            raise PeerUnreachable(f"{target}: association rejected: "
-                                  f"{reject_reason(assoc.acceptor.primitive)}")
-        raise PeerUnreachable(f"{target}: no association (connection refused, timed out or "
-                              "aborted)")
-    return assoc
+        return associate(ae, peer.host, peer.port, peer.ae_title, tls=tls, ext_neg=ext_neg)
+    except AssociationFailed as exc:
+        what = exc.reason if exc.rejected else f"no association: {exc.reason}"
+        raise PeerUnreachable(f"{peer_target(peer)}: {what}") from exc

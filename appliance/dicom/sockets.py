@@ -29,5 +29,5 @@ def nodelay_on_connect(event: evt.Event) -> None:
         set_nodelay(dul_socket.socket)
 
 
-#: Bind this to every association we request: `ae.associate(..., evt_handlers=SCU_HANDLERS)`.
+#: Bound by `appliance.dicom.scu.associate` to every association we request.
 SCU_HANDLERS = [(evt.EVT_CONN_OPEN, nodelay_on_connect)]

@@ -35,14 +35,14 @@ from pynetdicom.presentation import (
     build_context,
 )
 
-from appliance.core.event_topics import Topic
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
+from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
+from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet, check_received_file
-from appliance.core.errors import ComponentFailure
-from appliance.core.events import EventBus
-from appliance.forward.router import Router
+from appliance.dicom.routing import Router
 from appliance.store.instances import (
     INCOMING_DIR,
     INSTANCES_DIR,

@@ -13,6 +13,7 @@ import socket
 import sys
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from appliance.dicom.tls_files import request_csr_path, request_key_path
 from appliance.dicom.tls_request import (
     KEY_TYPES,
@@ -23,8 +24,6 @@ from appliance.dicom.tls_request import (
 )
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:

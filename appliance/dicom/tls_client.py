@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import ssl
 
-from appliance.config.schema import DicomTlsConfig
+from appliance.dicom.config import DicomTlsConfig
 from appliance.dicom.tls_files import TlsFileError, check_tls_files, file_identities
 
 #: TLS 1.2 suites of BCP 195 (ECDHE/DHE with AES-GCM or ChaCha20); TLS 1.3's are all allowed.

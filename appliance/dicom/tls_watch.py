@@ -25,11 +25,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from appliance.core.event_topics import Topic
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.tls_files import TlsSurvey, survey
+from appliance.core.component import Component
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.dicom.tls_files import TlsSurvey, survey
 
 log = logging.getLogger(__name__)
 

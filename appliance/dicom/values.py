@@ -2,7 +2,7 @@
 (JSON and CSV import, the web form and API, HL7 orders, the upstream proxy) through
 `items_from_dataset`, and by the C-FIND matcher (appliance.dicom.matching) for date and time
 range bounds, and by the forward routes' `set` and `prefix` values
-(appliance.config.coercion_schema), which must already be in their DICOM form.
+(appliance.forward.coercion_config), which must already be in their DICOM form.
 
 `checked_value(vr, value)` returns the form to store or raises `ValueProblem` with the reason:
 DA is a real calendar date YYYYMMDD, TM is HH[MM[SS[.F{1,6}]]] within range, DT combines them

@@ -13,11 +13,10 @@ import sys
 import time
 
 from appliance.config import loader
+from appliance.core.exit_codes import EXIT_OK, EXIT_USAGE
 from appliance.forward.service import QueueService, UnknownDestination, UnknownInstance, age
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 ACTIONS = ("show", "hold", "release", "retry")

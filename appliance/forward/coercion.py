@@ -26,8 +26,8 @@ from pydicom import dcmread, dcmwrite
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from appliance.config.coercion_schema import split_values, value_problem, vr_of
 from appliance.core.errors import ApplianceError
+from appliance.forward.coercion_config import split_values, value_problem, vr_of
 from appliance.forward.deidentify import deidentify
 
 log = logging.getLogger(__name__)

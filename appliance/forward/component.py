@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.core.event_topics import Topic
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 from appliance.forward.retention import apply_retention
 from appliance.forward.route_rules import RouteRules

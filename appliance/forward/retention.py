@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from appliance.config.schema import StorageConfig
+from appliance.dicom.storage_config import StorageConfig
 from appliance.store.instances import InstanceStore
 from appliance.store.queue import ForwardQueue
 

@@ -1,6 +1,6 @@
 """Which coercion rules apply to an instance a destination is about to send: decided at send
 time, from the current configuration, by the router's matching (the first matching route in
-the file that names the destination wins; see router.py).
+the file that names the destination wins; see appliance/dicom/routing.py).
 
 So a queue row needs nothing recorded about its route, and a corrected rule applies to what is
 still waiting. A destination no rule-carrying route names gets no `prepare` at all: its
@@ -22,8 +22,8 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.routing import Router
 from appliance.forward.coercion import CoercionError, CoercionRules, coerce_file
-from appliance.forward.router import Router
 from appliance.store.coercion_tables import UidMap
 from appliance.store.database import Database
 from appliance.store.instances import InstanceMeta

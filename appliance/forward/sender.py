@@ -25,11 +25,13 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE, _config
+from pynetdicom import _config
 
-from appliance.config.schema import DicomTlsConfig, PeerConfig
-from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
 from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
+from appliance.dicom.peer_config import PeerConfig
+from appliance.dicom.scu import Timeouts, scu_ae
 from appliance.forward.coercion import CoercionError
 from appliance.store.queue import QueueItem
 
@@ -93,8 +95,7 @@ def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root:
     """Send `items` over one association (over TLS with `tls`, `[dicom.tls]`); raise
     AssociationFailed when there is none. `prepare(item, path)` returns the coerced data set
     to send, or None to send the file as stored (route_rules.Prepare)."""
-    ae = AE(ae_title=calling_aet)
-    ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae = scu_ae(calling_aet, Timeouts.all(timeout))
     for sop_class, tsyntax in contexts_for(items):
         ae.add_requested_context(sop_class, [tsyntax])
     target = peer_target(peer)

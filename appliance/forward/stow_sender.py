@@ -26,8 +26,9 @@ import uuid
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from appliance.config.schema import DicomTlsConfig, PeerConfig
 from appliance.dicom import dicomweb_peer
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_config import PeerConfig
 from appliance.forward.coercion import CoercionError, encode
 from appliance.forward.sender import AssociationFailed, ItemResult
 from appliance.store.queue import QueueItem

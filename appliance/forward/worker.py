@@ -22,8 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.config.schema import DestinationConfig, DicomTlsConfig, PeerConfig
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_config import PeerConfig
 from appliance.forward import sender
+from appliance.forward.config import DestinationConfig
 from appliance.forward.sender import AssociationFailed, ItemResult, split_by_contexts
 from appliance.store.database import Database
 from appliance.store.queue import ForwardQueue

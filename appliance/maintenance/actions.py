@@ -22,17 +22,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from appliance.core.component import ComponentState
-from appliance.core.event_topics import Topic
-from appliance.system.atomic_file import write_atomically
 from appliance.config.editor import set_value
 from appliance.config.loader import load_file
-from appliance.config.schema import ApplianceConfig, NetworkConfig
-from appliance.dicom.verification import EchoResult, echo_peer
+from appliance.config.schema import ApplianceConfig
+from appliance.core.component import ComponentState
 from appliance.core.errors import ApplianceError, ConfigError
+from appliance.core.event_topics import Topic
 from appliance.core.health import HealthView
 from appliance.core.running_record import ReloadOutcome
 from appliance.core.runtime import Runtime
+from appliance.dicom.verification import EchoResult, echo_peer
+from appliance.maintenance.config import NetworkConfig
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.maintenance.console_component import SerialConsole
+from appliance.core.component import Component
 from appliance.core.events import EventBus
-from appliance.maintenance.panel_component import FrontPanel
-from appliance.maintenance.led_signals import StatusIndicators
-from appliance.maintenance.actions import Maintenance, SystemActions
-from appliance.system.networkd import NetworkSettings
 from appliance.core.runtime import Runtime
+from appliance.maintenance.actions import Maintenance, SystemActions
+from appliance.maintenance.console_component import SerialConsole
+from appliance.maintenance.led_signals import StatusIndicators
+from appliance.maintenance.networkd import NetworkSettings
+from appliance.maintenance.panel_component import FrontPanel
 from hal.board import Board, BoardSpec
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable
 
 from appliance.config.labels import title
-from appliance.config.schema import NetworkConfig
 from appliance.core.errors import ApplianceError, ConfigError
-from appliance.maintenance.actions import Maintenance
 from appliance.core.running_record import ReloadOutcome
+from appliance.maintenance.actions import Maintenance
+from appliance.maintenance.config import NetworkConfig
 
 log = logging.getLogger(__name__)
 

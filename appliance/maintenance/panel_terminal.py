@@ -27,11 +27,12 @@ from typing import TextIO
 
 from appliance.config import loader
 from appliance.core.events import EventBus
+from appliance.core.exit_codes import EXIT_OK
 from appliance.core.health import HealthView
-from appliance.maintenance.actions import Maintenance, SystemActions
-from appliance.maintenance.panel_menus import Busy, PanelMenu
 from appliance.core.running_record import RELOAD_TIMEOUT, ReloadOutcome, reload_running
 from appliance.core.runtime import Runtime
+from appliance.maintenance.actions import Maintenance, SystemActions
+from appliance.maintenance.panel_menus import Busy, PanelMenu
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def run(config_arg: str | None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.
             # The background action's own redraw may not have run yet: draw its result now
             # (an unchanged frame is not drawn twice), before the next key or the exit.
             panel.draw()
-    return 0
+    return EXIT_OK
 
 
 def _wait_while_busy(menu: PanelMenu, timeout: float = 30.0) -> None:
@@ -147,10 +148,10 @@ def _interactive(panel: TerminalPanel, stdin: TextIO) -> int:
                 continue
             data = os.read(fd, 16).decode("utf-8", "replace")
             if not data:
-                return 0
+                return EXIT_OK
             for key in split_keys(data):
                 if key in QUIT:
-                    return 0
+                    return EXIT_OK
                 if key in KEYS:
                     panel.menu.press(*KEYS[key])
     finally:

@@ -21,15 +21,17 @@ from io import BytesIO
 from pathlib import Path
 
 from pydicom.uid import UID
-from pynetdicom import AE
 from pynetdicom.dsutils import decode
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 from pynetdicom.status import code_to_category
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig, PeerConfig
-from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
 from appliance.core.errors import ComponentFailure
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
+from appliance.dicom.peer_config import PeerConfig
+from appliance.dicom.scu import Timeouts, scu_ae
 from appliance.mpps.attributes import DUPLICATE_INSTANCE
 from appliance.mpps.queue import N_CREATE, ForwardQueue, ForwardRow
 from appliance.mpps.scp import TRANSFER_SYNTAXES
@@ -56,8 +58,7 @@ class PeerWorker:
         self.calling_aet = calling_aet
         self.tls = tls
         self.settings = config.mpps
-        self.acse_timeout = config.dicom.acse_timeout
-        self.dimse_timeout = config.dicom.dimse_timeout
+        self.timeouts = Timeouts.of_dicom(config.dicom)
         self.sent = 0
         self.pending = 0
         self.wake = threading.Event()
@@ -120,9 +121,7 @@ class PeerWorker:
 
     def _associate(self):
         peer = self.peer
-        ae = AE(ae_title=self.calling_aet)
-        ae.connection_timeout = ae.acse_timeout = self.acse_timeout
-        ae.dimse_timeout = ae.network_timeout = self.dimse_timeout
+        ae = scu_ae(self.calling_aet, self.timeouts)
         ae.add_requested_context(MPPS, TRANSFER_SYNTAXES)
         try:
             assoc = associate_peer(ae, peer, self.tls)

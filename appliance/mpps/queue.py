@@ -7,7 +7,7 @@ received (its bytes and transfer syntax), the operation, and a sequence number t
 rows of one procedure step. The forwarder (forwarder.py) sends only the first row of each
 procedure step (its `head`): an N-SET waits while the step's N-CREATE (or an earlier N-SET) is
 still here. A row is deleted once the peer has answered it; a failure counts an attempt and
-puts its next attempt off (the doubling backoff of the image forwarder, `backoff_delay`).
+puts its next attempt off (the doubling backoff of the image forwarder, `core.backoff`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from appliance.core.backoff import backoff_delay
 from appliance.store.database import Database, Migration
-from appliance.store.queue import backoff_delay
 
 OWNER = "mpps"
 N_CREATE, N_SET = "N-CREATE", "N-SET"

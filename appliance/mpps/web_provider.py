@@ -1,4 +1,4 @@
-"""The MPPS SCP as the web page and /metrics see it (`appliance.web.providers.MppsProvider`):
+"""The MPPS SCP as the web page and /metrics see it (`appliance.core.providers.MppsProvider`):
 the procedure steps kept (counts by status, the most recent ones) and the forward queue's
 depth per RIS peer; read-only, over the MPPS service's database."""
 

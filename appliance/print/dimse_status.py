@@ -1,5 +1,6 @@
 """Status codes of the Print Management service (PS3.4 H.4, PS3.7 C) and the exception that
-carries one out of the state machine to the DIMSE response."""
+carries one out of the state machine to the DIMSE response (which codes are warnings:
+appliance/dicom/dimse_status.py)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,6 @@ DECIMATED = 0xB60A
 NO_FILM_BOXES = 0xC600
 QUEUE_FULL = 0xC602
 IMAGE_LARGER_THAN_BOX = 0xC603
-
-
-def is_warning(code: int) -> bool:
-    return code in (ATTRIBUTE_LIST_ERROR, VALUE_OUT_OF_RANGE) or 0xB000 <= code <= 0xBFFF
 
 
 class PrintStatus(ApplianceError, ValueError):

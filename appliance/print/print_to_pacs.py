@@ -30,11 +30,11 @@ from pathlib import Path
 
 from pydicom import Dataset, dcmread, dcmwrite
 
-from appliance.config.print_schema import PrinterProfileConfig
 from appliance.config.schema import ApplianceConfig
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
-from appliance.forward.router import Router
+from appliance.dicom.routing import Router
+from appliance.print.config import PrinterProfileConfig
 from appliance.store.instances import InstanceMeta, InstanceStore
 from appliance.worklist.store import COMPLETED, SCHEDULED, WorklistStore
 from hal.printer import PrinterError

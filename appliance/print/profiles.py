@@ -1,4 +1,6 @@
-"""Printer profiles from the configuration, and the HAL printer each one drives.
+"""Printer profiles from the configuration, and the printer driver each one drives: the
+print service's DICOM drivers (`dicom`: dicom_printer.py, `pacs`: pacs_printer.py) or a
+hardware one from hal.printer (`file`, `cups`, `sim`).
 
 With no [[printers]] there is one profile, "default", on the `file` driver writing into
 `<data_dir>/print/output/default`. The profile answering for our own AE title is `[print]
@@ -10,11 +12,29 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from appliance.config.print_schema import PrinterProfileConfig
 from appliance.config.schema import ApplianceConfig
-from hal.printer import Printer, open_printer
+from appliance.print.config import PrinterProfileConfig
+from hal.printer import DRIVERS as HAL_DRIVERS
+from hal.printer import Printer, PrinterError
+from hal.printer import open_printer as open_hal_printer
 
 log = logging.getLogger(__name__)
+
+#: The driver names a `[[printers]]` profile may use.
+DRIVERS = ("dicom", "pacs", *HAL_DRIVERS)
+
+
+def open_printer(driver: str, name: str, **options) -> Printer:
+    """The printer driver called `driver` with its options; a clear error for an unknown one."""
+    if driver == "dicom":
+        from appliance.print.dicom_printer import DicomPrinter
+        return DicomPrinter(name, **options)
+    if driver == "pacs":
+        from appliance.print.pacs_printer import PacsPrinter
+        return PacsPrinter(name, **options)
+    if driver in HAL_DRIVERS:
+        return open_hal_printer(driver, name, **options)
+    raise PrinterError(f"unknown printer driver {driver!r}: use one of {', '.join(DRIVERS)}")
 
 
 def printer_profiles(config: ApplianceConfig) -> list[PrinterProfileConfig]:
@@ -34,7 +54,7 @@ def profile_for(config: ApplianceConfig, called_aet: str) -> PrinterProfileConfi
 
 def open_profile_printer(profile: PrinterProfileConfig, config: ApplianceConfig,
                          **hooks) -> Printer:
-    """The HAL printer driver of a profile, with its options resolved from the config.
+    """The printer driver of a profile, with its options resolved from the config.
     `hooks` (bus, store_source) reach the appliance-side half of the `pacs` driver."""
     data_dir = Path(config.device.data_dir)
     options: dict = {}

@@ -18,10 +18,10 @@ from pynetdicom.sop_class import (
     PresentationLUT,
 )
 
-from appliance.config.print_schema import PrinterProfileConfig
 from appliance.print import attributes as attr
 from appliance.print import dimse_status as st
 from appliance.print import layout
+from appliance.print.config import PrinterProfileConfig
 from appliance.print.lut import PresentationLut
 from appliance.print.render import FilmSpec, ImageContent, PlacementError, place_image
 

@@ -25,8 +25,9 @@ from pynetdicom.presentation import PresentationContext, build_context
 
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.find_answers import answer_dataset
+from appliance.dicom.scu import Timeouts
 from appliance.dicom.storage import STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES
-from appliance.dicom.tls_client import tls_args
+from appliance.dicom.tls_client import client_context
 from appliance.query.find import find
 from appliance.query.models import SOP_CLASSES, UNIQUE_COLUMN
 from appliance.query.records import Row, held, rows
@@ -144,9 +145,10 @@ class QueryRetrieveService:
         if isinstance(selected, Dataset):
             yield selected
             return
-        options = {"contexts": storage_contexts(selected)}
+        options = {"contexts": storage_contexts(selected),
+                   "timeouts": Timeouts.of_dicom(self.config.dicom)}
         if peer.tls:
-            options["tls_args"] = tls_args(self.config.dicom.tls, peer.host)
+            options["tls"] = client_context(self.config.dicom.tls)
         yield peer.host, peer.port, options
         yield len(selected)
         log.info("Q/R C-MOVE from %s: %d instances to %s (%s:%d)", calling, len(selected),

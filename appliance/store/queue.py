@@ -19,6 +19,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from appliance.core.backoff import backoff_delay
 from appliance.store.commitment_tables import NAMED_BY_PENDING
 from appliance.store.database import Database, Migration
 
@@ -120,11 +121,6 @@ STUCK = "q.state = 'failed' OR (q.state = 'pending' AND q.attempts > 0)"
 # ... and as `appliance queue` lists errors: failed, isolated, or sent back with an error
 WITH_ERROR = ("q.state != 'done' AND (q.state = 'failed' OR q.isolated = 1 OR "
               "q.last_error IS NOT NULL)")
-
-
-def backoff_delay(failures: int, initial: float, maximum: float) -> float:
-    """initial, 2x, 4x ... capped at maximum (failures counts from 1)."""
-    return min(initial * 2 ** max(failures - 1, 0), maximum)
 
 
 class ForwardQueue:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from appliance.config import loader
 from appliance.core.errors import ConfigError
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from appliance.update import history, status
 from appliance.update.handoff import BadRequest, remove_upload, take_request
 from appliance.update.installer import Installer, Outcome
@@ -25,7 +26,6 @@ from appliance.update.usb import SeveralBundles, StickError, StickMounter, pick_
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REBOOT_COMMAND = ("systemctl", "reboot")
 BOX_DATA_DIR = Path("/data")
 HISTORY_SHOWN = 5

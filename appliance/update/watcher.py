@@ -13,9 +13,9 @@ import logging
 import os
 import time
 
-from appliance.core.event_topics import Topic
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.update import status
 from appliance.update.paths import UpdatePaths

@@ -1,4 +1,4 @@
-"""Firmware upload as the web page sees it (`appliance.web.providers.FirmwareProvider`):
+"""Firmware upload as the web page sees it (`appliance.core.providers.FirmwareProvider`):
 receive a bundle into `<update>/incoming/` without holding it in memory, ask the root
 installer to install it (`handoff`), and report the install's progress and history.
 

@@ -16,11 +16,10 @@ from pydantic import BaseModel, Field
 
 from appliance.config import editor
 from appliance.core.errors import ConfigError
-from appliance.web import config_forms
-from appliance.web.app import set_session_cookie
+from appliance.web import config_forms, downloads
 from appliance.web.context import NotAvailable
-from appliance.web.operations_pages import _backup_response, _log_download, _print_preview
 from appliance.web.passwords import MAX_LENGTH, PasswordError
+from appliance.web.rendering import set_session_cookie
 from appliance.web.request_limits import IMPORT_LIMIT
 from appliance.web.restore import MAX_CONFIG_BYTES, restore_config
 from appliance.web.security import (
@@ -255,7 +254,7 @@ def patch_config(request: Request, body: ConfigChanges) -> dict[str, Any]:
             response_class=PlainTextResponse)
 def backup(request: Request):
     """The configuration file (TOML)."""
-    return _backup_response(request)
+    return downloads.backup_response(request)
 
 
 @router.post(f"{v1}/config/restore", tags=["configuration"], dependencies=ACTION,
@@ -317,7 +316,7 @@ def logs(request: Request) -> list[str]:
             response_class=PlainTextResponse, responses={404: {"model": Message}})
 def log_download(request: Request, name: str):
     """A log by name (one of GET /api/v1/logs)."""
-    return _log_download(request, name)
+    return downloads.log_download(request, name)
 
 
 # -- services of other components (404 while they are not part of the appliance) ------------
@@ -363,7 +362,7 @@ def print_jobs(request: Request) -> list[dict[str, Any]]:
 @router.get(f"{v1}/print/jobs/{{job}}/preview", tags=["print"], dependencies=LOGIN,
             responses={404: {"model": Message}})
 def print_preview(request: Request, job: str):
-    return _print_preview(request, job)
+    return downloads.print_preview(request, job)
 
 
 @router.post(f"{v1}/print/jobs/{{job}}/reprint", tags=["print"], dependencies=ACTION)

@@ -14,6 +14,7 @@ import time
 
 from appliance.config.schema import ApplianceConfig
 from appliance.core.errors import ApplianceError
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from appliance.web.api_tokens import ApiTokens, TokenError
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,10 @@ def run(args: argparse.Namespace, config: ApplianceConfig) -> int:
             print(f"API token {args.name!r} revoked")
     except TokenError as exc:
         print(f"appliance: api-token: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except (ApplianceError, OSError) as exc:
         print(f"appliance: api-token: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     finally:
         tokens.close()
-    return 0
+    return EXIT_OK

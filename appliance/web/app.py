@@ -11,25 +11,28 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException as FastAPIHTTPException
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
 from appliance import __version__
-from appliance.web import system_info, timefmt
+from appliance.web import (
+    api,
+    dicomweb,
+    history_pages,
+    metrics,
+    operations_pages,
+    pages,
+    tls_pages,
+    update_pages,
+)
 from appliance.web.context import NotAvailable, WebContext
+from appliance.web.rendering import render, set_session_cookie
 from appliance.web.request_limits import RequestLimits
-from appliance.web.security import Redirect, session
-from appliance.web.sessions import COOKIE_NAME, CSRF_FIELD
+from appliance.web.security import Redirect
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters["duration"] = system_info.format_duration
-templates.env.filters["bytes"] = system_info.format_bytes
-templates.env.filters["short_uid"] = system_info.short_uid
-templates.env.filters["ago"] = timefmt.ago
-templates.env.filters["iso"] = timefmt.iso
+
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -40,31 +43,7 @@ SECURITY_HEADERS = {
 }
 
 
-def render(request: Request, template: str, status_code: int = 200, **values):
-    """A page from templates/ with what every page needs (CSRF token, login state, nav)."""
-    ctx: WebContext = request.app.state.context
-    current = session(request)
-    values.setdefault("flash", current.flash[:])
-    current.flash.clear()
-    return templates.TemplateResponse(request, template, {
-        "csrf_field": CSRF_FIELD, "csrf_token": current.csrf,
-        "logged_in": current.authenticated, "device": ctx.config.device.name,
-        "ae_title": ctx.config.dicom.ae_title, "version": __version__,
-        "providers": ctx.providers, **values}, status_code=status_code)
-
-
 def create_app(ctx: WebContext) -> FastAPI:
-    from appliance.web import (
-        api,
-        dicomweb,
-        history_pages,
-        metrics,
-        operations_pages,
-        pages,
-        tls_pages,
-        update_pages,
-    )
-
     app = FastAPI(title="DICOM Edge Appliance", version=__version__,
                   description="Status, configuration and operations of the appliance. "
                   "Log in with POST /api/v1/login; send the returned csrf_token as the "
@@ -111,13 +90,6 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(update_pages.router)
     app.include_router(dicomweb.router)
     return app
-
-
-def set_session_cookie(request: Request, response, token: str) -> None:
-    ctx: WebContext = request.app.state.context
-    response.set_cookie(COOKIE_NAME, token, httponly=True, samesite="strict",
-                        secure=ctx.config.web.https, path="/")
-    request.state.cookie_set = True
 
 
 def _error(request: Request, status: int, detail: str, headers=None):

@@ -14,13 +14,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.providers import Providers
 from appliance.core.runtime import Runtime
 from appliance.web import system_info
 from appliance.web.context import WebContext
-from appliance.web.providers import Providers
 
 if TYPE_CHECKING:
     import uvicorn

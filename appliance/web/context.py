@@ -15,25 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__
-
-from appliance.system import logging_setup
-from appliance.system.atomic_file import write_atomically
 from appliance.config import loader
 from appliance.config.access import doors
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.verification import EchoResult, echo_peer
 from appliance.core.errors import ApplianceError
 from appliance.core.events import EventBus
 from appliance.core.health import verdict
+from appliance.core.providers import BusIdentify, Providers
 from appliance.core.runtime import Runtime
+from appliance.dicom.verification import EchoResult, echo_peer
 from appliance.store.database import Database
+from appliance.system import logging_setup
+from appliance.system.atomic_file import write_atomically
 from appliance.web import system_info
 from appliance.web.activity import Activity
 from appliance.web.api_tokens import ApiTokens
 from appliance.web.association_history import AssociationFilter, AssociationHistory
 from appliance.web.log_view import ApplianceLog, LogPage, LogQuery, file_page
 from appliance.web.passwords import PasswordStore, password_file
-from appliance.web.providers import BusIdentify, Providers
 from appliance.web.sessions import LoginLimiter, SessionStore
 from appliance.web.setup_code import SetupCode, setup_code_file
 from appliance.web.stats import Sample, StatsSampler

@@ -8,9 +8,9 @@ import logging
 import time
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.providers import QueueDestination
 from appliance.forward.service import QueueService, UnknownDestination, UnknownInstance
 from appliance.web.context import NotAvailable
-from appliance.web.providers import QueueDestination
 
 log = logging.getLogger(__name__)
 

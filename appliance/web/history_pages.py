@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from appliance.web.app import render
 from appliance.web.association_history import OUTCOMES, SERVICES, AssociationFilter
 from appliance.web.context import NotAvailable, WebContext
+from appliance.web.rendering import render
 from appliance.web.security import api_login, api_status_access, context, page_login
 from appliance.web.stats import DEFAULT_MINUTES, MAX_MINUTES
 

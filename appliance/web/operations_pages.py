@@ -8,16 +8,17 @@ import logging
 import time
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from appliance.core.errors import ConfigError
-from appliance.web.app import render
+from appliance.web import downloads
 from appliance.web.context import NotAvailable
 from appliance.web.log_view import LEVELS, MAX_PAGE_LINES, PAGE_LINES, LogQuery, level_name
 from appliance.web.passwords import PasswordError
-from appliance.web.restore import MAX_CONFIG_BYTES, read_backup, restore_config
+from appliance.web.rendering import render
+from appliance.web.restore import MAX_CONFIG_BYTES, restore_config
 from appliance.web.security import context, page_action, page_login, session
 
 log = logging.getLogger(__name__)
@@ -86,15 +87,8 @@ def _error(request: Request, message: str):
 
 @router.get("/operations/backup", dependencies=[Depends(page_login)])
 def backup(request: Request):
-    return _backup_response(request)
+    return downloads.backup_response(request)
 
-
-def _backup_response(request: Request) -> Response:
-    ctx = context(request)
-    text = read_backup(ctx.config_path(), ctx.config)
-    name = f"{ctx.config.device.name}-appliance.toml"
-    return PlainTextResponse(text, media_type="application/toml", headers={
-        "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.post("/operations/restore", dependencies=[Depends(page_action)])
@@ -133,13 +127,8 @@ def logs(request: Request, name: str = "appliance.log", level: str = "", q: str 
 
 @router.get("/logs/{name}/download", dependencies=[Depends(page_login)])
 def log_download(request: Request, name: str):
-    return _log_download(request, name)
+    return downloads.log_download(request, name)
 
-
-def _log_download(request: Request, name: str) -> Response:
-    text = context(request).log_text(name)
-    return PlainTextResponse(text, headers={
-        "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # -- services of other components ------------------------------------------------------------
@@ -210,15 +199,8 @@ def print_jobs(request: Request):
 
 @router.get("/print/{job}/preview.png", dependencies=[Depends(page_login)])
 def print_preview(request: Request, job: str):
-    return _print_preview(request, job)
+    return downloads.print_preview(request, job)
 
-
-def _print_preview(request: Request, job: str) -> Response:
-    ctx = context(request)
-    png = ctx.require(ctx.providers.printing, "printing").preview(job)
-    if png is None:
-        raise NotAvailable(f"no preview of print job {job!r}")
-    return Response(png, media_type="image/png")
 
 
 @router.post("/print/{job}/reprint", dependencies=[Depends(page_action)])

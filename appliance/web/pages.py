@@ -16,9 +16,9 @@ from fastapi.responses import RedirectResponse
 from appliance.config import editor
 from appliance.core.errors import ConfigError
 from appliance.web import charts, config_forms, tls_certificate
-from appliance.web.app import render, set_session_cookie
 from appliance.web.context import WebContext
 from appliance.web.passwords import PasswordError
+from appliance.web.rendering import render, set_session_cookie
 from appliance.web.security import (
     client_address,
     context,

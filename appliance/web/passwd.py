@@ -13,6 +13,7 @@ import logging
 import sys
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK
 from appliance.web.passwords import PasswordError, PasswordStore, password_file
 from appliance.web.setup_code import setup_code_file
 
@@ -38,14 +39,14 @@ def run(args: argparse.Namespace, config: ApplianceConfig) -> int:
             if getpass.getpass("Repeat it: ") != password:
                 print("appliance: passwd: the two passwords differ; nothing changed",
                       file=sys.stderr)
-                return 1
+                return EXIT_FAILED
         store.set(password)
         setup_code_file(config.device.data_dir).unlink(missing_ok=True)  # no longer needed
     except PasswordError as exc:
         print(f"appliance: passwd: {exc}; nothing changed", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except (EOFError, OSError) as exc:
         print(f"appliance: passwd: cannot set the password: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(f"administrator password set ({store.path})")
-    return 0
+    return EXIT_OK

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from appliance.core.providers import PrinterState, PrintJobInfo
 from appliance.print.profiles import printer_profiles
 from appliance.print.spool import JobNotFound, PrintSpool, QueueFull
 from appliance.web import timefmt
 from appliance.web.context import NotAvailable
-from appliance.web.providers import PrinterState, PrintJobInfo
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import secrets
 from pathlib import Path
 
 from appliance.core.event_topics import Topic
-from appliance.system.atomic_file import write_atomically
 from appliance.core.events import EventBus
+from appliance.system.atomic_file import write_atomically
 from appliance.web.passwords import PasswordStore
 
 log = logging.getLogger(__name__)

@@ -13,17 +13,15 @@ from pathlib import Path
 
 from appliance.config.schema import ApplianceConfig
 from appliance.core.errors import ApplianceError
+from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Kept here (and checked equal by the tests) so that building the parser imports no pydicom.
 STATUSES = ("SCHEDULED", "IN PROGRESS", "COMPLETED", "EXPIRED", "CANCELLED", "DISCONTINUED")
 #: what `list` shows without --all: the items not yet done
 ACTIVE = ("SCHEDULED", "IN PROGRESS")
 FORMATS = ("json", "csv")
-
-
 
 
 def build(commands, common: argparse.ArgumentParser) -> None:

@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import hl7.mllp
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, WorklistHl7Config
 from appliance.core.errors import ComponentFailure
+from appliance.worklist.config import WorklistHl7Config
 from appliance.worklist.hl7_acks import acknowledgement
 from appliance.worklist.hl7_gate import ConnectionGate
 from appliance.worklist.hl7_orders import OrderFeeder

@@ -13,10 +13,10 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from appliance.core.event_topics import Topic
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 from appliance.worklist.scp import WorklistService
 from appliance.worklist.store import COMPLETED, EXPIRED, SCHEDULED, WorklistStore

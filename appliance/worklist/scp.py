@@ -22,11 +22,12 @@ from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.event_topics import Topic
-from appliance.config.schema import ApplianceConfig, WorklistConfig
+from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.find_answers import answer_dataset
-from appliance.core.events import EventBus
+from appliance.worklist.config import WorklistConfig
 from appliance.worklist.matcher import WorklistQuery
 from appliance.worklist.store import WorklistStore
 

@@ -15,15 +15,14 @@ import time
 
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, DicomTlsConfig
-from appliance.dicom.sockets import SCU_HANDLERS
-from appliance.dicom.tls_client import tls_args
-from appliance.dicom.tls_files import TlsFileError
 from appliance.core.errors import ApplianceError
+from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.dimse_status import is_pending
+from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 from appliance.worklist.item import ItemError, items_from_dataset
 from appliance.worklist.keys import SPS_ITEM, TOP_LEVEL
 from appliance.worklist.scp import WorklistService
@@ -57,25 +56,21 @@ def upstream_query(days_ahead: int, modality: str, today: datetime.date | None =
 def fetch(host: str, port: int, called: str, calling: str, query: Dataset,
           timeout: float, tls: DicomTlsConfig | None = None) -> list[Dataset]:
     """All matches of one C-FIND (over TLS with `tls`, `[dicom.tls]`), or UpstreamError."""
-    ae = AE(ae_title=calling)
+    ae = scu_ae(calling, Timeouts.all(timeout))
     ae.add_requested_context(ModalityWorklistInformationFind,
                              [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-    ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = timeout
-    ae.network_timeout = timeout
     try:
-        assoc = ae.associate(host, port, ae_title=called, evt_handlers=SCU_HANDLERS,
-                             tls_args=tls_args(tls, host))
-    except TlsFileError as exc:
-        raise UpstreamError(f"TLS: {exc}") from exc
-    if not assoc.is_established:
-        raise UpstreamError(f"cannot associate with {called}@{host}:{port}")
+        assoc = associate(ae, host, port, called, tls=tls)
+    except AssociationFailed as exc:
+        raise UpstreamError(f"cannot associate with {called}@{host}:{port}: "
+                            f"{exc.reason}") from exc
     found = []
     try:
         for status, identifier in assoc.send_c_find(query, ModalityWorklistInformationFind):
             if "Status" not in status:
                 raise UpstreamError("no C-FIND response (timeout or abort)")
             code = status.Status
-            if code in (0xFF00, 0xFF01):
+            if is_pending(code):
                 found.append(identifier)
             elif code != 0x0000:
                 raise UpstreamError(f"C-FIND returned status 0x{code:04X}")

@@ -1,4 +1,4 @@
-"""The worklist as the web page sees it (`appliance.web.providers.WorklistProvider`): counts,
+"""The worklist as the web page sees it (`appliance.core.providers.WorklistProvider`): counts,
 feeder sources, a list of items, add one, import a file, delete one; all over `WorklistAdmin`,
 the same API as `appliance worklist ...`."""
 
@@ -8,7 +8,7 @@ import io
 import logging
 from typing import BinaryIO
 
-from appliance.web.providers import WorklistSource
+from appliance.core.providers import WorklistSource
 from appliance.worklist.item import ItemError, element, items_from_dataset
 from appliance.worklist.keys import SPS_ITEM
 from appliance.worklist.scp import WorklistService

@@ -1,16 +1,17 @@
 """Film printers behind one interface: `status()` and `print_film(film)`.
 
-One module per driver: `file` (PNG + PDF), `cups` (a CUPS queue), `dicom` (forward to a DICOM
-printer as Print SCU), `pacs` (film as Secondary Capture for the PACS), `sim` (simulated
+One module per hardware driver: `file` (PNG + PDF), `cups` (a CUPS queue), `sim` (simulated
 printer whose condition tests and the front panel can change). `open_printer` builds the
-driver named in the configuration and never falls back to another one.
+driver named in the configuration and never falls back to another one. The DICOM drivers
+(`dicom`, a Print SCU, and `pacs`, film as Secondary Capture) belong to the print service
+(appliance/print/), which opens them itself and hands every other name to `open_printer`.
 """
 
 from __future__ import annotations
 
 from hal.printer.interface import Film, Printer, PrinterError, PrinterState
 
-DRIVERS = ("file", "cups", "dicom", "pacs", "sim")
+DRIVERS = ("file", "cups", "sim")
 
 
 def open_printer(driver: str, name: str, **options) -> Printer:
@@ -21,12 +22,6 @@ def open_printer(driver: str, name: str, **options) -> Printer:
     if driver == "cups":
         from hal.printer.cups import CupsPrinter
         return CupsPrinter(name, **options)
-    if driver == "dicom":
-        from hal.printer.dicom import DicomPrinter
-        return DicomPrinter(name, **options)
-    if driver == "pacs":
-        from hal.printer.pacs import PacsPrinter
-        return PacsPrinter(name, **options)
     if driver == "sim":
         from hal.printer.sim import SimPrinter
         return SimPrinter(name, **options)

@@ -13,7 +13,8 @@ from pydicom.uid import MRImageStorage, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
-from appliance.config.schema import ApplianceConfig, StorageConfig
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.storage_config import StorageConfig
 from appliance.forward.retention import apply_retention
 from appliance.store.queue import ForwardQueue
 from tests.commitment.conftest import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pydicom.uid import generate_uid
 
 from appliance.commitment.web_provider import CommitmentWebProvider
+from appliance.core.providers import Providers
 from appliance.web.forward_provider import ForwardQueueProvider
-from appliance.web.providers import Providers
 from tests.commitment.conftest import action_information, ct_image, wait_until
 
 

@@ -1,10 +1,16 @@
-"""`appliance echo`: "test this peer", against real DCMTK peers and our own listener."""
+"""`appliance echo`: "test this peer", against real DCMTK peers and our own listener (the DICOM
+server component in this process)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 
+import pytest
+
+from appliance.config.schema import ApplianceConfig
+from appliance.dicom.engine_server import EngineServer
+from appliance.dicom.verification import VerificationService
 from tests.config.test_config_files import appliance_cli
 from tests.conftest import free_port, write_config
 
@@ -38,8 +44,21 @@ def test_echo_refused_connection(tmp_path):
     assert "connection refused" in result.stderr
 
 
-def test_echo_rejected_association_gives_the_reason(tmp_path, appliance):
-    _, port, _ = appliance()
+@pytest.fixture
+def our_listener(tmp_path):
+    """Our own DICOM listener (EngineServer with the Verification service) in this process on
+    a free port of 127.0.0.1; returns the port."""
+    config = ApplianceConfig.model_validate(
+        {"dicom": {"port": free_port(), "bind": "127.0.0.1"},
+         "device": {"data_dir": str(tmp_path / "data")}})
+    server = EngineServer(config, [VerificationService()])
+    server.start()
+    yield server.port
+    server.stop(timeout=1)
+
+
+def test_echo_rejected_association_gives_the_reason(tmp_path, our_listener):
+    port = our_listener
     result = appliance_cli("echo", "127.0.0.1", str(port), "--aet", "WRONG", cwd=tmp_path)
     assert result.returncode == 1
     assert ("association rejected: called AE title not recognised "

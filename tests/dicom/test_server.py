@@ -13,11 +13,11 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.errors import ComponentFailure
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.verification import VerificationService
-from appliance.core.errors import ComponentFailure
-from tests.conftest import echoscu, free_port
+from tests.conftest import echoscu, free_port, wait_not_listening
 
 
 def make_config(**dicom) -> ApplianceConfig:
@@ -91,7 +91,7 @@ def test_stop_lets_an_open_association_finish_and_refuses_new_ones(server):
     assert assoc.is_established
     stopper = threading.Thread(target=srv.stop, kwargs={"timeout": 10})
     stopper.start()
-    time.sleep(0.5)
+    wait_not_listening(port)
     # The listener is closed, but the association in flight still works.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -127,7 +127,7 @@ def test_port_change_moves_the_listener(server):
     old_port, new_port = srv.port, free_port()
     srv.reconfigure(make_config(port=new_port))
     assert echoscu(new_port).returncode == 0
-    time.sleep(0.5)
+    wait_not_listening(old_port)  # the old listener is closed by a thread of its own
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
 

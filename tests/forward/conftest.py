@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DCMTK_ENV, free_port, wait_listening
+from tests.conftest import (
+    DCMTK_ENV,
+    free_port,
+    wait_listening,
+    wait_until,  # noqa: F401 - the forward tests import it from here
+)
 
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -106,6 +111,7 @@ class Orthanc:
         return False
 
     def stop(self) -> None:
+        """Shut Orthanc down (it keeps its storage: started again, it is the same archive)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -115,9 +121,19 @@ class Orthanc:
                 self.proc.wait()
         self.proc = None
 
-    def _request(self, path: str, body: bytes | None = None) -> bytes:
+    def discard(self) -> None:
+        """End a fixture's Orthanc whose storage is thrown away: killed at once (a graceful
+        stop takes Orthanc seconds)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(20)
+        self.proc = None
+
+    def _request(self, path: str, body: bytes | None = None, method: str | None = None
+                 ) -> bytes:
+        method = method or ("POST" if body is not None else "GET")
         request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=body,
-                                         method="POST" if body is not None else "GET")
+                                         method=method)
         if self.users:  # as the first registered user
             user, password = next(iter(self.users.items()))
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -136,6 +152,21 @@ class Orthanc:
 
     def post(self, path: str, body):
         return json.loads(self._request(path, json.dumps(body).encode()))
+
+    def delete(self, path: str) -> None:
+        self._request(path, method="DELETE")
+
+    def reset(self) -> Orthanc:
+        """Running (started again if a test left it stopped) and empty: every patient
+        deleted through the REST API and the change log cleared, so a module can share one
+        Orthanc between tests that each expect an empty archive."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        for patient in self.get("/patients"):
+            self.delete(f"/patients/{patient}")
+        self.delete("/changes")
+        assert self.get("/instances") == [] and self.get("/changes")["Changes"] == []
+        return self
 
     def sop_instance_uids(self) -> list[str]:
         """Every stored instance's SOP Instance UID (a list: a duplicate would show twice)."""
@@ -165,14 +196,18 @@ def orthanc(tmp_path):
     """A running Orthanc; stopped after the test."""
     server = Orthanc(tmp_path / "orthanc").start()
     yield server
-    server.stop()
+    server.discard()
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s: {what or predicate}")
+@pytest.fixture(scope="module")
+def module_orthanc(tmp_path_factory):
+    """One Orthanc for a whole test module (its stop takes seconds); use `shared_orthanc`."""
+    server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
+    yield server
+    server.discard()
+
+
+@pytest.fixture
+def shared_orthanc(module_orthanc):
+    """The module's Orthanc, running and empty (`Orthanc.reset`) at the start of each test."""
+    return module_orthanc.reset()

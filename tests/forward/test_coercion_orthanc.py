@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import urllib.request
 
+import pytest
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -15,6 +16,12 @@ from tests.forward.conftest import wait_until
 from tests.forward.test_forward_orthanc import queue_json
 from tests.storage.dicom_files import TEST_FILES, data_set_bytes, make_study
 from tests.storage.test_storage_scp import send_grouped
+
+
+@pytest.fixture
+def orthanc(shared_orthanc):
+    """One Orthanc for the module's tests, running and empty at the start of each."""
+    return shared_orthanc
 
 
 def arrived(orthanc) -> dict[str, object]:

@@ -8,12 +8,19 @@ import json
 import subprocess
 import sys
 
+import pytest
 from pydicom import dcmread
 
 from tests.conftest import REPO
 from tests.forward.conftest import wait_until
 from tests.storage.dicom_files import bundled_files, make_study, storescu
 from tests.storage.test_storage_scp import send_grouped
+
+
+@pytest.fixture
+def orthanc(shared_orthanc):
+    """One Orthanc for the module's tests, running and empty at the start of each."""
+    return shared_orthanc
 
 
 def queue_cli(config_path, *args) -> subprocess.CompletedProcess:

@@ -9,10 +9,11 @@ import pytest
 
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
+from appliance.core.backoff import backoff_delay
 from appliance.core.errors import ConfigError
 from appliance.forward.retention import apply_retention
 from appliance.store.instances import InstanceMeta, InstanceStore
-from appliance.store.queue import ForwardQueue, backoff_delay
+from appliance.store.queue import ForwardQueue
 from tests.conftest import write_config
 
 

@@ -23,12 +23,18 @@ from tests.storage.test_storage_scp import send_grouped
 USERS = {"alice": "right-password"}
 
 
-@pytest.fixture
-def archive(tmp_path):
-    """Orthanc with DICOMweb and basic authentication (user alice)."""
-    server = Orthanc(tmp_path / "orthanc", dicomweb=True, users=USERS).start()
+@pytest.fixture(scope="module")
+def module_archive(tmp_path_factory):
+    """Orthanc with DICOMweb and basic authentication (user alice), one for the module."""
+    server = Orthanc(tmp_path_factory.mktemp("orthanc"), dicomweb=True, users=USERS).start()
     yield server
-    server.stop()
+    server.discard()
+
+
+@pytest.fixture
+def archive(module_archive):
+    """The module's archive, running and empty at the start of each test."""
+    return module_archive.reset()
 
 
 def sections(archive, password: str = "right-password", **destination) -> dict:

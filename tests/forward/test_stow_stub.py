@@ -203,4 +203,4 @@ def test_wrong_bearer_token_refused_then_token_file_put_right(appliance, tmp_pat
         assert sorted(orthanc.sop_instance_uids()) == expected
     finally:
         proxy.close()
-        orthanc.stop()
+        orthanc.discard()

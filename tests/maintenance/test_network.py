@@ -8,10 +8,10 @@ import subprocess
 import pytest
 
 from appliance.config.loader import load_file
-from appliance.config.schema import NetworkConfig
 from appliance.core.errors import ComponentFailure
 from appliance.maintenance.actions import SystemActions
-from appliance.system.networkd import NetworkSettings, network_file, render_network_file
+from appliance.maintenance.config import NetworkConfig
+from appliance.maintenance.networkd import NetworkSettings, network_file, render_network_file
 from tests.maintenance.conftest import wait_until
 
 

@@ -8,8 +8,8 @@ import re
 
 from pydicom.uid import generate_uid
 
+from appliance.core.providers import Providers
 from appliance.mpps.web_provider import MppsWebProvider
-from appliance.web.providers import Providers
 from appliance.worklist.web_provider import WorklistWebProvider
 from tests.conftest import free_port
 from tests.mpps.conftest import MPPS, final, in_progress, scheduled_step

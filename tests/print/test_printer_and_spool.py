@@ -17,6 +17,7 @@ from appliance.print import layout
 from appliance.print.render import FilmSpec
 from appliance.print.spool import PrintSpool, QueueFull
 from hal.printer import Film, PrinterError, open_printer
+from hal.printer.file import FilePrinter
 from hal.printer.sim import SimPrinter
 from tests.print.conftest import boxes_of
 
@@ -162,6 +163,27 @@ def test_sim_driver_conditions_and_unknown_driver():
     with pytest.raises(PrinterError, match="unknown printer driver"):
         open_printer("laser", "x")
     sim.close()
+
+
+def test_profile_drivers_are_the_configs_and_dicom_ones_belong_to_print(tmp_path):
+    from typing import get_args
+
+    from appliance.print.config import PrinterProfileConfig
+    from appliance.print import profiles
+    from appliance.print.dicom_printer import DicomPrinter
+    from appliance.print.pacs_printer import PacsPrinter
+
+    schema_names = get_args(PrinterProfileConfig.model_fields["driver"].annotation)
+    assert sorted(profiles.DRIVERS) == sorted(schema_names)
+    assert isinstance(profiles.open_printer("dicom", "d", host="127.0.0.1", called_aet="PRN"),
+                      DicomPrinter)
+    pacs = profiles.open_printer("pacs", "p", find_context=lambda info: None,
+                                 store_instance=lambda ds, info: [])
+    assert isinstance(pacs, PacsPrinter)
+    assert isinstance(profiles.open_printer("file", "f", directory=tmp_path), FilePrinter)
+    with pytest.raises(PrinterError, match="unknown printer driver 'laser': use one of dicom, "
+                       "pacs, file, cups, sim"):
+        profiles.open_printer("laser", "x")
 
 
 def test_file_driver_keeps_one_file_per_job_whatever_the_uid(tmp_path):

@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 from pynetdicom.sop_class import Printer
 
+from appliance.core.providers import Providers
 from appliance.web.print_provider import SpoolPrintProvider
-from appliance.web.providers import Providers
 from tests.print.conftest import boxes_of
 from tests.web.conftest import page_csrf, web  # noqa: F401 - the web fixture
 

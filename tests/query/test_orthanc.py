@@ -37,4 +37,4 @@ def test_orthanc_queries_and_retrieves_a_study(archive_box, tmp_path):
         assert wait_until(lambda: sorted(orthanc.sop_instance_uids()) == expected,
                           what="the study moved to Orthanc")
     finally:
-        orthanc.stop()
+        orthanc.discard()

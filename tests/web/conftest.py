@@ -16,14 +16,14 @@ with warnings.catch_warnings():  # Starlette's TestClient says it still uses htt
     from fastapi.testclient import TestClient
 
 from appliance.config.loader import load_file
-from appliance.system.data_dir import DataDirectoryMonitor
+from appliance.core.data_dir import DataDirectoryMonitor
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView
+from appliance.core.providers import Providers
 from appliance.core.runtime import Runtime
 from appliance.core.supervisor import Supervisor
 from appliance.web.app import create_app
 from appliance.web.context import WebContext
-from appliance.web.providers import Providers
 
 PASSWORD = "correct horse battery"
 

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from appliance.core.events import EventBus
+from appliance.core.providers import Providers
 from appliance.core.runtime import Runtime
 from appliance.core.supervisor import Supervisor
 from appliance.web.app import create_app
 from appliance.web.context import WebContext
-from appliance.web.providers import Providers
 from tests.web.conftest import PASSWORD, RebootRecorder
 from tests.web.test_operations import RecordingPrint, RecordingQueue, RecordingWorklist
 

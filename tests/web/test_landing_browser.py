@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.web.providers import Providers, QueueDestination
+from appliance.core.providers import Providers, QueueDestination
 from appliance.web.stats import StatsStore
 from tests.conftest import free_port
 from tests.web.conftest import PASSWORD

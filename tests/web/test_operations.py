@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from appliance.config.loader import load_file
-from appliance.web.providers import (
+from appliance.core.providers import (
     PrinterState,
     PrintJobInfo,
     Providers,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import html
 
 from appliance.config.loader import load_file
+from appliance.core.providers import Providers
 from appliance.web.forward_provider import ForwardQueueProvider
-from appliance.web.providers import Providers
 from tests.forward.conftest import wait_until
 from tests.forward.test_forward_orthanc import queue_json
 from tests.forward.test_poison_instance import picky_pacs  # noqa: F401

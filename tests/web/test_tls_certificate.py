@@ -12,6 +12,7 @@ import stat
 import pytest
 
 from appliance.config.loader import load_file
+from appliance.core.providers import Providers
 from appliance.dicom.tls_files import (
     certificate_path,
     private_key_path,
@@ -19,7 +20,6 @@ from appliance.dicom.tls_files import (
 )
 from appliance.dicom.tls_watch import TlsCertificateWatch
 from appliance.maintenance.led_signals import WARNING, signals
-from appliance.web.providers import Providers
 from tests.pki import HospitalCa, key_pem, new_key, pem
 from tests.web.conftest import page_csrf
 

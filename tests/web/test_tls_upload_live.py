@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import subprocess
 
+from appliance.core.providers import Providers
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.tls_watch import TlsCertificateWatch
 from appliance.dicom.verification import VerificationService
-from appliance.web.providers import Providers
 from tests.conftest import DCMTK_ENV, free_port
 from tests.pki import HospitalCa, pem
 from tests.web.test_tls_certificate import configured, upload

@@ -9,10 +9,10 @@ import os
 
 import pytest
 
+from appliance.core.providers import Providers
 from appliance.update import history, status
 from appliance.update.status import InstallStatus
 from appliance.update.web_provider import FirmwareUploads
-from appliance.web.providers import Providers
 from tests.web.conftest import page_csrf
 
 BUNDLE = b"hsqs" + os.urandom(200 * 1024)  # starts like every RAUC bundle (squashfs)

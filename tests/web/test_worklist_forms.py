@@ -6,7 +6,7 @@ UID."""
 from __future__ import annotations
 
 from appliance.config.schema import ApplianceConfig
-from appliance.web.providers import Providers
+from appliance.core.providers import Providers
 from appliance.worklist.scp import WorklistService
 from appliance.worklist.web_provider import WorklistWebProvider
 from tests.web.conftest import page_csrf

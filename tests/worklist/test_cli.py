@@ -155,7 +155,7 @@ def test_import_from_stdin(cli):
 
 def test_web_provider_api(tmp_path):
     from appliance.config.schema import ApplianceConfig
-    from appliance.web.providers import WorklistProvider
+    from appliance.core.providers import WorklistProvider
     from appliance.worklist.scp import WorklistService
     from appliance.worklist.transfer import TransferError
     from appliance.worklist.web_provider import WorklistWebProvider

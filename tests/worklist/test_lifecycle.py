@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.engine_server import EngineServer
 from appliance.core.events import EventBus
+from appliance.dicom.engine_server import EngineServer
 from appliance.worklist.lifecycle import WorklistLifecycle, expire
 from appliance.worklist.scp import WorklistService
 from tests.conftest import free_port

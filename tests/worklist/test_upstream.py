@@ -86,7 +86,7 @@ def test_upstream_query_asks_for_today_and_the_days_ahead():
 
 
 def test_the_upstream_worklist_is_fetched_over_tls(pki, worklist_server):
-    from appliance.config.schema import DicomTlsConfig
+    from appliance.dicom.config import DicomTlsConfig
     from appliance.worklist.upstream import UpstreamError, fetch, upstream_query
 
     pki_tls = {"certificate": str(pki / "box.pem"), "private_key": str(pki / "box.key"),

@@ -21,7 +21,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from tests.conftest import connect_loopback, echoscu
+from tests.conftest import connect_loopback, echoscu, wait_not_listening
 from tests.dicom import port_probe
 
 ENGINE_LOGGER = "appliance.dicom.engine"
@@ -143,7 +143,7 @@ def test_stop_closes_the_listener_first_then_aborts_what_is_still_open(engine):
     stopper = threading.Thread(target=dicom_engine.stop, kwargs={"grace": 1.5})
     started = time.monotonic()
     stopper.start()
-    time.sleep(0.5)
+    wait_not_listening(port)
     with pytest.raises(OSError):  # no longer listening, while the association is still open
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert held.is_established
@@ -162,7 +162,7 @@ def test_an_association_released_within_the_grace_period_is_not_aborted(engine):
     stopper = threading.Thread(target=dicom_engine.stop, kwargs={"grace": 10})
     started = time.monotonic()
     stopper.start()
-    time.sleep(0.3)
+    wait_not_listening(dicom_engine.port)  # draining: the listener is closed
     assert held.send_c_echo().Status == 0  # still served while draining
     held.release()
     stopper.join(15)

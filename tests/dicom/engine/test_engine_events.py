@@ -12,7 +12,6 @@ import logging
 import socket
 import struct
 import threading
-import time
 
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
@@ -248,6 +247,6 @@ def test_a_failing_callback_is_logged_and_changes_nothing(engine, caplog):
     dicom_engine = start(engine, events)
     assert echoscu(dicom_engine.port).returncode == 0
     assert events.ended()[0]["outcome"] == "released"
-    time.sleep(0.1)
-    assert any("association callback failed" in r.message and "LED broken" in r.message
-               for r in caplog.records)
+    assert port_probe.wait_until(  # logged from the engine's thread
+        lambda: any("association callback failed" in r.message and "LED broken" in r.message
+                    for r in caplog.records), 5)

@@ -219,7 +219,7 @@ def test_appliance_run_applies_a_replaced_certificate_on_reload_without_dropping
 @pytest.mark.parametrize("client, served", [("modality", True), ("stranger", False)])
 def test_pynetdicom_as_a_tls_client(engine, pki, client, served):
     """Our own SCU side (pynetdicom with the ssl context of tls_client) against the engine."""
-    from appliance.config.schema import DicomTlsConfig
+    from appliance.dicom.config import DicomTlsConfig
     from appliance.dicom.verification import echo
 
     dicom_engine, _ = tls_engine(engine, pki)

@@ -20,8 +20,8 @@ struct Refusal {
     T_ASC_RejectParametersSource source;
     T_ASC_RejectParametersReason reason;
     const char* words;
-    //! As the association log writes an A-ASSOCIATE-RJ (association_log.reject_reason, from
-    //! pynetdicom's texts), after "rejected: ".
+    //! As appliance.dicom.scu.rejection_reason words an A-ASSOCIATE-RJ (pynetdicom's
+    //! texts), after "rejected: ".
     const char* outcome;
 };
 

@@ -1,9 +1,8 @@
 """[print] and [[printers]]: the Print Management SCP and the printer profiles it prints on.
 
-Kept beside `schema.py` (which imports it) so that file stays readable. With no [[printers]]
-the appliance has one profile, "default", on the `file` driver writing into
-`<data_dir>/print/output`, so a fresh box prints to files.
-"""
+Declared beside the print service; `appliance/config/schema.py` composes it into
+`ApplianceConfig`. With no [[printers]] the appliance has one profile, "default", on the `file`
+driver writing into `<data_dir>/print/output`, so a fresh box prints to files."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from appliance.config.schema import (
+from appliance.config.base import (
     HOURS,
     PIXELS,
     SECONDS,

@@ -1,12 +1,15 @@
-"""The `dicom` printer: the box as print spooler/proxy. Each rendered film is forwarded as a
-Print SCU to a real DICOM printer: one association per film with a film session (copies,
-medium), a STANDARD\\1,1 film box of the same film size and orientation, the film as its one
-image (8-bit MONOCHROME2 driving values, or RGB on Basic Color), and N-ACTION. When the
-printer returns a Print Job, the driver follows it (N-GET) to DONE or FAILURE, so a film the
-printer could not print is a failed job here too, never a silent loss.
+"""The `dicom` printer driver of the print service: the box as print spooler/proxy. Each
+rendered film is forwarded as a Print SCU to a real DICOM printer: one association per film
+with a film session (copies, medium), a STANDARD\\1,1 film box of the same film size and
+orientation, the film as its one image (8-bit MONOCHROME2 driving values, or RGB on Basic
+Color), and N-ACTION. When the printer returns a Print Job, the driver follows it (N-GET) to
+DONE or FAILURE, so a film the printer could not print is a failed job here too, never a
+silent loss.
 
 The printer's status comes from Printer N-GET, asked at most every `status_every` seconds
 (the spool polls often; a film printer should not see an association every two seconds).
+Associations are opened with the SCU helper (appliance.dicom.scu: every timeout, TCP_NODELAY,
+TLS, the refusal in words).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 import numpy as np
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.sop_class import (
     BasicColorImageBox,
     BasicColorPrintManagementMeta,
@@ -32,6 +35,8 @@ from pynetdicom.sop_class import (
     PrintJob,
 )
 
+from appliance.dicom.dimse_status import is_success_or_warning
+from appliance.dicom.scu import AssociationFailed, Timeouts, associate, scu_ae
 from hal.printer.interface import Film, PrinterError, PrinterState
 from hal.printer.interface import Printer as PrinterDriver
 
@@ -68,24 +73,18 @@ class DicomPrinter(PrinterDriver):
     # -- association ------------------------------------------------------------------------
 
     def _associate(self, meta: str, events: _JobEvents | None = None):
-        ae = AE(ae_title=self.calling_aet)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
+        ae = scu_ae(self.calling_aet, Timeouts.all(self.timeout))
         ae.add_requested_context(meta, SYNTAXES)
         ae.add_requested_context(PrintJob, SYNTAXES)
         where = f"{self.called_aet}@{self.host}:{self.port}"
         if self.tls_context is not None:
             where += " (TLS)"
         try:
-            assoc = ae.associate(self.host, self.port, ae_title=self.called_aet,
-                                 evt_handlers=[(evt.EVT_N_EVENT_REPORT,
-                                                (events or _JobEvents()).on_event)],
-                                 tls_args=None if self.tls_context is None
-                                 else (self.tls_context, self.host))
-        except OSError as exc:  # pragma: no cover - pynetdicom reports it as not established
+            assoc = associate(ae, self.host, self.port, self.called_aet, tls=self.tls_context,
+                              evt_handlers=[(evt.EVT_N_EVENT_REPORT,
+                                             (events or _JobEvents()).on_event)])
+        except AssociationFailed as exc:
             raise PrinterError(f"DICOM printer {where}: {exc}") from exc
-        if not assoc.is_established:
-            why = "refused the association" if assoc.is_rejected else "did not answer"
-            raise PrinterError(f"DICOM printer {where} {why}")
         if not any(cx.abstract_syntax == meta for cx in assoc.accepted_contexts):
             assoc.release()
             kind = "color" if meta == BasicColorPrintManagementMeta else "grayscale"
@@ -155,7 +154,7 @@ class DicomPrinter(PrinterDriver):
         code = getattr(status, "Status", None)
         if code is None:
             raise PrinterError(f"DICOM printer: no answer to {what}")
-        if code != 0x0000 and not (0x0001 <= code <= 0x00FF or 0xB000 <= code <= 0xBFFF):
+        if not is_success_or_warning(code):
             comment = status.get("ErrorComment", "")
             raise PrinterError(f"DICOM printer refused {what}: 0x{code:04X} {comment}".strip())
         if code:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from appliance.config.schema import ApplianceConfig, RouteConfig
+from appliance.config.schema import ApplianceConfig
+from appliance.forward.config import RouteConfig
 from appliance.store.instances import InstanceMeta
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from pynetdicom.sop_class import (
     PrintJob,
 )
 
+from appliance.print.dicom_printer import DicomPrinter
 from hal.printer import Film, PrinterError
-from hal.printer.dicom import DicomPrinter
 from tests.conftest import free_port
 from tests.print.conftest import boxes_of
 from tests.print.test_scp import GRADIENT

@@ -1,9 +1,9 @@
-"""The `pacs` printer (print-to-PACS): each film becomes a DICOM Secondary Capture Image Storage
-object carrying the patient and study the film belongs to, handed to the appliance to store and
-forward like any received image.
+"""The `pacs` printer driver of the print service (print-to-PACS): each film becomes a DICOM
+Secondary Capture Image Storage object carrying the patient and study the film belongs to,
+handed to the appliance to store and forward like any received image.
 
-The driver knows nothing of the worklist, the database or the forwarder: the appliance passes
-two hooks when it opens the driver (hal never imports appliance):
+The driver knows nothing of the worklist, the database or the forwarder: print_to_pacs.py
+passes two hooks when the profile's printer is opened (profiles.py):
 
 - `find_context(info) -> dict | None`: the patient/study attributes for a film (DICOM keywords:
   PatientName, PatientID, PatientBirthDate, PatientSex, AccessionNumber, StudyInstanceUID,

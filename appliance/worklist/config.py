@@ -1,9 +1,8 @@
 """[worklist] with [worklist.hl7] and [worklist.upstream]: the Modality Worklist SCP, its HL7
 feeder and the upstream RIS it may copy.
 
-Kept beside `schema.py` (which imports it and re-exports its models, as it does
-`print_schema`) so that file stays readable; the check that the upstream peer exists stays on
-`ApplianceConfig`.
+Composed into `ApplianceConfig` by `appliance/config/schema.py`, where the check that the
+upstream peer exists stays. The worklist attributes come from `keys.py`, which imports nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator
 
-from appliance.config.schema import (
+from appliance.config.base import (
     DAYS,
     HOURS,
     KIB,

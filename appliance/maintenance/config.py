@@ -1,7 +1,8 @@
 """[hal] (with [hal.leds] and [hal.panel]), [console] and [network]: the hardware backend and
 its pins, the serial maintenance console, and the box's address.
 
-Kept beside `schema.py` (which imports it) so that file stays readable.
+Declared beside the maintenance face that drives the hardware (hal/ itself imports nothing of
+appliance/); `appliance/config/schema.py` composes it into `ApplianceConfig`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
-from appliance.config.schema import (
+from appliance.config.base import (
     SECONDS,
     Section,
     check_between,

@@ -4,8 +4,8 @@ refused with its key and reason instead of failing every instance later.
 
 Keywords are checked against pydicom's data dictionary, values against the keyword's VR with
 the appliance's one value check (appliance.dicom.values), in their DICOM form: a loose form
-that check would normalise (2024-01-01, lower-case code strings) is refused. Kept beside
-`schema.py` (RouteConfig there holds the fields); this module imports nothing from it.
+that check would normalise (2024-01-01, lower-case code strings) is refused. `RouteConfig` in
+`config.py` holds the fields.
 """
 
 from __future__ import annotations

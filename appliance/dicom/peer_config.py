@@ -1,12 +1,11 @@
 """[[peers]]: the remote nodes we talk to, over DIMSE (`protocol = "dicom"`, the default) or
 DICOMweb (`protocol = "dicomweb"`: STOW-RS to store, QIDO-RS to check it is there).
 
-Kept beside `schema.py` (which imports it at its end, as it does `services_schema`). Each key
-is checked against the protocol (and the auth scheme) in a validator of that key, so an error
-names the key that is wrong: a DICOM peer without `ae_title`, a DICOMweb peer without `url`,
-`basic` without `username`, both `token` and `token_file`, a `url` that is not http(s).
-`password` and `token` are secrets: shown masked wherever the configuration is shown.
-"""
+Composed into `ApplianceConfig` by `appliance/config/schema.py`. Each key is checked against the
+protocol (and the auth scheme) in a validator of that key, so an error names the key that is
+wrong: a DICOM peer without `ae_title`, a DICOMweb peer without `url`, `basic` without
+`username`, both `token` and `token_file`, a `url` that is not http(s). `password` and `token`
+are secrets: shown masked wherever the configuration is shown."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from appliance.config.schema import Name, Port, Section, check_ae_title, check_host
+from appliance.config.base import Name, Port, Section, check_ae_title, check_host
 
 DIMSE_KEYS = ("ae_title", "host")
 DICOMWEB_KEYS = ("url", "username", "password", "token", "token_file", "ca_certificates")

@@ -13,10 +13,11 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from appliance.system.atomic_file import write_atomically
+from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
-from appliance.config.schema import ApplianceConfig, NetworkConfig
 from appliance.core.errors import ApplianceError, ComponentFailure
+from appliance.maintenance.config import NetworkConfig
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

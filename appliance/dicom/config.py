@@ -1,7 +1,6 @@
 """[dicom] and [dicom.tls]: the one DICOM listener, its association policy and its TLS port.
 
-Kept beside `schema.py` (which imports it and re-exports its models, as it does
-`print_schema`) so that file stays readable.
+Composed into `ApplianceConfig` by `appliance/config/schema.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from appliance.config.schema import (
+from appliance.config.base import (
     BYTES,
     SECONDS,
     AETitle,
