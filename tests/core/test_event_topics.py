@@ -113,7 +113,7 @@ def test_every_topic_something_reads_has_a_publisher():
     assert not survey.unpublished, f"subscribed but never published: {survey.unpublished}"
     # the survey sees what is there: the LEDs' topics and their publishers
     assert "appliance/core/health.py" in " ".join(survey.read[Topic.DISK])
-    assert "appliance/system/data_dir.py" in " ".join(survey.published[Topic.DISK])
+    assert "appliance/core/data_dir.py" in " ".join(survey.published[Topic.DISK])
     assert "appliance/core/supervisor.py" in " ".join(survey.published[Topic.COMPONENT])
 
 

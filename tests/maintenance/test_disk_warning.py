@@ -12,11 +12,11 @@ import time
 import pytest
 
 from appliance.config.loader import load_file
+from appliance.core.data_dir import DataDirectoryMonitor
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView, verdict
 from appliance.core.supervisor import Supervisor
 from appliance.maintenance.led_signals import StatusIndicators
-from appliance.system.data_dir import DataDirectoryMonitor
 from tests.conftest import write_config
 from tests.maintenance.conftest import wait_until
 

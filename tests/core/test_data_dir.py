@@ -8,9 +8,9 @@ import os
 import pytest
 
 from appliance.config.loader import load_file
+from appliance.core.data_dir import DataDirectoryMonitor
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
-from appliance.system.data_dir import DataDirectoryMonitor
 from tests.conftest import write_config
 
 
