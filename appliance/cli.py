@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = loader.load(args.config)
     logging_setup.configure(loaded.config.log.level)
     log.info("appliance %s starting with configuration from %s", __version__, loaded.source)
-    bus = EventBus()
+    bus = EventBus(strict=False)  # a broken event contract is logged, never fatal
     runtime = Runtime(bus, loaded.path)
     supervisor = Supervisor(loaded.config, build_components(loaded.config, bus, runtime),
                             config_path=loaded.path, bus=bus,

@@ -69,7 +69,7 @@ def build_components(config: ApplianceConfig, bus: EventBus,
     # hashes each stored instance (the "storage" event); started before the DICOM server
     commitment = CommitmentService(config, bus)
     return [
-        DataDirectoryMonitor(config),
+        DataDirectoryMonitor(config, bus),
         storage,
         spool,
         commitment,

@@ -42,6 +42,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.core.backoff import backoff_delay
 from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.dimse_status import is_success_or_warning
 from appliance.store.instances import INSTANCES_DIR, open_database
@@ -74,7 +75,7 @@ class CommitmentService(Component):
         self._thread: threading.Thread | None = None
         self.configure(config)
         if bus is not None:
-            bus.subscribe(self._storage_event, "storage")
+            bus.subscribe(self._storage_event, Topic.STORAGE)
 
     def configure(self, config: ApplianceConfig) -> None:
         self.config = config

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import abc
 import logging
+from enum import StrEnum
 
 from appliance.config.schema import ApplianceConfig
 
 log = logging.getLogger(__name__)
+
+
+class ComponentState(StrEnum):
+    """Where the supervisor has a component: the `state` of `Runtime.health()`, of the
+    `component` event and of the web page, API and metrics. A `StrEnum`, so it compares equal
+    to (and serialises as) its lower-case value: JSON and templates show "running" etc."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPED = "stopped"
 
 
 class Component(abc.ABC):

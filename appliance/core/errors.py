@@ -33,3 +33,8 @@ class ValueProblems(ApplianceError, ValueError):
 
 class ComponentFailure(ApplianceError, RuntimeError):
     """A component found itself unhealthy; the supervisor will restart it."""
+
+
+class EventContractError(ApplianceError, ValueError):
+    """An event that breaks its declaration in appliance.core.event_topics: an unknown topic,
+    a missing or unknown payload field, or a value outside the declared choices."""

@@ -1,7 +1,8 @@
 """What the LEDs, the front panel and the serial console show: one picture of the appliance's
 health, kept up to date from the event bus (never by asking the components).
 
-Topics read (fields in brackets; the README lists them for the developers who publish them):
+Topics read (fields in brackets; each payload is declared in appliance.core.event_topics and
+the README lists them for the developers who publish them):
 
 - `component` (name, state, error, failures): published by the supervisor;
 - `association_open` (peer) and `association` (..., outcome): the DICOM server, at connection
@@ -9,7 +10,8 @@ Topics read (fields in brackets; the README lists them for the developers who pu
 - `print_job` (job, state: "printing", "done" or "failed");
 - `queue` (destination, pending, backlog: true when the destination is falling behind);
 - `printer` (name, state: "normal", "warning" or "failure", info);
-- `disk` (state: "ok", "high" (above its mark) or "full", free_bytes);
+- `disk` (state: "ok", "high" (above its mark) or "full", free_bytes): the data directory
+  monitor, at start and when the state changes;
   `storage` with kind "space" (low) from the Storage SCP counts as "full" while low;
 - `update` (state: "running", "done" or "failed", info);
 - `identify` (seconds; 0 stops);
@@ -26,17 +28,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.core.component import ComponentState
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("component", "association_open", "association", "print_job", "queue", "printer",
-          "disk", "storage", "update", "identify", "web_setup", "dicom_tls")
+TOPICS = (Topic.COMPONENT, Topic.ASSOCIATION_OPEN, Topic.ASSOCIATION, Topic.PRINT_JOB,
+          Topic.QUEUE, Topic.PRINTER, Topic.DISK, Topic.STORAGE, Topic.UPDATE, Topic.IDENTIFY,
+          Topic.WEB_SETUP, Topic.DICOM_TLS)
 
 
 @dataclass(frozen=True)
-class ComponentState:
-    state: str
+class ComponentReport:
+    """The last `component` event of one component."""
+
+    state: ComponentState | str
     error: str
     failures: int
 
@@ -49,7 +56,7 @@ class HealthView:
         self.clock = clock
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
-        self.components: dict[str, ComponentState] = {}
+        self.components: dict[str, ComponentReport] = {}
         #: Names of every supervised component (empty: the ones seen so far).
         self.expected = expected
         self.ever_ready = False
@@ -64,14 +71,15 @@ class HealthView:
         self.last_error = ""
         self.web_setup_code = ""
         self.tls_warning = ""
-        for topic in TOPICS:
-            bus.subscribe(self._on_event, topic)
+        bus.subscribe(self._on_event)  # every topic; those of TOPICS are read
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` (no arguments) after every change."""
         self._listeners.append(listener)
 
     def _on_event(self, event: Event) -> None:
+        if event.topic not in TOPICS:
+            return
         data = event.data
         with self._lock:
             handler = getattr(self, "_" + event.topic)
@@ -83,14 +91,15 @@ class HealthView:
 
     def _component(self, data: dict) -> None:
         name, state = data.get("name", "?"), data.get("state", "")
-        self.components[name] = ComponentState(state, data.get("error", ""),
-                                               data.get("failures", 0))
-        if state == "failed":
+        self.components[name] = ComponentReport(state, data.get("error", ""),
+                                                data.get("failures", 0))
+        if state == ComponentState.FAILED:
             self.last_error = f"{name}: {data.get('error', '')}"
         # Booting ends once every component has come up or failed (a failed one is a fault).
         expected = self.expected() or set(self.components)
         if not self.ever_ready and expected <= set(self.components) and all(
-                self.components[n].state in ("running", "failed") for n in expected):
+                self.components[n].state in (ComponentState.RUNNING, ComponentState.FAILED)
+                for n in expected):
             self.ever_ready = True
 
     def _association_open(self, data: dict) -> None:
@@ -155,7 +164,8 @@ class HealthView:
     def faults(self) -> list[str]:
         """Why the fault LED is on (empty: no fault)."""
         with self._lock:
-            out = [f"{n} down" for n, c in self.components.items() if c.state == "failed"]
+            out = [f"{n} down" for n, c in self.components.items()
+                   if c.state == ComponentState.FAILED]
             if self.disk == "full" or self.storage_low:
                 out.append("disk full")
             out += [f"printer {n} failed" for n, (s, _) in self.printers.items()

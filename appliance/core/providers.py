@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class BusIdentify:
         self.bus = bus
 
     def identify(self, seconds: float) -> None:
-        self.bus.publish("identify", seconds=seconds)
+        self.bus.publish(Topic.IDENTIFY, seconds=seconds)
 
 
 class SystemdReboot:

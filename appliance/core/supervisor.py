@@ -20,8 +20,9 @@ from pathlib import Path
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
 from appliance.core.backoff import backoff_delay
-from appliance.core.component import Component
+from appliance.core.component import Component, ComponentState
 from appliance.core.errors import ComponentFailure, ConfigError
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.core.running_record import ReloadOutcome, RunningRecord, file_digest
 from appliance.system import logging_setup
@@ -29,7 +30,8 @@ from appliance.system.systemd_notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
-STARTING, RUNNING, FAILED, STOPPED = "starting", "running", "failed", "stopped"
+STARTING, RUNNING, FAILED, STOPPED = (ComponentState.STARTING, ComponentState.RUNNING,
+                                      ComponentState.FAILED, ComponentState.STOPPED)
 STATUS_INTERVAL = 5.0
 
 
@@ -52,7 +54,7 @@ class ComponentSlot:
     """The supervisor's record of one component."""
 
     component: Component
-    state: str = STOPPED
+    state: ComponentState = STOPPED
     failures: int = 0
     last_error: str = ""
     since: float = 0.0
@@ -69,7 +71,7 @@ class ComponentHealth:
     """One supervised component as status screens, the web page and metrics show it."""
 
     name: str
-    state: str
+    state: ComponentState
     detail: str
     failures: int
     essential: bool
@@ -233,10 +235,10 @@ class Supervisor:
             log.exception("%s: error while stopping after failure", slot.name)
         self._set_state(slot, FAILED, now)
 
-    def _set_state(self, slot: ComponentSlot, state: str, now: float) -> None:
+    def _set_state(self, slot: ComponentSlot, state: ComponentState, now: float) -> None:
         slot.state = state
         slot.since = now
-        self.bus.publish("component", name=slot.name, state=state, error=slot.last_error,
+        self.bus.publish(Topic.COMPONENT, name=slot.name, state=state, error=slot.last_error,
                          failures=slot.failures)
 
     # -- health and systemd -----------------------------------------------------------------

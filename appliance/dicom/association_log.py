@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pydicom.uid import UID
 
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class AssociationLog:
             with self._lock:
                 self._engine_open += 1
             if self.bus is not None:
-                self.bus.publish("association_open", peer=event.get("peer", ""))
+                self.bus.publish(Topic.ASSOCIATION_OPEN, peer=event.get("peer", ""))
         elif kind == "ended":
             with self._lock:
                 self._engine_open = max(0, self._engine_open - 1)
@@ -84,7 +85,7 @@ class AssociationLog:
                 record.peer, record.calling_aet, record.called_aet, "; ".join(record.contexts),
                 ops, duration, record.outcome)
         if self.bus is not None:
-            self.bus.publish("association", peer=record.peer, calling_aet=record.calling_aet,
+            self.bus.publish(Topic.ASSOCIATION, peer=record.peer, calling_aet=record.calling_aet,
                              called_aet=record.called_aet, contexts=record.contexts,
                              operations=dict(record.operations), duration=duration,
                              outcome=record.outcome)

@@ -38,6 +38,7 @@ from pynetdicom.presentation import (
 from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet, check_received_file
@@ -248,7 +249,7 @@ class StorageService(Component):
             else:
                 log.info("free space %.0f MB is above the reserve again: accepting images",
                          free / 2**20)
-            self.bus.publish("storage", kind="space", low=low, free_bytes=free,
+            self.bus.publish(Topic.STORAGE, kind="space", low=low, free_bytes=free,
                              reserve_mb=self.settings.reserve_mb)
         return low
 
@@ -332,10 +333,10 @@ class StorageService(Component):
                         meta.sop_instance_uid, calling)
         else:
             log.debug("stored %s from %s", meta.sop_instance_uid, calling)
-        self.bus.publish("storage", kind=outcome.action, instance_id=outcome.instance_id,
+        self.bus.publish(Topic.STORAGE, kind=outcome.action, instance_id=outcome.instance_id,
                          sop_instance_uid=meta.sop_instance_uid, calling_aet=meta.calling_aet)
         if outcome.action != "duplicate":
             # The worklist completes the scheduled item of a study that has arrived.
-            self.bus.publish("instance.stored", study_instance_uid=meta.study_uid,
+            self.bus.publish(Topic.INSTANCE_STORED, study_instance_uid=meta.study_uid,
                              accession_number=meta.accession_number)
         return SUCCESS

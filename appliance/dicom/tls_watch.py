@@ -25,14 +25,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.tls_files import TlsSurvey, survey
+from appliance.core.component import Component
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.dicom.tls_files import TlsSurvey, survey
 
 log = logging.getLogger(__name__)
-
-TOPIC = "dicom_tls"
 
 
 def _utc_now() -> datetime.datetime:
@@ -86,7 +85,7 @@ class TlsCertificateWatch(Component):
         elif self._published is not None:
             log.info("DICOM TLS certificate: %s", self.status())
         self._published = news
-        self.bus.publish(TOPIC, **news)
+        self.bus.publish(Topic.DICOM_TLS, **news)
 
     def _news(self, found: TlsSurvey) -> dict:
         if not found.certificate:

@@ -10,9 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 from appliance.forward.retention import apply_retention
 from appliance.forward.route_rules import RouteRules
@@ -39,7 +40,7 @@ class Forwarder(Component):
         self._store: InstanceStore | None = None
         self._last_queue: dict[str, tuple[int, bool]] = {}
         self.configure(config)
-        self.bus.subscribe(self._on_storage, topic="storage")
+        self.bus.subscribe(self._on_storage, topic=Topic.STORAGE)
 
     def configure(self, config: ApplianceConfig) -> None:
         self.config = config
@@ -61,7 +62,7 @@ class Forwarder(Component):
                 self.db, dest, peer, self.config.dicom.ae_title, root,
                 on_change=lambda name=peer.name: self._publish_queue(name),
                 on_sent=lambda sent, failed, name=peer.name: self.bus.publish(
-                    "forward", destination=name, sent=sent, failed=failed),
+                    Topic.FORWARD, destination=name, sent=sent, failed=failed),
                 tls=self.config.tls_for(peer), prepare=rules.prepare_for(peer.name))
             worker.start()
             self.workers.append(worker)
@@ -118,7 +119,7 @@ class Forwarder(Component):
         if self._last_queue.get(destination) == state:
             return
         self._last_queue[destination] = state
-        self.bus.publish("queue", destination=destination, pending=state[0], backlog=state[1])
+        self.bus.publish(Topic.QUEUE, destination=destination, pending=state[0], backlog=state[1])
 
     def _retention_loop(self) -> None:
         queue = ForwardQueue(self._store.db)

@@ -25,7 +25,9 @@ from pydantic import ValidationError
 from appliance.config.editor import set_value
 from appliance.config.loader import load_file
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import ComponentState
 from appliance.core.errors import ApplianceError, ConfigError
+from appliance.core.event_topics import Topic
 from appliance.core.health import HealthView
 from appliance.core.running_record import ReloadOutcome
 from appliance.core.runtime import Runtime
@@ -164,12 +166,12 @@ class Maintenance:
 
     def identify(self, seconds: float | None = None) -> float:
         seconds = self._config.hal.leds.identify_seconds if seconds is None else seconds
-        self.runtime.bus.publish("identify", seconds=seconds)
+        self.runtime.bus.publish(Topic.IDENTIFY, seconds=seconds)
         log.info("identify for %gs", seconds)
         return seconds
 
     def reboot(self) -> str:
-        self.runtime.bus.publish("maintenance", action="reboot")
+        self.runtime.bus.publish(Topic.MAINTENANCE, action="reboot")
         return self.actions.reboot()
 
     def factory_reset(self) -> str:
@@ -189,7 +191,7 @@ class Maintenance:
             raise ActionFailed(f"factory reset failed: {exc}") from exc
         log.warning("factory reset: %s restored from %s", path,
                     factory if factory.exists() else "built-in defaults")
-        self.runtime.bus.publish("maintenance", action="factory-reset")
+        self.runtime.bus.publish(Topic.MAINTENANCE, action="factory-reset")
         self.runtime.request_reload()
         return "configuration reset to factory defaults; " + self.actions.reboot()
 
@@ -222,7 +224,7 @@ class Maintenance:
         lines = [f"AE title {c.dicom.ae_title}, port {c.dicom.port}",
                  f"address {self.ip_address()} ({c.network.mode})"]
         for name, comp in sorted(self.health.components.items()):
-            extra = f" ({comp.error})" if comp.state == "failed" and comp.error else ""
+            extra = f" ({comp.error})" if comp.state == ComponentState.FAILED and comp.error else ""
             lines.append(f"{name}: {comp.state}{extra}")
         faults, warnings = self.health.faults, self.health.warnings
         lines.append("faults: " + (", ".join(faults) if faults else "none"))

@@ -31,6 +31,7 @@ from pathlib import Path
 from pydicom import Dataset, dcmread, dcmwrite
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.routing import Router
 from appliance.print.config import PrinterProfileConfig
@@ -105,7 +106,7 @@ class PrintToPacs:
         if outcome.action == "duplicate":
             temp.unlink(missing_ok=True)
         if self.bus is not None:
-            self.bus.publish("storage", kind=outcome.action, instance_id=outcome.instance_id,
+            self.bus.publish(Topic.STORAGE, kind=outcome.action, instance_id=outcome.instance_id,
                              sop_instance_uid=meta.sop_instance_uid, calling_aet=calling)
         return destinations
 

@@ -25,6 +25,7 @@ from pydicom.uid import generate_uid
 from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
 from appliance.core.errors import ApplianceError, ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.print.profiles import open_profile_printer, printer_profiles
 from appliance.print.render import FilmSpec, render_film
@@ -364,11 +365,11 @@ class PrintSpool(Component):
         if self.bus is not None:
             # topics and fields the LEDs, front panel and web metrics read (core/health.py)
             if kind == "job":
-                self.bus.publish("print_job", job=data["uid"],
+                self.bus.publish(Topic.PRINT_JOB, job=data["uid"],
                                  state=JOB_STATES.get(data["status"], data["status"].lower()),
                                  printer=data.get("printer", ""), info=data.get("info", ""))
             else:
-                self.bus.publish("printer", name=data["printer"],
+                self.bus.publish(Topic.PRINTER, name=data["printer"],
                                  state=data["status"].lower(), info=data["info"],
                                  detail=data.get("detail", ""))
         for listener in list(self.listeners):

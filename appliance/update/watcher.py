@@ -13,8 +13,9 @@ import logging
 import os
 import time
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.update import status
 from appliance.update.paths import UpdatePaths
@@ -84,7 +85,7 @@ class UpdateStatusWatcher(Component):
         if bus_state is None or (first and bus_state != "running"):
             return  # an old result is no news: only changes after start are published
         log.info("firmware update %s: %s", current.state, current.message)
-        self.bus.publish("update", state=bus_state, info=current.message,
+        self.bus.publish(Topic.UPDATE, state=bus_state, info=current.message,
                          percent=current.percent, source=current.source)
 
     def status(self) -> str:

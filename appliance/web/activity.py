@@ -10,6 +10,7 @@ import logging
 import threading
 from collections import Counter
 
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 
 log = logging.getLogger(__name__)
@@ -36,20 +37,20 @@ class Activity:
     def _on_event(self, event: Event) -> None:
         data = event.data
         with self._lock:
-            if event.topic == "association_open":
+            if event.topic == Topic.ASSOCIATION_OPEN:
                 self.open_associations += 1
-            elif event.topic == "association":
+            elif event.topic == Topic.ASSOCIATION:
                 self.open_associations = max(0, self.open_associations - 1)
                 outcome = str(data.get("outcome", ""))
                 self.associations[outcome.split(":")[0]] += 1
-            elif event.topic == "storage" and data.get("kind") in ("stored", "replaced",
+            elif event.topic == Topic.STORAGE and data.get("kind") in ("stored", "replaced",
                                                                      "duplicate"):
                 self.instances["received"] += 1
-            elif event.topic == "forward":
+            elif event.topic == Topic.FORWARD:
                 # The forwarder (issue 3) publishes forward(destination, sent, failed).
                 self.instances["forwarded"] += int(data.get("sent", 0))
                 self.instances["failed"] += int(data.get("failed", 0))
-            elif event.topic == "print_job" and data.get("state"):
+            elif event.topic == Topic.PRINT_JOB and data.get("state"):
                 self.print_jobs[str(data["state"])] += 1
-            elif event.topic == "worklist.query":
+            elif event.topic == Topic.WORKLIST_QUERY:
                 self.worklist_queries += 1

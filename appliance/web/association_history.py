@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 from appliance.store.database import Database, Migration
 
@@ -117,7 +118,7 @@ class AssociationHistory:
         db.migrate(MIGRATIONS)
 
     def attach(self) -> None:
-        self.bus.subscribe(self._on_event, "association")
+        self.bus.subscribe(self._on_event, Topic.ASSOCIATION)
 
     def detach(self) -> None:
         self.bus.unsubscribe(self._on_event)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from appliance.core.component import ComponentState
 from appliance.web.context import WebContext
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class ApplianceCollector:
                                      "consecutive failures of the component",
                                      labels=["component"])
         for health in ctx.runtime.health():
-            up.add_metric([health.name], 1.0 if health.state == "running" else 0.0)
+            up.add_metric([health.name], 1.0 if health.state == ComponentState.RUNNING else 0.0)
             failures.add_metric([health.name], float(health.failures))
         yield up
         yield failures

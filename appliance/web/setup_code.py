@@ -16,16 +16,15 @@ import logging
 import secrets
 from pathlib import Path
 
-from appliance.system.atomic_file import write_atomically
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.system.atomic_file import write_atomically
 from appliance.web.passwords import PasswordStore
 
 log = logging.getLogger(__name__)
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 LENGTH = 8
-#: The bus topic: `code` is the code while one is needed, "" once the password is set.
-TOPIC = "web_setup"
 WRONG_SETUP_CODE = ("wrong or missing setup code: the appliance shows it on its front panel and "
                     "the serial console's `status`, and logs it as 'web setup code: ...'")
 
@@ -60,7 +59,7 @@ class SetupCode:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self.path, (code + "\n").encode("ascii"), mode=0o600)
         log.warning("web setup code: %s", code)
-        self.bus.publish(TOPIC, code=code)
+        self.bus.publish(Topic.WEB_SETUP, code=code)
         return code
 
     def matches(self, offered: object) -> bool:
@@ -75,7 +74,7 @@ class SetupCode:
         self.path.unlink(missing_ok=True)
         if had:
             log.info("web setup code ended (the administrator password is set)")
-        self.bus.publish(TOPIC, code="")
+        self.bus.publish(Topic.WEB_SETUP, code="")
 
     def _read(self) -> str | None:
         try:

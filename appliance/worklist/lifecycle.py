@@ -13,16 +13,16 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
+from appliance.core.event_topics import Topic
 from appliance.core.events import Event, EventBus
 from appliance.worklist.scp import WorklistService
 from appliance.worklist.store import COMPLETED, EXPIRED, SCHEDULED, WorklistStore
 
 log = logging.getLogger(__name__)
 
-STORED_TOPIC = "instance.stored"
 #: How often the expiry pass runs, and how long finished rows are kept for the record.
 EXPIRY_INTERVAL = 60.0
 KEEP_FINISHED_DAYS = 30
@@ -97,7 +97,7 @@ class WorklistLifecycle(Component):
         except Exception as exc:
             raise ComponentFailure(f"worklist store unavailable: {exc}") from exc
         if not self._subscribed:
-            self.bus.subscribe(self._on_stored, STORED_TOPIC)
+            self.bus.subscribe(self._on_stored, Topic.INSTANCE_STORED)
             self._subscribed = True
         self._next_expiry = 0.0
         self.check()

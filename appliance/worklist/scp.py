@@ -23,6 +23,7 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.find_answers import answer_dataset
@@ -117,7 +118,7 @@ class WorklistService:
             return
         log.info("worklist C-FIND from %s: %d answers", calling, sent)
         if self.bus is not None:
-            self.bus.publish("worklist.query", calling_aet=calling, answers=sent)
+            self.bus.publish(Topic.WORKLIST_QUERY, calling_aet=calling, answers=sent)
         yield SUCCESS, None
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.store.database import Database, Migration
 from appliance.worklist.item import SPS_TAG, WorklistItem, fill_generated, tag_of
@@ -294,7 +295,7 @@ class WorklistStore:
     def _publish(self, action: str, **data) -> None:
         self._counts = None  # every change of rows is published
         if self.bus is not None:
-            self.bus.publish("worklist.item", action=action, **data)
+            self.bus.publish(Topic.WORKLIST_ITEM, action=action, **data)
 
 
 def _keep_generated(item: WorklistItem, stored: dict) -> None:

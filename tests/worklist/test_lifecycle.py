@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from appliance.config.schema import ApplianceConfig
-from appliance.dicom.engine_server import EngineServer
 from appliance.core.events import EventBus
+from appliance.dicom.engine_server import EngineServer
 from appliance.worklist.lifecycle import WorklistLifecycle, expire
 from appliance.worklist.scp import WorklistService
 from tests.conftest import free_port
@@ -38,8 +38,7 @@ def test_study_arrival_completes_the_item(tmp_path):
     try:
         seen = []
         bus.subscribe(lambda e: seen.append(e.data), "worklist.item")
-        bus.publish("instance.stored", study_instance_uid="1.2.3.1", accession_number="",
-                    sop_instance_uid="1.2.3.1.1")
+        bus.publish("instance.stored", study_instance_uid="1.2.3.1", accession_number="")
         bus.publish("instance.stored", study_instance_uid="9.9.9", accession_number="A1004")
         bus.publish("instance.stored", study_instance_uid="7.7.7", accession_number="NONE")
         assert scheduled_ids(server.port) == ["1002", "1003", "1005", "1006"]
