@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.dicom.values import date_value, time_value
 from appliance.core.errors import ApplianceError
+from appliance.dicom.values import date_value, time_value
 
 CHARSET_TAG = "00080005"
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from appliance.system.atomic_file import write_atomically
 from appliance.core.errors import ApplianceError
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

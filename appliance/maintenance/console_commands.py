@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 from appliance.config.editor import field_annotation, parse_key, render
 from appliance.core.errors import ApplianceError, ConfigError
-from appliance.maintenance.actions import Maintenance
 from appliance.core.running_record import ReloadOutcome
+from appliance.maintenance.actions import Maintenance
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Component `console`: the serial maintenance console on `[console] url`.
 
-It opens the port, greets, asks for the PIN and runs `appliance.maintenance.console_commands` sessions. When the
+It opens the port, greets, asks for the PIN and runs `console_commands` sessions. When the
 USB-serial adapter is unplugged (reads fail, or the device node disappears) it closes the
 port and tries again every second; a replugged adapter gets a fresh, locked session. An idle
 session is locked again after `[console] idle_logout` seconds.
@@ -12,12 +12,12 @@ import logging
 import threading
 import time
 
-from appliance.system import logging_setup
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
-from appliance.maintenance.console_commands import ConsoleSession
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.maintenance.actions import Maintenance
+from appliance.maintenance.console_commands import ConsoleSession
+from appliance.system import logging_setup
 from hal.board import Board
 from hal.errors import SerialLinkError
 from hal.serial_link import LineReader, SerialLink

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.core.health import HealthView, verdict
 from hal.board import Board

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.maintenance.actions import Maintenance
 from appliance.maintenance.panel_menus import PanelMenu

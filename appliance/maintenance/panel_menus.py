@@ -1,6 +1,6 @@
 """The front panel's menus: what the four buttons do and what the character display shows.
 
-Pure logic, shared by the real panel (`appliance.maintenance.panel_component`) and `appliance panel` in a
+Pure logic, shared by the real panel (`panel_component`) and `appliance panel` in a
 terminal: feed it `press(button, long)` and `tick()`, read `render()`. Every change goes
 through `Maintenance`, the same validated path as `appliance config set`; the panel then waits
 (showing "applying...") until the running appliance has applied it, and says "applied" only

@@ -7,7 +7,7 @@ a laptop. The display is drawn as text; keys stand in for the buttons:
 
 Changes are written through the same validated path as `appliance config set`, and as there,
 an appliance running on the same configuration file and data directory is asked to reload
-(`appliance.core.running_record`): the display says "applied" once it has, otherwise "NOT applied yet:"
+(`core.running_record`): the display says "applied" once it has, otherwise "NOT applied yet:"
 and why (e.g. no running appliance found). Reboot and factory reset are only recorded here:
 this command never reboots the machine it runs on.
 """

@@ -20,8 +20,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.system.atomic_file import write_atomically
 from appliance.core.errors import ApplianceError
+from appliance.system.atomic_file import write_atomically
 from appliance.update import history
 from appliance.update.installer import BUNDLE_SUFFIX
 from appliance.update.paths import UpdatePaths

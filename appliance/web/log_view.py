@@ -5,7 +5,7 @@ Under systemd (stderr is the journal) the lines come from journald for this run 
 (`_SYSTEMD_INVOCATION_ID`, else this process's `_PID`): that includes what was written before
 the logging setup and the engine's own stderr. Otherwise, or when the journal cannot be read
 (the service user is not in the `systemd-journal` group), from the in-process ring buffer the
-logging setup installs at process start (appliance.system.logging_setup.RecentLines); the page says which.
+logging setup installs at process start (logging_setup.RecentLines); the page says which.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from appliance.system.atomic_file import write_atomically
 from appliance.core.errors import ApplianceError
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from appliance.system.atomic_file import write_atomically
 from appliance.config import editor
 from appliance.config.loader import parse_text
 from appliance.config.schema import ApplianceConfig
 from appliance.core.errors import ConfigError
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

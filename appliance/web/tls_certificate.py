@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.system.atomic_file import write_atomically
 from appliance.config import editor, loader
 from appliance.config.schema import ApplianceConfig
+from appliance.core.errors import ApplianceError, ConfigError
 from appliance.dicom import tls_files
 from appliance.dicom.tls_files import PemData, TlsFileError
-from appliance.core.errors import ApplianceError, ConfigError
+from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@ proxy (each idle until enabled in the configuration)."""
 
 from __future__ import annotations
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.events import EventBus
 from appliance.worklist.hl7_listener import Hl7Listener
 from appliance.worklist.lifecycle import WorklistLifecycle

@@ -18,13 +18,13 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.uid import generate_uid
 
+from appliance.core.errors import ApplianceError
 from appliance.dicom.matching import json_values
 from appliance.dicom.values import (
     Change,
     ValueProblem,
     check_dataset,
 )
-from appliance.core.errors import ApplianceError
 from appliance.worklist.keys import INDEXED_SPS, INDEXED_TOP, SPS_ITEM
 
 SPS_TAG = "00400100"

@@ -20,10 +20,10 @@ from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from appliance.commitment.service import CommitmentService
 from appliance.config.schema import ApplianceConfig
+from appliance.core.events import EventBus
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.storage import StorageService
 from appliance.dicom.verification import VerificationService
-from appliance.core.events import EventBus
 from appliance.forward.component import Forwarder
 from tests.conftest import free_port
 from tests.forward.conftest import orthanc, wait_until  # noqa: F401 - fixtures used here

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.core.supervisor import FAILED, RUNNING, Backoff, Supervisor
 

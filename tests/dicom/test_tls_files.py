@@ -177,8 +177,8 @@ def test_the_survey_describes_without_raising_and_the_warning_counts_days(files,
 def test_the_running_appliance_watches_the_certificate_for_the_web_page():
     from appliance.component_list import build_components
     from appliance.config.schema import ApplianceConfig
-    from appliance.dicom.tls_watch import TlsCertificateWatch
     from appliance.core.events import EventBus
+    from appliance.dicom.tls_watch import TlsCertificateWatch
 
     components = build_components(ApplianceConfig(), EventBus())
     watch = next(c for c in components if isinstance(c, TlsCertificateWatch))

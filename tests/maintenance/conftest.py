@@ -16,10 +16,10 @@ from appliance.component_list import build_components
 from appliance.config.loader import load_file
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView
-from appliance.maintenance.actions import Maintenance, SystemActions
 from appliance.core.running_record import ReloadOutcome
 from appliance.core.runtime import Runtime
 from appliance.core.supervisor import Supervisor
+from appliance.maintenance.actions import Maintenance, SystemActions
 from appliance.web.passwords import PasswordStore, password_file
 from tests.conftest import free_port, write_config
 from tests.hal.conftest import board, wait_until

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from appliance.core.component import Component
 from appliance.config.schema import ApplianceConfig
+from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.core.events import EventBus
 from appliance.core.health import HealthView

@@ -26,9 +26,9 @@ from pynetdicom.sop_class import (
 )
 
 from appliance.config.schema import ApplianceConfig
+from appliance.core.events import EventBus
 from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.verification import VerificationService
-from appliance.core.events import EventBus
 from appliance.print.service import PrintService
 from appliance.print.spool import PrintSpool
 from tests.conftest import free_port

@@ -168,8 +168,8 @@ def test_sim_driver_conditions_and_unknown_driver():
 def test_profile_drivers_are_the_configs_and_dicom_ones_belong_to_print(tmp_path):
     from typing import get_args
 
-    from appliance.print.config import PrinterProfileConfig
     from appliance.print import profiles
+    from appliance.print.config import PrinterProfileConfig
     from appliance.print.dicom_printer import DicomPrinter
     from appliance.print.pacs_printer import PacsPrinter
 
