@@ -280,21 +280,24 @@ class Supervisor:
 
     def _report(self, now: float) -> None:
         essentials_up = all(s.state == RUNNING for s in self.slots if s.component.essential)
-        status = self.status_line()
+        states = [s.state for s in self.slots]
         if not self.ready and essentials_up:
+            status = self.status_line()
             self.ready = True
             log.info("ready: %s", status)
             self.notifier.ready(status)
             self._last_status = status
-        elif status != self._last_status:
-            # A change of state goes out at once; a changed detail (free space...) at most
-            # every STATUS_INTERVAL seconds, so a busy box does not flood systemd.
-            states = [s.state for s in self.slots]
-            if states != self._last_states or now - self._last_status_at >= STATUS_INTERVAL:
+            self._last_status_at = now
+        elif states != self._last_states or now - self._last_status_at >= STATUS_INTERVAL:
+            # A change of state goes out at once; details (free space, counts: some are
+            # database queries) are looked at every STATUS_INTERVAL seconds, so a busy box
+            # does not flood systemd and an idle one does not count its tables every tick.
+            status = self.status_line()
+            self._last_status_at = now
+            if status != self._last_status:
                 self.notifier.status(status)
                 self._last_status = status
-                self._last_status_at = now
-        self._last_states = [s.state for s in self.slots]
+        self._last_states = states
         interval = self.notifier.watchdog_interval
         if interval and now >= self._next_watchdog:
             if self.healthy(now):
