@@ -261,3 +261,16 @@ def test_stop_stops_components_in_reverse_order():
 @pytest.mark.parametrize("failures,expected", [(1, 0.5), (2, 1.0), (3, 2.0), (10, 30.0)])
 def test_default_backoff(failures, expected):
     assert Backoff().delay(failures) == expected
+
+
+def test_the_loop_waits_longer_while_everything_runs_but_not_past_the_watchdog():
+    steady, flaky = Fake("steady", essential=True), Fake("flaky")
+    sup, clock = make([steady, flaky], notifier=RecordingNotifier(watchdog_usec=10_000_000))
+    start_all(sup)
+    sup.step()
+    assert sup.ready and sup._next_wait() == sup.idle_tick == 5 * sup.tick
+    clock.now += 4.5                                 # the next WATCHDOG=1 is due in 0.5 s
+    assert sup._next_wait() == pytest.approx(0.5)
+    flaky.broken = True
+    sup.step()                                       # failed: a restart is timed with tick
+    assert sup._next_wait() == sup.tick
