@@ -95,10 +95,11 @@ class WebComponent(Component):
         app = self.app
 
         # proxy_headers off: uvicorn would take X-Forwarded-For from 127.0.0.1 by default;
-        # only `[web] trusted_proxies` may name a client (security.client_address).
+        # only `[web] trusted_proxies` may name a client (security.client_address). ws off:
+        # the page has no WebSocket route, and uvicorn would load a WebSocket library.
         config = uvicorn.Config(app, log_config=None, access_log=False,
                                 proxy_headers=False, timeout_graceful_shutdown=3,
-                                lifespan="off", **options)
+                                lifespan="off", ws="none", **options)
         server = QuietServer(config)
         thread = threading.Thread(target=self._serve, args=(server, sock), name="web",
                                   daemon=True)
