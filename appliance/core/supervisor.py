@@ -26,7 +26,7 @@ from appliance.core.errors import ComponentFailure, ConfigError
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.core.running_record import ReloadOutcome, RunningRecord, file_digest
-from appliance.system import logging_setup
+from appliance.system import logging_setup, memory
 from appliance.system.systemd_notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -301,6 +301,7 @@ class Supervisor:
             self.ready = True
             log.info("ready: %s", status)
             self.notifier.ready(status)
+            memory.release_free_heap()  # what start-up freed, once
             self._last_status = status
             self._last_status_at = now
         elif states != self._last_states or now - self._last_status_at >= STATUS_INTERVAL:
