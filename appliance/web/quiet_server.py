@@ -29,15 +29,19 @@ class QuietServer(uvicorn.Server):
 
     async def main_loop(self) -> None:
         self.quiet_loop, self.quiet_wake = asyncio.get_running_loop(), asyncio.Event()
-        counter = 0
-        should_exit = await self.on_tick(counter)
-        while not should_exit:
-            counter = (counter + UVICORN_TICKS_PER_SECOND) % 864000
-            try:
-                await asyncio.wait_for(self.quiet_wake.wait(), TICK_SECONDS)
-            except TimeoutError:
-                pass
+        woken = asyncio.ensure_future(self.quiet_wake.wait())  # one waiter for every pass
+        try:
+            counter = 0
             should_exit = await self.on_tick(counter)
+            while not should_exit:
+                counter = (counter + UVICORN_TICKS_PER_SECOND) % 864000
+                await asyncio.wait((woken,), timeout=TICK_SECONDS)
+                should_exit = await self.on_tick(counter)
+                if woken.done() and not should_exit:  # never spin on a spent waiter
+                    self.quiet_wake.clear()
+                    woken = asyncio.ensure_future(self.quiet_wake.wait())
+        finally:
+            woken.cancel()
 
     def request_exit(self) -> None:
         """Ask the server to stop (any thread): its main loop notices at once."""
