@@ -150,7 +150,8 @@ class CommitmentService(Component):
 
     def _storage_event(self, event) -> None:
         hasher = self.hasher
-        if hasher is not None and event.data.get("kind") in ("stored", "replaced"):
+        if hasher is not None and event.data.get("kind") in ("stored", "replaced") \
+                and not event.data.get("content_hashed"):  # the engine's hash is recorded
             hasher.stored(event.data["instance_id"])
 
     # -- DICOM service ------------------------------------------------------------------------
