@@ -93,7 +93,8 @@ class EngineServer(Component):
     def _engine_settings(self) -> EngineSettings:
         return EngineSettings.from_config(self.settings, self.contexts,
                                           sorted(offered_called_titles(self.services)),
-                                          self.retrieve_storage)
+                                          self.retrieve_storage,
+                                          self.config.storage_commitment.enabled)
 
     def _incoming_dir(self) -> Path:
         """Where received objects are written: the instance store's `.incoming` (same file
@@ -199,11 +200,13 @@ class EngineServer(Component):
                  f", TLS on port {engine.tls_port}" if s.tls.enabled else "")
 
     def _on_store(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
-                  sop_instance_uid: str, transfer_syntax_uid: str):
+                  sop_instance_uid: str, transfer_syntax_uid: str,
+                  content_hash: tuple[int, str] | None = None):
         if self.storage is None:
             return OUT_OF_RESOURCES
         return self.storage.store_received(path, calling_ae, called_ae, sop_class_uid,
-                                           sop_instance_uid, transfer_syntax_uid)
+                                           sop_instance_uid, transfer_syntax_uid,
+                                           content_hash=content_hash)
 
     def _on_association(self, event: dict) -> None:
         self.association_log.engine_event(event)

@@ -53,6 +53,10 @@ struct StoreRequest {
     std::string sop_class_uid;
     std::string sop_instance_uid;
     std::string transfer_syntax_uid;
+    //! SHA-256 (lower-case hex) of the whole file as written and its size in bytes; empty
+    //! when the engine does not hash (EngineConfig::hash_content) or OpenSSL failed.
+    std::string sha256;
+    uint64_t size = 0;
 };
 
 //! A DIMSE request the engine does not answer itself, as handed to the Python services.
@@ -201,6 +205,9 @@ struct EngineConfig {
     std::string tls_private_key;                    //!< PEM, unencrypted
     std::string tls_ca_certificates;                //!< PEM bundle: accepted clients' CAs
     bool tls_require_client_certificate = true;
+    //! Take the SHA-256 of each C-STORE file while writing it (StoreRequest::sha256): on
+    //! when Storage Commitment is, so its service need not read the file back.
+    bool hash_content = false;
 };
 
 class Association;

@@ -328,10 +328,15 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
             -> engine::StoreAnswer {
             PythonCall call;
             try {
-                py::object status = callable->object(
+                py::tuple args = py::make_tuple(
                     peer_text(request.path), peer_text(request.calling_ae),
                     peer_text(request.called_ae), peer_text(request.sop_class_uid),
                     peer_text(request.sop_instance_uid), peer_text(request.transfer_syntax_uid));
+                // content_hash=(size, sha256 hex) only when the engine hashed the file
+                py::object status = request.sha256.empty()
+                    ? callable->object(*args)
+                    : callable->object(*args, py::arg("content_hash") =
+                                                  py::make_tuple(request.size, request.sha256));
                 engine::StoreAnswer answer;
                 if (py::isinstance<py::tuple>(status)) {  // (status, error_comment)
                     auto pair = status.cast<py::tuple>();
@@ -461,13 +466,15 @@ PYBIND11_MODULE(_engine, module) {
                          const std::map<std::string, std::vector<std::string>>& contexts,
                          const std::map<std::string, std::vector<std::string>>& retrieve_storage,
                          const std::string& incoming_dir, py::object on_store,
-                         py::object on_request, py::object on_association) {
+                         py::object on_request, py::object on_association, bool hash_content) {
+                 engine::EngineConfig config = make_config(
+                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
+                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
+                     dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
+                     incoming_dir);
+                 config.hash_content = hash_content;
                  return std::make_unique<PyEngine>(
-                     make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
-                                 max_associations, artim_timeout, max_pending,
-                                 max_pending_per_host, acse_timeout,
-                                 dimse_timeout, network_timeout, max_pdu, contexts,
-                                 retrieve_storage, incoming_dir),
+                     std::move(config),
                      std::move(on_store), std::move(on_request), std::move(on_association));
              }),
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
@@ -477,7 +484,8 @@ PYBIND11_MODULE(_engine, module) {
              py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
              py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
              py::arg("on_store"),
-             py::arg("on_request") = py::none(), py::arg("on_association") = py::none())
+             py::arg("on_request") = py::none(), py::arg("on_association") = py::none(),
+             py::arg("hash_content") = false)
         .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
         .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
              "Stop accepting; open associations get `grace` seconds, then A-ABORT.")
@@ -513,12 +521,14 @@ PYBIND11_MODULE(_engine, module) {
                int network_timeout, long max_pdu,
                const std::map<std::string, std::vector<std::string>>& contexts,
                const std::map<std::string, std::vector<std::string>>& retrieve_storage,
-               const std::string& incoming_dir) {
-                self.update_policy(make_config(
+               const std::string& incoming_dir, bool hash_content) {
+                engine::EngineConfig config = make_config(
                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
                     dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
-                    incoming_dir));
+                    incoming_dir);
+                config.hash_content = hash_content;
+                self.update_policy(std::move(config));
             },
             py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
             py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
@@ -526,6 +536,7 @@ PYBIND11_MODULE(_engine, module) {
             py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
             py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
             py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
+            py::arg("hash_content") = false,
             "The policy for connections accepted from now on (ValueError when bind, port, "
             "contexts or incoming_dir differ).")
         .def("set_tls", &PyEngine::set_tls, py::kw_only(), py::arg("port"),
