@@ -32,7 +32,11 @@ IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 #: Comment (0000,0902) with a failure or warning status (cut to 64 printable ASCII
 #: characters). `path` is the temp file (preamble, File Meta, data set as received); move it
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
-StoreCallback = Callable[[str, str, str, str, str, str], int | tuple[int, str | None]]
+#: With `store_check` (the native structural check's tables, appliance.dicom.native_check)
+#: the engine checks the file on the association's thread first and appends its verdict:
+#: on_store(..., transfer_syntax_uid, check), check = ("parsed", transfer syntax, {tag: raw
+#: value}), ("malformed", reason) or ("deferred", why).
+StoreCallback = Callable[..., int | tuple[int, str | None]]
 #: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
 #: every request the engine does not answer itself (C-FIND, C-MOVE, C-GET, N-CREATE/SET/GET/
 #: ACTION/DELETE and an N-EVENT-REPORT from the peer).
@@ -228,12 +232,13 @@ class DicomEngine:
     def __init__(self, settings: EngineSettings, incoming_dir: Path,
                  on_store: StoreCallback | None = None,
                  on_request: RequestHandler | None = None,
-                 on_association: AssociationCallback | None = None):
+                 on_association: AssociationCallback | None = None,
+                 store_check: _engine.CheckRules | None = None):
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
         self._native = _engine.Engine(
             **self._native_settings(settings), on_store=on_store, on_request=on_request,
-            on_association=on_association)
+            on_association=on_association, store_check=store_check)
         if settings.tls is not None:
             self._set_native_tls(settings.tls)
         self.apply_log_level()

@@ -358,10 +358,18 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
 StoreAnswer Association::call_store_callback(const std::string& path,
                                           const T_DIMSE_C_StoreRQ& request,
                                           const std::string& transfer_syntax) {
-    StoreRequest store{path, peer_.calling_ae, peer_.called_ae,
-                       trimmed(request.AffectedSOPClassUID),
-                       trimmed(request.AffectedSOPInstanceUID), transfer_syntax};
+    StoreRequest store;
+    store.path = path;
+    store.calling_ae = peer_.calling_ae;
+    store.called_ae = peer_.called_ae;
+    store.sop_class_uid = trimmed(request.AffectedSOPClassUID);
+    store.sop_instance_uid = trimmed(request.AffectedSOPInstanceUID);
+    store.transfer_syntax_uid = transfer_syntax;
     if (!engine_.callbacks().on_store) return StoreAnswer{kProcessingFailure, {}};
+    if (engine_.callbacks().store_check) {  // on this thread, before the callback takes the GIL
+        store.checked = true;
+        store.check = check_file(path, *engine_.callbacks().store_check);
+    }
     return engine_.callbacks().on_store(store);
 }
 

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataset_check.hpp"
 #include "status_detail.hpp"
 #include "tls.hpp"
 
@@ -53,6 +54,9 @@ struct StoreRequest {
     std::string sop_class_uid;
     std::string sop_instance_uid;
     std::string transfer_syntax_uid;
+    //! The native structural check's verdict (when EngineCallbacks::store_check is set).
+    bool checked = false;
+    CheckResult check;
 };
 
 //! A DIMSE request the engine does not answer itself, as handed to the Python services.
@@ -169,6 +173,8 @@ struct EngineCallbacks {
     std::function<void(const AssociationEvent&)> on_association;
     //! One log message at a Python logging level.
     std::function<void(int, const std::string&)> log;
+    //! When set, each received file is checked natively before on_store (StoreRequest::check).
+    std::shared_ptr<const CheckRules> store_check;
 };
 
 struct EngineConfig {
