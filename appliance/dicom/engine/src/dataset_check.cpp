@@ -26,7 +26,8 @@ constexpr uint32_t kSamples = 0x00280002u, kPhotometric = 0x00280004u, kFrames =
                    kRows = 0x00280010u, kColumns = 0x00280011u, kBits = 0x00280100u;
 
 constexpr uint16_t vr_code(char a, char b) {
-    return static_cast<uint16_t>(static_cast<unsigned char>(a) << 8 | static_cast<unsigned char>(b));
+    return static_cast<uint16_t>(static_cast<unsigned char>(a) << 8 |
+                                 static_cast<unsigned char>(b));
 }
 constexpr uint16_t kSQ = vr_code('S', 'Q'), kUN = vr_code('U', 'N'), kOB = vr_code('O', 'B'),
                    kOW = vr_code('O', 'W');
@@ -303,7 +304,9 @@ private:
                                 pos);
                 return pos + 8;
             }
-            if (tag != kItem) throw Malformed{tag_text(tag) + " where an item was expected" + at(pos)};
+            if (tag != kItem) {
+                throw Malformed{tag_text(tag) + " where an item was expected" + at(pos)};
+            }
             const uint64_t start = pos + 8;
             if (length == kUndefined) {
                 if (fragments) throw Malformed{"pixel data fragment of undefined length" + at(pos)};
@@ -394,7 +397,9 @@ std::pair<uint64_t, std::string> file_meta_end(const Bytes& meta, const unsigned
             value = pos + 12;
         }
         if (value + length > size) throw Malformed{"File Meta Information runs past the end"};
-        if (element == 0x0010) syntax = strip(meta.copy(value, length), std::string("\0 ", 2), false);
+        if (element == 0x0010) {
+            syntax = strip(meta.copy(value, length), std::string("\0 ", 2), false);
+        }
         pos = value + length;
     }
     if (syntax.empty()) throw Malformed{"no Transfer Syntax UID in the File Meta Information"};
