@@ -34,6 +34,10 @@ IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
 #: With `EngineSettings.hash_content` it also gets the keyword `content_hash=(size,
 #: sha256_hex)`: the SHA-256 of exactly the bytes of `path`, taken while they were written.
+#: With `store_check` (the native structural check's tables, appliance.dicom.native_check)
+#: the engine checks the file on the association's thread first and passes its verdict as the
+#: keyword `check`: ("parsed", transfer syntax, {tag: raw value}), ("malformed", reason) or
+#: ("deferred", why).
 StoreCallback = Callable[..., int | tuple[int, str | None]]
 #: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
 #: every request the engine does not answer itself (C-FIND, C-MOVE, C-GET, N-CREATE/SET/GET/
@@ -235,12 +239,13 @@ class DicomEngine:
     def __init__(self, settings: EngineSettings, incoming_dir: Path,
                  on_store: StoreCallback | None = None,
                  on_request: RequestHandler | None = None,
-                 on_association: AssociationCallback | None = None):
+                 on_association: AssociationCallback | None = None,
+                 store_check: _engine.CheckRules | None = None):
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
         self._native = _engine.Engine(
             **self._native_settings(settings), on_store=on_store, on_request=on_request,
-            on_association=on_association)
+            on_association=on_association, store_check=store_check)
         if settings.tls is not None:
             self._set_native_tls(settings.tls)
         self.apply_log_level()

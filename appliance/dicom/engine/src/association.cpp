@@ -361,10 +361,20 @@ StoreAnswer Association::call_store_callback(const std::string& path,
                                           const T_DIMSE_C_StoreRQ& request,
                                           const std::string& transfer_syntax,
                                           const std::string& sha256, uint64_t size) {
-    StoreRequest store{path, peer_.calling_ae, peer_.called_ae,
-                       trimmed(request.AffectedSOPClassUID),
-                       trimmed(request.AffectedSOPInstanceUID), transfer_syntax, sha256, size};
+    StoreRequest store;
+    store.path = path;
+    store.calling_ae = peer_.calling_ae;
+    store.called_ae = peer_.called_ae;
+    store.sop_class_uid = trimmed(request.AffectedSOPClassUID);
+    store.sop_instance_uid = trimmed(request.AffectedSOPInstanceUID);
+    store.transfer_syntax_uid = transfer_syntax;
+    store.sha256 = sha256;
+    store.size = size;
     if (!engine_.callbacks().on_store) return StoreAnswer{kProcessingFailure, {}};
+    if (engine_.callbacks().store_check) {  // on this thread, before the callback takes the GIL
+        store.checked = true;
+        store.check = check_file(path, *engine_.callbacks().store_check);
+    }
     return engine_.callbacks().on_store(store);
 }
 

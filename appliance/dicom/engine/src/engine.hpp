@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataset_check.hpp"
 #include "status_detail.hpp"
 #include "tls.hpp"
 
@@ -57,6 +58,9 @@ struct StoreRequest {
     //! when the engine does not hash (EngineConfig::hash_content) or OpenSSL failed.
     std::string sha256;
     uint64_t size = 0;
+    //! The native structural check's verdict (when EngineCallbacks::store_check is set).
+    bool checked = false;
+    CheckResult check;
 };
 
 //! A DIMSE request the engine does not answer itself, as handed to the Python services.
@@ -173,6 +177,8 @@ struct EngineCallbacks {
     std::function<void(const AssociationEvent&)> on_association;
     //! One log message at a Python logging level.
     std::function<void(int, const std::string&)> log;
+    //! When set, each received file is checked natively before on_store (StoreRequest::check).
+    std::shared_ptr<const CheckRules> store_check;
 };
 
 struct EngineConfig {
