@@ -106,12 +106,13 @@ public:
     explicit MappedFile(const std::string& path) {
         fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd_ < 0) throw Deferred{"cannot open the file"};
+        // A constructor that throws runs no destructor: the descriptor is closed here.
         struct stat info {};
-        if (::fstat(fd_, &info) != 0) throw Deferred{"cannot stat the file"};
+        if (::fstat(fd_, &info) != 0) fail("cannot stat the file");
         size_ = static_cast<uint64_t>(info.st_size);
         if (size_ == 0) return;
         void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-        if (map == MAP_FAILED) throw Deferred{"cannot map the file"};
+        if (map == MAP_FAILED) fail("cannot map the file");
         data_ = static_cast<const unsigned char*>(map);
     }
     MappedFile(const MappedFile&) = delete;
@@ -124,6 +125,10 @@ public:
     uint64_t size() const { return size_; }
 
 private:
+    [[noreturn]] void fail(const char* why) {
+        ::close(fd_);
+        throw Deferred{why};
+    }
     int fd_ = -1;
     const unsigned char* data_ = nullptr;
     uint64_t size_ = 0;
