@@ -10,8 +10,10 @@ open (counted as sent once the requester has answered it; one the association's 
 undelivered goes on at once), else on a new association to its `[[peers]]` entry; a report that
 cannot be sent (no such peer, peer down) is kept, logged, shown, and tried again with a
 doubling wait up to 10 minutes.
-A hasher thread (hashes.py) takes each stored instance's content hash right after the store
-reports it (the "storage" event), off the C-STORE ack path.
+An instance the DICOM engine received comes with its content hash recorded (the engine hashes
+while writing, `EngineSettings.hash_content`, on while this service is enabled); a hasher
+thread (hashes.py) takes that of any other stored instance right after the store reports it
+(the "storage" event without `content_hashed`), off the C-STORE ack path.
 
 `[storage_commitment] enabled = false` leaves the context out of negotiation (read when the
 DICOM server starts) and the component idle.
@@ -150,7 +152,8 @@ class CommitmentService(Component):
 
     def _storage_event(self, event) -> None:
         hasher = self.hasher
-        if hasher is not None and event.data.get("kind") in ("stored", "replaced"):
+        if hasher is not None and event.data.get("kind") in ("stored", "replaced") \
+                and not event.data.get("content_hashed"):  # the engine's hash is recorded
             hasher.stored(event.data["instance_id"])
 
     # -- DICOM service ------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class StorageEvent:
     low: bool = False  #: "space": free space under `[storage] reserve_mb` (C-STORE refused)
     free_bytes: int | None = None  #: "space": free bytes in the data directory
     reserve_mb: int | None = None  #: "space": the reserve it was compared with
+    #: "stored"/"replaced": the content hash of this copy was recorded with its index row
+    content_hashed: bool = False
 
 
 @payload

@@ -93,7 +93,8 @@ class EngineServer(Component):
     def _engine_settings(self) -> EngineSettings:
         return EngineSettings.from_config(self.settings, self.contexts,
                                           sorted(offered_called_titles(self.services)),
-                                          self.retrieve_storage)
+                                          self.retrieve_storage,
+                                          self.config.storage_commitment.enabled)
 
     def _incoming_dir(self) -> Path:
         """Where received objects are written: the instance store's `.incoming` (same file
@@ -189,7 +190,8 @@ class EngineServer(Component):
             engine = DicomEngine(self._engine_settings(), self._incoming_dir(),
                                  on_store=self._on_store,
                                  on_request=self.dispatcher.on_request,
-                                 on_association=self._on_association)
+                                 on_association=self._on_association,
+                                 store_check=self._store_check())
             self.dispatcher.attach(engine)
             engine.start()
         except (OSError, RuntimeError, ValueError) as exc:
@@ -198,12 +200,19 @@ class EngineServer(Component):
         log.info("DICOM listener on %s:%d as %s%s", s.bind, self.port, s.ae_title,
                  f", TLS on port {engine.tls_port}" if s.tls.enabled else "")
 
+    def _store_check(self):
+        """The storage service's native structural check for the engine, if it has one."""
+        store_check = getattr(self.storage, "store_check", None)
+        return store_check() if store_check is not None else None
+
     def _on_store(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
-                  sop_instance_uid: str, transfer_syntax_uid: str):
+                  sop_instance_uid: str, transfer_syntax_uid: str,
+                  content_hash: tuple[int, str] | None = None, check=None):
         if self.storage is None:
             return OUT_OF_RESOURCES
         return self.storage.store_received(path, calling_ae, called_ae, sop_class_uid,
-                                           sop_instance_uid, transfer_syntax_uid)
+                                           sop_instance_uid, transfer_syntax_uid,
+                                           content_hash=content_hash, check=check)
 
     def _on_association(self, event: dict) -> None:
         self.association_log.engine_event(event)

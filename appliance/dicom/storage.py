@@ -41,7 +41,8 @@ from appliance.core.errors import ComponentFailure
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
-from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet, check_received_file
+from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet
+from appliance.dicom.native_check import NativeVerdict, checked_file, rules
 from appliance.dicom.routing import Router
 from appliance.store.instances import (
     INCOMING_DIR,
@@ -255,19 +256,31 @@ class StorageService(Component):
 
     # -- C-STORE --------------------------------------------------------------------------
 
+    def store_check(self):
+        """The engine's native structural check, copying out the index's values (the engine
+        then hands `store_received` its verdict as `check`)."""
+        return rules(_INDEX_TAGS)
+
     def store_received(self, path: str, calling_ae: str, called_ae: str, sop_class_uid: str,
-                       sop_instance_uid: str, transfer_syntax_uid: str) -> int | tuple[int, str]:
+                       sop_instance_uid: str, transfer_syntax_uid: str,
+                       content_hash: tuple[int, str] | None = None,
+                       check: NativeVerdict | None = None) -> int | tuple[int, str]:
         """The native engine's store callback: `path` is the complete file it wrote (File
-        Meta and the data set as received); the status returned is the one it sends."""
-        answer = self.accept(Path(path), calling_ae, sop_class_uid, sop_instance_uid)
+        Meta and the data set as received), `content_hash` its (size, SHA-256 hex) when the
+        engine hashed it, `check` the native structural check's verdict (None: the Python
+        check runs); the status returned is the one it sends."""
+        answer = self.accept(Path(path), calling_ae, sop_class_uid, sop_instance_uid,
+                             content_hash, check)
         if isinstance(answer, Dataset):
             return int(answer.Status), str(answer.get("ErrorComment", ""))
         return answer
 
-    def accept(self, path: Path, calling: str, sop_class_uid: str,
-               sop_instance_uid: str) -> Dataset | int:
-        """Check, store durably, index and queue one received file; the C-STORE status.
-        Nothing of a refused object is kept."""
+    def accept(self, path: Path, calling: str, sop_class_uid: str, sop_instance_uid: str,
+               content_hash: tuple[int, str] | None = None,
+               check: NativeVerdict | None = None) -> Dataset | int:
+        """Check (with the engine's native verdict `check` when given), store durably, index
+        and queue one received file (with its content hash, when given, for Storage
+        Commitment); the C-STORE status. Nothing of a refused object is kept."""
         if not caller_allowed(self.settings.allowed_calling_aets, calling):
             log.warning("C-STORE %s from %s refused: calling AE title not in [storage] "
                         "allowed_calling_aets; answered 0x0124", sop_instance_uid, calling)
@@ -287,7 +300,7 @@ class StorageService(Component):
             discard(path)
             return status(OUT_OF_RESOURCES, f"data directory: {exc.strerror}")
         try:
-            meta = read_meta(path, calling, check_received_file(path, _INDEX_TAGS))
+            meta = read_meta(path, calling, checked_file(path, check, _INDEX_TAGS))
         except MalformedDataSet as exc:
             discard(path)
             log.warning("C-STORE %s from %s refused with 0xC000: the data set does not parse: "
@@ -312,7 +325,7 @@ class StorageService(Component):
             # The file is complete; commit moves it into place and returns once it and its
             # index row are durable (one flush for the files of a group, one for the index).
             outcome = store.commit(path, meta, self.router.route(meta),
-                                   self.settings.duplicates)
+                                   self.settings.duplicates, content_hash=content_hash)
         except (OSError, StoreError) as exc:
             full = is_disk_full(exc)
             log.error("C-STORE %s from %s: cannot store: %s", meta.sop_instance_uid, calling, exc)
@@ -334,7 +347,8 @@ class StorageService(Component):
         else:
             log.debug("stored %s from %s", meta.sop_instance_uid, calling)
         self.bus.publish(Topic.STORAGE, kind=outcome.action, instance_id=outcome.instance_id,
-                         sop_instance_uid=meta.sop_instance_uid, calling_aet=meta.calling_aet)
+                         sop_instance_uid=meta.sop_instance_uid, calling_aet=meta.calling_aet,
+                         content_hashed=outcome.content_hashed)
         if outcome.action != "duplicate":
             # The worklist completes the scheduled item of a study that has arrived.
             self.bus.publish(Topic.INSTANCE_STORED, study_instance_uid=meta.study_uid,

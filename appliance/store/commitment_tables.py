@@ -10,11 +10,15 @@ they exist wherever the instance store's database is opened.
   not be sent yet.
 - `commitment_items`: the Referenced SOP Sequence of each, in order, with each item's result
   (pending, committed, failed) and Failure Reason.
-- `instance_hashes`: the content hash (SHA-256) and size of each stored instance, taken right
-  after it was stored; `received_at` says which copy (a replaced duplicate is hashed again).
+- `instance_hashes`: the content hash (SHA-256) and size of each stored instance: taken by the
+  DICOM engine while it wrote the file and recorded in the instance row's own transaction
+  (`record_hash`), else by the commitment service after the store; `received_at` says which
+  copy (a replaced duplicate is hashed again).
 """
 
 from __future__ import annotations
+
+import sqlite3
 
 from appliance.store.database import Migration
 
@@ -60,3 +64,11 @@ NAMED_BY_PENDING = (
     "EXISTS (SELECT 1 FROM commitment_items ci JOIN commitment_transactions ct "
     "ON ct.id = ci.transaction_id WHERE ct.state = 'pending' "
     "AND ci.sop_instance_uid = i.sop_instance_uid)")
+
+
+def record_hash(conn: sqlite3.Connection, instance_id: int, received_at: float, size: int,
+                digest: str) -> None:
+    """Record the SHA-256 (hex) and size of the copy of an instance received at
+    `received_at` (replacing an older copy's)."""
+    conn.execute("INSERT OR REPLACE INTO instance_hashes (instance_id, received_at, size, "
+                 "sha256) VALUES (?, ?, ?, ?)", (instance_id, received_at, size, digest))

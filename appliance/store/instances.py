@@ -110,6 +110,8 @@ class StoreOutcome:
     action: str
     instance_id: int
     path: Path
+    #: the content hash given to `commit` was recorded for this copy (Storage Commitment)
+    content_hashed: bool = False
 
 
 _SAFE_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
@@ -335,12 +337,14 @@ class InstanceStore:
         return (row["study_uid"], row["path"]) if row is not None else None
 
     def commit(self, temp_path: Path, meta: InstanceMeta, destinations: list[str],
-               duplicates: str, timeout: float = 60.0) -> StoreOutcome:
+               duplicates: str, timeout: float = 60.0,
+               content_hash: tuple[int, str] | None = None) -> StoreOutcome:
         """Move a complete temp file into place and index it (with its queue rows).
 
         Returns when the file and its index row are durable. With `duplicates ==
         'keep_first'` a known SOP Instance UID leaves the stored copy alone and the temp file is
-        removed by the caller.
+        removed by the caller. `content_hash` (size, SHA-256 hex) of the temp file, when its
+        writer took one, is recorded for the copy kept, in the same transaction.
         """
         study_dir = file_name_for(meta.study_uid) if meta.study_uid else "unknown-study"
         relative = f"{study_dir}/{file_name_for(meta.sop_instance_uid)}.dcm"
@@ -391,7 +395,10 @@ class InstanceStore:
             conn.executemany(
                 "INSERT INTO forward_queue (instance_id, destination, enqueued_at) "
                 "VALUES (?, ?, ?)", [(instance_id, d, now) for d in destinations])
-            return StoreOutcome(action, instance_id, final)
+            hashed = content_hash is not None and content_hash[0] == size
+            if hashed:
+                commitment_tables.record_hash(conn, instance_id, now, *content_hash)
+            return StoreOutcome(action, instance_id, final, hashed)
 
         conn_after: list[Path] = []
         placed: list[Path] = []

@@ -32,7 +32,13 @@ IMPLEMENTATION_VERSION_NAME: str = _engine.IMPLEMENTATION_VERSION_NAME
 #: Comment (0000,0902) with a failure or warning status (cut to 64 printable ASCII
 #: characters). `path` is the temp file (preamble, File Meta, data set as received); move it
 #: into place to keep it: whatever is left at `path` when the callback returns is removed.
-StoreCallback = Callable[[str, str, str, str, str, str], int | tuple[int, str | None]]
+#: With `EngineSettings.hash_content` it also gets the keyword `content_hash=(size,
+#: sha256_hex)`: the SHA-256 of exactly the bytes of `path`, taken while they were written.
+#: With `store_check` (the native structural check's tables, appliance.dicom.native_check)
+#: the engine checks the file on the association's thread first and passes its verdict as the
+#: keyword `check`: ("parsed", transfer syntax, {tag: raw value}), ("malformed", reason) or
+#: ("deferred", why).
+StoreCallback = Callable[..., int | tuple[int, str | None]]
 #: on_request(request, data_set) -> iterable of (status, data set bytes or None[, fields]), for
 #: every request the engine does not answer itself (C-FIND, C-MOVE, C-GET, N-CREATE/SET/GET/
 #: ACTION/DELETE and an N-EVENT-REPORT from the peer).
@@ -137,6 +143,9 @@ class EngineSettings:
     retrieve_storage: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: a second listener for DICOM over TLS, or None
     tls: EngineTls | None = None
+    #: hash each received file while writing it (the store callback's `content_hash`): on
+    #: when `[storage_commitment] enabled`, whose "intact" check needs the hash
+    hash_content: bool = False
 
     def __post_init__(self):
         if self.retrieve_storage and not set(self.contexts) & set(GET_MODELS):
@@ -146,10 +155,11 @@ class EngineSettings:
     @classmethod
     def from_config(cls, dicom, contexts: dict[str, tuple[str, ...]],
                     extra_called_aets: Iterable[str] = (),
-                    retrieve_storage: dict[str, tuple[str, ...]] | None = None
-                    ) -> EngineSettings:
+                    retrieve_storage: dict[str, tuple[str, ...]] | None = None,
+                    hash_content: bool = False) -> EngineSettings:
         """From a `DicomConfig` (`[dicom]`), the services' contexts (`contexts_of`), extra
-        called titles and storage classes for C-GET (`retrieve_storage_of`)."""
+        called titles, storage classes for C-GET (`retrieve_storage_of`) and whether to hash
+        received files (`[storage_commitment] enabled`)."""
         return cls(ae_title=dicom.ae_title, extra_called_aets=tuple(extra_called_aets),
                    strict_called_aet=dicom.strict_called_aet,
                    allowed_calling_aets=tuple(dicom.allowed_calling_aets), bind=dicom.bind,
@@ -160,6 +170,7 @@ class EngineSettings:
                    acse_timeout=int(dicom.acse_timeout), dimse_timeout=int(dicom.dimse_timeout),
                    network_timeout=int(dicom.network_timeout), max_pdu=dicom.max_pdu,
                    contexts=contexts, retrieve_storage=retrieve_storage or {},
+                   hash_content=hash_content,
                    tls=EngineTls(port=dicom.tls.port, certificate=dicom.tls.certificate,
                                  private_key=dicom.tls.private_key,
                                  ca_certificates=dicom.tls.ca_certificates,
@@ -228,12 +239,13 @@ class DicomEngine:
     def __init__(self, settings: EngineSettings, incoming_dir: Path,
                  on_store: StoreCallback | None = None,
                  on_request: RequestHandler | None = None,
-                 on_association: AssociationCallback | None = None):
+                 on_association: AssociationCallback | None = None,
+                 store_check: _engine.CheckRules | None = None):
         self.settings = settings
         self.incoming_dir = Path(incoming_dir)
         self._native = _engine.Engine(
             **self._native_settings(settings), on_store=on_store, on_request=on_request,
-            on_association=on_association)
+            on_association=on_association, store_check=store_check)
         if settings.tls is not None:
             self._set_native_tls(settings.tls)
         self.apply_log_level()
@@ -255,14 +267,15 @@ class DicomEngine:
             max_pdu=settings.max_pdu,
             contexts={k: list(v) for k, v in settings.contexts.items()},
             retrieve_storage={k: list(v) for k, v in settings.retrieve_storage.items()},
-            incoming_dir=str(self.incoming_dir))
+            incoming_dir=str(self.incoming_dir), hash_content=settings.hash_content)
 
     def update_policy(self, settings: EngineSettings) -> None:
         """Apply `settings` to connections accepted from now on: ae_title, extra_called_aets,
         strict_called_aet, allowed_calling_aets, max_associations, artim_timeout, max_pending,
-        max_pending_per_host, the ACSE/DIMSE/network timeouts and max_pdu. Open associations
-        keep the policy they were accepted with. bind, port and contexts cannot change this
-        way (the listener and the services' declarations): ValueError naming the key."""
+        max_pending_per_host, the ACSE/DIMSE/network timeouts, max_pdu and hash_content.
+        Open associations keep the policy they were accepted with. bind, port and contexts
+        cannot change this way (the listener and the services' declarations): ValueError
+        naming the key."""
         for key in ("bind", "port", "contexts", "retrieve_storage", "tls"):
             if getattr(settings, key) != getattr(self.settings, key):
                 raise ValueError(f"{key} cannot change while the engine runs: "

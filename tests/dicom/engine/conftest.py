@@ -41,6 +41,7 @@ class StoredImage:
     sop_instance: str
     transfer_syntax: str
     copy: Path
+    content_hash: tuple[int, str] | None = None  #: given with `hash_content` only
 
 
 @dataclass
@@ -54,14 +55,15 @@ class Receiver:
     images: list[StoredImage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, path, calling_ae, called_ae, sop_class, sop_instance, transfer_syntax):
+    def __call__(self, path, calling_ae, called_ae, sop_class, sop_instance, transfer_syntax,
+                 **hashed):
         copy = self.keep / f"{sop_instance}.dcm"
         shutil.copyfile(path, copy)
         if self.delay:
             threading.Event().wait(self.delay)
         with self.lock:
             self.images.append(StoredImage(path, calling_ae, called_ae, sop_class, sop_instance,
-                                           transfer_syntax, copy))
+                                           transfer_syntax, copy, **hashed))
         if self.error is not None:
             raise self.error
         return self.status

@@ -29,11 +29,13 @@ def responses(stderr: str) -> list[str]:
     return re.findall(r"Received Store Response \(([^)]*)\)", stderr)
 
 
+@pytest.mark.parametrize("hash_content", [False, True])
 def test_files_in_every_transfer_syntax_arrive_bit_identical_one_callback_each(
-        engine, tmp_path, unique_bundled, reference_scp):
+        engine, tmp_path, unique_bundled, reference_scp, hash_content):
     """Bit-identical to what DCMTK storescp in bit-preserving mode writes from the same
-    storescu (storescu itself may re-encode a file it sends, e.g. a deflated one)."""
-    dicom_engine, receiver = engine()
+    storescu (storescu itself may re-encode a file it sends, e.g. a deflated one), with and
+    without the content hash taken while writing."""
+    dicom_engine, receiver = engine(hash_content=hash_content)
     files = make_study(tmp_path / "study", 3) + unique_bundled
     by_syntax = defaultdict(list)
     for path in files:

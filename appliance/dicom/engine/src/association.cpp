@@ -283,11 +283,11 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
     uint16_t status = kSuccess;
     StatusDetail detail;
     OFCondition cond;
-    std::unique_ptr<DcmOutputFileStream> stream = create_with_meta(
+    std::unique_ptr<HashingFileStream> stream = create_with_meta(
         path,
         FileMeta{trimmed(request.AffectedSOPClassUID), trimmed(request.AffectedSOPInstanceUID),
                  context.acceptedTransferSyntax, peer_.calling_ae},
-        cond);
+        config_->hash_content, cond);
     if (!stream) {
         engine_.log(kWarning, "cannot create " + path + ": " + condition_text(cond));
         stream.reset();
@@ -309,6 +309,7 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
         // The size the file must have once closed: checked after the close, because stdio
         // reports a full disk only when it writes its last buffer out.
         const offile_off_t expected = stream->tell();
+        const std::string sha256 = stream->hex_digest();  // of exactly those bytes
         stream.reset();
         struct stat info {};
         const bool short_file = stat(path.c_str(), &info) != 0 ||
@@ -325,7 +326,8 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
             status = kOutOfResources;
         } else {
             const StoreAnswer answer =
-                call_store_callback(path, request, context.acceptedTransferSyntax);
+                call_store_callback(path, request, context.acceptedTransferSyntax, sha256,
+                                    static_cast<uint64_t>(expected));
             status = answer.status;
             detail = answer.detail;
             // The callback moves the file into place; whatever it left is not kept.
@@ -357,11 +359,22 @@ bool Association::handle_store(T_ASC_PresentationContextID pres_id,
 
 StoreAnswer Association::call_store_callback(const std::string& path,
                                           const T_DIMSE_C_StoreRQ& request,
-                                          const std::string& transfer_syntax) {
-    StoreRequest store{path, peer_.calling_ae, peer_.called_ae,
-                       trimmed(request.AffectedSOPClassUID),
-                       trimmed(request.AffectedSOPInstanceUID), transfer_syntax};
+                                          const std::string& transfer_syntax,
+                                          const std::string& sha256, uint64_t size) {
+    StoreRequest store;
+    store.path = path;
+    store.calling_ae = peer_.calling_ae;
+    store.called_ae = peer_.called_ae;
+    store.sop_class_uid = trimmed(request.AffectedSOPClassUID);
+    store.sop_instance_uid = trimmed(request.AffectedSOPInstanceUID);
+    store.transfer_syntax_uid = transfer_syntax;
+    store.sha256 = sha256;
+    store.size = size;
     if (!engine_.callbacks().on_store) return StoreAnswer{kProcessingFailure, {}};
+    if (engine_.callbacks().store_check) {  // on this thread, before the callback takes the GIL
+        store.checked = true;
+        store.check = check_file(path, *engine_.callbacks().store_check);
+    }
     return engine_.callbacks().on_store(store);
 }
 

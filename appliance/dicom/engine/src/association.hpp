@@ -104,7 +104,8 @@ private:
     bool cancel_requested(uint16_t message_id, std::string& outcome, bool& broken,
                           const char* during = "C-FIND");
     StoreAnswer call_store_callback(const std::string& path, const T_DIMSE_C_StoreRQ& request,
-                                 const std::string& transfer_syntax);
+                                 const std::string& transfer_syntax,
+                                 const std::string& sha256, uint64_t size);
     std::string temp_path();
     void abort();
 

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataset_check.hpp"
 #include "status_detail.hpp"
 #include "tls.hpp"
 
@@ -53,6 +54,13 @@ struct StoreRequest {
     std::string sop_class_uid;
     std::string sop_instance_uid;
     std::string transfer_syntax_uid;
+    //! SHA-256 (lower-case hex) of the whole file as written and its size in bytes; empty
+    //! when the engine does not hash (EngineConfig::hash_content) or OpenSSL failed.
+    std::string sha256;
+    uint64_t size = 0;
+    //! The native structural check's verdict (when EngineCallbacks::store_check is set).
+    bool checked = false;
+    CheckResult check;
 };
 
 //! A DIMSE request the engine does not answer itself, as handed to the Python services.
@@ -169,6 +177,8 @@ struct EngineCallbacks {
     std::function<void(const AssociationEvent&)> on_association;
     //! One log message at a Python logging level.
     std::function<void(int, const std::string&)> log;
+    //! When set, each received file is checked natively before on_store (StoreRequest::check).
+    std::shared_ptr<const CheckRules> store_check;
 };
 
 struct EngineConfig {
@@ -201,6 +211,9 @@ struct EngineConfig {
     std::string tls_private_key;                    //!< PEM, unencrypted
     std::string tls_ca_certificates;                //!< PEM bundle: accepted clients' CAs
     bool tls_require_client_certificate = true;
+    //! Take the SHA-256 of each C-STORE file while writing it (StoreRequest::sha256): on
+    //! when Storage Commitment is, so its service need not read the file back.
+    bool hash_content = false;
 };
 
 class Association;

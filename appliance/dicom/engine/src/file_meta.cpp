@@ -8,10 +8,10 @@
 
 namespace engine {
 
-std::unique_ptr<DcmOutputFileStream> create_with_meta(const std::string& path,
-                                                      const FileMeta& meta,
-                                                      OFCondition& error) {
-    auto stream = std::make_unique<DcmOutputFileStream>(OFFilename(path.c_str()));
+std::unique_ptr<HashingFileStream> create_with_meta(const std::string& path,
+                                                    const FileMeta& meta, bool hash,
+                                                    OFCondition& error) {
+    auto stream = std::make_unique<HashingFileStream>(OFFilename(path.c_str()), hash);
     error = stream->status();
     if (error.bad()) return nullptr;
     DcmMetaInfo header;

@@ -1,6 +1,7 @@
 // The temp file a C-STORE data set is received into: preamble and File Meta written by us
 // (our Implementation Class UID and Version Name, the calling AE as Source AE), so the data
-// set that DCMTK then streams in as received makes a complete DICOM file.
+// set that DCMTK then streams in as received makes a complete DICOM file; with `hash` set,
+// the stream takes the SHA-256 of the whole file as it is written (hashing_stream.hpp).
 #pragma once
 
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcostrmf.h"
+#include "hashing_stream.hpp"
 
 namespace engine {
 
@@ -20,8 +22,8 @@ struct FileMeta {
 
 //! A new file at `path` holding the preamble and `meta`, open for the data set; nullptr (and
 //! `error` set) when it cannot be created or written.
-std::unique_ptr<DcmOutputFileStream> create_with_meta(const std::string& path,
-                                                      const FileMeta& meta,
-                                                      OFCondition& error);
+std::unique_ptr<HashingFileStream> create_with_meta(const std::string& path,
+                                                    const FileMeta& meta, bool hash,
+                                                    OFCondition& error);
 
 }  // namespace engine

@@ -2,13 +2,15 @@
 // released by every method that waits (start, stop) and by the destructor, and it is taken
 // only inside the callbacks built here: the store callback and the log sink. Python objects
 // held by native code are kept in shared_ptrs whose deleter takes the GIL, so native threads
-// can copy and drop callbacks without it.
+// can copy and drop callbacks without it. The native structural check's bindings are in
+// check_bindings.cpp.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <memory>
 #include <string>
 
+#include "check_bindings.hpp"
 #include "dcmtk_log.hpp"
 #include "dimse_status.hpp"
 #include "engine.hpp"
@@ -275,8 +277,10 @@ py::dict event_dict(const engine::AssociationEvent& event) {
 }
 
 engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_request,
-                                       py::object on_association) {
+                                       py::object on_association,
+                                       std::shared_ptr<engine::CheckRules> store_check) {
     engine::EngineCallbacks callbacks;
+    callbacks.store_check = std::move(store_check);
     callbacks.log = log_to_python;
     if (!on_association.is_none()) {
         auto callable = share(std::move(on_association));
@@ -328,10 +332,19 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
             -> engine::StoreAnswer {
             PythonCall call;
             try {
-                py::object status = callable->object(
+                py::tuple args = py::make_tuple(
                     peer_text(request.path), peer_text(request.calling_ae),
                     peer_text(request.called_ae), peer_text(request.sop_class_uid),
                     peer_text(request.sop_instance_uid), peer_text(request.transfer_syntax_uid));
+                py::dict keywords;
+                // content_hash=(size, sha256 hex) only when the engine hashed the file
+                if (!request.sha256.empty()) {
+                    keywords["content_hash"] = py::make_tuple(request.size, request.sha256);
+                }
+                if (request.checked) {  // the native check's verdict
+                    keywords["check"] = engine::check_result(request.check);
+                }
+                py::object status = callable->object(*args, **keywords);
                 engine::StoreAnswer answer;
                 if (py::isinstance<py::tuple>(status)) {  // (status, error_comment)
                     auto pair = status.cast<py::tuple>();
@@ -362,10 +375,11 @@ engine::EngineCallbacks make_callbacks(py::object on_store, py::object on_reques
 class PyEngine {
 public:
     PyEngine(engine::EngineConfig config, py::object on_store, py::object on_request,
-             py::object on_association)
+             py::object on_association, std::shared_ptr<engine::CheckRules> store_check)
         : engine_(std::make_unique<engine::Engine>(
-              std::move(config), make_callbacks(std::move(on_store), std::move(on_request),
-                                                std::move(on_association)))) {}
+              std::move(config),
+              make_callbacks(std::move(on_store), std::move(on_request),
+                             std::move(on_association), std::move(store_check)))) {}
     ~PyEngine() {
         py::gil_scoped_release release;
         engine_.reset();
@@ -451,6 +465,8 @@ PYBIND11_MODULE(_engine, module) {
         [](int level) { engine::route_dcmtk_log(log_to_python, level); }, py::arg("level"),
         "Send DCMTK's own log to the Python logger 'appliance.dicom.engine' from `level` up.");
 
+    engine::bind_check(module);
+
     py::class_<PyEngine>(module, "Engine")
         .def(py::init([](const std::string& ae_title, const std::vector<std::string>& extra,
                          bool strict_called_aet, const std::vector<std::string>& allowed,
@@ -461,14 +477,17 @@ PYBIND11_MODULE(_engine, module) {
                          const std::map<std::string, std::vector<std::string>>& contexts,
                          const std::map<std::string, std::vector<std::string>>& retrieve_storage,
                          const std::string& incoming_dir, py::object on_store,
-                         py::object on_request, py::object on_association) {
+                         py::object on_request, py::object on_association, bool hash_content,
+                         std::shared_ptr<engine::CheckRules> store_check) {
+                 engine::EngineConfig config = make_config(
+                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
+                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
+                     dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
+                     incoming_dir);
+                 config.hash_content = hash_content;
                  return std::make_unique<PyEngine>(
-                     make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
-                                 max_associations, artim_timeout, max_pending,
-                                 max_pending_per_host, acse_timeout,
-                                 dimse_timeout, network_timeout, max_pdu, contexts,
-                                 retrieve_storage, incoming_dir),
-                     std::move(on_store), std::move(on_request), std::move(on_association));
+                     std::move(config), std::move(on_store), std::move(on_request),
+                     std::move(on_association), std::move(store_check));
              }),
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
              py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
@@ -477,7 +496,8 @@ PYBIND11_MODULE(_engine, module) {
              py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
              py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
              py::arg("on_store"),
-             py::arg("on_request") = py::none(), py::arg("on_association") = py::none())
+             py::arg("on_request") = py::none(), py::arg("on_association") = py::none(),
+             py::arg("hash_content") = false, py::arg("store_check") = nullptr)
         .def("start", &PyEngine::start, "Bind, listen and serve on native threads.")
         .def("stop", &PyEngine::stop, py::arg("grace") = 10.0,
              "Stop accepting; open associations get `grace` seconds, then A-ABORT.")
@@ -513,12 +533,14 @@ PYBIND11_MODULE(_engine, module) {
                int network_timeout, long max_pdu,
                const std::map<std::string, std::vector<std::string>>& contexts,
                const std::map<std::string, std::vector<std::string>>& retrieve_storage,
-               const std::string& incoming_dir) {
-                self.update_policy(make_config(
+               const std::string& incoming_dir, bool hash_content) {
+                engine::EngineConfig config = make_config(
                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
                     dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
-                    incoming_dir));
+                    incoming_dir);
+                config.hash_content = hash_content;
+                self.update_policy(std::move(config));
             },
             py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
             py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
@@ -526,6 +548,7 @@ PYBIND11_MODULE(_engine, module) {
             py::arg("max_pending"), py::arg("max_pending_per_host"), py::arg("acse_timeout"),
             py::arg("dimse_timeout"), py::arg("network_timeout"), py::arg("max_pdu"),
             py::arg("contexts"), py::arg("retrieve_storage"), py::arg("incoming_dir"),
+            py::arg("hash_content") = false,
             "The policy for connections accepted from now on (ValueError when bind, port, "
             "contexts or incoming_dir differ).")
         .def("set_tls", &PyEngine::set_tls, py::kw_only(), py::arg("port"),
