@@ -1,10 +1,11 @@
 """The supervisor: starts, watches and restarts the components, and talks to systemd.
 
 One loop in the main thread does everything that is not a component's own work: it checks
-each component a few times a second, restarts a failed one with exponential backoff while the
-others keep running, re-reads the configuration on SIGHUP and applies it live, sends READY=1
-once every essential component is up, STATUS= lines when the picture changes, and WATCHDOG=1
-only while the process is healthy. SIGTERM and SIGINT stop it gracefully.
+each component once a second (five times a second while one is starting or failed), restarts
+a failed one with exponential backoff while the others keep running, re-reads the
+configuration on SIGHUP and applies it live, sends READY=1 once every essential component is
+up, STATUS= lines when the picture changes, and WATCHDOG=1 only while the process is healthy.
+SIGTERM and SIGINT stop it gracefully.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from appliance.core.errors import ComponentFailure, ConfigError
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.core.running_record import ReloadOutcome, RunningRecord, file_digest
-from appliance.system import logging_setup
+from appliance.system import logging_setup, memory
 from appliance.system.systemd_notify import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Supervisor:
         backoff: Backoff = Backoff(),
         essential_down_limit: float = 30.0,
         tick: float = 0.2,
+        idle_tick: float | None = None,
         stop_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         record: RunningRecord | None = None,
@@ -102,6 +104,9 @@ class Supervisor:
         self.backoff = backoff
         self.essential_down_limit = essential_down_limit
         self.tick = tick
+        #: The wait between checks while every component runs (restarts, reloads and stop
+        #: wake the loop at once; a pending restart is timed with `tick`).
+        self.idle_tick = 5 * tick if idle_tick is None else idle_tick
         self.stop_timeout = stop_timeout
         self.clock = clock
         self.ready = False
@@ -169,13 +174,23 @@ class Supervisor:
         try:
             while not self._stop_requested:
                 self.step()
-                self._wake.wait(self.tick)
+                self._wake.wait(self._next_wait())
                 self._wake.clear()
         finally:
             self._shutdown()
             if self.record is not None:
                 self.record.stopped()
         return 0
+
+    def _next_wait(self) -> float:
+        """`idle_tick` once ready with every component running, else `tick`; never past
+        the next WATCHDOG=1."""
+        wait = self.tick
+        if self.ready and all(slot.state == RUNNING for slot in self.slots):
+            wait = self.idle_tick
+        if self.notifier.watchdog_interval:
+            wait = min(wait, max(self._next_watchdog - self.clock(), 0.0))
+        return wait
 
     def step(self) -> None:
         """One pass of the loop: reload if asked, supervise, report."""
@@ -280,21 +295,25 @@ class Supervisor:
 
     def _report(self, now: float) -> None:
         essentials_up = all(s.state == RUNNING for s in self.slots if s.component.essential)
-        status = self.status_line()
+        states = [s.state for s in self.slots]
         if not self.ready and essentials_up:
+            status = self.status_line()
             self.ready = True
             log.info("ready: %s", status)
             self.notifier.ready(status)
+            memory.release_free_heap()  # what start-up freed, once
             self._last_status = status
-        elif status != self._last_status:
-            # A change of state goes out at once; a changed detail (free space...) at most
-            # every STATUS_INTERVAL seconds, so a busy box does not flood systemd.
-            states = [s.state for s in self.slots]
-            if states != self._last_states or now - self._last_status_at >= STATUS_INTERVAL:
+            self._last_status_at = now
+        elif states != self._last_states or now - self._last_status_at >= STATUS_INTERVAL:
+            # A change of state goes out at once; details (free space, counts: some are
+            # database queries) are looked at every STATUS_INTERVAL seconds, so a busy box
+            # does not flood systemd and an idle one does not count its tables every tick.
+            status = self.status_line()
+            self._last_status_at = now
+            if status != self._last_status:
                 self.notifier.status(status)
                 self._last_status = status
-                self._last_status_at = now
-        self._last_states = [s.state for s in self.slots]
+        self._last_states = states
         interval = self.notifier.watchdog_interval
         if interval and now >= self._next_watchdog:
             if self.healthy(now):

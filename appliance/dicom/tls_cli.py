@@ -14,14 +14,7 @@ import sys
 
 from appliance.config.schema import ApplianceConfig
 from appliance.core.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from appliance.dicom.tls_files import request_csr_path, request_key_path
-from appliance.dicom.tls_request import (
-    KEY_TYPES,
-    RequestInputError,
-    RequestWriteError,
-    create_request,
-    request_details,
-)
+from appliance.dicom.tls_files import KEY_TYPES, request_csr_path, request_key_path
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +50,14 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: ApplianceConfig) -> int:
+    # cryptography (~2 MB) only for this command, not in every `appliance run` (issue 14)
+    from appliance.dicom.tls_request import (
+        RequestInputError,
+        RequestWriteError,
+        create_request,
+        request_details,
+    )
+
     log.parent.addHandler(logging.NullHandler())  # our own lines say what happened
     data_dir = config.device.data_dir
     key_path = args.key or request_key_path(data_dir)

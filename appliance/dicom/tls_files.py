@@ -7,6 +7,9 @@ certificate's, an empty CA bundle. `describe()` gives what the web page shows of
 (subject, issuer, expiry). `request_key_path()` and `request_csr_path()` are where
 `appliance tls create-csr` puts a new key and its signing request by default (the web page's
 certificate upload looks for the key there too).
+
+`cryptography` (~2 MB) is imported by the functions that read key material, so a box without
+DICOM TLS that nobody asks about certificates never loads it.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from typing import TYPE_CHECKING
 
 from appliance.core.errors import ApplianceError
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 #: A certificate this close to its end is reported (web page, LED, /metrics).
 EXPIRY_WARNING = datetime.timedelta(days=30)
+#: The private keys `appliance tls create-csr` makes (dicom.tls_request), by --key-type.
+KEY_TYPES = {"rsa": "RSA 2048", "ec": "EC P-256"}
 
 
 class TlsFileError(ApplianceError, ValueError):
@@ -150,6 +155,8 @@ def _pem(material: PemData, what: str) -> PemData:
 
 
 def _parse_certificates(material: PemData) -> list[x509.Certificate]:
+    from cryptography import x509
+
     try:
         certificates = x509.load_pem_x509_certificates(material.data)
     except ValueError as exc:
@@ -203,6 +210,9 @@ def check_tls_material(certificate: PemData, private_key: PemData,
                        now: datetime.datetime | None = None) -> CertificateInfo:
     """`check_tls_files` for key material held in memory (a web upload, before anything is
     written): refusals name each by its label."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     now = now or _now()
     cert = _box_certificate(_pem(certificate, "certificate"), now)
     info = describe(cert)

@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from appliance.core.errors import ApplianceError
+from appliance.dicom.tls_files import KEY_TYPES
 from appliance.system.atomic_file import write_atomically
 
 log = logging.getLogger(__name__)
 
-KEY_TYPES = {"rsa": "RSA 2048", "ec": "EC P-256"}
 RSA_BITS = 2048
 #: X.509's upper bound (RFC 5280) for the common name, organization and unit.
 NAME_LENGTH = 64

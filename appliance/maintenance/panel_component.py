@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
@@ -31,6 +32,7 @@ class FrontPanel(Component):
         self.display: Hd44780 | None = None
         self.buttons: PanelButtons | None = None
         self._stop = threading.Event()
+        self._redrawn = threading.Event()
         self._thread: threading.Thread | None = None
         self.configure(config)
 
@@ -68,18 +70,27 @@ class FrontPanel(Component):
         self.draw()
 
     def _run(self) -> None:
-        waited = 0.0
-        while not self._stop.wait(0.25):
+        # Sleeps until the menu has something due (dimming, a long line's next scroll step),
+        # the next refresh, a redraw (a press: `draw` sets `_redrawn`) or stop.
+        next_refresh = time.monotonic() + self.refresh
+        while not self._stop.is_set():
             menu = self.menu
             if menu is None:
                 return
-            menu.tick()
-            waited += 0.25
-            if waited >= self.refresh:  # status values (IP, queue) change by themselves
-                waited = 0.0
+            wait = min(menu.due_in(), next_refresh - time.monotonic())
+            if self._redrawn.wait(max(wait, 0.0)):
+                self._redrawn.clear()
+                continue
+            if self._stop.is_set() or self.menu is None:
+                return
+            self.menu.tick()
+            if time.monotonic() >= next_refresh:
+                # status values (IP, queue) change by themselves
+                next_refresh = time.monotonic() + self.refresh
                 self.draw()
 
     def draw(self) -> None:
+        self._redrawn.set()
         menu, display = self.menu, self.display
         if menu is None or display is None:
             return
@@ -101,6 +112,7 @@ class FrontPanel(Component):
 
     def stop(self, timeout: float) -> None:
         self._stop.set()
+        self._redrawn.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

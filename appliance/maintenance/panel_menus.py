@@ -378,6 +378,7 @@ class PanelMenu:
         self.lit = True
         self.last_press = self.shown_since = clock()
         self._drawn_step = 0
+        self._long_lines = True  # what the last render() saw; True until one has run
 
     def press(self, button: str, long: bool = False) -> None:
         with self._lock:
@@ -404,13 +405,28 @@ class PanelMenu:
         if changed:
             self.on_change()
 
+    def due_in(self) -> float:
+        """Seconds until `tick()` can change something (dimming, a long line's next scroll
+        step); inf when nothing is due. A press or a new screen calls `on_change()`, after
+        which the caller asks again."""
+        with self._lock:
+            now = self.clock()
+            due = float("inf")
+            if self.lit and not isinstance(self.screen, Busy):
+                due = self.last_press + self.idle_seconds - now
+            if self.screen.scrolls and self._long_lines:
+                shown = max(0.0, now - self.shown_since)
+                step = int(shown / self.scroll_seconds)
+                due = min(due, (step + 1) * self.scroll_seconds - shown)
+            return max(0.0, due)
+
     def _scroll_step(self) -> int:
         return int(max(0.0, self.clock() - self.shown_since) / self.scroll_seconds)
 
     def _scrolled(self) -> bool:
         """True when a long line on the screen has moved since it was last drawn."""
         step = self._scroll_step()
-        if step == self._drawn_step:
+        if step == self._drawn_step or not self._long_lines:
             return False
         self._drawn_step = step
         return self.screen.scrolls and any(
@@ -450,7 +466,9 @@ class PanelMenu:
             cursor = self.screen.cursor(self)
             if self.screen.scrolls:
                 step = self._scroll_step()
-                lines = [self.window(self.short_form(str(line)), step) for line in lines]
+                fitted = [self.short_form(str(line)) for line in lines]
+                self._long_lines = any(len(line) > self.cols for line in fitted)
+                lines = [self.window(line, step) for line in fitted]
         shown = [(lines[i] if i < len(lines) else "")[: self.cols].ljust(self.cols)
                  for i in range(self.rows)]
         return shown, cursor

@@ -92,6 +92,7 @@ class PrintSpool(Component):
         self.printers: dict[str, Printer] = {}
         self.states: dict[str, PrinterState] = {}
         self._wake = threading.Condition()
+        self._wakes = 0  # counts _kick() calls: a kick between a look and a wait is not lost
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.db: Database | None = None
@@ -128,8 +129,7 @@ class PrintSpool(Component):
 
     def stop(self, timeout: float) -> None:
         self._stop.set()
-        with self._wake:
-            self._wake.notify_all()
+        self._kick()
         for thread in self._threads:
             thread.join(timeout)
         for printer in self.printers.values():
@@ -180,8 +180,7 @@ class PrintSpool(Component):
             self._in_memory.pop(uid, None)
             raise
         self._notify("job", uid=uid, status="PENDING", info="", printer=printer)
-        with self._wake:
-            self._wake.notify_all()
+        self._kick()
         return uid
 
     def job(self, uid: str) -> dict | None:
@@ -262,12 +261,22 @@ class PrintSpool(Component):
             "ORDER BY priority, created LIMIT 1", ready).fetchone()
         return dict(row) if row else None
 
+    def _kick(self) -> None:
+        """Wake the worker: a job was submitted, a printer's state changed, or stop."""
+        with self._wake:
+            self._wakes += 1
+            self._wake.notify_all()
+
     def _work(self) -> None:
+        # Waits for a kick, not a timer: nothing else makes a PENDING job printable.
         while not self._stop.is_set():
+            with self._wake:
+                seen = self._wakes
             job = self._next_job()
             if job is None:
                 with self._wake:
-                    self._wake.wait(0.5)
+                    while self._wakes == seen and not self._stop.is_set():
+                        self._wake.wait()
                 continue
             self._print(job)
 
@@ -351,8 +360,7 @@ class PrintSpool(Component):
                 log.info("printer %s: %s (%s) %s", name, state.status, state.info, state.detail)
                 self._notify("printer", printer=name, status=state.status, info=state.info,
                              detail=state.detail)
-                with self._wake:
-                    self._wake.notify_all()
+                self._kick()
 
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.status_interval):

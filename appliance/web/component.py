@@ -23,8 +23,9 @@ from appliance.web import system_info
 from appliance.web.context import WebContext
 
 if TYPE_CHECKING:
-    import uvicorn
     from fastapi import FastAPI
+
+    from appliance.web.quiet_server import QuietServer
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class WebComponent(Component):
         self.config = config
         self.context = WebContext(config, runtime, providers)
         self._app: FastAPI | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._listening: tuple[str, int, bool] | None = None
 
@@ -89,14 +90,17 @@ class WebComponent(Component):
                                            system_info.ip_addresses())
             options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         import uvicorn
+
+        from appliance.web.quiet_server import QuietServer
         app = self.app
 
         # proxy_headers off: uvicorn would take X-Forwarded-For from 127.0.0.1 by default;
-        # only `[web] trusted_proxies` may name a client (security.client_address).
+        # only `[web] trusted_proxies` may name a client (security.client_address). ws off:
+        # the page has no WebSocket route, and uvicorn would load a WebSocket library.
         config = uvicorn.Config(app, log_config=None, access_log=False,
                                 proxy_headers=False, timeout_graceful_shutdown=3,
-                                lifespan="off", **options)
-        server = uvicorn.Server(config)
+                                lifespan="off", ws="none", **options)
+        server = QuietServer(config)
         thread = threading.Thread(target=self._serve, args=(server, sock), name="web",
                                   daemon=True)
         thread.start()
@@ -112,7 +116,7 @@ class WebComponent(Component):
         log.info("web page at %s", self._url(web))
 
     @staticmethod
-    def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    def _serve(server: QuietServer, sock: socket.socket) -> None:
         try:
             asyncio.run(server.serve(sockets=[sock]))
         except BaseException:  # uvicorn exits with SystemExit on startup errors
@@ -126,7 +130,7 @@ class WebComponent(Component):
         self._listening = None
         self.context.detach()
         if server is not None:
-            server.should_exit = True
+            server.request_exit()
         if thread is not None:
             thread.join(timeout)
             if thread.is_alive():

@@ -178,6 +178,41 @@ def test_status_line_names_a_failed_component_and_its_error():
     assert "datadir: failed (broke)" in sup.status_line()
 
 
+class Counting(Fake):
+    """A component whose status line costs something (a database count, say)."""
+
+    def __init__(self, name):
+        super().__init__(name, essential=True)
+        self.asked = 0
+        self.detail = "0 stored"
+
+    def status(self):
+        self.asked += 1
+        return self.detail
+
+
+def test_details_are_read_every_status_interval_and_state_changes_at_once():
+    counting, other = Counting("storage"), Fake("other")
+    notifier = RecordingNotifier()
+    sup, clock = make([counting, other], notifier=notifier)
+    start_all(sup)
+    sup.step()
+    assert notifier.messages == ["READY=1"]
+    asked = counting.asked
+    for _ in range(20):                              # 4 s of 0.2 s ticks: nothing changed
+        clock.now += 0.2
+        sup.step()
+    assert counting.asked == asked                   # no status line built
+    counting.detail = "1 stored"
+    clock.now += 1.0                                 # STATUS_INTERVAL (5 s) has passed
+    sup.step()
+    assert notifier.messages[-1] == "STATUS=storage: 1 stored; other: running"
+    other.broken = True
+    clock.now += 0.2
+    sup.step()                                       # a state change goes out at once
+    assert notifier.messages[-1].startswith("STATUS=degraded; storage: 1 stored")
+
+
 def test_reload_applies_a_good_file_and_keeps_the_old_config_on_a_bad_one(tmp_path: Path):
     path = tmp_path / "a.toml"
     path.write_text('[dicom]\nae_title = "NEWTITLE"\n')
@@ -226,3 +261,16 @@ def test_stop_stops_components_in_reverse_order():
 @pytest.mark.parametrize("failures,expected", [(1, 0.5), (2, 1.0), (3, 2.0), (10, 30.0)])
 def test_default_backoff(failures, expected):
     assert Backoff().delay(failures) == expected
+
+
+def test_the_loop_waits_longer_while_everything_runs_but_not_past_the_watchdog():
+    steady, flaky = Fake("steady", essential=True), Fake("flaky")
+    sup, clock = make([steady, flaky], notifier=RecordingNotifier(watchdog_usec=10_000_000))
+    start_all(sup)
+    sup.step()
+    assert sup.ready and sup._next_wait() == sup.idle_tick == 5 * sup.tick
+    clock.now += 4.5                                 # the next WATCHDOG=1 is due in 0.5 s
+    assert sup._next_wait() == pytest.approx(0.5)
+    flaky.broken = True
+    sup.step()                                       # failed: a restart is timed with tick
+    assert sup._next_wait() == sup.tick

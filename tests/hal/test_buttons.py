@@ -3,6 +3,7 @@ held (up/down repeat while held)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from hal.panel import PanelButtons
@@ -50,4 +51,18 @@ def test_debounce_is_set_on_every_pin(pins):
     buttons, _ = make(pins)
     assert all(buttons.button(name).pin.bounce == 0.05 for name in PINS)
     assert all(buttons.button(name).pull_up for name in PINS)
+    buttons.close()
+
+
+def test_idle_buttons_run_no_thread(pins):
+    """Nothing pressed, nothing running: the long press is timed only while a button is down
+    (gpiozero's Button keeps a thread per button that wakes ten times a second)."""
+    before = set(threading.enumerate())
+    buttons, got = make(pins)
+    assert set(threading.enumerate()) - before == set()
+    pins.pin(13).drive_low()
+    assert [t.name for t in set(threading.enumerate()) - before] == ["panel-hold-ok"]
+    pins.pin(13).drive_high()
+    wait_until(lambda: set(threading.enumerate()) - before == set())
+    assert got == [("ok", False)]
     buttons.close()

@@ -302,3 +302,22 @@ def test_the_real_display_scrolls_a_long_line(board, maintenance):
         assert board.display_model.text[0].rstrip() == "Last error"
     finally:
         component.stop(5.0)
+
+
+def test_the_panel_loop_sleeps_until_something_is_due(panel):
+    """due_in() tells the panel's thread how long it may sleep: until dimming while lit, until
+    the next scroll step while a long line is shown, and for ever once dark and still."""
+    clock = Clock()
+    menu, m = panel(clock=clock)
+    text(menu)
+    assert menu.due_in() == 60.0                     # lit: dims after idle_seconds
+    clock.now += 61
+    menu.tick()
+    text(menu)
+    assert not menu.lit and menu.due_in() == float("inf")
+    keys(menu, "ddddd")                              # wake, then the Last error page
+    m.health._component({"name": "forward", "state": "failed",
+                         "error": "PACS refused the association"})
+    text(menu)
+    clock.now += 0.2
+    assert abs(menu.due_in() - 0.3) < 1e-9           # the long line's next step

@@ -87,6 +87,23 @@ def test_pending_jobs_survive_a_restart(tmp_path):
         again.stop(5)
 
 
+def test_an_idle_spool_worker_waits_for_a_kick_not_a_timer(tmp_path, monkeypatch):
+    """With nothing to print the worker looks for a job once and then sleeps until a job is
+    submitted or a printer's state changes (it used to look twice a second)."""
+    spool = PrintSpool(spool_config(tmp_path))
+    looks = []
+    look = spool._next_job
+    monkeypatch.setattr(spool, "_next_job", lambda: looks.append(1) or look())
+    spool.start()
+    try:
+        time.sleep(1.5)
+        assert len(looks) == 1
+        uid = spool.submit("sim1", [spec()])
+        assert spool.wait_job(uid)["status"] == "DONE"
+    finally:
+        spool.stop(5)
+
+
 def test_priority_then_age_and_history_with_previews(tmp_path):
     spool = PrintSpool(spool_config(tmp_path, history=2, preview_px=64))
     spool.start()
