@@ -19,7 +19,7 @@ namespace engine {
 class ThreadPool {
 public:
     //! Extra threads leave after this long without a task.
-    static constexpr std::chrono::milliseconds kIdleExit{2000};
+    static constexpr std::chrono::milliseconds kIdleExit{100};
 
     ThreadPool() = default;
     ~ThreadPool() { stop(); }
