@@ -87,16 +87,6 @@ class DestinationCounts:
 
 
 @dataclass(frozen=True)
-class Backlog:
-    """One destination's waiting work, as the forwarder's `queue` event reports it."""
-
-    pending: int
-    oldest_pending_at: float | None
-    held: bool
-    next_attempt: float
-
-
-@dataclass(frozen=True)
 class InstanceError:
     """One not yet delivered instance with its own error (shown by `appliance queue`)."""
 
@@ -310,19 +300,6 @@ class ForwardQueue:
                 dest["last_error_at"] if dest else None,
                 dest["last_success_at"] if dest else None, isolated))
         return result
-
-    def backlog(self, destination: str) -> Backlog:
-        """The pending rows of one destination and its hold/back-off state: what `counts`
-        gives for them, read from the pending rows only (the forwarder asks once per stored
-        instance; `counts` also reads every delivered row the store still holds)."""
-        conn = self.db.connection()
-        pending, oldest = conn.execute(
-            "SELECT COUNT(*), MIN(enqueued_at) FROM forward_queue WHERE destination = ? "
-            "AND state = 'pending'", (destination,)).fetchone()
-        dest = conn.execute("SELECT held, next_attempt FROM forward_destinations WHERE "
-                            "destination = ?", (destination,)).fetchone()
-        return Backlog(pending, oldest, bool(dest and dest["held"]),
-                       dest["next_attempt"] if dest else 0.0)
 
     def instance_errors(self, destination: str, limit: int = 20) -> tuple[list[InstanceError],
                                                                            int]:
