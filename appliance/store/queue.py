@@ -162,12 +162,20 @@ class ForwardQueue:
         return row[0]
 
     def mark_done(self, destination: str, instance_id: int, syntax: str) -> None:
+        self.mark_done_many(destination, [(instance_id, syntax)])
+
+    def mark_done_many(self, destination: str, delivered: list[tuple[int, str]]) -> None:
+        """These items (instance id, transfer syntax sent) were delivered: all recorded in one
+        transaction, one durable commit (nothing to do for none)."""
+        if not delivered:
+            return
         now = time.time()
         with self.db.transaction() as conn:
-            conn.execute("UPDATE forward_queue SET state = 'done', done_at = ?, sent_syntax = ?, "
-                         "last_error = NULL, isolated = 0 WHERE instance_id = ? AND "
-                         "destination = ?",
-                         (now, syntax, instance_id, destination))
+            conn.executemany("UPDATE forward_queue SET state = 'done', done_at = ?, "
+                             "sent_syntax = ?, last_error = NULL, isolated = 0 WHERE "
+                             "instance_id = ? AND destination = ?",
+                             [(now, syntax, instance_id, destination)
+                              for instance_id, syntax in delivered])
             self._ensure(conn, destination)
             conn.execute("UPDATE forward_destinations SET failures = 0, next_attempt = 0, "
                          "last_success_at = ? WHERE destination = ?", (now, destination))
