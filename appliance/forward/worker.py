@@ -104,9 +104,9 @@ class DestinationWorker:
                 wake.wait(delay)
                 wake.clear()
         if step == self.step:
-            self._close_session()
+            self.release_association()
 
-    def _close_session(self) -> None:
+    def release_association(self) -> None:
         """Release the batch lane's kept association, if any."""
         session, self._session = self._session, None
         if session is not None:
@@ -135,12 +135,12 @@ class DestinationWorker:
         """One round of the batch lane; returns how long to wait before the next."""
         s = self.settings
         if self.queue.destination_state(self.name)["held"]:
-            self._close_session()
+            self.release_association()
             return IDLE_POLL
         self.queue.expire(self.name, s.max_age_hours * 3600)
         wait = self._ready()
         if wait:
-            self._close_session()
+            self.release_association()
             return wait
         items = self.queue.due(self.name, s.batch_size)
         if not items:
@@ -163,7 +163,7 @@ class DestinationWorker:
         if self._session is not None:
             left = self._session.idle_left()
             if left <= 0 or not self._session.is_open:
-                self._close_session()
+                self.release_association()
             else:
                 delay = min(delay, left)
         return delay
@@ -242,7 +242,7 @@ class DestinationWorker:
         fit); the results, and whether the kept association was found gone before anything."""
         s = self.settings
         if self._session is not None and not self._session.usable_for(batch):
-            self._close_session()
+            self.release_association()
         if self._session is None:
             self._session = sender.Session(self.peer, self.calling_aet, batch, s.timeout,
                                            self.tls)

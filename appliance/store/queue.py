@@ -309,6 +309,20 @@ class ForwardQueue:
                 dest["last_success_at"] if dest else None, isolated))
         return result
 
+    def backlog(self, destination: str) -> DestinationCounts:
+        """What the LEDs, panel and console are told after every stored instance: pending
+        count, oldest pending, held, next attempt (failed and done are left at 0: counting the
+        done rows retention keeps would take ever longer, on the receiving thread)."""
+        conn = self.db.connection()
+        pending, oldest = conn.execute(
+            "SELECT COUNT(*), MIN(enqueued_at) FROM forward_queue WHERE destination = ? AND "
+            "state = 'pending'", (destination,)).fetchone()
+        dest = conn.execute("SELECT held, failures, next_attempt FROM forward_destinations "
+                            "WHERE destination = ?", (destination,)).fetchone()
+        return DestinationCounts(destination, pending, 0, 0, oldest,
+                                 bool(dest and dest["held"]), dest["failures"] if dest else 0,
+                                 dest["next_attempt"] if dest else 0.0, None, None, None)
+
     def instance_errors(self, destination: str, limit: int = 20) -> tuple[list[InstanceError],
                                                                            int]:
         """Undelivered instances with their own error (failed ones, isolated ones, and pending
