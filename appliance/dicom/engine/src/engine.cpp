@@ -2,8 +2,8 @@
 // a native thread that polls so stop() is noticed, TCP_NODELAY on every connection, then the
 // A-ASSOCIATE-RQ read by DCMTK on that socket, the association policy (limit, application
 // context, calling and called AE titles, each refusal with the standard's result/source/
-// reason), the presentation contexts, our Implementation Class UID, and a native thread per
-// accepted association.
+// reason), the presentation contexts, our Implementation Class UID, and each accepted
+// connection served on a thread of the pool (thread_pool.hpp).
 #include "engine.hpp"
 
 #include <arpa/inet.h>
@@ -178,6 +178,7 @@ void Engine::start() {
     stopping_ = false;
     abort_ = false;
     dcmDisableGethostbyaddr.set(OFTrue);
+    pool_.start();
     accept_thread_ = std::thread([this] { accept_loop(); });
     log(kInfo, "DICOM engine listening on " + policy.bind + ":" +
                    std::to_string(bound_port_) + " as " + policy.ae_title +
@@ -217,9 +218,11 @@ void Engine::accept_loop() {
         auto worker = std::make_unique<Worker>();
         worker->host = host;
         Worker* slot = worker.get();
-        std::lock_guard<std::mutex> lock(workers_mutex_);
-        workers_.push_back(std::move(worker));
-        slot->thread = std::thread([this, slot, fd, address, config, tls] {
+        {
+            std::lock_guard<std::mutex> lock(workers_mutex_);
+            workers_.push_back(std::move(worker));
+        }
+        pool_.run([this, slot, fd, address, config, tls] {
             ConnectionRecord record;
             record.peer = address;
             serve_connection(slot, fd, record, config, tls);
@@ -532,9 +535,6 @@ void Engine::reap_finished(bool all) {
             }
         }
     }
-    for (auto& worker : finished) {
-        if (worker->thread.joinable()) worker->thread.join();
-    }
 }
 
 void Engine::stop(double grace) {
@@ -572,6 +572,7 @@ void Engine::stop(double grace) {
             }
         }
     }
+    pool_.stop();  // every connection's task has returned: its Worker can go
     reap_finished(true);
     log(kInfo, "DICOM engine stopped");
 }

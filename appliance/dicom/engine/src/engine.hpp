@@ -1,5 +1,5 @@
-// The native DICOM engine: the listener, association negotiation and policy, and one native
-// thread per accepted association (engine.cpp); what an association does with its DIMSE
+// The native DICOM engine: the listener, association negotiation and policy, and each accepted
+// connection served on a thread of its pool (engine.cpp, thread_pool.hpp); what an association does with its DIMSE
 // messages lives in association.cpp. Pure C++ on DCMTK: Python is reached only through the
 // std::function callbacks of EngineCallbacks, which the bindings (module.cpp) wrap so that each
 // call takes the GIL and nothing else does.
@@ -20,6 +20,7 @@
 
 #include "dataset_check.hpp"
 #include "status_detail.hpp"
+#include "thread_pool.hpp"
 #include "tls.hpp"
 
 namespace engine {
@@ -291,10 +292,10 @@ public:
     bool send_event(uint64_t id, EventReport event);
 
 private:
-    //! One connection's thread: waits for the A-ASSOCIATE-RQ, negotiates, runs the association.
+    //! One connection (served by a pool thread): waits for the A-ASSOCIATE-RQ, negotiates,
+    //! runs the association; `done` once its task touches nothing of it any more.
     struct Worker {
         std::shared_ptr<Association> association;  //!< set once accepted (workers_mutex_)
-        std::thread thread;
         bool admitted = false;                     //!< holds an association slot (workers_mutex_)
         std::string host;                          //!< the peer's address, without the port
         std::atomic<bool> done{false};
@@ -347,6 +348,7 @@ private:
     std::mutex workers_mutex_;
     std::condition_variable workers_changed_;
     std::list<std::unique_ptr<Worker>> workers_;
+    ThreadPool pool_;  //!< after workers_: its threads are joined before workers_ goes
     std::atomic<uint64_t> next_association_id_{1};
     std::atomic<int> log_level_{kDebug};
 };
