@@ -95,3 +95,35 @@ def test_the_kept_association_is_released_when_nothing_follows(picky_pacs,  # no
         worker.release_association()
     assert pacs.received() == uids(good) and pacs.association_count() == 2
     db.close()
+
+
+def test_an_abort_on_the_first_instance_of_a_kept_association_is_not_held_against_it_yet(
+        picky_pacs, tmp_path):  # noqa: F811
+    """Nothing says that instance caused it (the peer may have ended the idle association): it
+    goes again first on a new association, and only an abort there isolates it."""
+    study = make_study(tmp_path / "study", 10)
+    abort_uid = uids([study[5]])[0]
+    pacs = picky_pacs(abort_uid=abort_uid)
+    for path in study:
+        store_directly(tmp_path / "data", path, "picky")
+    db = open_database(tmp_path / "data")
+    worker = DestinationWorker(db, DestinationConfig(peer="picky", batch_size=5,
+                                                     retry_initial=600, retry_max=600),
+                               PeerConfig(**pacs.peer()), "EDGEBOX",
+                               tmp_path / "data" / INSTANCES_DIR)
+    broken = []
+    try:
+        for _ in range(4):  # 5 sent; the kept one lost; isolated on a new one; the other 4
+            assert worker.step() == 0.0
+            broken.append(worker.broken_in_a_row)
+    finally:
+        worker.release_association()
+    assert broken == [0, 0, 1, 0]  # the kept association's end is not counted against it
+    tries = pacs.tries_of(abort_uid)
+    assert len(tries) == 2 and tries[0][-1] == abort_uid and tries[1][0] == abort_uid
+    assert pacs.received() == uids(study[:5] + study[6:])
+    row = db.connection().execute(
+        "SELECT q.isolated, q.attempts, q.last_error FROM forward_queue q JOIN instances i ON "
+        "i.id = q.instance_id WHERE i.sop_instance_uid = ?", (abort_uid,)).fetchone()
+    assert row[0] == 1 and row[1] == 1 and "aborted the association" in row[2]
+    db.close()
