@@ -106,7 +106,7 @@ class Forwarder(Component):
         is 'falling behind' (backlog) while it is backing off after a failure, or when its
         oldest waiting instance has waited longer than BACKLOG_AGE seconds."""
         try:
-            counts = ForwardQueue(self.db).counts([destination])[0]
+            counts = ForwardQueue(self.db).backlog(destination)
         except Exception:  # the database closed under us while stopping: nothing to tell
             log.debug("queue counts for %s unavailable", destination, exc_info=True)
             return

@@ -13,6 +13,12 @@ Each instance gets its own result. When the association ends while an instance i
 peer aborted it, closed the connection, or did not answer within the timeout), that instance is
 the 'suspect' with its own reason, and the ones after it were 'unsent': never tried, so nothing
 is held against them.
+
+The worker's batch lane keeps the association (`Session`) for the batches that follow at once
+rather than negotiating one per batch; it is released as soon as no batch follows within
+REUSE_WITHIN seconds. If a kept association turns out to be gone before the first instance of a
+batch was answered, that instance is 'unsent' (sent again at once, on a new association), not
+the suspect.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ _config.STORE_SEND_CHUNKED_DATASET = True
 UNCOMPRESSED = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
 MAX_CONTEXTS = 128
 OK_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}
+# Seconds a kept association may wait unused for the next batch before it is released
+REUSE_WITHIN = 1.0
 
 
 class AssociationFailed(ApplianceError, ConnectionError):
@@ -92,44 +100,102 @@ def decodable(tsyntax: str) -> bool:
 def send_batch(peer: PeerConfig, calling_aet: str, items: list[QueueItem], root: Path,
                timeout: float = 30.0, tls: DicomTlsConfig | None = None,
                prepare=None) -> list[ItemResult]:
-    """Send `items` over one association (over TLS with `tls`, `[dicom.tls]`); raise
-    AssociationFailed when there is none. `prepare(item, path)` returns the coerced data set
-    to send, or None to send the file as stored (route_rules.Prepare)."""
-    ae = scu_ae(calling_aet, Timeouts.all(timeout))
-    for sop_class, tsyntax in contexts_for(items):
-        ae.add_requested_context(sop_class, [tsyntax])
-    target = peer_target(peer)
+    """Send `items` over one association of their own (over TLS with `tls`, `[dicom.tls]`);
+    raise AssociationFailed when there is none. `prepare(item, path)` returns the coerced data
+    set to send, or None to send the file as stored (route_rules.Prepare)."""
+    session = Session(peer, calling_aet, items, timeout, tls)
     try:
-        assoc = associate_peer(ae, peer, tls)
-    except PeerUnreachable as exc:
-        raise AssociationFailed(str(exc)) from exc
-    accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-                for cx in assoc.accepted_contexts}
-    results: list[ItemResult] = []
-    lost = False
-    try:
-        for index, item in enumerate(items):
-            if not assoc.is_established:
-                results.extend(ItemResult(i, "unsent", "association lost") for i in items[index:])
-                break
-            started = time.monotonic()
-            result = _send_one(assoc, item, accepted, root, target, prepare)
-            lost = result.outcome == "suspect" or (result.outcome != "done"
-                                                   and not assoc.is_established)
-            if lost:  # the association ended with this instance in flight: nothing more on it
-                results.append(ItemResult(item, "suspect", _lost_reason(
-                    target, time.monotonic() - started, timeout)))
-                results.extend(ItemResult(i, "unsent", "association lost")
-                               for i in items[index + 1:])
-                break
-            results.append(result)
+        return session.send(items, root, prepare)
     finally:
-        if assoc.is_established:
-            if lost:
-                assoc.abort()
-            else:
-                assoc.release()
-    return results
+        session.close()
+
+
+class Session:
+    """One association with a destination, opened for a batch and kept for the batches that
+    follow at once: reused while it is established, was last used less than REUSE_WITHIN
+    seconds ago, and proposed every presentation context the next batch needs (the batch lane
+    of worker.py keeps one; each association costs a negotiation, and the queue fills while
+    the modality is still sending). Raises AssociationFailed when there is no association."""
+
+    def __init__(self, peer: PeerConfig, calling_aet: str, items: list[QueueItem],
+                 timeout: float = 30.0, tls: DicomTlsConfig | None = None):
+        self.contexts = contexts_for(items)
+        self.timeout = timeout
+        self.target = peer_target(peer)
+        ae = scu_ae(calling_aet, Timeouts.all(timeout))
+        for sop_class, tsyntax in self.contexts:
+            ae.add_requested_context(sop_class, [tsyntax])
+        try:
+            self.assoc = associate_peer(ae, peer, tls)
+        except PeerUnreachable as exc:
+            raise AssociationFailed(str(exc)) from exc
+        self.accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                         for cx in self.assoc.accepted_contexts}
+        self.batches = 0  # batches sent on it so far
+        self.last_used = time.monotonic()
+        # The last batch found the kept association gone before its first instance was
+        # answered (the peer closed it while we did not use it): nothing is held against it.
+        self.went_stale = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.assoc.is_established
+
+    def idle_left(self) -> float:
+        """Seconds it may still wait for the next batch (<= 0: release it)."""
+        return REUSE_WITHIN - (time.monotonic() - self.last_used)
+
+    def usable_for(self, items: list[QueueItem]) -> bool:
+        return (self.is_open and self.idle_left() > 0
+                and set(contexts_for(items)) <= set(self.contexts))
+
+    def send(self, items: list[QueueItem], root: Path, prepare=None) -> list[ItemResult]:
+        """Each item's result; after a lost association (aborted, closed, timed out) the rest
+        are 'unsent' and the session is closed. On a kept association that turns out to be
+        gone (closed or aborted, not timed out) before its first instance was answered, that
+        instance is 'unsent' too: nothing says the instance was the cause."""
+        reused, self.went_stale = self.batches > 0, False
+        self.batches += 1
+        results: list[ItemResult] = []
+        try:
+            for index, item in enumerate(items):
+                if not self.assoc.is_established:
+                    results.extend(ItemResult(i, "unsent", "association lost")
+                                   for i in items[index:])
+                    self.went_stale = reused and index == 0
+                    break
+                started = time.monotonic()
+                result = _send_one(self.assoc, item, self.accepted, root, self.target, prepare)
+                if result.outcome == "suspect" or (result.outcome != "done"
+                                                   and not self.assoc.is_established):
+                    # the association ended with this instance in flight: nothing more on it
+                    elapsed = time.monotonic() - started
+                    if reused and index == 0 and elapsed < self.timeout * 0.9:
+                        self.went_stale = True
+                        results.extend(ItemResult(i, "unsent", "kept association lost")
+                                       for i in items)
+                    else:
+                        results.append(ItemResult(item, "suspect", _lost_reason(
+                            self.target, elapsed, self.timeout)))
+                        results.extend(ItemResult(i, "unsent", "association lost")
+                                       for i in items[index + 1:])
+                    self.abort()
+                    break
+                results.append(result)
+        except BaseException:
+            self.abort()
+            raise
+        self.last_used = time.monotonic()
+        return results
+
+    def abort(self) -> None:
+        if self.assoc.is_established:
+            self.assoc.abort()
+
+    def close(self) -> None:
+        """A-RELEASE (nothing when the association has ended already)."""
+        if self.assoc.is_established:
+            self.assoc.release()
 
 
 def _lost_reason(target: str, elapsed: float, timeout: float) -> str:

@@ -3,14 +3,19 @@ outcome, back off after failures, and respect hold. All progress is in the datab
 restart carries on where the last run stopped (an item sent but not yet marked done is sent
 once more: receivers treat a repeated SOP Instance UID as the same object).
 
-The batch lane sends items in batches over one association. When the destination aborts or
-times out in the middle of a batch, the items already answered keep their result, the item in
-flight becomes isolated (with its own reason) and the rest go out again at once on a new
-association: no backoff for them. The isolated lane sends isolated items alone, one association
-each; an isolated item that fails again waits out its own backoff (then `max_age_hours`), and is
-never batched with others again until it is delivered, so it holds up nobody. Only a destination
-that cannot be reached (or that ends SICK_AFTER associations in a row before accepting anything)
-backs off as a whole.
+The batch lane sends items in batches, keeping the association for the batches that follow
+at once (sender.Session; released when the queue stays empty, the destination is held or the
+next batch needs other presentation contexts). A batch's delivered items are recorded in one
+transaction (one durable commit per batch, after the C-STORE responses: an instance is never
+marked done before its Success, and a crash before the commit only sends them again).
+
+When the destination aborts or times out in the middle of a batch, the items already answered
+keep their result, the item in flight becomes isolated (with its own reason) and the rest go out
+again at once on a new association: no backoff for them. The isolated lane sends isolated items
+alone, one association each; an isolated item that fails again waits out its own backoff (then
+`max_age_hours`), and is never batched with others again until it is delivered, so it holds up
+nobody. Only a destination that cannot be reached (or that ends SICK_AFTER associations in a row
+before accepting anything) backs off as a whole.
 
 A DICOMweb destination (`protocol = "dicomweb"`) goes through the same lanes with the STOW-RS
 sender (`stow_sender`): one request per batch, each instance with its own result."""
@@ -64,6 +69,7 @@ class DestinationWorker:
                              name=f"forward:{peer.name}:isolated", daemon=True)]
         self._sent = {"batch": 0, "isolated": 0}
         self.broken_in_a_row = 0  # associations ended before anything was accepted
+        self._session: sender.Session | None = None  # the batch lane's kept association
 
     @property
     def name(self) -> str:
@@ -97,6 +103,17 @@ class DestinationWorker:
             if delay > 0:
                 wake.wait(delay)
                 wake.clear()
+        if step == self.step:
+            self.release_association()
+
+    def release_association(self) -> None:
+        """Release the batch lane's kept association, if any."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # the peer went away: nothing to release
+                log.debug("releasing the association with %s", self.name, exc_info=True)
 
     def _ready(self) -> float:
         """0 when the destination may be sent to now, else how long to wait."""
@@ -118,14 +135,16 @@ class DestinationWorker:
         """One round of the batch lane; returns how long to wait before the next."""
         s = self.settings
         if self.queue.destination_state(self.name)["held"]:
+            self.release_association()
             return IDLE_POLL
         self.queue.expire(self.name, s.max_age_hours * 3600)
         wait = self._ready()
         if wait:
+            self.release_association()
             return wait
         items = self.queue.due(self.name, s.batch_size)
         if not items:
-            return self._idle(isolated=False)
+            return self._linger()
         for batch in self._split(items):
             results = self._send(batch, "batch")
             if results is None:
@@ -136,6 +155,18 @@ class DestinationWorker:
                     return self._destination_unwell(results)
                 return 0.0
         return 0.0
+
+    def _linger(self) -> float:
+        """Nothing due in the batch lane: keep the association a moment for what the modality
+        is still sending, then release it."""
+        delay = self._idle(isolated=False)
+        if self._session is not None:
+            left = self._session.idle_left()
+            if left <= 0 or not self._session.is_open:
+                self.release_association()
+            else:
+                delay = min(delay, left)
+        return delay
 
     def step_isolated(self) -> float:
         """One round of the isolated lane: each due isolated item alone on an association."""
@@ -159,22 +190,26 @@ class DestinationWorker:
         """Send one batch and record every item's outcome; None when there was no association
         (the destination backs off)."""
         s = self.settings
+        stale = False
         try:
-            results = self.sender.send_batch(self.peer, self.calling_aet, batch, self.root,
-                                             s.timeout, self.tls, self.prepare)
+            if lane == "batch" and self.sender is sender:
+                results, stale = self._send_kept(batch)
+            else:
+                results = self.sender.send_batch(self.peer, self.calling_aet, batch, self.root,
+                                                 s.timeout, self.tls, self.prepare)
         except AssociationFailed as exc:
             delay = self.queue.destination_failed(self.name, str(exc), s.retry_initial,
                                                   s.retry_max)
             log.warning("forward to %s failed: %s; next try in %.0fs", self.name, exc, delay)
             self.on_change()
             return None
-        done = failed = 0
+        failed = 0
+        delivered: list[tuple[int, str]] = []
         retry: dict[int, str] = {}
         for result in results:
             item = result.item
             if result.outcome == "done":
-                self.queue.mark_done(self.name, item.instance_id, result.syntax)
-                done += 1
+                delivered.append((item.instance_id, result.syntax))
             elif result.outcome == "failed":
                 log.error("forward %s to %s failed: %s", item.sop_instance_uid, self.name,
                           result.detail)
@@ -192,13 +227,32 @@ class DestinationWorker:
                 self.wake_isolated.set()
         if retry:
             self.queue.mark_retry(self.name, retry, s.retry_initial, s.retry_max)
-        if lane == "batch":
+        self.queue.mark_done_many(self.name, delivered)  # one commit for the batch
+        done = len(delivered)
+        if lane == "batch" and not stale:
             broken = any(r.outcome in ("suspect", "unsent") for r in results)
             self.broken_in_a_row = 0 if done or not broken else self.broken_in_a_row + 1
         self._sent[lane] += done
         self.on_sent(done, failed)
         self.on_change()
         return results
+
+    def _send_kept(self, batch) -> tuple[list[ItemResult], bool]:
+        """The batch over the kept association (a new one when there is none or it does not
+        fit); the results, and whether the kept association was found gone before anything."""
+        s = self.settings
+        if self._session is not None and not self._session.usable_for(batch):
+            self.release_association()
+        if self._session is None:
+            self._session = sender.Session(self.peer, self.calling_aet, batch, s.timeout,
+                                           self.tls)
+        session = self._session
+        try:
+            results = session.send(batch, self.root, self.prepare)
+        finally:
+            if not session.is_open:
+                self._session = None
+        return results, session.went_stale
 
     def _destination_unwell(self, results: list[ItemResult]) -> float:
         detail = next((r.detail for r in results if r.outcome == "suspect"), "association lost")

@@ -162,12 +162,20 @@ class ForwardQueue:
         return row[0]
 
     def mark_done(self, destination: str, instance_id: int, syntax: str) -> None:
+        self.mark_done_many(destination, [(instance_id, syntax)])
+
+    def mark_done_many(self, destination: str, delivered: list[tuple[int, str]]) -> None:
+        """These items (instance id, transfer syntax sent) were delivered: all recorded in one
+        transaction, one durable commit (nothing to do for none)."""
+        if not delivered:
+            return
         now = time.time()
         with self.db.transaction() as conn:
-            conn.execute("UPDATE forward_queue SET state = 'done', done_at = ?, sent_syntax = ?, "
-                         "last_error = NULL, isolated = 0 WHERE instance_id = ? AND "
-                         "destination = ?",
-                         (now, syntax, instance_id, destination))
+            conn.executemany("UPDATE forward_queue SET state = 'done', done_at = ?, "
+                             "sent_syntax = ?, last_error = NULL, isolated = 0 WHERE "
+                             "instance_id = ? AND destination = ?",
+                             [(now, syntax, instance_id, destination)
+                              for instance_id, syntax in delivered])
             self._ensure(conn, destination)
             conn.execute("UPDATE forward_destinations SET failures = 0, next_attempt = 0, "
                          "last_success_at = ? WHERE destination = ?", (now, destination))
@@ -300,6 +308,20 @@ class ForwardQueue:
                 dest["last_error_at"] if dest else None,
                 dest["last_success_at"] if dest else None, isolated))
         return result
+
+    def backlog(self, destination: str) -> DestinationCounts:
+        """What the LEDs, panel and console are told after every stored instance: pending
+        count, oldest pending, held, next attempt (failed and done are left at 0: counting the
+        done rows retention keeps would take ever longer, on the receiving thread)."""
+        conn = self.db.connection()
+        pending, oldest = conn.execute(
+            "SELECT COUNT(*), MIN(enqueued_at) FROM forward_queue WHERE destination = ? AND "
+            "state = 'pending'", (destination,)).fetchone()
+        dest = conn.execute("SELECT held, failures, next_attempt FROM forward_destinations "
+                            "WHERE destination = ?", (destination,)).fetchone()
+        return DestinationCounts(destination, pending, 0, 0, oldest,
+                                 bool(dest and dest["held"]), dest["failures"] if dest else 0,
+                                 dest["next_attempt"] if dest else 0.0, None, None, None)
 
     def instance_errors(self, destination: str, limit: int = 20) -> tuple[list[InstanceError],
                                                                            int]:
