@@ -81,6 +81,8 @@ class HealthView:
         if event.topic not in TOPICS:
             return
         data = event.data
+        if event.topic == Topic.STORAGE and data.get("kind") != "space":
+            return  # one per stored instance: changes nothing shown, so no listener runs
         with self._lock:
             handler = getattr(self, "_" + event.topic)
             handler(data)

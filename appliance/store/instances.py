@@ -249,24 +249,32 @@ class IndexWriter:
 
     def _apply(self, group: list) -> None:
         results: list = []
+        # A group of one (every image of a single association) needs no SAVEPOINT: its
+        # job's failure rolls back the whole transaction, which holds nothing else.
+        alone = len(group) == 1
         try:
             conn = self.db.connection()
             durable = Durability(self.root, self._root_fd)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for job, _future in group:
-                    conn.execute("SAVEPOINT job")
+                    if not alone:
+                        conn.execute("SAVEPOINT job")
                     try:
                         results.append((True, job(conn, durable)))
-                        conn.execute("RELEASE job")
+                        if not alone:
+                            conn.execute("RELEASE job")
                     except Exception as exc:  # this job fails, the others go on
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
+                        conn.execute("ROLLBACK" if alone else "ROLLBACK TO job")
+                        if not alone:
+                            conn.execute("RELEASE job")
                         results.append((False, exc))
                 durable.flush()
-                conn.execute("COMMIT")
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
         except Exception as exc:
             log.error("index commit failed: %s", exc)
@@ -359,12 +367,14 @@ class InstanceStore:
                 conn.execute("UPDATE instances SET received_count = received_count + 1 "
                              "WHERE id = ?", (row["id"],))
                 return StoreOutcome("duplicate", row["id"], self.root / row["path"])
+            replacing = False
             if not final.parent.exists():
                 final.parent.mkdir(parents=True, exist_ok=True)
                 durable.add(self.root)
             elif final.exists():
+                replacing = True
                 fsync_path(temp_path)  # never replace a stored copy by an unflushed one
-            if not final.exists():
+            if not replacing:
                 placed.append(final)  # removed again if the index row is not committed
             os.rename(temp_path, final)
             durable.files.append(final)

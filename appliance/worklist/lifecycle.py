@@ -41,7 +41,12 @@ def complete_study(store: WorklistStore, study_instance_uid: str = "",
         params.append(accession_number.strip())
     if not clauses:
         return 0
-    count = store.set_status(" OR ".join(clauses), tuple(params), COMPLETED)
+    where = " OR ".join(clauses)
+    # Called for every stored instance: a read first, so an instance whose study has no
+    # SCHEDULED item (every one after the first of a study) takes no write transaction.
+    if not store.count(f"({where}) AND status='SCHEDULED'", tuple(params)):
+        return 0
+    count = store.set_status(where, tuple(params), COMPLETED)
     if count:
         log.info("worklist: %d item(s) completed by study %s / accession %s", count,
                  study_instance_uid or "-", accession_number or "-")

@@ -180,3 +180,18 @@ def test_a_dicom_association_lights_activity_while_open(in_process_appliance):
     assert echoscu(app.port).returncode == 0
     wait_until(lambda: len(seen) == 2)
     assert seen == [("association_open", 1), ("association", 0)]
+
+
+def test_a_stored_instance_refreshes_nothing_but_low_space_does():
+    """Storage publishes one `storage` event per instance: only its "space" kind changes the
+    picture, so only that one calls the listeners (the LEDs' refresh)."""
+    bus = EventBus()
+    health = HealthView(bus)
+    calls = []
+    health.on_change(lambda: calls.append(health.storage_low))
+    for kind in ("stored", "replaced", "duplicate"):
+        bus.publish("storage", kind=kind, instance_id=1, sop_instance_uid="1.2",
+                    calling_aet="CT1")
+    assert calls == []
+    bus.publish("storage", kind="space", low=True, free_bytes=1, reserve_mb=10)
+    assert calls == [True] and "disk full" in health.faults

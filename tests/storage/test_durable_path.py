@@ -5,6 +5,7 @@ engine writes each received file; tests/dicom/engine/test_engine_store.py covers
 from __future__ import annotations
 
 import os
+import threading
 
 from appliance.store import instances
 from appliance.store.instances import InstanceMeta, InstanceStore
@@ -47,3 +48,58 @@ def test_durability_flush_falls_back_to_fsyncs_outside_the_root(tmp_path, monkey
     durable.add(tmp_path)
     durable.flush()
     assert synced == [str(outside), str(tmp_path)]
+
+
+def test_a_group_of_one_needs_no_savepoint_and_a_failing_job_leaves_nothing(tmp_path):
+    store = InstanceStore(tmp_path)
+    writer = store.writer
+    statements: list[str] = []
+    try:
+        writer.submit(lambda conn, _d: conn.execute("CREATE TABLE t (x)")).result(10)
+        writer.submit(lambda conn, _d: conn.set_trace_callback(statements.append)).result(10)
+        temp = store.incoming / "one.tmp"
+        temp.write_bytes(b"one")
+        assert store.commit(temp, meta("1.2.3.7"), [], "keep_first").action == "stored"
+
+        def failing(conn, _durable):
+            conn.execute("INSERT INTO t VALUES (1)")
+            raise ValueError("job failed")
+        failed = writer.submit(failing)
+        assert isinstance(failed.exception(10), ValueError)
+        writer.submit(lambda conn, _d: conn.execute("INSERT INTO t VALUES (2)")).result(10)
+        rows = writer.submit(lambda conn, _d: conn.execute("SELECT x FROM t").fetchall())
+        assert [tuple(r) for r in rows.result(10)] == [(2,)]
+        assert not any("SAVEPOINT" in s.upper() for s in statements)
+        assert store.db.connection().execute(
+            "SELECT count(*) FROM instances WHERE sop_instance_uid='1.2.3.7'").fetchone()[0] == 1
+    finally:
+        writer.submit(lambda conn, _d: conn.set_trace_callback(None)).result(10)
+        store.close()
+
+
+def test_in_a_group_of_several_a_failing_job_fails_alone(tmp_path):
+    store = InstanceStore(tmp_path)
+    writer = store.writer
+    try:
+        writer.submit(lambda conn, _d: conn.execute("CREATE TABLE t (x)")).result(10)
+        release = threading.Event()
+        blocker = writer.submit(lambda conn, _d: release.wait(10))
+
+        def insert(value, fail=False):
+            def job(conn, _durable):
+                conn.execute("INSERT INTO t VALUES (?)", (value,))
+                if fail:
+                    raise ValueError("job failed")
+                return value
+            return job
+        futures = [writer.submit(insert(1)), writer.submit(insert(2, fail=True)),
+                   writer.submit(insert(3))]
+        release.set()  # the three wait behind the blocker: one group
+        blocker.result(10)
+        assert futures[0].result(10) == 1 and futures[2].result(10) == 3
+        assert isinstance(futures[1].exception(10), ValueError)
+        rows = writer.submit(lambda conn, _d: conn.execute("SELECT x FROM t ORDER BY x")
+                             .fetchall()).result(10)
+        assert [tuple(r) for r in rows] == [(1,), (3,)]
+    finally:
+        store.close()

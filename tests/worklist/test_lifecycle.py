@@ -96,3 +96,23 @@ def test_status_line_counts_are_reused_for_a_while_but_not_after_a_change(tmp_pa
     # a change through this store is seen at once
     load(service, [item("2001", "NEW^ONE", "A2001", "CT", "CT1", "20260120", "080000")])
     assert lifecycle.status().startswith("6 scheduled")
+
+
+def test_later_instances_of_a_study_take_no_write_transaction(tmp_path):
+    """Storage announces every instance: only one that completes an item writes (the first of
+    its study); the others only read."""
+    config, bus, service = make(tmp_path, {"expire_after_hours": 0.0})
+    lifecycle = WorklistLifecycle(config, bus, service)
+    lifecycle.start()
+    statements: list[str] = []
+    service.store.db.connection().set_trace_callback(statements.append)
+    try:
+        for _ in range(3):
+            bus.publish("instance.stored", study_instance_uid="1.2.3.1", accession_number="")
+        bus.publish("instance.stored", study_instance_uid="7.7.7", accession_number="NONE")
+    finally:
+        service.store.db.connection().set_trace_callback(None)
+        lifecycle.stop(1)
+    writes = [s for s in statements if s.split()[0].upper() in ("BEGIN", "UPDATE", "COMMIT")]
+    assert [w.split()[0].upper() for w in writes] == ["BEGIN", "UPDATE", "COMMIT"]
+    assert service.store.counts()["COMPLETED"] == 1
