@@ -1,7 +1,7 @@
 """The engine's native structural check on received files: with `store_check` the association's
 thread checks each file before the store callback and passes its verdict as the keyword
-`check`; without it the callback gets the six arguments it always had and no `check`. A malformed object
-answered 0xC000 by the callback carries the reason as Error Comment."""
+`check`; without it the callback gets the six arguments it always had and no `check`. A
+malformed object answered 0xC000 by the callback carries the reason as Error Comment."""
 
 from __future__ import annotations
 
