@@ -37,18 +37,24 @@ class Statements:
         return sum(any("SET state = 'done'" in sql for sql in tx) for tx in self.transactions)
 
 
+def queued_worker(tmp_path, pacs, paths, **settings):
+    """A worker for the picky PACS with `paths` stored and queued for it; (database, worker)."""
+    for path in paths:
+        store_directly(tmp_path / "data", path, "picky")
+    db = open_database(tmp_path / "data")
+    worker = DestinationWorker(db, DestinationConfig(peer="picky", batch_size=5, **settings),
+                               PeerConfig(**pacs.peer()), "EDGEBOX",
+                               tmp_path / "data" / INSTANCES_DIR)
+    return db, worker
+
+
 def test_consecutive_batches_share_one_association_and_one_commit_each(picky_pacs,  # noqa: F811
                                                                        tmp_path):
     refuse = make_study(tmp_path / "refused", 1)
     good = make_study(tmp_path / "study", 12)
     pacs = picky_pacs(refuse_uid=uids(refuse)[0])
-    for path in good[:6] + refuse + good[6:]:
-        store_directly(tmp_path / "data", path, "picky")
-    db = open_database(tmp_path / "data")
-    worker = DestinationWorker(db, DestinationConfig(peer="picky", batch_size=5,
-                                                     retry_initial=600, retry_max=600),
-                               PeerConfig(**pacs.peer()), "EDGEBOX",
-                               tmp_path / "data" / INSTANCES_DIR)
+    db, worker = queued_worker(tmp_path, pacs, good[:6] + refuse + good[6:],
+                               retry_initial=600, retry_max=600)
     statements = Statements()
     db.connection().set_trace_callback(statements)
     try:
@@ -76,12 +82,7 @@ def test_the_kept_association_is_released_when_nothing_follows(picky_pacs,  # no
     monkeypatch.setattr("appliance.forward.sender.REUSE_WITHIN", 0.0)
     good = make_study(tmp_path / "study", 4)
     pacs = picky_pacs()
-    for path in good[:2]:
-        store_directly(tmp_path / "data", path, "picky")
-    db = open_database(tmp_path / "data")
-    worker = DestinationWorker(db, DestinationConfig(peer="picky", batch_size=5),
-                               PeerConfig(**pacs.peer()), "EDGEBOX",
-                               tmp_path / "data" / INSTANCES_DIR)
+    db, worker = queued_worker(tmp_path, pacs, good[:2])
     try:
         assert worker.step() == 0.0
         session = worker._session
@@ -104,13 +105,7 @@ def test_an_abort_on_the_first_instance_of_a_kept_association_is_not_held_agains
     study = make_study(tmp_path / "study", 10)
     abort_uid = uids([study[5]])[0]
     pacs = picky_pacs(abort_uid=abort_uid)
-    for path in study:
-        store_directly(tmp_path / "data", path, "picky")
-    db = open_database(tmp_path / "data")
-    worker = DestinationWorker(db, DestinationConfig(peer="picky", batch_size=5,
-                                                     retry_initial=600, retry_max=600),
-                               PeerConfig(**pacs.peer()), "EDGEBOX",
-                               tmp_path / "data" / INSTANCES_DIR)
+    db, worker = queued_worker(tmp_path, pacs, study, retry_initial=600, retry_max=600)
     broken = []
     try:
         for _ in range(4):  # 5 sent; the kept one lost; isolated on a new one; the other 4

@@ -431,8 +431,9 @@ engine::EngineConfig make_config(
     int network_timeout, long max_pdu,
     const std::map<std::string, std::vector<std::string>>& contexts,
     const std::map<std::string, std::vector<std::string>>& retrieve_storage,
-    const std::string& incoming_dir) {
+    const std::string& incoming_dir, bool hash_content) {
     engine::EngineConfig config;
+    config.hash_content = hash_content;
     config.ae_title = ae_title;
     config.extra_called_aets = extra_called_aets;
     config.strict_called_aet = strict_called_aet;
@@ -479,14 +480,13 @@ PYBIND11_MODULE(_engine, module) {
                          const std::string& incoming_dir, py::object on_store,
                          py::object on_request, py::object on_association, bool hash_content,
                          std::shared_ptr<engine::CheckRules> store_check) {
-                 engine::EngineConfig config = make_config(
-                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
-                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
-                     dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
-                     incoming_dir);
-                 config.hash_content = hash_content;
                  return std::make_unique<PyEngine>(
-                     std::move(config), std::move(on_store), std::move(on_request),
+                     make_config(ae_title, extra, strict_called_aet, allowed, bind, port,
+                                 max_associations, artim_timeout, max_pending,
+                                 max_pending_per_host, acse_timeout, dimse_timeout,
+                                 network_timeout, max_pdu, contexts, retrieve_storage,
+                                 incoming_dir, hash_content),
+                     std::move(on_store), std::move(on_request),
                      std::move(on_association), std::move(store_check));
              }),
              py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
@@ -534,13 +534,11 @@ PYBIND11_MODULE(_engine, module) {
                const std::map<std::string, std::vector<std::string>>& contexts,
                const std::map<std::string, std::vector<std::string>>& retrieve_storage,
                const std::string& incoming_dir, bool hash_content) {
-                engine::EngineConfig config = make_config(
+                self.update_policy(make_config(
                     ae_title, extra, strict_called_aet, allowed, bind, port, max_associations,
                     artim_timeout, max_pending, max_pending_per_host, acse_timeout,
                     dimse_timeout, network_timeout, max_pdu, contexts, retrieve_storage,
-                    incoming_dir);
-                config.hash_content = hash_content;
-                self.update_policy(std::move(config));
+                    incoming_dir, hash_content));
             },
             py::kw_only(), py::arg("ae_title"), py::arg("extra_called_aets"),
             py::arg("strict_called_aet"), py::arg("allowed_calling_aets"), py::arg("bind"),
