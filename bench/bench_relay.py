@@ -55,6 +55,12 @@ WHERE_THE_TIME_GOES = [
     "file streamed as stored); with Orthanc's 4 ms per image and storescu on the same 2 CPUs, "
     "the machine is CPU-bound. Reaching 0.8x needs the sending side native too (a C-STORE SCU "
     "in the engine), which issue 14 leaves on pynetdicom.",
+    "2026-12-05: the forwarder keeps its association across consecutive batches, records a "
+    "batch's deliveries in one commit, and the queue event after each stored instance reads"
+    " only the pending rows; what is left is one pynetdicom C-STORE at a time (about 10 ms "
+    "of wall time per forwarded image against 3.3 ms of the appliance's CPU and 3.6 ms of "
+    "Orthanc's; Orthanc announces a 16 KB maximum PDU, 33 P-DATA PDUs per CT image): see "
+    "the notes below the table.",
 ]
 
 
