@@ -69,8 +69,8 @@ class Orthanc:
 
     def start(self) -> Orthanc:
         # A port free_port() found free can be taken by someone else's connection before
-        # Orthanc binds it: on its first start only, Orthanc gets fresh ports then (a restart
-        # keeps its ports, the appliance is configured with them).
+        # Orthanc binds it: on its first start, Orthanc gets fresh ports then; a restart keeps
+        # its ports (the appliance is configured with them) and tries again a little later.
         for attempt in range(3):
             log = open(self.log_path, "ab")
             self.proc = subprocess.Popen([ORTHANC, str(self.config_path)], env=DCMTK_ENV,
@@ -80,9 +80,14 @@ class Orthanc:
             if self._listening(30.0):
                 break
             in_use = "already in use" in self.log_path.read_text(errors="replace")
-            if self.started_once or not in_use or attempt == 2:
+            if not in_use or attempt == 2:
                 raise AssertionError(f"Orthanc is not listening; log:\n"
                                      f"{self.log_path.read_text(errors='replace')}")
+            if self.started_once:
+                # A restart keeps its ports: a connection that happens to hold one of them
+                # (a client's ephemeral port) goes away; wait for it.
+                time.sleep(3.0)
+                continue
             self.http_port, self.dicom_port = free_port(), free_port()
             self.config.update(HttpPort=self.http_port, DicomPort=self.dicom_port)
             self.config_path.write_text(json.dumps(self.config, indent=2))

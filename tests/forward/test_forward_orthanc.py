@@ -68,8 +68,10 @@ def test_everything_stored_arrives_in_orthanc(appliance, orthanc, tmp_path):
 
 def test_orthanc_down_queue_holds_retries_and_resumes_without_loss_or_repeat(
         appliance, orthanc, tmp_path):
-    orthanc.stop()
+    # The appliance picks its free ports while Orthanc still holds its own: Orthanc's
+    # restart below needs them back.
     _, port, config = appliance(sections(orthanc))
+    orthanc.stop()
     files = make_study(tmp_path / "study", 30)
     assert storescu(port, files).returncode == 0  # the modality is not affected by the outage
     status = wait_until(lambda: (s := queue_json(config)["pacs"])["last_error"] and s, 15,
@@ -107,9 +109,10 @@ def test_hold_release_and_retry_from_the_command_line(appliance, orthanc, tmp_pa
 
 
 def test_failed_items_are_sent_again_by_retry(appliance, orthanc, tmp_path):
-    orthanc.stop()
-    # max_age_hours tiny: undelivered items turn 'failed' almost at once.
+    # max_age_hours tiny: undelivered items turn 'failed' almost at once. The appliance
+    # picks its free ports while Orthanc still holds its own (it starts again below).
     _, port, config = appliance(sections(orthanc, max_age_hours=0.0003))
+    orthanc.stop()
     files = make_study(tmp_path / "study", 4)
     assert storescu(port, files).returncode == 0
     status = wait_until(lambda: (s := queue_json(config)["pacs"])["failed"] == 4 and s, 20,
