@@ -114,13 +114,18 @@ class StatusLeds:
             while not self._closed:
                 now = time.monotonic()
                 next_edge: float | None = None
-                for name, (signal, start) in self._blinking.items():
+                for name, (signal, start) in list(self._blinking.items()):
                     period = signal.on_time + signal.off_time
                     phase = (now - start) % period
                     lit = phase < signal.on_time
-                    led = self._leds[name]
-                    if bool(led.value) != lit:
-                        led.value = lit
+                    try:
+                        led = self._leds[name]
+                        if bool(led.value) != lit:
+                            led.value = lit
+                    except Exception:  # a pin gone bad stops its blink, not the others'
+                        log.exception("LED %s cannot blink", name)
+                        del self._blinking[name]
+                        continue
                     edge = now + ((signal.on_time if lit else period) - phase)
                     next_edge = edge if next_edge is None else min(next_edge, edge)
                 self._wake.wait(None if next_edge is None else next_edge - now)

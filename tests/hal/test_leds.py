@@ -79,3 +79,17 @@ def test_two_leds_blink_each_in_its_own_rhythm(pins):
                                    (0.1, False)])
     fault.assert_states_and_times([(0.0, False), (0.0, True), (0.2, False), (0.1, True),
                                    (0.2, False)])
+
+
+def test_a_pin_gone_bad_stops_only_its_own_blink(pins, caplog):
+    leds = StatusLeds({"power": 17, "activity": 27}, pins)
+    leds.show("power", blink(0.05, 0.05))
+    leds.show("activity", blink(0.05, 0.05))
+    leds.led("power").close()  # its next edge raises in the blink thread
+    time.sleep(0.1)
+    activity = pins.pin(27)
+    activity.clear_states()
+    time.sleep(0.25)
+    assert len(activity.states) >= 4
+    assert any("LED power cannot blink" in r.getMessage() for r in caplog.records)
+    leds.close()
