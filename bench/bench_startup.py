@@ -57,6 +57,15 @@ WHERE_THE_TIME_GOES = [
     "3.0 imports numpy (and Pillow) in its config whenever numpy is installed, with no "
     "public switch; the FastAPI app is ~22 MB and the web page is on by default. Under 80 "
     "MB needs pydicom/numpy or the web page out of the process.",
+    "Cold start, 2026-12-05 (later): the services declared their presentation contexts as "
+    "pynetdicom `PresentationContext`s, about 1,000 of them with 40,000 transfer syntax "
+    "entries, each UID validated by pydicom, built three times over (the engine's accepted "
+    "set, the C-GET storage roles, the dispatcher): 0.28 s of every start before the port "
+    "opened. They are now plain UIDs (`appliance/dicom/declared_context.py`): building the "
+    "components 280 -> 6 ms. Timeline of a start now (one run, no load): the CLI and the "
+    "configuration schema imported at 0.34 s, the components' modules at 0.65 s, the engine "
+    "listening at 0.70 s; what is left is imports (pydantic, pydicom with numpy, pynetdicom, "
+    "the services).",
 ]
 TARGET_IDLE_MB = 80
 
