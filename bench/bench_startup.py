@@ -62,7 +62,7 @@ WHERE_THE_TIME_GOES = [
     "entries, each UID validated by pydicom, built three times over (the engine's accepted "
     "set, the C-GET storage roles, the dispatcher): 0.28 s of every start before the port "
     "opened. They are now plain UIDs (`appliance/dicom/declared_context.py`): building the "
-    "components 280 -> 6 ms. Timeline of a start now (one run, no load): the CLI and the "
+    "components 280 -> 6 ms. Timeline of a start now (one run): the CLI and the "
     "configuration schema imported at 0.34 s, the components' modules at 0.65 s, the engine "
     "listening at 0.70 s; what is left is imports (pydantic, pydicom with numpy, pynetdicom, "
     "the services).",
