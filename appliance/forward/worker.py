@@ -51,6 +51,7 @@ IDLE_POLL = 1.0  # seconds between looks at the queue when nothing wakes us (CLI
 # Associations in a row that ended (abort, timeout) before the destination accepted anything:
 # then the destination itself is unwell, and it backs off as a whole.
 SICK_AFTER = 3
+EXPIRE_EVERY = 1.0  # seconds between looks for instances older than max_age_hours
 
 
 class _Lane:
@@ -117,6 +118,7 @@ class DestinationWorker:
         self._sent = {"batch": 0, "isolated": 0}
         self.broken_in_a_row = 0  # associations ended before anything was accepted
         self._refusal_logged = False
+        self._expire_at = 0.0  # time.monotonic() of the next look for expired instances
 
     @property
     def name(self) -> str:
@@ -168,9 +170,10 @@ class DestinationWorker:
                 except Exception:  # the peer went away: nothing to release
                     log.debug("releasing the association with %s", self.name, exc_info=True)
 
-    def _ready(self) -> float:
-        """0 when the destination may be sent to now, else how long to wait."""
-        state = self.queue.destination_state(self.name)
+    def _ready(self, state=None) -> float:
+        """0 when the destination may be sent to now, else how long to wait (`state`: its
+        row, just read)."""
+        state = self.queue.destination_state(self.name) if state is None else state
         if state["held"]:
             return IDLE_POLL
         now = time.time()
@@ -196,12 +199,14 @@ class DestinationWorker:
         """One round of a batch lane; returns how long to wait before the next."""
         s = self.settings
         this = self.lanes[lane]
-        if self.queue.destination_state(self.name)["held"]:
+        state = self.queue.destination_state(self.name)
+        if state["held"]:
             self.release_association(lane)
             return IDLE_POLL
-        if lane == 0:
+        if lane == 0 and time.monotonic() >= self._expire_at:
+            self._expire_at = time.monotonic() + EXPIRE_EVERY
             self.queue.expire(self.name, s.max_age_hours * 3600)
-        wait = self._ready()
+        wait = self._ready(state)
         if wait:
             self.release_association(lane)
             return wait
