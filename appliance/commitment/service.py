@@ -28,7 +28,6 @@ from pathlib import Path
 
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
-from pynetdicom.presentation import PresentationContext, build_context
 
 from appliance.commitment import checker, reporter
 from appliance.commitment.hashes import Hasher
@@ -46,6 +45,7 @@ from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.dicom.dimse_status import is_success_or_warning
 from appliance.store.instances import INSTANCES_DIR, open_database
 
@@ -158,10 +158,10 @@ class CommitmentService(Component):
 
     # -- DICOM service ------------------------------------------------------------------------
 
-    def contexts(self) -> list[PresentationContext]:
+    def contexts(self) -> list[DeclaredContext]:
         if not self.settings.enabled:
             return []
-        return [build_context(SOP_CLASS, TRANSFER_SYNTAXES)]
+        return [declare(SOP_CLASS, TRANSFER_SYNTAXES)]
 
     def handlers(self) -> list[tuple]:
         return [(evt.EVT_N_ACTION, self.handle_action), (evt.EVT_RELEASED, self._ended),

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 TOPICS = (Topic.COMPONENT, Topic.ASSOCIATION_OPEN, Topic.ASSOCIATION, Topic.PRINT_JOB,
           Topic.QUEUE, Topic.PRINTER, Topic.DISK, Topic.STORAGE, Topic.UPDATE, Topic.IDENTIFY,
           Topic.WEB_SETUP, Topic.DICOM_TLS)
+#: Topics that change only the count of open associations (whether the box is `active`).
+ASSOCIATION_TOPICS = (Topic.ASSOCIATION_OPEN, Topic.ASSOCIATION)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class HealthView:
         self.last_error = ""
         self.web_setup_code = ""
         self.tls_warning = ""
+        #: Bumped by every change but an association's open or end: a listener that saw this
+        #: revision need only look at `active` again (the LEDs do so for every association).
+        self.revision = 0
         bus.subscribe(self._on_event)  # every topic; those of TOPICS are read
 
     def on_change(self, listener: Callable[[], None]) -> None:
@@ -86,6 +91,8 @@ class HealthView:
         with self._lock:
             handler = getattr(self, "_" + event.topic)
             handler(data)
+            if event.topic not in ASSOCIATION_TOPICS:
+                self.revision += 1
         for listener in list(self._listeners):
             listener()
 

@@ -14,9 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
-from collections import Counter
-from dataclasses import dataclass, field
 
 from pydicom.uid import UID
 
@@ -26,15 +23,8 @@ from appliance.core.events import EventBus
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AssociationRecord:
-    peer: str
-    started: float = field(default_factory=time.monotonic)
-    calling_aet: str = ""
-    called_aet: str = ""
-    contexts: list[str] = field(default_factory=list)
-    operations: Counter = field(default_factory=Counter)
-    outcome: str = "closed during negotiation"
+#: Outcomes logged as a warning: the connection was turned away or broken off by us.
+REFUSED = ("rejected", "refused", "aborted:")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -56,7 +46,8 @@ class AssociationLog:
     def engine_event(self, event: dict) -> None:
         """The native engine's association events (appliance.dicom.engine `on_association`):
         "opened" lights the activity LED, "ended" writes the line; "established" adds nothing
-        the "ended" event does not carry."""
+        the "ended" event does not carry. Run on the association's thread once per event,
+        so it does no more than that."""
         kind = event.get("event")
         if kind == "opened":
             with self._lock:
@@ -66,29 +57,27 @@ class AssociationLog:
         elif kind == "ended":
             with self._lock:
                 self._engine_open = max(0, self._engine_open - 1)
-            record = AssociationRecord(
-                peer=event.get("peer", ""), calling_aet=event.get("calling_ae", ""),
-                called_aet=event.get("called_ae", ""),
-                contexts=[describe_uids(cx["abstract_syntax"], cx["transfer_syntax"])
-                          for cx in event.get("contexts", [])],
-                operations=Counter(event.get("operations", {})),
-                outcome=event.get("outcome", "connection closed"))
-            self._write(record, float(event.get("duration", 0.0)))
+            self._write(event)
 
-    def _write(self, record: AssociationRecord, duration: float) -> None:
-        ops = ", ".join(f"{n} {op}" for op, n in sorted(record.operations.items())) or "none"
-        refused = record.outcome.startswith(("rejected", "refused", "aborted:"))
-        level = logging.WARNING if refused else logging.INFO
-        log.log(level,
-                "association from %s calling=%r called=%r contexts=[%s] operations=[%s] "
-                "duration=%.3fs outcome=%s",
-                record.peer, record.calling_aet, record.called_aet, "; ".join(record.contexts),
-                ops, duration, record.outcome)
+    def _write(self, event: dict) -> None:
+        peer = event.get("peer", "")
+        calling, called = event.get("calling_ae", ""), event.get("called_ae", "")
+        contexts = [describe_uids(cx["abstract_syntax"], cx["transfer_syntax"])
+                    for cx in event.get("contexts", ())]
+        operations = dict(event.get("operations") or {})
+        duration = float(event.get("duration", 0.0))
+        outcome = event.get("outcome", "connection closed")
+        level = logging.WARNING if outcome.startswith(REFUSED) else logging.INFO
+        if log.isEnabledFor(level):
+            ops = ", ".join(f"{n} {op}" for op, n in sorted(operations.items())) or "none"
+            log.log(level,
+                    "association from %s calling=%r called=%r contexts=[%s] operations=[%s] "
+                    "duration=%.3fs outcome=%s",
+                    peer, calling, called, "; ".join(contexts), ops, duration, outcome)
         if self.bus is not None:
-            self.bus.publish(Topic.ASSOCIATION, peer=record.peer, calling_aet=record.calling_aet,
-                             called_aet=record.called_aet, contexts=record.contexts,
-                             operations=dict(record.operations), duration=duration,
-                             outcome=record.outcome)
+            self.bus.publish(Topic.ASSOCIATION, peer=peer, calling_aet=calling,
+                             called_aet=called, contexts=contexts, operations=operations,
+                             duration=duration, outcome=outcome)
 
     @property
     def open_count(self) -> int:

@@ -19,14 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from pynetdicom.presentation import PresentationContext
-
 from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.core.events import EventBus
 from appliance.dicom.association_log import AssociationLog
 from appliance.dicom.config import DicomConfig
+from appliance.dicom.declared_context import DeclaredContext
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of, retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from appliance.dicom.tls_files import TlsFileError, check_tls_files
@@ -48,7 +47,7 @@ class DicomService(Protocol):
 
     name: str
 
-    def contexts(self) -> list[PresentationContext]: ...
+    def contexts(self) -> list[DeclaredContext]: ...
 
     def handlers(self) -> list[tuple]: ...
 

@@ -29,11 +29,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom.presentation import (
-    AllStoragePresentationContexts,
-    PresentationContext,
-    build_context,
-)
+from pynetdicom.presentation import AllStoragePresentationContexts
 
 from appliance.config.schema import ApplianceConfig
 from appliance.core.component import Component
@@ -42,6 +38,7 @@ from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
 from appliance.dicom.dataset_check import CheckedFile, MalformedDataSet
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.dicom.native_check import NativeVerdict, checked_file, rules
 from appliance.dicom.routing import Router
 from appliance.store.instances import (
@@ -170,8 +167,8 @@ class StorageService(Component):
 
     # -- DICOM service --------------------------------------------------------------------
 
-    def contexts(self) -> list[PresentationContext]:
-        return [build_context(sop_class, STORAGE_TRANSFER_SYNTAXES)
+    def contexts(self) -> list[DeclaredContext]:
+        return [declare(sop_class, STORAGE_TRANSFER_SYNTAXES)
                 for sop_class in STORAGE_SOP_CLASSES]
 
     def handlers(self) -> list[tuple]:

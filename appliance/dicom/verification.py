@@ -18,11 +18,11 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification
 
 from appliance.config.schema import ApplianceConfig
 from appliance.dicom.config import DicomTlsConfig
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.dicom.dicomweb_peer import qido_echo
 from appliance.dicom.echo_result import EchoResult
 from appliance.dicom.peer_config import PeerConfig
@@ -44,8 +44,8 @@ class VerificationService:
 
     name = "verification"
 
-    def contexts(self) -> list[PresentationContext]:
-        return [build_context(Verification, TRANSFER_SYNTAXES)]
+    def contexts(self) -> list[DeclaredContext]:
+        return [declare(Verification, TRANSFER_SYNTAXES)]
 
     def handlers(self) -> list[tuple]:
         """None: C-ECHO never reaches Python."""

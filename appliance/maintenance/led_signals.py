@@ -62,6 +62,7 @@ class StatusIndicators(Component):
         self.leds: StatusLeds | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._shown_revision = -1  # the health revision the LEDs show (-1: none yet)
         self.configure(config)
         health.on_change(self.refresh)
 
@@ -87,8 +88,17 @@ class StatusIndicators(Component):
             leds = self.leds
             if leds is None:
                 return
-            for name, signal in signals(self.health).items():
+            health = self.health
+            revision = health.revision  # read first: a change meanwhile shows next time
+            if (revision == self._shown_revision and self._timer is None
+                    and not health.identifying):
+                # Only associations opened or ended since the last look (one refresh each):
+                # the other LEDs cannot have changed.
+                leds.show("activity", ACTIVITY if health.active else OFF)
+                return
+            for name, signal in signals(health).items():
                 leds.show(name, signal)
+            self._shown_revision = revision
             self._schedule_identify_end()
 
     def _schedule_identify_end(self) -> None:
@@ -112,6 +122,7 @@ class StatusIndicators(Component):
             if self._timer is not None:
                 self._timer.cancel()
             leds, self.leds = self.leds, None
+            self._shown_revision = -1
         if leds is not None:
             leds.close()
 

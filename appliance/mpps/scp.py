@@ -19,10 +19,10 @@ import threading
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import evt
-from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.mpps.attributes import PROCESSING_FAILURE, MppsRefusal
 from appliance.mpps.queue import Received
 from appliance.mpps.store import MppsStore
@@ -69,10 +69,10 @@ class MppsService:
                 self._store = MppsStore(worklist_store)
             return self._store
 
-    def contexts(self) -> list[PresentationContext]:
+    def contexts(self) -> list[DeclaredContext]:
         if not self.config.mpps.enabled:
             return []
-        return [build_context(SOP_CLASS, TRANSFER_SYNTAXES)]
+        return [declare(SOP_CLASS, TRANSFER_SYNTAXES)]
 
     def handlers(self) -> list[tuple]:
         return [(evt.EVT_N_CREATE, self.handle_create), (evt.EVT_N_SET, self.handle_set)]

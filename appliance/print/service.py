@@ -17,7 +17,6 @@ import time
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import evt
-from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import (
     BasicAnnotationBox,
     BasicColorImageBox,
@@ -34,6 +33,7 @@ from pynetdicom.sop_class import (
 
 from appliance import __version__
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.print import dimse_status as st
 from appliance.print.notify import event_sender
 from appliance.print.profiles import printer_profiles, profile_for
@@ -83,11 +83,11 @@ class PrintService:
             return []
         return [p.ae_title for p in printer_profiles(self.config) if p.ae_title]
 
-    def contexts(self) -> list[PresentationContext]:
+    def contexts(self) -> list[DeclaredContext]:
         """Print contexts, none with `[print] enabled = false` (read when the server starts)."""
         if not self.config.print.enabled:
             return []
-        return [build_context(uid, TRANSFER_SYNTAXES) for uid in ABSTRACT_SYNTAXES]
+        return [declare(uid, TRANSFER_SYNTAXES) for uid in ABSTRACT_SYNTAXES]
 
     def handlers(self) -> list[tuple]:
         return [(evt.EVT_N_CREATE, self.handle_create), (evt.EVT_N_SET, self.handle_set),

@@ -24,6 +24,7 @@ from pynetdicom import evt
 from pynetdicom.presentation import PresentationContext, build_context
 
 from appliance.config.schema import ApplianceConfig
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.dicom.find_answers import answer_dataset
 from appliance.dicom.scu import Timeouts
 from appliance.dicom.storage import STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES
@@ -56,14 +57,13 @@ class QueryRetrieveService:
         """Peers, TLS and AE title apply to the next request; `enabled` at the next start."""
         self.config = config
 
-    def contexts(self) -> list[PresentationContext]:
+    def contexts(self) -> list[DeclaredContext]:
         if not self.config.query_retrieve.enabled:
             return []
-        out = [build_context(uid, TRANSFER_SYNTAXES) for uid in SOP_CLASSES]
-        for sop_class in STORAGE_SOP_CLASSES:  # C-GET: the requester is the storage SCP
-            context = build_context(sop_class, STORAGE_TRANSFER_SYNTAXES)
-            context.scp_role, context.scu_role = True, False
-            out.append(context)
+        out = [declare(uid, TRANSFER_SYNTAXES) for uid in SOP_CLASSES]
+        # C-GET: the requester is the storage SCP
+        out.extend(declare(sop_class, STORAGE_TRANSFER_SYNTAXES, scp_role=True, scu_role=False)
+                   for sop_class in STORAGE_SOP_CLASSES)
         return out
 
     def handlers(self) -> list[tuple]:

@@ -19,13 +19,13 @@ import threading
 from pydicom import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
-from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from appliance.config.schema import ApplianceConfig
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
 from appliance.dicom.caller_policy import NOT_AUTHORIZED, caller_allowed, refusal_comment
+from appliance.dicom.declared_context import DeclaredContext, declare
 from appliance.dicom.find_answers import answer_dataset
 from appliance.worklist.config import WorklistConfig
 from appliance.worklist.matcher import WorklistQuery
@@ -65,8 +65,8 @@ class WorklistService:
                 self._store = WorklistStore.in_data_dir(self._data_dir, self.bus)
             return self._store
 
-    def contexts(self) -> list[PresentationContext]:
-        return [build_context(ModalityWorklistInformationFind, TRANSFER_SYNTAXES)]
+    def contexts(self) -> list[DeclaredContext]:
+        return [declare(ModalityWorklistInformationFind, TRANSFER_SYNTAXES)]
 
     def handlers(self) -> list[tuple]:
         return [(evt.EVT_C_FIND, self.handle_find)]

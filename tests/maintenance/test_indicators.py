@@ -107,6 +107,35 @@ def test_faults_light_the_fault_led(leds, topic, data):
     assert settle(pins.pin(FAULT), 0.3) == [True]
 
 
+def test_changes_between_association_events_show_at_once(leds):
+    # Association events only touch the activity LED; whatever else changed in between (a
+    # fault, a warning, identify, its end) is still shown, at the event that changed it.
+    bus, pins, indicators = leds
+    ready(bus)
+    shown = indicators.leds.shown
+    for n in range(3):
+        bus.publish("association_open", peer=f"127.0.0.1:{5000 + n}")
+    assert (str(shown("activity")), str(shown("fault"))) == ("blink 0.1s on / 0.1s off", "off")
+    bus.publish("disk", state="full", free_bytes=0)
+    assert str(shown("fault")) == "on"
+    bus.publish("association", peer="127.0.0.1:5000", outcome="released")
+    bus.publish("disk", state="high", free_bytes=10)
+    assert str(shown("fault")) == "blink 1s on / 1s off"
+    bus.publish("association", peer="127.0.0.1:5001", outcome="released")
+    assert str(shown("activity")) == "blink 0.1s on / 0.1s off"  # one still open
+    bus.publish("identify", seconds=0.3)
+    bus.publish("association", peer="127.0.0.1:5002", outcome="released")
+    assert {str(shown(n)) for n in ("power", "activity", "fault")} == {
+        "blink 0.25s on / 0.25s off"}  # identify outranks the end of activity
+    wait_until(lambda: str(shown("activity")) == "off", timeout=2)
+    assert (str(shown("power")), str(shown("fault"))) == ("on", "blink 1s on / 1s off")
+    bus.publish("association_open", peer="127.0.0.1:5003")
+    bus.publish("disk", state="ok", free_bytes=10**9)
+    bus.publish("association", peer="127.0.0.1:5003", outcome="released")
+    assert [str(shown(n)) for n in ("power", "activity", "fault")] == ["on", "off", "off"]
+    assert pins.pin(FAULT).state is False and pins.pin(ACTIVITY).state is False
+
+
 def test_update_in_progress_blinks_power_fast(leds):
     bus, pins, _ = leds
     ready(bus)

@@ -195,25 +195,22 @@ GET_MODELS = frozenset({
 
 
 def _role_only(context) -> bool:
-    """A context declared only for the requester's SCP role (pynetdicom's
-    `build_context(..., scp_role=True, scu_role=False)` style): storage classes for C-GET."""
-    return getattr(context, "scp_role", None) is True and \
-        getattr(context, "scu_role", None) is not True
+    """A context declared only for the requester's SCP role (`scp_role=True, scu_role=False`,
+    see `appliance.dicom.declared_context`): storage classes for C-GET."""
+    return context.scp_role is True and context.scu_role is not True
 
 
 def _merged(contexts) -> dict[str, tuple[str, ...]]:
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, dict[str, None]] = {}
     for context in contexts:
-        syntaxes = merged.setdefault(str(context.abstract_syntax), [])
-        for syntax in context.transfer_syntax:
-            if str(syntax) not in syntaxes:
-                syntaxes.append(str(syntax))
+        merged.setdefault(str(context.abstract_syntax), {}).update(
+            dict.fromkeys(map(str, context.transfer_syntax)))
     return {abstract: tuple(syntaxes) for abstract, syntaxes in merged.items()}
 
 
 def contexts_of(services) -> dict[str, tuple[str, ...]]:
-    """The presentation contexts DICOM services declare (pynetdicom `PresentationContext`s from
-    each service's `contexts()`), merged per abstract syntax in the order first seen; contexts
+    """The presentation contexts DICOM services declare (`DeclaredContext`s from each
+    service's `contexts()`), merged per abstract syntax in the order first seen; contexts
     declared only for the requester's SCP role are left to `retrieve_storage_of`."""
     return _merged(cx for service in services for cx in service.contexts()
                    if not _role_only(cx))
@@ -221,10 +218,10 @@ def contexts_of(services) -> dict[str, tuple[str, ...]]:
 
 def retrieve_storage_of(services) -> dict[str, tuple[str, ...]]:
     """The storage SOP classes a Query/Retrieve service offers for the C-STORE sub-operations
-    of its C-GET: the contexts of `contexts()` with `scp_role=True` (pynetdicom's way to accept
-    an SCP/SCU Role Selection proposing the requester as SCP), for `EngineSettings`."""
+    of its C-GET: the contexts of `contexts()` with `scp_role=True` (an SCP/SCU Role Selection
+    proposing the requester as SCP is accepted for them), for `EngineSettings`."""
     return _merged(cx for service in services for cx in service.contexts()
-                   if getattr(cx, "scp_role", None) is True)
+                   if cx.scp_role is True)
 
 
 def _timeout_seconds(value: int) -> int:

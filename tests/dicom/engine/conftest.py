@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from pynetdicom.presentation import build_context
 
+from appliance.dicom.declared_context import declare
 from appliance.dicom.engine import DicomEngine, EngineSettings, contexts_of
 from appliance.dicom.storage import STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES
 from appliance.dicom.verification import VerificationService
@@ -26,7 +26,7 @@ class StorageContexts:
     """The Storage service's declared contexts, without the service itself."""
 
     def contexts(self):
-        return [build_context(sop_class, STORAGE_TRANSFER_SYNTAXES)
+        return [declare(sop_class, STORAGE_TRANSFER_SYNTAXES)
                 for sop_class in STORAGE_SOP_CLASSES]
 
 

@@ -13,8 +13,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
-from pynetdicom.presentation import build_context
 
+from appliance.dicom.declared_context import declare
 from appliance.dicom.engine import retrieve_storage_of
 from appliance.dicom.engine_dispatch import EngineDispatcher
 from tests.conftest import DCMTK_ENV
@@ -43,15 +43,14 @@ class RetrieveService:
         self.reports: list[tuple[int, Dataset]] = []
 
     def contexts(self):
-        return [build_context(STUDY_ROOT_GET, SYNTAXES), build_context(STUDY_ROOT_MOVE, SYNTAXES),
-                build_context(STORAGE_COMMITMENT, SYNTAXES),
+        return [declare(STUDY_ROOT_GET, SYNTAXES), declare(STUDY_ROOT_MOVE, SYNTAXES),
+                declare(STORAGE_COMMITMENT, SYNTAXES),
                 self._role_context(CT_IMAGE)]
 
     @staticmethod
     def _role_context(sop_class):
-        context = build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-        context.scp_role, context.scu_role = True, False
-        return context
+        return declare(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
+                       scp_role=True, scu_role=False)
 
     def handlers(self):
         return [(evt.EVT_C_GET, self.get), (evt.EVT_C_MOVE, self.move),
