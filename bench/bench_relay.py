@@ -117,6 +117,14 @@ def run_direct(work: Path, files: list[Path]) -> dict:
         shutil.rmtree(work / "orthanc", ignore_errors=True)
 
 
+def destination() -> dict:
+    """The one [[destinations]] entry: defaults, but `associations` from
+    BENCH_RELAY_ASSOCIATIONS when set (to compare counts)."""
+    if os.environ.get("BENCH_RELAY_ASSOCIATIONS", "").strip():
+        return {"peer": "pacs", "associations": env_int("BENCH_RELAY_ASSOCIATIONS", 2)}
+    return {"peer": "pacs"}
+
+
 def run_relay(work: Path, files: list[Path]) -> dict:
     port = free_port()
     orthanc = Orthanc(work / "orthanc", appliance_port=port).start()
@@ -127,7 +135,7 @@ def run_relay(work: Path, files: list[Path]) -> dict:
         "storage": {"reserve_mb": 0},
         "log": {"level": "WARNING"},
         "peers": [orthanc.peer("pacs")],
-        "destinations": [{"peer": "pacs"}],
+        "destinations": [destination()],
         "routes": [{"destinations": ["pacs"]}]})
     appliance = ApplianceProcess(config, work / "appliance.log")
     try:

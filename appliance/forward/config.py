@@ -40,6 +40,11 @@ class DestinationConfig(Section):
     timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
         30.0, title="Timeout", json_schema_extra=SECONDS,
         description="Seconds to wait for the peer's answers")
+    associations: Annotated[int, AfterValidator(check_between(1, 8))] = Field(
+        2, title="Associations",
+        description="Associations the batch lane keeps open to the destination at once, each "
+        "sending its own batches (a DICOM peer; a DICOMweb destination sends one request at a "
+        "time). A peer that refuses the extra ones still gets everything over the first")
 
     @field_validator("retry_max")
     @classmethod

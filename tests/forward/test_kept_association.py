@@ -42,6 +42,7 @@ def queued_worker(tmp_path, pacs, paths, **settings):
     for path in paths:
         store_directly(tmp_path / "data", path, "picky")
     db = open_database(tmp_path / "data")
+    settings.setdefault("associations", 1)  # one batch lane, stepped by the test itself
     worker = DestinationWorker(db, DestinationConfig(peer="picky", batch_size=5, **settings),
                                PeerConfig(**pacs.peer()), "EDGEBOX",
                                tmp_path / "data" / INSTANCES_DIR)

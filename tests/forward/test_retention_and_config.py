@@ -85,6 +85,7 @@ def test_storage_and_destination_keys_have_defaults_and_are_documented():
                 "storage.high_water_percent", "destinations[].peer", "destinations[].batch_size",
                 "destinations[].retry_initial", "destinations[].retry_max",
                 "destinations[].max_age_hours", "destinations[].timeout",
+                "destinations[].associations",
                 "routes[].destinations", "routes[].calling_aets", "routes[].modalities",
                 "routes[].sop_classes", "appliance queue"):
         assert f"`{key}" in readme, key
@@ -102,6 +103,9 @@ PEER = ('[[peers]]\nname = "pacs"\nae_title = "P"\nhost = "127.0.0.1"\n'
     ('[storage]\nhigh_water_percent = 120\n', "storage.high_water_percent: must be a percentage"),
     ('[storage]\nreserv_mb = 1\n', "storage.reserv_mb: unknown key"),
     (PEER + 'batch_size = 0\n', "destinations[0].batch_size: must be between 1 and 1000"),
+    (PEER + 'associations = 0\n', "destinations[0].associations: must be between 1 and 8"),
+    (PEER + 'associations = 9\n', "destinations[0].associations: must be between 1 and 8"),
+    (PEER + 'associations = "two"\n', "destinations[0].associations:"),
     (PEER + 'retry_initial = 10.0\nretry_max = 5.0\n',
      "destinations[0].retry_max: retry_max (5) must not be less than retry_initial (10)"),
     (PEER + '[[destinations]]\npeer = "pacs"\n', "peer 'pacs' is a destination more than once"),
