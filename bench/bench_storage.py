@@ -104,6 +104,19 @@ WHERE_THE_TIME_GOES = [
     "check), index writer 0.5 ms (SQL ~0.1, syncfs ~0.1, BEGIN and the WAL COMMIT with its "
     "fsync ~0.2). Reaching 1.5x storescp's CPU needs the index commit and the events done "
     "natively.",
+    "- Where one association's wall time goes (2026-12-05, later; `appliance run` with its "
+    "store callback and index writer timed from inside, 300 CT from storescu, 3 runs on a "
+    "quiet machine, medians): each image takes ~3 ms from one store callback to the next: "
+    "1.4 ms from our Success to the next image complete on disk (storescu reading and sending "
+    "it, DCMTK receiving and writing it, the SHA-256 and the check; storescp needs ~1.0 ms "
+    "per image for all of its work), then 1.5 ms in the store callback, of which 1.24-1.30 ms "
+    "is the index writer's group: the syncfs 0.76-0.84 ms, BEGIN, the SQL and the WAL COMMIT "
+    "with its fsync ~0.45 ms; the callback's own Python 0.2 ms of CPU. So the two flushes in "
+    "a row (files, then the index: an index row is never durable before its file) already "
+    "take 60 % of the 2 ms per image that 0.5x storescp allows here: one association reaches "
+    "0.5x only with a single flush per image (the index commit made durable by the same "
+    "flush as the file, with a recovery that checks the files of the last group after a "
+    "crash), not by cutting CPU.",
     "- DX is bound by the disk: `dd conv=fdatasync` of 360 MB writes 626 MB/s here, the "
     "appliance receives durably at 430-730 MB/s, while storescp only fills the page cache "
     "(570-1300 MB/s in the same runs), so the DX ratio follows DCMTK's page-cache speed.",
