@@ -1,12 +1,12 @@
 """The engine's connection threads (src/thread_pool.hpp): associations that come one after
 another are served on one resident thread (no thread made per connection), connections that
 overlap get extra threads that leave after a while without work, and stop() leaves no thread
-behind. Counted as the process's native threads (/proc/self/status); the peers are DCMTK's
-echoscu processes and raw sockets, so the test makes no Python threads of its own."""
+behind. Counted as the process's native threads that carry the engine's names
+(/proc/self/task/*/comm): threads other tests left to finish in the background do not count.
+The peers are DCMTK's echoscu processes and raw sockets."""
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
@@ -18,9 +18,30 @@ from tests.dicom import port_probe
 SETTLE = 15.0
 
 
+#: The names the engine gives its threads (src/engine.cpp, src/thread_pool.hpp).
+ENGINE_THREAD_NAMES = {"dicom-accept", "dicom-conn"}
+
+
 def native_threads() -> int:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
+    """The engine's threads in this process, counted by name."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+        except FileNotFoundError:  # the thread ended while we looked
+            continue
+        count += name in ENGINE_THREAD_NAMES
+    return count
+
+
+def test_engine_threads_carry_their_names(engine):
+    assert native_threads() == 0
+    dicom_engine, _ = engine()
+    names = sorted((task / "comm").read_text().strip()
+                   for task in Path("/proc/self/task").iterdir())
+    assert names.count("dicom-accept") == 1 and names.count("dicom-conn") == 1, names
+    dicom_engine.stop(grace=0.5)
+    assert native_threads() == 0
 
 
 def test_associations_one_after_another_reuse_one_thread(engine):

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -180,6 +181,7 @@ void Engine::start() {
     dcmDisableGethostbyaddr.set(OFTrue);
     pool_.start();
     accept_thread_ = std::thread([this] { accept_loop(); });
+    pthread_setname_np(accept_thread_.native_handle(), "dicom-accept");  // top -H, ps -L
     log(kInfo, "DICOM engine listening on " + policy.bind + ":" +
                    std::to_string(bound_port_) + " as " + policy.ae_title +
                    (bound_tls_port_ >= 0 ? ", TLS on port " + std::to_string(bound_tls_port_)

@@ -1,6 +1,8 @@
 // The connections' thread pool (thread_pool.hpp).
 #include "thread_pool.hpp"
 
+#include <pthread.h>
+
 #include <utility>
 
 namespace engine {
@@ -17,6 +19,8 @@ void ThreadPool::spawn(bool resident) {
     members_.emplace_back();
     Member* member = &members_.back();
     member->thread = std::thread([this, member, resident] { loop(member, resident); });
+    // Named before spawn() returns, so that whoever counts the threads sees the name.
+    pthread_setname_np(member->thread.native_handle(), kThreadName);
 }
 
 void ThreadPool::run(std::function<void()> task) {

@@ -20,6 +20,8 @@ class ThreadPool {
 public:
     //! Extra threads leave after this long without a task.
     static constexpr std::chrono::milliseconds kIdleExit{100};
+    //! Every connection thread's name (at most 15 characters), as top -H and ps -L show it.
+    static constexpr const char* kThreadName = "dicom-conn";
 
     ThreadPool() = default;
     ~ThreadPool() { stop(); }
