@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import socket
 import struct
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from pynetdicom import AE
@@ -23,6 +21,7 @@ from pynetdicom.sop_class import Verification
 from appliance.dicom.engine import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tests.conftest import connect_loopback, echoscu, wait_not_listening
 from tests.dicom import port_probe
+from tests.dicom.engine.engine_threads import engine_threads
 
 ENGINE_LOGGER = "appliance.dicom.engine"
 
@@ -226,7 +225,7 @@ def test_bad_connections_leave_no_thread_or_descriptor(engine):
     assert echoscu(dicom_engine.port).returncode == 0
     # Native threads and descriptors (Python's threading keeps a _DummyThread per native
     # thread id that ever called into Python; ids are reused, so that is not counted).
-    before = (len(os.listdir("/proc/self/fd")), native_threads())
+    before = (len(os.listdir("/proc/self/fd")), engine_threads())
     for first in [b"", b"\x04\x00\x00\x00\x00\x10" + bytes(16), b"\x01\x00\x00\x00\x00\x10"
                   + bytes(16), b"\x01\x00\x00\x00\x01\x00" + bytes(20), os.urandom(200)]:
         for _ in range(4):
@@ -234,19 +233,14 @@ def test_bad_connections_leave_no_thread_or_descriptor(engine):
                     ("127.0.0.1", dicom_engine.port), timeout=5) as sock:
                 sock.sendall(first)
     def now():
-        return len(os.listdir("/proc/self/fd")), native_threads()
+        return len(os.listdir("/proc/self/fd")), engine_threads()
     assert port_probe.wait_until(lambda: now() == before, 15), (before, now())
     assert echoscu(dicom_engine.port).returncode == 0
 
 
-def native_threads() -> int:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
-
-
 def test_a_malformed_request_is_closed_promptly_and_frees_its_thread(engine):
     dicom_engine, _ = engine()
-    before = native_threads()
+    before = engine_threads()
     with socket.create_connection(("127.0.0.1", dicom_engine.port), timeout=10) as sock:
         sock.sendall(b"\x01\x00\x00\x00\x00\x10" + bytes(16))  # an RQ too short to be one
         started = time.monotonic()
@@ -255,7 +249,7 @@ def test_a_malformed_request_is_closed_promptly_and_frees_its_thread(engine):
         assert sock.recv(10) == bytes([7, 0, 0, 0, 0, 4, 0, 0, 2, 6])
         assert sock.recv(10) == b""
         assert time.monotonic() - started < 5
-        assert port_probe.wait_until(lambda: native_threads() == before, 5)
+        assert port_probe.wait_until(lambda: engine_threads() == before, 5)
 
 
 def test_one_host_cannot_hold_more_than_its_share_of_pending_connections(engine):
