@@ -24,6 +24,7 @@ from appliance.core.component import Component
 from appliance.core.errors import ComponentFailure
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.system import disk_usage
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class DataDirectoryMonitor(Component):
         self.configure(config)
         self._next_check = 0.0
         self._free = self._total = 0
+        self._used_percent = 0.0
         self._published: str | None = None
 
     def configure(self, config: ApplianceConfig) -> None:
@@ -88,12 +90,13 @@ class DataDirectoryMonitor(Component):
         fs = os.statvfs(self.path)
         self._free = fs.f_bavail * fs.f_frsize
         self._total = fs.f_blocks * fs.f_frsize
+        self._used_percent = disk_usage.used_percent_of(fs)
         self._publish_disk()
 
     @property
     def used_percent(self) -> float:
-        """Percent of the data partition in use (free: what an unprivileged writer may use)."""
-        return 100.0 * (self._total - self._free) / self._total if self._total else 0.0
+        """Percent of the data partition in use, as `df` reports it (system/disk_usage.py)."""
+        return self._used_percent
 
     @property
     def disk_state(self) -> str:
@@ -125,5 +128,5 @@ class DataDirectoryMonitor(Component):
     def status(self) -> str:
         if not self._total:
             return f"{self.path}"
-        percent = 100 * self._free / self._total
-        return f"{self.path} {self._free / 2**30:.1f} GiB free ({percent:.0f}%)"
+        return (f"{self.path} {self._free / 2**30:.1f} GiB free "
+                f"({100 - self.used_percent:.0f}%)")

@@ -39,6 +39,7 @@ from appliance.core.errors import ApplianceError
 from appliance.store import coercion_tables, commitment_tables
 from appliance.store.database import Database, Migration
 from appliance.store.queue import MIGRATIONS as FORWARD_MIGRATIONS
+from appliance.system import disk_usage
 from appliance.system.atomic_file import fsync_directory
 
 log = logging.getLogger(__name__)
@@ -326,11 +327,8 @@ class InstanceStore:
         return fs.f_bavail * fs.f_frsize
 
     def used_percent(self) -> float:
-        fs = os.statvfs(self.root)
-        total = fs.f_blocks * fs.f_frsize
-        if not total:
-            return 0.0
-        return 100.0 * (total - fs.f_bavail * fs.f_frsize) / total
+        """Percent of the data partition in use, as `df` reports it."""
+        return disk_usage.used_percent(self.root)
 
     def path_of(self, relative: str) -> Path:
         return self.root / relative

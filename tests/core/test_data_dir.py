@@ -11,12 +11,8 @@ from appliance.config.loader import load_file
 from appliance.core.data_dir import DataDirectoryMonitor
 from appliance.core.event_topics import Topic
 from appliance.core.events import EventBus
+from appliance.system.disk_usage import used_percent
 from tests.conftest import write_config
-
-
-def used_percent(path) -> float:
-    fs = os.statvfs(path)
-    return 100.0 * (fs.f_blocks - fs.f_bavail) / fs.f_blocks
 
 
 @pytest.fixture

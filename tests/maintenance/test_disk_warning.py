@@ -17,15 +17,11 @@ from appliance.core.events import EventBus
 from appliance.core.health import HealthView, verdict
 from appliance.core.supervisor import Supervisor
 from appliance.maintenance.led_signals import StatusIndicators
+from appliance.system.disk_usage import used_percent
 from tests.conftest import write_config
 from tests.maintenance.conftest import wait_until
 
 POWER, FAULT = 17, 22
-
-
-def used_percent(path) -> float:
-    fs = os.statvfs(path)
-    return 100.0 * (fs.f_blocks - fs.f_bavail) / fs.f_blocks
 
 
 @pytest.fixture
