@@ -146,21 +146,36 @@ def associate(ae: AE, host: str, port: int, called_aet: str, *,
             transport_log.removeHandler(catcher)
     if assoc.is_established:
         return assoc
-    if assoc.is_rejected:
-        answer = assoc.acceptor.primitive
-        raise AssociationFailed("association rejected: " + rejection_reason(
-            getattr(answer, "result", None), getattr(answer, "result_source", None),
-            getattr(answer, "diagnostic", None)), rejected=True)
-    connect_timeout = ae.connection_timeout or ae.acse_timeout
-    if not connected.is_set():
-        error = catcher.by_thread.get(assoc.dul.ident) or next(iter(catcher.by_thread.values()), "")
-        raise AssociationFailed(_connect_reason(error, connect_timeout, tls is not None))
-    if time.monotonic() - started >= ae.acse_timeout * 0.95:
-        raise AssociationFailed(f"connected, but no association response within "
-                                f"{ae.acse_timeout:g} s (ACSE timeout)")
-    hint = " (over TLS: does it accept our certificate's CA?)" if tls is not None else ""
-    raise AssociationFailed("connected, but the peer aborted or closed the connection "
-                            f"without answering the association request{hint}")
+    answer = assoc.acceptor.primitive if assoc.is_rejected else None
+    raise association_failure(
+        rejected=(getattr(answer, "result", None), getattr(answer, "result_source", None),
+                  getattr(answer, "diagnostic", None)) if assoc.is_rejected else None,
+        connected=connected.is_set(),
+        error=catcher.by_thread.get(assoc.dul.ident) or next(iter(catcher.by_thread.values()),
+                                                             ""),
+        elapsed=time.monotonic() - started,
+        connect_timeout=ae.connection_timeout or ae.acse_timeout,
+        acse_timeout=ae.acse_timeout, tls=tls is not None)
+
+
+def association_failure(*, rejected: tuple | None, connected: bool, error: str,
+                        elapsed: float, connect_timeout: float, acse_timeout: float,
+                        tls: bool = False) -> AssociationFailed:
+    """Why an association request came to nothing, in the one sentence every SCU tells
+    (pynetdicom's here, the native engine's in store_association.py): `rejected` the
+    A-ASSOCIATE-RJ's (result, source, reason); else `connected` says whether the TCP connection
+    was made, `error` the transport's words, `elapsed` how long the request took."""
+    if rejected is not None:
+        return AssociationFailed("association rejected: " + rejection_reason(*rejected),
+                                 rejected=True)
+    if not connected:
+        return AssociationFailed(_connect_reason(error, connect_timeout, tls))
+    if elapsed >= acse_timeout * 0.95:
+        return AssociationFailed(f"connected, but no association response within "
+                                 f"{acse_timeout:g} s (ACSE timeout)")
+    hint = " (over TLS: does it accept our certificate's CA?)" if tls else ""
+    return AssociationFailed("connected, but the peer aborted or closed the connection "
+                             f"without answering the association request{hint}")
 
 
 def _connect_reason(error: str, timeout: float, tls: bool = False) -> str:
@@ -175,9 +190,10 @@ def _connect_reason(error: str, timeout: float, tls: bool = False) -> str:
         return f"TLS handshake failed: {error}"
     if "refused" in lowered:
         return "connection refused (nothing listening on that port)"
-    if "timed out" in lowered:
+    if "timed out" in lowered or "timeout" in lowered:
         return f"no answer to the connection within {timeout:g} s (host down or filtered?)"
-    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+    if any(sign in lowered for sign in ("name or service not known", "nodename nor servname",
+                                        "unknown host")):
         return "unknown host name"
     if "unreachable" in lowered:
         return "network unreachable"

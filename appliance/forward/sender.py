@@ -2,9 +2,12 @@
 
 Transfer syntax: for each SOP class in the batch we propose the stored syntax, and Explicit and
 Implicit VR Little Endian, each in its own presentation context, so the peer can accept any of
-them. An instance goes out as stored (streamed from its file, bytes unchanged) when its stored
-syntax was accepted; otherwise uncompressed, after decoding, when the installed pixel data
+them. An instance goes out as stored (in its stored syntax, every value unchanged) when its
+stored syntax was accepted; otherwise uncompressed, after decoding, when the installed pixel data
 handlers can decode it; otherwise it fails with the reason. TCP_NODELAY is set on the socket.
+The association is the native engine's C-STORE SCU (dicom/store_association.py: DCMTK reads the
+file and writes it in that syntax) for a plain destination, pynetdicom's (the file streamed as
+stored) for one over TLS.
 An instance whose route has coercion rules (`prepare`, route_rules.py) goes out as the coerced
 data set instead, in the same transfer syntax, its pixel data bytes unchanged; rules that
 cannot be applied to it fail that instance alone, with the reason.
@@ -35,9 +38,15 @@ from pynetdicom import _config
 
 from appliance.core.errors import ApplianceError
 from appliance.dicom.config import DicomTlsConfig
-from appliance.dicom.peer_association import PeerUnreachable, associate_peer, peer_target
+from appliance.dicom.peer_association import (
+    PeerUnreachable,
+    associate_peer,
+    peer_target,
+    store_association_with,
+)
 from appliance.dicom.peer_config import PeerConfig
 from appliance.dicom.scu import Timeouts, scu_ae
+from appliance.dicom.store_association import UnreadableFile
 from appliance.forward.coercion import CoercionError
 from appliance.store.queue import QueueItem
 
@@ -122,15 +131,15 @@ class Session:
         self.contexts = contexts_for(items)
         self.timeout = timeout
         self.target = peer_target(peer)
-        ae = scu_ae(calling_aet, Timeouts.all(timeout))
-        for sop_class, tsyntax in self.contexts:
-            ae.add_requested_context(sop_class, [tsyntax])
         try:
-            self.assoc = associate_peer(ae, peer, tls)
+            if tls is None:  # the native engine's C-STORE SCU (store_association.py)
+                self.assoc = store_association_with(peer, calling_aet, self.contexts,
+                                                    Timeouts.all(timeout))
+            else:
+                self.assoc = _PynetdicomStore(peer, calling_aet, self.contexts, timeout, tls)
         except PeerUnreachable as exc:
             raise AssociationFailed(str(exc)) from exc
-        self.accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-                         for cx in self.assoc.accepted_contexts}
+        self.accepted = self.assoc.accepted
         self.batches = 0  # batches sent on it so far
         self.last_used = time.monotonic()
         # The last batch found the kept association gone before its first instance was
@@ -198,6 +207,38 @@ class Session:
             self.assoc.release()
 
 
+class _PynetdicomStore:
+    """The same face as store_association.StoreAssociation on a pynetdicom association: for
+    destinations over TLS (`[dicom.tls]`), which the native SCU does not speak."""
+
+    def __init__(self, peer: PeerConfig, calling_aet: str, contexts: list[tuple[str, str]],
+                 timeout: float, tls: DicomTlsConfig):
+        ae = scu_ae(calling_aet, Timeouts.all(timeout))
+        for sop_class, tsyntax in contexts:
+            ae.add_requested_context(sop_class, [tsyntax])
+        self._assoc = associate_peer(ae, peer, tls)
+        self.accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                         for cx in self._assoc.accepted_contexts}
+
+    @property
+    def is_established(self) -> bool:
+        return self._assoc.is_established
+
+    def store_file(self, path: Path, sop_class: str, sop_instance: str,
+                   syntax: str) -> int | None:
+        # streamed from the file as stored (STORE_SEND_CHUNKED_DATASET)
+        return getattr(self._assoc.send_c_store(path), "Status", None)
+
+    def store_dataset(self, dataset, syntax: str) -> int | None:
+        return getattr(self._assoc.send_c_store(dataset), "Status", None)
+
+    def release(self) -> None:
+        self._assoc.release()
+
+    def abort(self) -> None:
+        self._assoc.abort()
+
+
 def _lost_reason(target: str, elapsed: float, timeout: float) -> str:
     """Why the association ended while one instance was in flight."""
     if elapsed >= timeout * 0.9:
@@ -212,7 +253,9 @@ def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path
     try:
         coerced = prepare(item, path) if prepare is not None else None
         if (item.sop_class_uid, stored) in accepted:
-            rsp, syntax = assoc.send_c_store(path if coerced is None else coerced), stored
+            syntax = stored
+            status = (assoc.store_file(path, item.sop_class_uid, item.sop_instance_uid, stored)
+                      if coerced is None else assoc.store_dataset(coerced, stored))
         else:
             syntax = next((ts for ts in UNCOMPRESSED if (item.sop_class_uid, ts) in accepted),
                           None)
@@ -231,16 +274,17 @@ def _send_one(assoc, item: QueueItem, accepted: set[tuple[str, str]], root: Path
             dataset.set_original_encoding(target_uid.is_implicit_VR,
                                           target_uid.is_little_endian,
                                           dataset.original_character_set)
-            rsp = assoc.send_c_store(dataset)
+            status = assoc.store_dataset(dataset, syntax)
     except FileNotFoundError:
         return ItemResult(item, "failed", f"stored file {path} is missing")
+    except UnreadableFile as exc:  # truncated or damaged on the box: sending cannot help
+        return ItemResult(item, "failed", f"stored file {path} cannot be read: {exc}")
     except CoercionError as exc:
         return ItemResult(item, "failed", f"coercion rules not applicable: {exc}")
     except Exception as exc:  # a bad file must not stop the batch
         log.exception("sending %s to %s", item.sop_instance_uid, target)
         return ItemResult(item, "retry", f"cannot send: {exc}")
-    status = getattr(rsp, "Status", None)
-    if status is None:  # pynetdicom: timed out, aborted, or an invalid response
+    if status is None:  # timed out, aborted, or an invalid response
         return ItemResult(item, "suspect", f"no C-STORE response from {target}")
     if status in OK_STATUSES:
         return ItemResult(item, "done", syntax=syntax)

@@ -1,8 +1,9 @@
 """One instance the destination will not take holds up nobody: the instance in flight when the
 destination aborts or times out is sent alone from then on, with its own reason in the queue,
-and the others go out at once on a new association. Shown with a real Orthanc (which stops
-answering on a truncated data set) and with a real pynetdicom SCP on 127.0.0.1 that aborts the
-association for one SOP Instance UID and answers 0xA700 for another. A queue database of the
+and the others go out at once on a new association; a stored file that cannot be read fails at
+once with the reason. Shown with a real Orthanc (a truncated stored file) and with a real
+pynetdicom SCP on 127.0.0.1 that aborts the association for one SOP Instance UID, answers
+0xA700 for another and answers a third only after the sender's timeout. A queue database of the
 previous firmware is migrated with its rows kept."""
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def held_destination(appliance, peer: dict, **destination):
     return port, config
 
 
-def test_twenty_good_instances_arrive_in_orthanc_behind_one_it_cannot_read(
+def test_twenty_good_instances_arrive_in_orthanc_beside_a_stored_file_that_cannot_be_read(
         appliance, orthanc, tmp_path):
     port, config = held_destination(appliance, orthanc.peer())
     [original] = make_study(tmp_path / "bad", 1)
@@ -81,40 +82,32 @@ def test_twenty_good_instances_arrive_in_orthanc_behind_one_it_cannot_read(
     wait_until(lambda: queue_json(config)["pacs"]["pending"] == 21, 10, what="21 queued")
 
     assert queue_cli(config, "release", "pacs").returncode == 0
-    # The bad one is first in the batch; the 20 behind it arrive at once, not after a backoff.
+    # The damaged file is first in the batch: it is not sent at all (the native sender reads
+    # it before anything goes out), fails with the reason, and the 20 behind it go out at once.
     wait_until(lambda: sorted(orthanc.sop_instance_uids()) == uids(good), 30,
                what="the 20 good instances in Orthanc")
     status = wait_until(lambda: (s := queue_json(config)["pacs"])["done"] == 20 and s, 10)
-    assert status["pending"] == 1 and status["isolated"] == 1
-    [error] = status["instance_errors"]
-    assert error["sop_instance_uid"] == bad_uid and error["isolated"]
-    # Orthanc 1.10 logs "DIMSE Failed to receive message" and answers nothing: a timeout.
-    assert error["error"] == (f"pacs (ORTHANC@127.0.0.1:{orthanc.dicom_port}) did not answer "
-                              "the C-STORE of this instance within 3 s")
-
-    # Tried alone once more (one association, nothing else on it), it fails on its own and
-    # waits out its own backoff.
-    error = wait_until(lambda: (e := queue_json(config)["pacs"]["instance_errors"][0])
-                       ["attempts"] >= 2 and e, 15, what="a second attempt, alone")
-    assert error["next_attempt"] > time.time() + 60
+    assert status["pending"] == 0 and status["failed"] == 1, status
+    assert bad_uid not in orthanc.sop_instance_uids()
     shown = queue_cli(config).stdout
-    assert bad_uid in shown and "sent alone" in shown and "this instance" in shown
+    assert bad_uid in shown and "cannot be read" in shown, shown
 
     # Instances stored later are not held up behind it.
     later = make_study(tmp_path / "later", 3)
     assert storescu(port, later).returncode == 0
     wait_until(lambda: sorted(orthanc.sop_instance_uids()) == uids(good + later), 15,
                what="later instances in Orthanc")
-    assert bad_uid not in orthanc.sop_instance_uids()
 
 
 class PickyPacs:
     """A pynetdicom Storage SCP on 127.0.0.1 that aborts the association when it receives
-    `abort_uid` and answers 0xA700 (out of resources) for `refuse_uid`; it records what arrived
-    on each association."""
+    `abort_uid`, answers 0xA700 (out of resources) for `refuse_uid` and only after
+    `hang_seconds` for `hang_uid`; it records what arrived on each association."""
 
-    def __init__(self, abort_uid: str = "", refuse_uid: str = "", abort_all: bool = False):
+    def __init__(self, abort_uid: str = "", refuse_uid: str = "", abort_all: bool = False,
+                 hang_uid: str = "", hang_seconds: float = 0.0):
         self.abort_uid, self.refuse_uid, self.abort_all = abort_uid, refuse_uid, abort_all
+        self.hang_uid, self.hang_seconds = hang_uid, hang_seconds
         self.port = free_port()
         self.stored: list[str] = []
         self.associations: dict[object, list[str]] = {}  # association: UIDs it carried
@@ -131,6 +124,9 @@ class PickyPacs:
         if uid == self.abort_uid or self.abort_all:
             event.assoc.abort()
             return 0xC000
+        if uid == self.hang_uid:  # answers only after the sender has given up
+            time.sleep(self.hang_seconds)
+            return 0xA700
         if uid == self.refuse_uid:
             return 0xA700
         with self.lock:
@@ -207,6 +203,31 @@ def test_an_abort_isolates_the_instance_in_flight_and_a_failure_status_fails_onl
     assert storescu(port, later).returncode == 0
     wait_until(lambda: pacs.received() == uids(good + later), 10, what="later ones delivered")
     assert len(pacs.tries_of(abort_uid)) == len(tries)  # still waiting out its own backoff
+
+
+def test_an_instance_the_destination_does_not_answer_is_sent_alone_after_the_others(
+        appliance, picky_pacs, tmp_path):
+    first, *good = make_study(tmp_path / "study", 11)
+    hang_uid = uids([first])[0]
+    pacs = picky_pacs(hang_uid=hang_uid, hang_seconds=5)  # the destination's timeout: 3 s
+    port, config = held_destination(appliance, pacs.peer())
+    assert storescu(port, [first, *good]).returncode == 0
+    wait_until(lambda: queue_json(config)["picky"]["pending"] == 11, 10, what="11 queued")
+
+    assert queue_cli(config, "release", "picky").returncode == 0
+    wait_until(lambda: pacs.received() == uids(good), 30, what="the 10 good ones delivered")
+    status = wait_until(lambda: (s := queue_json(config)["picky"])["done"] == 10 and s, 10)
+    [error] = status["instance_errors"]
+    assert error["sop_instance_uid"] == hang_uid and error["isolated"]
+    assert error["error"] == (f"picky (PICKY@127.0.0.1:{pacs.port}) did not answer the C-STORE "
+                              "of this instance within 3 s")
+    # Tried alone once more (nothing else on its association), it waits out its own backoff.
+    error = wait_until(lambda: (e := queue_json(config)["picky"]["instance_errors"][0])
+                       ["attempts"] >= 2 and e, 20, what="a second attempt, alone")
+    assert error["next_attempt"] > time.time() + 60
+    assert all(t == [hang_uid] for t in pacs.tries_of(hang_uid)[1:])
+    shown = queue_cli(config).stdout
+    assert hang_uid in shown and "sent alone" in shown
 
 
 def test_a_queue_database_of_the_previous_firmware_is_migrated_with_its_rows_kept(tmp_path):

@@ -3,7 +3,7 @@
 // only inside the callbacks built here: the store callback and the log sink. Python objects
 // held by native code are kept in shared_ptrs whose deleter takes the GIL, so native threads
 // can copy and drop callbacks without it. The native structural check's bindings are in
-// check_bindings.cpp.
+// check_bindings.cpp, the C-STORE SCU's in store_scu_bindings.cpp.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -14,6 +14,7 @@
 #include "dcmtk_log.hpp"
 #include "dimse_status.hpp"
 #include "engine.hpp"
+#include "store_scu_bindings.hpp"
 
 namespace py = pybind11;
 
@@ -467,6 +468,7 @@ PYBIND11_MODULE(_engine, module) {
         "Send DCMTK's own log to the Python logger 'appliance.dicom.engine' from `level` up.");
 
     engine::bind_check(module);
+    engine::bind_store_scu(module);
 
     py::class_<PyEngine>(module, "Engine")
         .def(py::init([](const std::string& ae_title, const std::vector<std::string>& extra,

@@ -1,0 +1,187 @@
+// See store_scu.hpp.
+#include "store_scu.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "data_set_bytes.hpp"
+#include "engine.hpp"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmnet/dimse.h"
+#include "dcmtk/dcmnet/dul.h"
+
+namespace engine {
+
+namespace {
+
+//! The condition's code, to tell "never connected" from what failed after connecting.
+bool before_connecting(const OFCondition& cond) {
+    return cond.module() == OFM_dcmnet &&
+           (cond.code() == DULC_TCPINITERROR || cond.code() == DULC_UNKNOWNHOST);
+}
+
+}  // namespace
+
+StoreScu::StoreScu(const std::string& host, int port, const std::string& calling_aet,
+                   const std::string& called_aet, const std::vector<Context>& contexts,
+                   long max_receive_pdu, const ScuTimeouts& timeouts, ScuRefusal& refusal)
+    : dimse_timeout_(timeouts.dimse) {
+    if (contexts.empty() || contexts.size() > 128) {
+        refusal.text = "between 1 and 128 presentation contexts are needed";
+        return;
+    }
+    dcmConnectionTimeout.set(timeouts.connection);  // DCMTK keeps it per process
+    OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeouts.acse, &network_);
+    if (cond.bad()) {
+        refusal.text = cond.text();
+        return;
+    }
+    T_ASC_Parameters* params = nullptr;
+    cond = ASC_createAssociationParameters(&params, max_receive_pdu);
+    if (cond.bad()) {
+        refusal.text = cond.text();
+        return;
+    }
+    ASC_setAPTitles(params, calling_aet.c_str(), called_aet.c_str(), nullptr);
+    OFStandard::strlcpy(params->ourImplementationClassUID, kImplementationClassUID,
+                        sizeof(params->ourImplementationClassUID));
+    OFStandard::strlcpy(params->ourImplementationVersionName, kImplementationVersionName,
+                        sizeof(params->ourImplementationVersionName));
+    const std::string peer = host + ":" + std::to_string(port);
+    ASC_setPresentationAddresses(params, OFStandard::getHostName().c_str(), peer.c_str());
+    T_ASC_PresentationContextID id = 1;
+    for (const auto& context : contexts) {
+        const char* syntaxes[] = {context.second.c_str()};
+        cond = ASC_addPresentationContext(params, id, context.first.c_str(), syntaxes, 1);
+        if (cond.bad()) {
+            refusal.text = cond.text();
+            ASC_destroyAssociationParameters(&params);
+            return;
+        }
+        id = static_cast<T_ASC_PresentationContextID>(id + 2);
+    }
+    cond = ASC_requestAssociation(network_, params, &association_, nullptr, nullptr, DUL_NOBLOCK,
+                                  timeouts.acse);
+    if (association_ == nullptr) ASC_destroyAssociationParameters(&params);  // else it owns them
+    if (cond.bad()) {
+        refusal.connected = !before_connecting(cond);
+        refusal.text = cond.text();
+        if (cond == DUL_ASSOCIATIONREJECTED && association_ != nullptr) {
+            T_ASC_RejectParameters rejection{};
+            ASC_getRejectParameters(association_->params, &rejection);
+            refusal.rejected = true;
+            refusal.result = static_cast<int>(rejection.result);
+            refusal.source = static_cast<int>(rejection.source);
+            refusal.reason = static_cast<int>(rejection.reason) & 0xff;  // DCMTK adds the source
+        }
+        drop();
+        return;
+    }
+    established_ = true;
+    const int count = ASC_countPresentationContexts(association_->params);
+    for (int i = 0; i < count; ++i) {
+        T_ASC_PresentationContext context;
+        if (ASC_getPresentationContext(association_->params, i, &context).good() &&
+            context.resultReason == ASC_P_ACCEPTANCE) {
+            accepted_.emplace_back(context.abstractSyntax, context.acceptedTransferSyntax);
+        }
+    }
+}
+
+StoreScu::~StoreScu() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (established_) ASC_abortAssociation(association_);
+    established_ = false;
+    drop();
+    if (network_ != nullptr) ASC_dropNetwork(&network_);
+}
+
+void StoreScu::drop() {
+    if (association_ == nullptr) return;
+    ASC_dropAssociation(association_);
+    ASC_destroyAssociation(&association_);
+}
+
+StoreOutcome StoreScu::store_file(const std::string& path, const std::string& sop_class,
+                                  const std::string& sop_instance, const std::string& syntax) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!established_) return {StoreOutcome::kNoAnswer, 0, "the association has ended"};
+    if (access(path.c_str(), R_OK) != 0 && errno == ENOENT) {
+        return {StoreOutcome::kMissing, 0, path};
+    }
+    DcmFileFormat file;  // values longer than 4 KB stay in the file until they are written
+    const OFCondition loaded = file.loadFile(path.c_str());
+    if (loaded.bad()) return {StoreOutcome::kUnreadable, 0, loaded.text()};
+    DcmDataset& data = *file.getDataset();
+    const std::string stored_in = DcmXfer(data.getOriginalXfer()).getXferID();
+    if (stored_in != syntax) {
+        return {StoreOutcome::kUnreadable, 0, "the file is in " + stored_in + ", not " + syntax};
+    }
+    return send(data, sop_class, sop_instance, syntax);
+}
+
+StoreOutcome StoreScu::store_data_set(const std::string& bytes, const std::string& sop_class,
+                                      const std::string& sop_instance,
+                                      const std::string& syntax) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!established_) return {StoreOutcome::kNoAnswer, 0, "the association has ended"};
+    std::unique_ptr<DcmDataset> data = decode_data_set(bytes, DcmXfer(syntax.c_str()).getXfer());
+    if (!data) return {StoreOutcome::kUnreadable, 0, "the data set does not parse"};
+    return send(*data, sop_class, sop_instance, syntax);
+}
+
+StoreOutcome StoreScu::send(DcmDataset& data, const std::string& sop_class,
+                            const std::string& sop_instance, const std::string& syntax) {
+    const T_ASC_PresentationContextID id =
+        ASC_findAcceptedPresentationContextID(association_, sop_class.c_str(), syntax.c_str());
+    if (id == 0) {
+        return {StoreOutcome::kNoContext, 0, "no accepted context for " + sop_class + " in " +
+                                                 syntax};
+    }
+    T_DIMSE_C_StoreRQ request{};
+    request.MessageID = association_->nextMsgID++;
+    OFStandard::strlcpy(request.AffectedSOPClassUID, sop_class.c_str(),
+                        sizeof(request.AffectedSOPClassUID));
+    OFStandard::strlcpy(request.AffectedSOPInstanceUID, sop_instance.c_str(),
+                        sizeof(request.AffectedSOPInstanceUID));
+    request.DataSetType = DIMSE_DATASET_PRESENT;
+    request.Priority = DIMSE_PRIORITY_MEDIUM;
+    T_DIMSE_C_StoreRSP response{};
+    DcmDataset* detail_raw = nullptr;
+    const OFCondition cond =
+        DIMSE_storeUser(association_, id, &request, nullptr, &data, nullptr, nullptr,
+                        DIMSE_NONBLOCKING, dimse_timeout_, &response, &detail_raw);
+    std::unique_ptr<DcmDataset> detail(detail_raw);
+    if (cond.good()) return {StoreOutcome::kAnswered, response.DimseStatus, ""};
+    // No answer: timed out, aborted, closed, or a broken message. The association is not
+    // used again: aborted unless the peer has ended it already.
+    if (cond != DUL_PEERABORTEDASSOCIATION && cond != DUL_NETWORKCLOSED) {
+        ASC_abortAssociation(association_);
+    }
+    established_ = false;
+    drop();
+    return {StoreOutcome::kNoAnswer, 0, cond == DIMSE_NODATAAVAILABLE
+                                            ? "no C-STORE response within " +
+                                                  std::to_string(dimse_timeout_) + " s"
+                                            : std::string(cond.text())};
+}
+
+void StoreScu::release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!established_) return;
+    established_ = false;
+    if (ASC_releaseAssociation(association_).bad()) ASC_abortAssociation(association_);
+    drop();
+}
+
+void StoreScu::abort() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!established_) return;
+    established_ = false;
+    ASC_abortAssociation(association_);
+    drop();
+}
+
+}  // namespace engine
