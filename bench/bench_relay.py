@@ -71,6 +71,21 @@ WHERE_THE_TIME_GOES = [
     "callback, the index writer and two pynetdicom senders with their reactor threads share"
     " the GIL and the 2 CPUs, about 6.3 ms of appliance CPU per relayed image. 0.8x needs a"
     " native C-STORE SCU.",
+    "2026-12-05, third: the C-STORE SCU to a destination without TLS is native (the "
+    "engine's `StoreScu` on DCMTK, run without the GIL; "
+    "appliance/dicom/store_association.py). Same-moment A/B against the code before it (3"
+    " pairs alternating, one round each): relay 0.50-0.52x -> 0.68-0.83x, appliance CPU "
+    "per relayed image 6.7-7.6 -> 3.3-3.7 ms, storescu done after 2.3-2.8 s -> 1.8-1.9 s."
+    " Orthanc now holds the last image 0.05-0.1 s after storescu is done: what is left is"
+    " that receiving is slower while the box forwards, here where storescu, the appliance"
+    " and Orthanc share 2 CPUs (storescu done after ~1.6 s against ~1.2 s directly; each "
+    "image is received durably, two flushes, see the storage notes). With `associations ="
+    " 1` (3 rounds alternating with the default 2): 0.81-0.87x, storescu done after "
+    "1.44-1.46 s and 2.7 ms of appliance CPU per image, against 0.72-0.80x, 1.58-1.81 s "
+    "and 3.1-3.5 ms with 2. The default stays 2: on the box the modality and the PACS are"
+    " other machines (the CPU shared here is this benchmark's), and a PACS slower than "
+    "Orthanc on the loopback gets two C-STOREs in flight; over TLS (pynetdicom) two are "
+    "needed to keep up.",
 ]
 
 
