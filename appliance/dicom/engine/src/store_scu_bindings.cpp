@@ -22,6 +22,17 @@ py::tuple outcome_tuple(const StoreOutcome& outcome) {
     return py::make_tuple(kKinds[outcome.kind], outcome.status, outcome.detail);
 }
 
+//! One store run without the GIL, its outcome as the tuple.
+template <typename Store>
+py::tuple store_unlocked(Store store) {
+    StoreOutcome outcome;
+    {
+        py::gil_scoped_release unlocked;
+        outcome = store();
+    }
+    return outcome_tuple(outcome);
+}
+
 }  // namespace
 
 void bind_store_scu(py::module_& module) {
@@ -62,25 +73,18 @@ void bind_store_scu(py::module_& module) {
         .def("store_file",
              [](StoreScu& self, const std::string& path, const std::string& sop_class,
                 const std::string& sop_instance, const std::string& syntax) {
-                 StoreOutcome outcome;
-                 {
-                     py::gil_scoped_release unlocked;
-                     outcome = self.store_file(path, sop_class, sop_instance, syntax);
-                 }
-                 return outcome_tuple(outcome);
+                 return store_unlocked(
+                     [&] { return self.store_file(path, sop_class, sop_instance, syntax); });
              },
              py::arg("path"), py::arg("sop_class"), py::arg("sop_instance"),
              py::arg("transfer_syntax"), "A stored file (with File Meta) in `transfer_syntax`.")
         .def("store_data_set",
              [](StoreScu& self, const py::bytes& data, const std::string& sop_class,
                 const std::string& sop_instance, const std::string& syntax) {
-                 std::string bytes = data;  // copied under the GIL, sent without it
-                 StoreOutcome outcome;
-                 {
-                     py::gil_scoped_release unlocked;
-                     outcome = self.store_data_set(bytes, sop_class, sop_instance, syntax);
-                 }
-                 return outcome_tuple(outcome);
+                 const std::string bytes = data;  // copied under the GIL, sent without it
+                 return store_unlocked([&] {
+                     return self.store_data_set(bytes, sop_class, sop_instance, syntax);
+                 });
              },
              py::arg("data_set"), py::arg("sop_class"), py::arg("sop_instance"),
              py::arg("transfer_syntax"), "A data set (bytes in `transfer_syntax`, no File Meta).")
