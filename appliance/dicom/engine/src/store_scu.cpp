@@ -22,7 +22,17 @@ bool before_connecting(const OFCondition& cond) {
            (cond.code() == DULC_TCPINITERROR || cond.code() == DULC_UNKNOWNHOST);
 }
 
+//! Association parameters until an association takes them over.
+struct ParametersDeleter {
+    void operator()(T_ASC_Parameters* params) const { ASC_destroyAssociationParameters(&params); }
+};
+
 }  // namespace
+
+void ScuAssociationDeleter::operator()(T_ASC_Association* association) const {
+    ASC_dropAssociation(association);
+    ASC_destroyAssociation(&association);
+}
 
 StoreScu::StoreScu(const std::string& host, int port, const std::string& calling_aet,
                    const std::string& called_aet, const std::vector<Context>& contexts,
@@ -33,42 +43,48 @@ StoreScu::StoreScu(const std::string& host, int port, const std::string& calling
         return;
     }
     dcmConnectionTimeout.set(timeouts.connection);  // DCMTK keeps it per process
-    OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeouts.acse, &network_);
+    T_ASC_Network* network = nullptr;
+    OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeouts.acse, &network);
+    network_.reset(network);
     if (cond.bad()) {
         refusal.text = cond.text();
         return;
     }
-    T_ASC_Parameters* params = nullptr;
-    cond = ASC_createAssociationParameters(&params, max_receive_pdu);
+    T_ASC_Parameters* raw_params = nullptr;
+    cond = ASC_createAssociationParameters(&raw_params, max_receive_pdu);
+    std::unique_ptr<T_ASC_Parameters, ParametersDeleter> params(raw_params);
     if (cond.bad()) {
         refusal.text = cond.text();
         return;
     }
-    ASC_setAPTitles(params, calling_aet.c_str(), called_aet.c_str(), nullptr);
+    ASC_setAPTitles(params.get(), calling_aet.c_str(), called_aet.c_str(), nullptr);
     OFStandard::strlcpy(params->ourImplementationClassUID, kImplementationClassUID,
                         sizeof(params->ourImplementationClassUID));
     OFStandard::strlcpy(params->ourImplementationVersionName, kImplementationVersionName,
                         sizeof(params->ourImplementationVersionName));
     const std::string peer = host + ":" + std::to_string(port);
-    ASC_setPresentationAddresses(params, OFStandard::getHostName().c_str(), peer.c_str());
+    ASC_setPresentationAddresses(params.get(), OFStandard::getHostName().c_str(), peer.c_str());
     T_ASC_PresentationContextID id = 1;
     for (const auto& context : contexts) {
         const char* syntaxes[] = {context.second.c_str()};
-        cond = ASC_addPresentationContext(params, id, context.first.c_str(), syntaxes, 1);
+        cond = ASC_addPresentationContext(params.get(), id, context.first.c_str(), syntaxes, 1);
         if (cond.bad()) {
             refusal.text = cond.text();
-            ASC_destroyAssociationParameters(&params);
             return;
         }
         id = static_cast<T_ASC_PresentationContextID>(id + 2);
     }
-    cond = ASC_requestAssociation(network_, params, &association_, nullptr, nullptr, DUL_NOBLOCK,
-                                  timeouts.acse);
-    if (association_ == nullptr) ASC_destroyAssociationParameters(&params);  // else it owns them
+    T_ASC_Association* association = nullptr;
+    cond = ASC_requestAssociation(network_.get(), params.get(), &association, nullptr, nullptr,
+                                  DUL_NOBLOCK, timeouts.acse);
+    if (association != nullptr) {
+        params.release();  // the association frees them now
+        association_.reset(association);
+    }
     if (cond.bad()) {
         refusal.connected = !before_connecting(cond);
         refusal.text = cond.text();
-        if (cond == DUL_ASSOCIATIONREJECTED && association_ != nullptr) {
+        if (cond == DUL_ASSOCIATIONREJECTED && association_) {
             T_ASC_RejectParameters rejection{};
             ASC_getRejectParameters(association_->params, &rejection);
             refusal.rejected = true;
@@ -76,7 +92,7 @@ StoreScu::StoreScu(const std::string& host, int port, const std::string& calling
             refusal.source = static_cast<int>(rejection.source);
             refusal.reason = static_cast<int>(rejection.reason) & 0xff;  // DCMTK adds the source
         }
-        drop();
+        association_.reset();
         return;
     }
     established_ = true;
@@ -92,16 +108,8 @@ StoreScu::StoreScu(const std::string& host, int port, const std::string& calling
 
 StoreScu::~StoreScu() {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (established_) ASC_abortAssociation(association_);
+    if (established_) ASC_abortAssociation(association_.get());
     established_ = false;
-    drop();
-    if (network_ != nullptr) ASC_dropNetwork(&network_);
-}
-
-void StoreScu::drop() {
-    if (association_ == nullptr) return;
-    ASC_dropAssociation(association_);
-    ASC_destroyAssociation(&association_);
 }
 
 StoreOutcome StoreScu::store_file(const std::string& path, const std::string& sop_class,
@@ -135,7 +143,7 @@ StoreOutcome StoreScu::store_data_set(const std::string& bytes, const std::strin
 StoreOutcome StoreScu::send(DcmDataset& data, const std::string& sop_class,
                             const std::string& sop_instance, const std::string& syntax) {
     const T_ASC_PresentationContextID id =
-        ASC_findAcceptedPresentationContextID(association_, sop_class.c_str(), syntax.c_str());
+        ASC_findAcceptedPresentationContextID(association_.get(), sop_class.c_str(), syntax.c_str());
     if (id == 0) {
         return {StoreOutcome::kNoContext, 0, "no accepted context for " + sop_class + " in " +
                                                  syntax};
@@ -151,17 +159,17 @@ StoreOutcome StoreScu::send(DcmDataset& data, const std::string& sop_class,
     T_DIMSE_C_StoreRSP response{};
     DcmDataset* detail_raw = nullptr;
     const OFCondition cond =
-        DIMSE_storeUser(association_, id, &request, nullptr, &data, nullptr, nullptr,
+        DIMSE_storeUser(association_.get(), id, &request, nullptr, &data, nullptr, nullptr,
                         DIMSE_NONBLOCKING, dimse_timeout_, &response, &detail_raw);
     std::unique_ptr<DcmDataset> detail(detail_raw);
     if (cond.good()) return {StoreOutcome::kAnswered, response.DimseStatus, ""};
     // No answer: timed out, aborted, closed, or a broken message. The association is not
     // used again: aborted unless the peer has ended it already.
     if (cond != DUL_PEERABORTEDASSOCIATION && cond != DUL_NETWORKCLOSED) {
-        ASC_abortAssociation(association_);
+        ASC_abortAssociation(association_.get());
     }
     established_ = false;
-    drop();
+    association_.reset();
     return {StoreOutcome::kNoAnswer, 0, cond == DIMSE_NODATAAVAILABLE
                                             ? "no C-STORE response within " +
                                                   std::to_string(dimse_timeout_) + " s"
@@ -172,16 +180,18 @@ void StoreScu::release() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!established_) return;
     established_ = false;
-    if (ASC_releaseAssociation(association_).bad()) ASC_abortAssociation(association_);
-    drop();
+    if (ASC_releaseAssociation(association_.get()).bad()) {
+        ASC_abortAssociation(association_.get());
+    }
+    association_.reset();
 }
 
 void StoreScu::abort() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!established_) return;
     established_ = false;
-    ASC_abortAssociation(association_);
-    drop();
+    ASC_abortAssociation(association_.get());
+    association_.reset();
 }
 
 }  // namespace engine

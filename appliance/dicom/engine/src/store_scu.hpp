@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "association.hpp"
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcdatset.h"
 #include "dcmtk/dcmnet/assoc.h"
@@ -42,6 +43,12 @@ struct StoreOutcome {
     unsigned status = 0;  //!< the C-STORE-RSP's status (kAnswered)
     std::string detail;   //!< why, for the other kinds
 };
+
+//! A requested association: dropped (its connection closed) and freed with its parameters.
+struct ScuAssociationDeleter {
+    void operator()(T_ASC_Association* association) const;
+};
+using ScuAssociationPtr = std::unique_ptr<T_ASC_Association, ScuAssociationDeleter>;
 
 class StoreScu {
 public:
@@ -73,11 +80,9 @@ public:
 private:
     StoreOutcome send(DcmDataset& data, const std::string& sop_class,
                       const std::string& sop_instance, const std::string& syntax);
-    void drop();  //!< frees the association (already released or aborted)
-
     std::mutex mutex_;  //!< held by every method that uses the association
-    T_ASC_Network* network_ = nullptr;
-    T_ASC_Association* association_ = nullptr;
+    NetworkPtr network_;
+    ScuAssociationPtr association_;  //!< declared after network_: freed before it
     std::atomic<bool> established_{false};
     int dimse_timeout_ = 30;
     std::vector<Context> accepted_;
