@@ -42,7 +42,7 @@ def _seconds(value: float) -> int:
 class StoreAssociation:
     """An established association with C-STOREs one at a time. `store_file` and
     `store_dataset` return the response's status, or None when none came (timed out, aborted,
-    closed: the association is over)."""
+    closed, or the peer took no data for the DIMSE timeout: the association is over)."""
 
     def __init__(self, native, target: str):
         self._native = native
@@ -51,6 +51,8 @@ class StoreAssociation:
         self.accepted = {(sop_class, syntax) for sop_class, syntax in native.accepted}
         #: why the last store came to nothing ('' when it was answered)
         self.last_failure = ""
+        #: the last store ended because the peer took no data for the DIMSE timeout
+        self.stalled = False
 
     @property
     def is_established(self) -> bool:
@@ -76,9 +78,10 @@ class StoreAssociation:
     def _outcome(self, outcome: tuple, path: Path | None) -> int | None:
         kind, status, detail = outcome
         self.last_failure = "" if kind == "answered" else detail
+        self.stalled = kind == "stalled"
         if kind == "answered":
             return status
-        if kind == "no answer":
+        if kind in ("no answer", "stalled"):
             return None
         if kind == "missing":
             raise FileNotFoundError(f"stored file {path} is missing")

@@ -39,7 +39,8 @@ class DestinationConfig(Section):
         "(kept; `appliance queue retry` sends it again)")
     timeout: Annotated[float, AfterValidator(positive_seconds(3600))] = Field(
         30.0, title="Timeout", json_schema_extra=SECONDS,
-        description="Seconds to wait for the peer's answers")
+        description="Seconds to wait for the peer's answers (and for a peer that stops taking "
+        "data in the middle of a C-STORE)")
     associations: Annotated[int, AfterValidator(check_between(1, 8))] = Field(
         2, title="Associations",
         description="Associations the batch lane keeps open to the destination at once, each "

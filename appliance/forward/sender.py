@@ -185,7 +185,7 @@ class Session:
                                        for i in items)
                     else:
                         results.append(ItemResult(item, "suspect", _lost_reason(
-                            self.target, elapsed, self.timeout)))
+                            self.target, elapsed, self.timeout, self.assoc.stalled)))
                         results.extend(ItemResult(i, "unsent", "association lost")
                                        for i in items[index + 1:])
                     self.abort()
@@ -210,6 +210,9 @@ class Session:
 class _PynetdicomStore:
     """The same face as store_association.StoreAssociation on a pynetdicom association: for
     destinations over TLS (`[dicom.tls]`), which the native SCU does not speak."""
+
+    #: pynetdicom does not tell a peer that takes no data from one that does not answer
+    stalled = False
 
     def __init__(self, peer: PeerConfig, calling_aet: str, contexts: list[tuple[str, str]],
                  timeout: float, tls: DicomTlsConfig):
@@ -239,8 +242,11 @@ class _PynetdicomStore:
         self._assoc.abort()
 
 
-def _lost_reason(target: str, elapsed: float, timeout: float) -> str:
-    """Why the association ended while one instance was in flight."""
+def _lost_reason(target: str, elapsed: float, timeout: float, stalled: bool) -> str:
+    """Why the association ended while one instance was in flight (`stalled`: the peer took
+    no data of it for `timeout`)."""
+    if stalled:
+        return f"{target} took no data of this instance for {timeout:g} s"
     if elapsed >= timeout * 0.9:
         return f"{target} did not answer the C-STORE of this instance within {timeout:g} s"
     return f"{target} aborted the association while receiving this instance"

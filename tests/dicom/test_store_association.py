@@ -140,3 +140,44 @@ def test_no_answer_in_time_ends_the_association_and_python_runs_meanwhile(slow_s
     assert result == [None] and not assoc.is_established
     assert "no C-STORE response within 1 s" in assoc.last_failure
     assert len(ticks) > 20  # about 1 s of 10 ms ticks while the store waited
+
+
+class StalledScp:
+    """A pynetdicom Storage SCP that stops reading from the socket once the first data of a
+    C-STORE has arrived (its reader thread waits in the EVT_DATA_RECV handler until `resume`),
+    so a sender's writes block as soon as the socket buffers are full."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.resume = threading.Event()
+        self.stalled = threading.Event()
+        ae = AE(ae_title="STALLED")
+        ae.add_supported_context(CTImageStorage, [EXPLICIT])
+        self.server = ae.start_server(("127.0.0.1", self.port), block=False,
+                                      evt_handlers=[(evt.EVT_DATA_RECV, self._on_data)])
+
+    def _on_data(self, event):
+        if len(event.data) > 1000:  # P-DATA of the data set, not the association request
+            self.stalled.set()
+            self.resume.wait(120)
+
+    def close(self):
+        self.resume.set()
+        self.server.shutdown()
+
+
+def test_a_peer_that_stops_reading_fails_the_store_after_the_timeout(tmp_path):
+    [path] = make_study(tmp_path / "study", 1, rows=4096, columns=4096)  # 32 MB of pixels
+    uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    scp = StalledScp()
+    try:
+        assoc = open_to(scp.port, called="STALLED", seconds=2)
+        started = time.monotonic()
+        assert assoc.store_file(path, CT, uid, EXPLICIT) is None
+        waited = time.monotonic() - started
+        assert scp.stalled.is_set() and not assoc.is_established
+        # the destination's timeout, not DCMTK's 60 s send timeout for every socket
+        assert waited < 30, waited
+        assert assoc.last_failure == "the destination took no data for 2 s", assoc.last_failure
+    finally:
+        scp.close()

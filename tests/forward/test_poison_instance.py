@@ -3,8 +3,9 @@ destination aborts or times out is sent alone from then on, with its own reason 
 and the others go out at once on a new association; a stored file that cannot be read fails at
 once with the reason. Shown with a real Orthanc (a truncated stored file) and with a real
 pynetdicom SCP on 127.0.0.1 that aborts the association for one SOP Instance UID, answers
-0xA700 for another and answers a third only after the sender's timeout. A queue database of the
-previous firmware is migrated with its rows kept."""
+0xA700 for another, answers a third only after the sender's timeout, or stops taking the data
+of a large one for longer than it. A queue database of the previous firmware is migrated with
+its rows kept."""
 
 from __future__ import annotations
 
@@ -102,20 +103,35 @@ def test_twenty_good_instances_arrive_in_orthanc_beside_a_stored_file_that_canno
 class PickyPacs:
     """A pynetdicom Storage SCP on 127.0.0.1 that aborts the association when it receives
     `abort_uid`, answers 0xA700 (out of resources) for `refuse_uid` and only after
-    `hang_seconds` for `hang_uid`; it records what arrived on each association."""
+    `hang_seconds` for `hang_uid`, or stops reading for `hang_seconds` once an association has
+    brought `stall_after_bytes`; it records what arrived on each association."""
 
     def __init__(self, abort_uid: str = "", refuse_uid: str = "", abort_all: bool = False,
-                 hang_uid: str = "", hang_seconds: float = 0.0):
+                 hang_uid: str = "", hang_seconds: float = 0.0, stall_after_bytes: int = 0):
         self.abort_uid, self.refuse_uid, self.abort_all = abort_uid, refuse_uid, abort_all
         self.hang_uid, self.hang_seconds = hang_uid, hang_seconds
+        self.stall_after_bytes = stall_after_bytes
         self.port = free_port()
         self.stored: list[str] = []
         self.associations: dict[object, list[str]] = {}  # association: UIDs it carried
+        self.bytes_in: dict[object, int] = {}  # association: bytes read from it
         self.lock = threading.Lock()
         ae = AE(ae_title="PICKY")
         ae.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
         self.server = ae.start_server(("127.0.0.1", self.port), block=False,
-                                      evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+                                      evt_handlers=[(evt.EVT_C_STORE, self._on_store),
+                                                    (evt.EVT_DATA_RECV, self._on_data)])
+
+    def _on_data(self, event):
+        """With `stall_after_bytes`: once an association has brought more, stop reading from
+        it (this reader thread waits) for `hang_seconds`, as a destination that hangs in the
+        middle of a large object; the sender's writes then block."""
+        with self.lock:
+            before = self.bytes_in.get(event.assoc, 0)
+            self.bytes_in[event.assoc] = before + len(event.data)
+        if self.stall_after_bytes and before <= self.stall_after_bytes < before + len(
+                event.data):
+            time.sleep(self.hang_seconds)
 
     def _on_store(self, event):
         uid = str(event.request.AffectedSOPInstanceUID)
@@ -228,6 +244,27 @@ def test_an_instance_the_destination_does_not_answer_is_sent_alone_after_the_oth
     assert all(t == [hang_uid] for t in pacs.tries_of(hang_uid)[1:])
     shown = queue_cli(config).stdout
     assert hang_uid in shown and "sent alone" in shown
+
+
+def test_an_instance_the_destination_stops_taking_is_sent_alone_after_the_others(
+        appliance, picky_pacs, tmp_path):
+    [large] = make_study(tmp_path / "large", 1, rows=4096, columns=4096)  # 32 MB of pixels
+    good = make_study(tmp_path / "study", 10)
+    stalled_uid = uids([large])[0]
+    # Reading stops for 20 s once 2 MB of an association have come (the socket buffers then
+    # fill up); the destination's timeout is 3 s, DCMTK's own send timeout 60 s.
+    pacs = picky_pacs(stall_after_bytes=2_000_000, hang_seconds=20)
+    port, config = held_destination(appliance, pacs.peer())
+    assert storescu(port, [large, *good]).returncode == 0
+    wait_until(lambda: queue_json(config)["picky"]["pending"] == 11, 10, what="11 queued")
+
+    assert queue_cli(config, "release", "picky").returncode == 0
+    wait_until(lambda: pacs.received() == uids(good), 15, what="the 10 others delivered")
+    status = wait_until(lambda: (s := queue_json(config)["picky"])["done"] == 10 and s, 10)
+    [error] = status["instance_errors"]
+    assert error["sop_instance_uid"] == stalled_uid and error["isolated"]
+    assert error["error"] == (f"picky (PICKY@127.0.0.1:{pacs.port}) took no data of this "
+                              "instance for 3 s")
 
 
 def test_a_queue_database_of_the_previous_firmware_is_migrated_with_its_rows_kept(tmp_path):

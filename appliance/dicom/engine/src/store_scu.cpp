@@ -1,9 +1,12 @@
 // See store_scu.hpp.
 #include "store_scu.hpp"
 
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "data_set_bytes.hpp"
 #include "engine.hpp"
@@ -29,6 +32,17 @@ struct ParametersDeleter {
 
 }  // namespace
 
+DcmTransportConnection* SendLimitedLayer::createConnection(DcmNativeSocketType socket,
+                                                           OFBool secure) {
+    // DCMTK's connection sets the process-wide send timeout on the socket as it is made; this
+    // one is set after it. Should it fail, DCMTK's 60 s stay: later, but still an end.
+    DcmTransportConnection* connection = DcmTransportLayer::createConnection(socket, secure);
+    timeval limit{};
+    limit.tv_sec = seconds_;
+    (void)setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+    return connection;  // DCMTK's association owns it
+}
+
 void ScuAssociationDeleter::operator()(T_ASC_Association* association) const {
     ASC_dropAssociation(association);
     ASC_destroyAssociation(&association);
@@ -46,6 +60,12 @@ StoreScu::StoreScu(const std::string& host, int port, const std::string& calling
     T_ASC_Network* network = nullptr;
     OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, timeouts.acse, &network);
     network_.reset(network);
+    if (cond.bad()) {
+        refusal.text = cond.text();
+        return;
+    }
+    layer_ = std::make_unique<SendLimitedLayer>(timeouts.dimse);
+    cond = ASC_setTransportLayer(network_.get(), layer_.get(), 0);  // the layer stays ours
     if (cond.bad()) {
         refusal.text = cond.text();
         return;
@@ -158,11 +178,15 @@ StoreOutcome StoreScu::send(DcmDataset& data, const std::string& sop_class,
     request.Priority = DIMSE_PRIORITY_MEDIUM;
     T_DIMSE_C_StoreRSP response{};
     DcmDataset* detail_raw = nullptr;
+    const auto started = std::chrono::steady_clock::now();
     const OFCondition cond =
         DIMSE_storeUser(association_.get(), id, &request, nullptr, &data, nullptr, nullptr,
                         DIMSE_NONBLOCKING, dimse_timeout_, &response, &detail_raw);
     std::unique_ptr<DcmDataset> detail(detail_raw);
     if (cond.good()) return {StoreOutcome::kAnswered, response.DimseStatus, ""};
+    const bool stalled = cond.module() == OFM_dcmnet && cond.code() == DIMSEC_SENDFAILED &&
+                         std::chrono::steady_clock::now() - started >=
+                             std::chrono::seconds(dimse_timeout_);
     // No answer: timed out, aborted, closed, or a broken message. The association is not
     // used again: aborted unless the peer has ended it already.
     if (cond != DUL_PEERABORTEDASSOCIATION && cond != DUL_NETWORKCLOSED) {
@@ -170,10 +194,14 @@ StoreOutcome StoreScu::send(DcmDataset& data, const std::string& sop_class,
     }
     established_ = false;
     association_.reset();
-    return {StoreOutcome::kNoAnswer, 0, cond == DIMSE_NODATAAVAILABLE
-                                            ? "no C-STORE response within " +
-                                                  std::to_string(dimse_timeout_) + " s"
-                                            : std::string(cond.text())};
+    const std::string seconds = std::to_string(dimse_timeout_) + " s";
+    if (cond == DIMSE_NODATAAVAILABLE) {
+        return {StoreOutcome::kNoAnswer, 0, "no C-STORE response within " + seconds};
+    }
+    if (stalled) {  // the socket's send timeout (SendLimitedLayer)
+        return {StoreOutcome::kStalled, 0, "the destination took no data for " + seconds};
+    }
+    return {StoreOutcome::kNoAnswer, 0, cond.text()};
 }
 
 void StoreScu::release() {

@@ -18,6 +18,7 @@
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcdatset.h"
 #include "dcmtk/dcmnet/assoc.h"
+#include "dcmtk/dcmnet/dcmlayer.h"
 
 namespace engine {
 
@@ -39,7 +40,9 @@ struct ScuRefusal {
 
 //! What one C-STORE came to.
 struct StoreOutcome {
-    enum Kind { kAnswered, kNoAnswer, kMissing, kUnreadable, kNoContext } kind = kNoAnswer;
+    //! kStalled: the peer took no data for the DIMSE timeout (no answer either)
+    enum Kind { kAnswered, kNoAnswer, kStalled, kMissing, kUnreadable, kNoContext } kind =
+        kNoAnswer;
     unsigned status = 0;  //!< the C-STORE-RSP's status (kAnswered)
     std::string detail;   //!< why, for the other kinds
 };
@@ -49,6 +52,20 @@ struct ScuAssociationDeleter {
     void operator()(T_ASC_Association* association) const;
 };
 using ScuAssociationPtr = std::unique_ptr<T_ASC_Association, ScuAssociationDeleter>;
+
+//! Makes the connections of one SCU's associations: plain TCP (DCMTK's own), each socket giving
+//! up on a send after the association's DIMSE timeout. DCMTK gives every socket one send
+//! timeout for the whole process (dcmSocketSendTimeout, 60 s), so a destination that stops
+//! reading held a C-STORE that long whatever the destination's timeout said.
+class SendLimitedLayer : public DcmTransportLayer {
+public:
+    explicit SendLimitedLayer(int seconds) : seconds_(seconds) {}
+    DcmTransportConnection* createConnection(DcmNativeSocketType socket,
+                                             OFBool secure) override;
+
+private:
+    int seconds_;
+};
 
 class StoreScu {
 public:
@@ -81,6 +98,7 @@ private:
     StoreOutcome send(DcmDataset& data, const std::string& sop_class,
                       const std::string& sop_instance, const std::string& syntax);
     std::mutex mutex_;  //!< held by every method that uses the association
+    std::unique_ptr<SendLimitedLayer> layer_;  //!< declared before network_: outlives it
     NetworkPtr network_;
     ScuAssociationPtr association_;  //!< declared after network_: freed before it
     std::atomic<bool> established_{false};

@@ -1,5 +1,5 @@
 // See store_scu_bindings.hpp. A store's outcome reaches Python as (kind, status, detail) with
-// kind one of "answered", "no answer", "missing", "unreadable", "no context".
+// kind one of "answered", "no answer", "stalled", "missing", "unreadable", "no context".
 #include "store_scu_bindings.hpp"
 
 #include <pybind11/stl.h>
@@ -17,8 +17,8 @@ namespace engine {
 namespace {
 
 py::tuple outcome_tuple(const StoreOutcome& outcome) {
-    static const char* const kKinds[] = {"answered", "no answer", "missing", "unreadable",
-                                         "no context"};
+    static const char* const kKinds[] = {"answered", "no answer", "stalled", "missing",
+                                         "unreadable", "no context"};
     return py::make_tuple(kKinds[outcome.kind], outcome.status, outcome.detail);
 }
 
