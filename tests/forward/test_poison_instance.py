@@ -221,20 +221,29 @@ def test_an_abort_isolates_the_instance_in_flight_and_a_failure_status_fails_onl
     assert len(pacs.tries_of(abort_uid)) == len(tries)  # still waiting out its own backoff
 
 
+def isolated_after_the_others(appliance, pacs: PickyPacs, first, good) -> tuple[dict, str]:
+    """`first`, then `good`, queued for the held `pacs` and released: the good ones are
+    delivered and `first` is the one instance error, isolated; (that error, the config)."""
+    port, config = held_destination(appliance, pacs.peer())
+    count = 1 + len(good)
+    assert storescu(port, [first, *good]).returncode == 0
+    wait_until(lambda: queue_json(config)["picky"]["pending"] == count, 10,
+               what=f"{count} queued")
+    assert queue_cli(config, "release", "picky").returncode == 0
+    wait_until(lambda: pacs.received() == uids(good), 30, what="the others delivered")
+    status = wait_until(lambda: (s := queue_json(config)["picky"])["done"] == len(good) and s,
+                        10)
+    [error] = status["instance_errors"]
+    assert error["sop_instance_uid"] == uids([first])[0] and error["isolated"]
+    return error, config
+
+
 def test_an_instance_the_destination_does_not_answer_is_sent_alone_after_the_others(
         appliance, picky_pacs, tmp_path):
     first, *good = make_study(tmp_path / "study", 11)
     hang_uid = uids([first])[0]
     pacs = picky_pacs(hang_uid=hang_uid, hang_seconds=5)  # the destination's timeout: 3 s
-    port, config = held_destination(appliance, pacs.peer())
-    assert storescu(port, [first, *good]).returncode == 0
-    wait_until(lambda: queue_json(config)["picky"]["pending"] == 11, 10, what="11 queued")
-
-    assert queue_cli(config, "release", "picky").returncode == 0
-    wait_until(lambda: pacs.received() == uids(good), 30, what="the 10 good ones delivered")
-    status = wait_until(lambda: (s := queue_json(config)["picky"])["done"] == 10 and s, 10)
-    [error] = status["instance_errors"]
-    assert error["sop_instance_uid"] == hang_uid and error["isolated"]
+    error, config = isolated_after_the_others(appliance, pacs, first, good)
     assert error["error"] == (f"picky (PICKY@127.0.0.1:{pacs.port}) did not answer the C-STORE "
                               "of this instance within 3 s")
     # Tried alone once more (nothing else on its association), it waits out its own backoff.
@@ -249,20 +258,11 @@ def test_an_instance_the_destination_does_not_answer_is_sent_alone_after_the_oth
 def test_an_instance_the_destination_stops_taking_is_sent_alone_after_the_others(
         appliance, picky_pacs, tmp_path):
     [large] = make_study(tmp_path / "large", 1, rows=4096, columns=4096)  # 32 MB of pixels
-    good = make_study(tmp_path / "study", 10)
-    stalled_uid = uids([large])[0]
     # Reading stops for 20 s once 2 MB of an association have come (the socket buffers then
     # fill up); the destination's timeout is 3 s, DCMTK's own send timeout 60 s.
     pacs = picky_pacs(stall_after_bytes=2_000_000, hang_seconds=20)
-    port, config = held_destination(appliance, pacs.peer())
-    assert storescu(port, [large, *good]).returncode == 0
-    wait_until(lambda: queue_json(config)["picky"]["pending"] == 11, 10, what="11 queued")
-
-    assert queue_cli(config, "release", "picky").returncode == 0
-    wait_until(lambda: pacs.received() == uids(good), 15, what="the 10 others delivered")
-    status = wait_until(lambda: (s := queue_json(config)["picky"])["done"] == 10 and s, 10)
-    [error] = status["instance_errors"]
-    assert error["sop_instance_uid"] == stalled_uid and error["isolated"]
+    error, _ = isolated_after_the_others(appliance, pacs, large,
+                                         make_study(tmp_path / "study", 10))
     assert error["error"] == (f"picky (PICKY@127.0.0.1:{pacs.port}) took no data of this "
                               "instance for 3 s")
 
