@@ -1,6 +1,7 @@
 """The native C-STORE SCU (appliance/dicom/store_association.py on engine/src/store_scu.cpp)
 against real peers on 127.0.0.1: DCMTK's storescp receives what it sends (every value as
-stored), a pynetdicom SCP rejects it, answers late or not at all; a missing or damaged stored
+stored), a pynetdicom SCP rejects it, answers late or not at all, or stops reading in the middle
+of a data set (given up after the DIMSE timeout, not DCMTK's 60 s); a missing or damaged stored
 file fails before anything is sent; failures read as every SCU's (scu.association_failure);
 and it waits without the GIL, so Python threads run meanwhile."""
 
@@ -177,7 +178,8 @@ def test_a_peer_that_stops_reading_fails_the_store_after_the_timeout(tmp_path):
         waited = time.monotonic() - started
         assert scp.stalled.is_set() and not assoc.is_established
         # the destination's timeout, not DCMTK's 60 s send timeout for every socket
-        assert waited < 30, waited
+        assert waited < 10, waited  # 2 s here; no A-ABORT waiting as long again
         assert assoc.last_failure == "the destination took no data for 2 s", assoc.last_failure
+        assert assoc.stalled
     finally:
         scp.close()

@@ -187,9 +187,10 @@ StoreOutcome StoreScu::send(DcmDataset& data, const std::string& sop_class,
     const bool stalled = cond.module() == OFM_dcmnet && cond.code() == DIMSEC_SENDFAILED &&
                          std::chrono::steady_clock::now() - started >=
                              std::chrono::seconds(dimse_timeout_);
-    // No answer: timed out, aborted, closed, or a broken message. The association is not
-    // used again: aborted unless the peer has ended it already.
-    if (cond != DUL_PEERABORTEDASSOCIATION && cond != DUL_NETWORKCLOSED) {
+    // No answer: timed out, aborted, closed, stalled, or a broken message. The association is
+    // not used again: aborted unless the peer has ended it already, or takes no data (an
+    // A-ABORT would wait as long again in the full socket; closing the connection tells it).
+    if (!stalled && cond != DUL_PEERABORTEDASSOCIATION && cond != DUL_NETWORKCLOSED) {
         ASC_abortAssociation(association_.get());
     }
     established_ = false;
