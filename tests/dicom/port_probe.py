@@ -33,6 +33,33 @@ def stats(pid: int) -> ProcessStats:
                         fds=len(os.listdir(f"/proc/{pid}/fd")))
 
 
+def own_sockets():
+    """This process's sockets, each as a duplicate the caller closes (from /proc/self/fd)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            yield socket.socket(fileno=os.dup(int(name)))
+        except OSError:  # closed while we looked
+            continue
+
+
+def connected_on(port: int) -> int:
+    """How many of this process's sockets are connections accepted on its `port` (the
+    listener itself has no peer): an in-process engine's open connections, whatever other
+    descriptors the process opens or closes meanwhile."""
+    count = 0
+    for sock in own_sockets():
+        with sock:
+            try:
+                if sock.family in (socket.AF_INET, socket.AF_INET6) and \
+                        sock.getsockname()[1] == port and sock.getpeername():
+                    count += 1
+            except OSError:  # not connected
+                continue
+    return count
+
+
 def connect(port: int, source: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
     """A TCP connection from `source` (tests.conftest.connect_loopback)."""
     return connect_loopback(port, source, timeout)

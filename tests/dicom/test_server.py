@@ -3,7 +3,6 @@ live reconfiguration."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -18,6 +17,7 @@ from appliance.dicom.engine_server import EngineServer
 from appliance.dicom.sockets import SCU_HANDLERS
 from appliance.dicom.verification import VerificationService
 from tests.conftest import echoscu, free_port, wait_not_listening
+from tests.dicom import port_probe
 
 
 def make_config(**dicom) -> ApplianceConfig:
@@ -53,13 +53,7 @@ def nodelay(sock: socket.socket) -> int:
 
 def accepted_socket(peer: tuple) -> socket.socket:
     """The engine's socket (in this process) whose peer is `peer`, as a duplicate."""
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                continue
-            sock = socket.socket(fileno=os.dup(int(name)))
-        except OSError:
-            continue
+    for sock in port_probe.own_sockets():
         try:
             if sock.family == socket.AF_INET and sock.getpeername() == peer:
                 return sock

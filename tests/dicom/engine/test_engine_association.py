@@ -223,18 +223,23 @@ def test_a_p_data_pdu_longer_than_announced_is_aborted(engine):
 def test_bad_connections_leave_no_thread_or_descriptor(engine):
     dicom_engine, _ = engine(artim_timeout=1)
     assert echoscu(dicom_engine.port).returncode == 0
-    # Native threads and descriptors (Python's threading keeps a _DummyThread per native
-    # thread id that ever called into Python; ids are reused, so that is not counted).
-    before = (len(os.listdir("/proc/self/fd")), engine_threads())
+    # The engine's threads (by name: Python's threading keeps a _DummyThread per native thread
+    # id that ever called into Python, and ids are reused) and its open connections (the
+    # sockets accepted on its port: other tests' leftovers may close meanwhile); and no more
+    # descriptors of any kind than before.
+    def now():
+        return engine_threads(), port_probe.connected_on(dicom_engine.port)
+
+    assert port_probe.wait_until(lambda: now()[1] == 0, 15), now()  # echoscu's has closed
+    before, fds = now(), len(os.listdir("/proc/self/fd"))
     for first in [b"", b"\x04\x00\x00\x00\x00\x10" + bytes(16), b"\x01\x00\x00\x00\x00\x10"
                   + bytes(16), b"\x01\x00\x00\x00\x01\x00" + bytes(20), os.urandom(200)]:
         for _ in range(4):
             with contextlib.suppress(OSError), socket.create_connection(
                     ("127.0.0.1", dicom_engine.port), timeout=5) as sock:
                 sock.sendall(first)
-    def now():
-        return len(os.listdir("/proc/self/fd")), engine_threads()
     assert port_probe.wait_until(lambda: now() == before, 15), (before, now())
+    assert len(os.listdir("/proc/self/fd")) <= fds
     assert echoscu(dicom_engine.port).returncode == 0
 
 
